@@ -1,0 +1,101 @@
+"""Data augmentation: waveform copies for training clips, SpecAugment for spectrogram batches.
+
+Waveform augmentation makes *one extra copy* of each training clip (the Keras notebook
+seed's recipe), with every enabled transform applied. Copies are generated only from
+training rows, so an augmented copy never lands in validation or test. Each copy's random
+draws are seeded from the run seed and the clip's name, so a copy is the same every run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ser import config
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Which waveform transforms make the augmented copy; all off means no copy."""
+
+    noise: bool = False
+    noise_factor: float = config.NOISE_FACTOR
+    pitch: bool = False
+    pitch_semitones: float = 2.0  # drawn uniformly in ±this
+    stretch: bool = False
+    stretch_range: float = 0.1  # rate drawn uniformly in 1 ± this
+    seed: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.noise or self.pitch or self.stretch
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def describe(self) -> str:
+        parts = []
+        if self.noise:
+            parts.append(f"white noise ×{self.noise_factor:g}")
+        if self.pitch:
+            parts.append(f"pitch ±{self.pitch_semitones:g} st")
+        if self.stretch:
+            parts.append(f"stretch ±{self.stretch_range:.0%}")
+        return ", ".join(parts) if parts else "none"
+
+
+def clip_rng(seed: int, key: str) -> np.random.Generator:
+    """A generator that depends only on the run seed and the clip, not on processing order."""
+    digest = hashlib.sha1(f"{seed}:{key}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def add_noise(y: np.ndarray, factor: float, rng: np.random.Generator) -> np.ndarray:
+    """``y + factor · N(0, 1)``: the seed's additive white noise."""
+    return (y + factor * rng.standard_normal(len(y))).astype(np.float32)
+
+
+def augment_waveform(y: np.ndarray, sr: int, aug: AugmentConfig, key: str) -> np.ndarray:
+    """Apply every enabled transform of ``aug`` to mono ``y`` (seeded by ``key``)."""
+    import librosa
+
+    rng = clip_rng(aug.seed, key)
+    out = np.asarray(y, dtype=np.float32)
+    if aug.stretch:
+        rate = 1.0 + rng.uniform(-aug.stretch_range, aug.stretch_range)
+        out = librosa.effects.time_stretch(out, rate=rate)
+    if aug.pitch:
+        steps = rng.uniform(-aug.pitch_semitones, aug.pitch_semitones)
+        out = librosa.effects.pitch_shift(out, sr=sr, n_steps=steps)
+    if aug.noise:
+        out = add_noise(out, aug.noise_factor, rng)
+    return out.astype(np.float32)
+
+
+def spec_augment(x, *, freq_masks: int = 2, freq_width: int = 12, time_masks: int = 2,
+                 time_width: int = 24, generator=None):
+    """SpecAugment on a batch of spectrograms ``(B, 1, F, T)`` (torch), masks set to 0.
+
+    Inputs are standardised, so 0 is the training mean: a mask hides information without
+    inventing an extreme value. Device-agnostic: masks are built on ``x.device``.
+    """
+    import torch
+
+    b, _, f, t = x.shape
+    out = x.clone()
+    dev = x.device
+    for size, width, axis in ((f, freq_width, 2), (t, time_width, 3)):
+        n = freq_masks if axis == 2 else time_masks
+        for _ in range(n):
+            w = torch.randint(0, width + 1, (b,), device=dev, generator=generator)
+            start = (torch.rand(b, device=dev, generator=generator) * (size - w).clamp(min=1)
+                     ).long()
+            pos = torch.arange(size, device=dev)[None, :]
+            mask = (pos >= start[:, None]) & (pos < (start + w)[:, None])  # (B, size)
+            if axis == 2:
+                out = out.masked_fill(mask[:, None, :, None], 0.0)
+            else:
+                out = out.masked_fill(mask[:, None, None, :], 0.0)
+    return out

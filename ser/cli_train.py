@@ -1,0 +1,234 @@
+"""CLI commands: train, evaluate, predict, runs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from ser import config
+
+
+def _bool_flag(parser, name: str, default: bool, help: str) -> None:
+    parser.add_argument(f"--{name.replace('_', '-')}", dest=name,
+                        action=argparse.BooleanOptionalAction, default=default, help=help)
+
+
+def add_commands(sub) -> None:
+    from ser.training import TrainConfig
+
+    t = sub.add_parser("train", help="train a model (every fit option is a flag)",
+                       description="Train one architecture. Without --run the run is created "
+                       "in runs/ and trained in this process with a progress bar.")
+    t.add_argument("--run", help="execute an existing queued run (what the app launches)")
+    t.add_argument("--config", help="read options from a JSON file (a run's config.json)")
+    t.add_argument("--detach", action="store_true", help="queue the run in the background")
+    t.add_argument("--max-parallel", type=int, default=1, help="runs allowed at once")
+    t.add_argument("--out", help="also copy the bundle to this .pt path")
+    helps = {"arch": "architecture name (python -m ser models)", "data": "corpus folder",
+             "split": "speaker | random | kfold", "schedule": "none | cosine | plateau",
+             "device": "auto | cpu | cuda | mps", "epochs": "default 30 (1D) / 20 (2D)",
+             "mixup": "mixup alpha (0 = off)", "max_clips": "subsample for quick trials"}
+    for f in fields(TrainConfig):
+        if f.type in ("bool", bool):
+            _bool_flag(t, f.name, f.default, helps.get(f.name, ""))
+        else:
+            typ = {"int": int, "float": float, "int | None": int, "float | None": float}.get(
+                str(f.type), str)
+            t.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=typ,
+                           default=None, help=helps.get(f.name, f"default {f.default!r}"))
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="evaluate a bundle on its split's test part")
+    e.add_argument("bundle")
+    e.add_argument("data", nargs="?", help="corpus folder (default: as for training)")
+    e.add_argument("--split", help="override the bundle's split protocol")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="predict the emotion of audio files")
+    p.add_argument("bundle", help="a .pt bundle, or a folder of bundles (ensemble)")
+    p.add_argument("clips", nargs="+")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_predict)
+
+    r = sub.add_parser("runs", help="list, show, cancel or delete training runs")
+    r.add_argument("action", nargs="?", default="list", choices=["list", "show", "cancel",
+                                                                  "delete"])
+    r.add_argument("run_id", nargs="?")
+    r.set_defaults(func=cmd_runs)
+
+
+def _config_from_args(args):
+    from ser.training import TrainConfig
+
+    base = {}
+    if args.config:
+        base = json.loads(Path(args.config).read_text())
+    for f in fields(TrainConfig):
+        v = getattr(args, f.name, None)
+        if v is not None and (not isinstance(v, bool) or v != f.default or f.name not in base):
+            base[f.name] = v
+    return TrainConfig.from_dict(base)
+
+
+def cmd_train(args) -> int:
+    from ser import runs
+
+    if args.run:
+        return runs.execute(args.run, max_parallel=args.max_parallel)
+    cfg = _config_from_args(args)
+    run_id = runs.create(cfg)
+    if args.detach:
+        runs.launch(run_id, max_parallel=args.max_parallel)
+        print(f"queued run {run_id} in {runs.root()}; follow it with "
+              f"`python -m ser runs show {run_id}`")
+        return 0
+    return _train_foreground(run_id, args.out)
+
+
+def _train_foreground(run_id: str, out: str | None) -> int:
+    """Train in this process with tqdm bars; same `runs.execute` path as the app's runs."""
+    from tqdm import tqdm
+
+    from ser import runs
+
+    d = runs.run_dir(run_id)
+    print(f"run {run_id} → {d}", file=sys.stderr)
+    bars: dict = {}
+    epochs = runs.read_json(d / "config.json")
+    from ser.training import TrainConfig
+
+    n_epochs = TrainConfig.from_dict(epochs).resolved_epochs()
+
+    def on_event(e: dict) -> None:
+        if e["type"] == "epoch":
+            bar = bars.setdefault("epochs", tqdm(total=n_epochs, desc="epochs", unit="ep",
+                                                 file=sys.stderr, disable=None))
+            bar.update(1)
+            bar.set_postfix(loss=f"{e['train_loss']:.3f}", val_acc=f"{e['val_accuracy']:.3f}",
+                            val_uar=f"{e['val_uar']:.3f}")
+
+    def progress(stage: str, done: int, total: int) -> None:
+        bar = bars.get(stage) or bars.setdefault(stage, tqdm(total=total, desc=stage,
+                                                             unit="clip", file=sys.stderr,
+                                                             disable=None))
+        bar.update(done - bar.n)
+
+    try:
+        code = runs.execute(run_id, on_event=on_event, progress=progress)
+    finally:
+        for bar in bars.values():
+            bar.close()
+    st = runs.status(run_id)
+    if st["state"] == "failed":
+        print(f"failed: {st.get('error')}\n{runs.log_tail(run_id, 5)}", file=sys.stderr)
+        return code or 1
+    rep = json.loads((d / "report.json").read_text())
+    _print_report(rep)
+    print(f"bundle: {d / 'model.pt'}")
+    if out:
+        import shutil
+
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(d / "model.pt", out)
+        shutil.copy(d / "model.json", Path(out).with_suffix(".json"))
+        print(f"copied to {out}")
+    return code
+
+
+def _print_report(rep: dict) -> None:
+    prot = rep.get("protocol", {})
+    data = rep.get("data", {})
+    print(f"test ({prot.get('description', '?')}; {data.get('corpus', '?')}"
+          f"{' — SYNTHETIC' if data.get('synthetic') else ''}; n={rep['n']}):")
+    print(f"  accuracy {rep['accuracy']:.4f}  UAR {rep['uar']:.4f}  macro-F1 "
+          f"{rep['macro_f1']:.4f}  precision {rep['macro_precision']:.4f}  loss {rep['loss']:.4f}")
+    if "human_voice_accuracy" in rep:
+        print(f"  human raters (voice only) on the same clips: {rep['human_voice_accuracy']:.4f}")
+    print("  confusion (rows true, cols predicted: " + " ".join(config.LABELS) + ")")
+    for lab, row in zip(config.LABELS, rep["confusion_matrix"]):
+        print(f"    {lab:<8} " + " ".join(f"{v:>5}" for v in row))
+
+
+def cmd_evaluate(args) -> int:
+    from ser import bundle
+    from ser.evaluation import evaluate_bundle
+
+    b = bundle.load(args.bundle)
+    rep, _ = evaluate_bundle(b, args.data, split=args.split)
+    if args.json:
+        print(json.dumps(rep, indent=2, default=str))
+    else:
+        _print_report(rep)
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from ser import bundle
+    from ser.audio import AudioError
+    from ser.inference import Predictor, ensemble
+
+    paths = bundle.find_bundles(args.bundle) if Path(args.bundle).is_dir() else [args.bundle]
+    if not paths:
+        print(f"error: no bundles in {args.bundle}", file=sys.stderr)
+        return 2
+    predictors = [Predictor(p) for p in paths]
+    status = 0
+    results = {}
+    for clip in args.clips:
+        try:
+            preds = [p.predict(clip) for p in predictors]
+        except AudioError as err:
+            print(f"{clip}: error: {err}", file=sys.stderr)
+            status = 2
+            continue
+        probs = ensemble(preds)
+        results[clip] = {p.name: r.as_dict() for p, r in zip(predictors, preds)}
+        label = config.LABELS[int(probs.argmax())]
+        if not args.json:
+            print(f"{clip}: {label} ({probs.max():.0%})" + ("  [ensemble of "
+                  f"{len(preds)}]" if len(preds) > 1 else ""))
+            for p, r in zip(predictors, preds):
+                top = ", ".join(f"{lab} {v:.2f}" for lab, v in sorted(
+                    zip(config.LABELS, r.probs), key=lambda x: -x[1])[:3])
+                print(f"  {p.name:<28} {top}" + (f"  ({len(r.window_probs)} windows)"
+                                                 if len(r.window_probs) > 1 else ""))
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return status
+
+
+def cmd_runs(args) -> int:
+    from ser import runs
+
+    if args.action == "list":
+        rows = runs.list_runs()
+        if not rows:
+            print(f"no runs in {runs.root()}")
+        for r in rows:
+            st, rep = r["status"], r["report"]
+            acc = f"acc {rep['accuracy']:.3f} UAR {rep['uar']:.3f}" if rep else ""
+            ep = f"epoch {st.get('epoch', 0)}/{st.get('epochs', '?')}" if st["state"] == \
+                "running" else ""
+            print(f"{r['run_id']:<40} {st['state']:<10} {ep:<14} {acc}")
+        return 0
+    if not args.run_id:
+        print("error: give a run id", file=sys.stderr)
+        return 2
+    if args.action == "show":
+        st = runs.status(args.run_id)
+        print(json.dumps(st, indent=2))
+        m = runs.metrics(args.run_id)
+        for e in [x for x in m if x["type"] == "epoch"][-5:]:
+            print(f"epoch {e['epoch']}: train loss {e['train_loss']:.4f} val acc "
+                  f"{e['val_accuracy']:.3f} UAR {e['val_uar']:.3f}")
+        print(runs.log_tail(args.run_id, 5))
+    elif args.action == "cancel":
+        print(json.dumps(runs.cancel(args.run_id), indent=2))
+    elif args.action == "delete":
+        runs.delete(args.run_id)
+        print(f"deleted {args.run_id}")
+    return 0

@@ -1,0 +1,193 @@
+"""CREMA-D: find the clips under a folder and build the manifest.
+
+File names follow ``ActorID_SENTENCE_EMOTION_LEVEL`` (e.g. ``1001_DFA_ANG_XX.wav``). The
+official release ships WAV (``AudioWAV/``) and MP3 (``AudioMP3/``); any of
+:data:`ser.config.AUDIO_EXTENSIONS` is accepted. ``VideoDemographics.csv`` (actor sex, age)
+and ``summaryTable.csv`` (the crowd raters' votes) are joined when found in the folder or
+up to two levels above it; neither is required.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+
+from ser import config
+
+NAME_RE = re.compile(
+    r"^(?P<speaker>\d{4})_(?P<sentence>[A-Z]{3})_(?P<emotion>ANG|DIS|FEA|HAP|NEU|SAD)"
+    r"_(?P<level>LO|MD|HI|XX)$"
+)
+
+#: Standard speaker-independent split (TensorFlow Datasets' crema_d; actors shuffled with
+#: numpy RandomState(0) from the sorted ID strings, 70/10/20 by actor).
+STANDARD_VALIDATION_ACTORS = ("1015", "1020", "1021", "1030", "1050", "1070", "1079", "1089",
+                              "1090")
+STANDARD_TEST_ACTORS = ("1010", "1013", "1022", "1026", "1037", "1038", "1040", "1045", "1047",
+                        "1048", "1059", "1065", "1066", "1068", "1071", "1073", "1084", "1086",
+                        "1088")
+
+MANIFEST_COLUMNS = ["path", "dataset", "speaker", "sentence", "emotion", "intensity",
+                    "duration_s"]
+
+
+@dataclass
+class ParsedFolder:
+    """Result of scanning a folder: the manifest and the files that could not be used."""
+
+    manifest: pd.DataFrame
+    unparsed: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+
+
+def parse_name(name: str) -> dict | None:
+    """Parse a CREMA-D clip name (with or without extension); ``None`` if it does not fit."""
+    m = NAME_RE.match(Path(name).stem if "." in name else name)
+    if not m:
+        return None
+    sentence = m["sentence"]
+    if sentence not in config.SENTENCES:
+        return None
+    return {
+        "speaker": m["speaker"],
+        "sentence": sentence,
+        "emotion": config.EMOTION_CODES[m["emotion"]],
+        "intensity": config.INTENSITY_CODES[m["level"]],
+    }
+
+
+def find_audio_files(folder: Path) -> list[Path]:
+    """All audio files below ``folder`` (recursively), sorted by name then path."""
+    exts = set(config.AUDIO_EXTENSIONS)
+    files = [p for p in Path(folder).rglob("*") if p.suffix.lower() in exts and p.is_file()]
+    return sorted(files, key=lambda p: (p.name, str(p)))
+
+
+def _find_near(folder: Path, filename: str) -> Path | None:
+    """Look for a metadata file in the folder, its parents (2 levels) and their children."""
+    folder = Path(folder).resolve()
+    for base in (folder, folder.parent, folder.parent.parent):
+        for candidate in (base / filename, *base.glob(f"*/{filename}")):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def read_demographics(folder: Path) -> pd.DataFrame | None:
+    """``speaker, sex, age, race, ethnicity`` from VideoDemographics.csv, if present."""
+    path = _find_near(folder, "VideoDemographics.csv")
+    if path is None:
+        return None
+    df = pd.read_csv(path)
+    df = df.rename(columns={"ActorID": "speaker", "Age": "age", "Sex": "sex", "Race": "race",
+                            "Ethnicity": "ethnicity"})
+    df["speaker"] = df["speaker"].astype(str).str.zfill(4)
+    df["sex"] = df["sex"].astype(str).str.lower()
+    return df[["speaker", "sex", "age", "race", "ethnicity"]]
+
+
+def read_votes(folder: Path) -> pd.DataFrame | None:
+    """Raters' voice-only vote per clip from summaryTable.csv, if present.
+
+    ``human_vote`` holds the voted labels joined by ``:`` (a tie lists several);
+    ``human_vote_level`` the mean rated intensity.
+    """
+    path = _find_near(folder, "summaryTable.csv")
+    if path is None:
+        return None
+    df = pd.read_csv(path)
+    if "FileName" not in df or "VoiceVote" not in df:
+        return None
+
+    def letters_to_labels(vote: object) -> str:
+        if not isinstance(vote, str):
+            return ""
+        return ":".join(config.VOTE_LETTERS[v] for v in vote.split(":")
+                        if v in config.VOTE_LETTERS)
+
+    return pd.DataFrame({
+        "clip": df["FileName"].astype(str),
+        "human_vote": df["VoiceVote"].map(letters_to_labels),
+        "human_vote_level": pd.to_numeric(df.get("VoiceLevel"), errors="coerce"),
+    })
+
+
+def scan(folder: str | Path, *, dataset: str = "crema-d") -> ParsedFolder:
+    """Build the manifest of every parseable clip below ``folder``.
+
+    Files whose names do not parse are listed in ``unparsed``; files whose header cannot
+    be read are listed in ``unreadable``. Neither stops the scan.
+    """
+    folder = Path(folder)
+    rows, unparsed, unreadable = [], [], []
+    for path in find_audio_files(folder):
+        meta = parse_name(path.stem)
+        if meta is None:
+            unparsed.append(str(path))
+            continue
+        try:
+            inf = sf.info(str(path))
+            duration = inf.frames / inf.samplerate if inf.samplerate else float("nan")
+        except (sf.LibsndfileError, RuntimeError):
+            unreadable.append(str(path))
+            continue
+        rows.append({"path": str(path), "dataset": dataset, **meta, "duration_s": duration,
+                     "clip": path.stem, "sentence_text": config.SENTENCES[meta["sentence"]]})
+    df = pd.DataFrame(rows, columns=MANIFEST_COLUMNS + ["clip", "sentence_text"])
+    # One clip per name: the official release has the same clip as WAV and MP3; keep the
+    # first format found (sorted by name then path) so the two copies never both count.
+    df = df.drop_duplicates("clip", keep="first").reset_index(drop=True)
+    demo = read_demographics(folder)
+    if demo is not None and len(df):
+        df = df.merge(demo, on="speaker", how="left")
+    votes = read_votes(folder)
+    if votes is not None and len(df):
+        df = df.merge(votes, on="clip", how="left")
+    return ParsedFolder(df, unparsed, unreadable)
+
+
+def quirks(manifest: pd.DataFrame, *, workers: int | None = None, progress=None) -> dict:
+    """Find digital silence, identical audio under different labels, and clipping.
+
+    Returns a dict with ``silent`` (clip names), ``duplicates`` (lists of clip names whose
+    decoded audio is identical), ``duplicates_conflicting`` (those whose labels differ),
+    ``clipped`` (clips reaching full scale) and ``peak`` per clip.
+    """
+    from ser.parallel import map_unordered
+
+    paths = list(manifest["path"])
+    stats = dict(map_unordered(_clip_stats, paths, workers=workers, progress=progress))
+    clips = dict(zip(manifest["path"], manifest["clip"]))
+    labels = dict(zip(manifest["clip"], manifest["emotion"]))
+    by_hash: dict[str, list[str]] = {}
+    for path, (digest, _peak) in stats.items():
+        by_hash.setdefault(digest, []).append(clips[path])
+    dups = sorted(sorted(v) for v in by_hash.values() if len(v) > 1)
+    return {
+        "silent": sorted(clips[p] for p, (_, peak) in stats.items() if peak == 0.0),
+        "duplicates": dups,
+        "duplicates_conflicting": [d for d in dups if len({labels[c] for c in d}) > 1],
+        "clipped": sorted(clips[p] for p, (_, peak) in stats.items() if peak >= 0.999),
+        "peak": {clips[p]: peak for p, (_, peak) in stats.items()},
+    }
+
+
+def _clip_stats(path: str) -> tuple[str, tuple[str, float]]:
+    import hashlib
+
+    from ser.audio import AudioError, load
+
+    try:
+        y, _ = load(path)
+    except AudioError:
+        return path, ("unreadable:" + path, float("nan"))
+    # Hash the decoded samples, not the bytes: the same audio stored as WAV and Opus, or
+    # with different headers, is still the same recording.
+    q = np.round(y * 32767).astype(np.int16)
+    return path, (hashlib.sha1(q.tobytes()).hexdigest(), float(np.max(np.abs(y))) if len(y)
+                  else 0.0)

@@ -1,0 +1,287 @@
+"""Feature spaces FS1 (169-d vector) and FS2 (128 × 216 log-mel), one STFT per clip.
+
+FS1 = mean over frames of ZCR (1) + RMS (1) + MFCC (20) + chroma (12) + spectral contrast
+(7) + mel power (128). FS2 = mel power in dB relative to the clip's own maximum
+(``ref=np.max``, ``top_db=80``), so values lie in [-80, 0], padded with -80 dB (silence) or
+cropped to 216 frames. Both use sr 22050, n_fft 2048, hop 512 (the Keras notebook seed).
+
+The magnitude STFT is computed once per clip and handed to every librosa feature through
+its ``S=`` argument; ZCR and RMS are time-domain and read ``y`` directly, as librosa does
+when given ``y``. The values therefore equal separate librosa calls on ``y``.
+
+Batch extraction (`extract_manifest`) runs on every core and caches its result on disk
+keyed by the clips' path/size/mtime, the feature config and the augmentation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ser import config
+from ser.augment import AugmentConfig, augment_waveform
+
+SPACES = ("fs1", "fs2")
+#: Bump when the feature code changes in a way that changes values: old caches are ignored.
+FEATURE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Everything that determines feature values. Stored in bundles and cache keys."""
+
+    sample_rate: int = config.SAMPLE_RATE
+    n_fft: int = config.N_FFT
+    hop_length: int = config.HOP_LENGTH
+    n_mels: int = config.N_MELS
+    n_mfcc: int = config.N_MFCC
+    fs2_frames: int = config.FS2_FRAMES
+    top_db: float = config.FS2_TOP_DB
+    version: int = FEATURE_VERSION
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FeatureConfig:
+        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        return cls(**known)
+
+    def key(self) -> str:
+        return hashlib.sha1(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()[:12]
+
+    @property
+    def window_seconds(self) -> float:
+        """Length of audio one FS2 input covers."""
+        return self.fs2_frames * self.hop_length / self.sample_rate
+
+
+DEFAULT = FeatureConfig()
+
+
+@lru_cache(maxsize=8)
+def _mel_basis(sr: int, n_fft: int, n_mels: int):
+    """librosa's Slaney mel filterbank, stored sparse: each filter spans only a few bins,
+    so the product costs a fraction of the dense one and gives the same sums."""
+    import librosa
+    from scipy import sparse
+
+    return sparse.csr_matrix(librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels))
+
+
+def magnitude_stft(y: np.ndarray, cfg: FeatureConfig = DEFAULT) -> np.ndarray:
+    """``|STFT|`` with librosa's defaults (centred, Hann), shape ``(1 + n_fft/2, frames)``."""
+    import librosa
+
+    return np.abs(librosa.stft(y, n_fft=cfg.n_fft, hop_length=cfg.hop_length))
+
+
+def mel_power(S_mag: np.ndarray, cfg: FeatureConfig = DEFAULT) -> np.ndarray:
+    """Mel power spectrogram from a magnitude STFT (as ``librosa.feature.melspectrogram``)."""
+    return np.asarray(_mel_basis(cfg.sample_rate, cfg.n_fft, cfg.n_mels) @ (S_mag ** 2),
+                      dtype=np.float32)
+
+
+def fs1(y: np.ndarray, cfg: FeatureConfig = DEFAULT, *, S_mag: np.ndarray | None = None,
+        mel: np.ndarray | None = None) -> np.ndarray:
+    """The 169-d FS1 vector of mono ``y`` sampled at ``cfg.sample_rate``.
+
+    Pass a precomputed magnitude STFT ``S_mag`` (and its ``mel``) to skip recomputing them.
+
+    Examples
+    --------
+    >>> v = fs1(np.zeros(22050, np.float32))  # doctest: +SKIP
+    >>> v.shape
+    (169,)
+    """
+    import librosa
+
+    y = np.asarray(y, dtype=np.float32)
+    if S_mag is None:
+        S_mag = magnitude_stft(y, cfg)
+    if mel is None:
+        mel = mel_power(S_mag, cfg)
+    sr, n_fft, hop = cfg.sample_rate, cfg.n_fft, cfg.hop_length
+    zcr = librosa.feature.zero_crossing_rate(y, frame_length=n_fft, hop_length=hop)
+    rms = librosa.feature.rms(y=y, frame_length=n_fft, hop_length=hop)
+    mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel), n_mfcc=cfg.n_mfcc)
+    if np.any(S_mag):
+        chroma = librosa.feature.chroma_stft(S=S_mag ** 2, sr=sr, n_fft=n_fft, hop_length=hop)
+    else:
+        # librosa's tuning estimate divides by zero on digital silence; silence has no
+        # pitch class, and its chroma is zero either way.
+        chroma = np.zeros((config.N_CHROMA, S_mag.shape[1]), np.float32)
+    contrast = librosa.feature.spectral_contrast(S=S_mag, sr=sr, n_fft=n_fft, hop_length=hop)
+    parts = [zcr, rms, mfcc, chroma, contrast, mel]
+    return np.concatenate([p.mean(axis=1) for p in parts]).astype(np.float32)
+
+
+def fs2(y: np.ndarray, cfg: FeatureConfig = DEFAULT, *, S_mag: np.ndarray | None = None,
+        mel: np.ndarray | None = None, frames: int | None = None) -> np.ndarray:
+    """The FS2 log-mel image of ``y``: ``(n_mels, frames)`` float32 in [-top_db, 0] dB.
+
+    ``frames`` defaults to ``cfg.fs2_frames`` (216); pass ``0`` to keep the clip's own
+    length (for variable-length models and long-clip windows).
+    """
+    import librosa
+
+    if mel is None:
+        if S_mag is None:
+            S_mag = magnitude_stft(np.asarray(y, dtype=np.float32), cfg)
+        mel = mel_power(S_mag, cfg)
+    if mel.max() <= 1e-10:
+        # ref=np.max on silence would put every bin at 0 dB, the loudest value.
+        db = np.full(mel.shape, -cfg.top_db, np.float32)
+    else:
+        db = librosa.power_to_db(mel, ref=np.max, top_db=cfg.top_db).astype(np.float32)
+    n = cfg.fs2_frames if frames is None else frames
+    return fit_frames(db, n, floor=-cfg.top_db) if n else db
+
+
+def fit_frames(db: np.ndarray, n: int, *, floor: float = -config.FS2_TOP_DB) -> np.ndarray:
+    """Crop or pad (with ``floor`` dB, i.e. silence) the time axis to ``n`` frames."""
+    t = db.shape[-1]
+    if t >= n:
+        return np.ascontiguousarray(db[..., :n])
+    pad = np.full(db.shape[:-1] + (n - t,), floor, dtype=db.dtype)
+    return np.concatenate([db, pad], axis=-1)
+
+
+def clip_features(y: np.ndarray, cfg: FeatureConfig = DEFAULT,
+                  spaces: tuple[str, ...] = SPACES) -> dict[str, np.ndarray]:
+    """Every requested space of one clip from a single STFT."""
+    S_mag = magnitude_stft(np.asarray(y, dtype=np.float32), cfg)
+    mel = mel_power(S_mag, cfg)
+    out = {}
+    if "fs1" in spaces:
+        out["fs1"] = fs1(y, cfg, S_mag=S_mag, mel=mel)
+    if "fs2" in spaces:
+        out["fs2"] = fs2(y, cfg, mel=mel)
+    return out
+
+
+def features_from_source(source, cfg: FeatureConfig = DEFAULT,
+                         spaces: tuple[str, ...] = SPACES) -> dict[str, np.ndarray]:
+    """Decode a path/bytes/file with `ser.audio.load` at the config's rate, then featurise."""
+    from ser.audio import load
+
+    y, _ = load(source, sr=cfg.sample_rate)
+    return clip_features(y, cfg, spaces)
+
+
+# ---------------------------------------------------------------- batch extraction + cache
+
+def _file_key(path: str) -> str:
+    st = os.stat(path)
+    return f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}"
+
+
+def cache_key(paths: list[str], cfg: FeatureConfig, spaces: tuple[str, ...],
+              aug: AugmentConfig | None) -> str:
+    """Identifies one batch: the clips (path, size, mtime), the config, spaces, augmentation."""
+    h = hashlib.sha1()
+    h.update(json.dumps({"cfg": cfg.as_dict(), "spaces": sorted(spaces),
+                         "aug": aug.as_dict() if aug and aug.enabled else None},
+                        sort_keys=True).encode())
+    for p in paths:
+        h.update(_file_key(p).encode())
+        h.update(b"\n")
+    return h.hexdigest()[:20]
+
+
+def _extract_task(task: tuple) -> tuple[int, dict[str, np.ndarray] | str]:
+    index, path, cfg, spaces, aug = task
+    from ser.audio import AudioError, load
+
+    try:
+        y, sr = load(path, sr=cfg.sample_rate)
+    except AudioError as err:
+        return index, str(err)
+    if aug is not None and aug.enabled:
+        y = augment_waveform(y, sr, aug, Path(path).stem)
+    return index, clip_features(y, cfg, spaces)
+
+
+class FeatureError(RuntimeError):
+    """Some clips of a batch could not be featurised; ``failures`` maps path → reason."""
+
+    def __init__(self, failures: dict[str, str]):
+        self.failures = failures
+        first = next(iter(failures.items()))
+        super().__init__(f"{len(failures)} clip(s) could not be read, e.g. {first[0]}: "
+                         f"{first[1]}")
+
+
+def extract_paths(paths: list[str], *, cfg: FeatureConfig = DEFAULT,
+                  spaces: tuple[str, ...] = SPACES, augment: AugmentConfig | None = None,
+                  cache: bool = True, cache_root: Path | None = None, workers: int | None = None,
+                  progress=None) -> dict[str, np.ndarray]:
+    """Features of many clips, stacked in ``paths`` order: ``{"fs1": (N, 169), "fs2": (N,
+    128, 216)}``, float32. With ``augment`` the features are those of each clip's
+    augmented copy.
+
+    With ``cache`` (default) a repeated call with the same clips (same path, size, mtime),
+    config, spaces and augmentation loads the arrays from disk instead of recomputing.
+    ``progress(done, total)`` is called as clips finish.
+    """
+    from ser.parallel import map_unordered
+
+    paths = [str(p) for p in paths]
+    spaces = tuple(s for s in SPACES if s in spaces)
+    root = (cache_root or config.cache_dir()) / "features"
+    key = cache_key(paths, cfg, spaces, augment)
+    folder = root / key
+    if cache and (folder / "done.json").exists():
+        if progress:
+            progress(len(paths), len(paths))
+        return {s: np.load(folder / f"{s}.npy", mmap_mode="r") for s in spaces}
+
+    out = {"fs1": np.empty((len(paths), config.FS1_DIM), np.float32),
+           "fs2": np.empty((len(paths), cfg.n_mels, cfg.fs2_frames), np.float32)}
+    out = {s: out[s] for s in spaces}
+    failures: dict[str, str] = {}
+    tasks = [(i, p, cfg, spaces, augment) for i, p in enumerate(paths)]
+    for index, result in map_unordered(_extract_task, tasks, workers=workers,
+                                       progress=progress):
+        if isinstance(result, str):
+            failures[paths[index]] = result
+            continue
+        for s in spaces:
+            out[s][index] = result[s]
+    if failures:
+        raise FeatureError(failures)
+    if cache:
+        _write_cache(folder, out, {"n": len(paths), "cfg": cfg.as_dict(), "spaces": spaces,
+                                   "augment": augment.as_dict() if augment else None})
+    return out
+
+
+def _write_cache(folder: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
+    """Write into a temporary sibling folder, then rename: a crash leaves no half cache."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".tmp", dir=folder.parent))
+    try:
+        for s, arr in arrays.items():
+            np.save(tmp / f"{s}.npy", arr)
+        (tmp / "done.json").write_text(json.dumps(meta))
+        try:
+            os.replace(tmp, folder)
+        except OSError:  # another process finished the same batch first: keep theirs
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def extract_manifest(manifest: pd.DataFrame, **kwargs) -> dict[str, np.ndarray]:
+    """`extract_paths` over a manifest's ``path`` column (same keyword arguments)."""
+    return extract_paths(list(manifest["path"]), **kwargs)

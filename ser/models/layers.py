@@ -1,0 +1,217 @@
+"""Building blocks shared by the model families: activations, channel scaling, the base class.
+
+Every model in the registry subclasses :class:`SERModel`, which carries the metadata the
+registry, the describe tables and the app read (input space, display name, provenance)
+and validates the common keyword arguments in one place.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from ser import config
+
+ACTIVATIONS: tuple[str, ...] = ("relu", "silu", "elu")
+
+#: Shortest spectrogram (frames) a global-pooling 2D model is documented to accept.
+MIN_FRAMES = 32
+
+
+def make_activation(name: str) -> nn.Module:
+    """Return a fresh activation module for ``name`` (one of :data:`ACTIVATIONS`).
+
+    A new instance per call keeps the describe table one row per use and lets forward
+    hooks see each call separately.
+    """
+    if name == "relu":
+        return nn.ReLU(inplace=True)
+    if name == "silu":
+        return nn.SiLU(inplace=True)
+    if name == "elu":
+        return nn.ELU(inplace=True)
+    raise ValueError(f"activation must be one of {list(ACTIVATIONS)}, got {name!r}")
+
+
+def conv_nd(dim: int, *args: Any, **kwargs: Any) -> nn.Module:
+    """``nn.Conv1d`` (``dim=1``) or ``nn.Conv2d`` (``dim=2``) with the given arguments."""
+    return (nn.Conv1d if dim == 1 else nn.Conv2d)(*args, **kwargs)
+
+
+def max_pool_nd(dim: int, *args: Any, **kwargs: Any) -> nn.Module:
+    """``nn.MaxPool1d`` or ``nn.MaxPool2d``."""
+    return (nn.MaxPool1d if dim == 1 else nn.MaxPool2d)(*args, **kwargs)
+
+
+def avg_pool_nd(dim: int, *args: Any, **kwargs: Any) -> nn.Module:
+    """``nn.AvgPool1d`` or ``nn.AvgPool2d``."""
+    return (nn.AvgPool1d if dim == 1 else nn.AvgPool2d)(*args, **kwargs)
+
+
+@torch.no_grad()
+def flat_size(features: nn.Module, example: torch.Tensor) -> int:
+    """Number of values per example that ``features`` outputs (to size a dense head)."""
+    was_training = features.training
+    features.eval()
+    out = features(example[:1])
+    features.train(was_training)
+    return int(out[0].numel())
+
+
+def scaled(channels: int, width: float) -> int:
+    """Channel count ``channels`` multiplied by ``width``, rounded, at least 1."""
+    return max(1, int(round(channels * width)))
+
+
+def norm_groups(channels: int, max_groups: int = 8) -> int:
+    """Largest divisor of ``channels`` that is at most ``max_groups`` (GroupNorm groups)."""
+    for groups in range(min(max_groups, channels), 0, -1):
+        if channels % groups == 0:
+            return groups
+    return 1
+
+
+def group_norm(channels: int) -> nn.GroupNorm:
+    """GroupNorm with up to 8 groups, so any width multiplier yields a valid layer."""
+    return nn.GroupNorm(norm_groups(channels), channels)
+
+
+def _per_axis(value: int | tuple[int, ...], n_axes: int) -> tuple[int, ...]:
+    return tuple(value) if isinstance(value, tuple) else (value,) * n_axes
+
+
+def chain_receptive_field(modules: list[nn.Module], n_axes: int,
+                          start: tuple[tuple[int, int], ...] | None = None
+                          ) -> tuple[tuple[int, int], ...]:
+    """Receptive field and jump per axis after a chain of convolutions and pools.
+
+    Parameters
+    ----------
+    modules
+        Convolution / pooling modules in the order the signal passes them; others are
+        skipped. Each must act on the last ``n_axes`` axes.
+    n_axes
+        1 for sequences, 2 for spectrograms (frequency, time).
+    start
+        ``((rf, jump), ...)`` per axis to continue from; ``((1, 1), ...)`` by default.
+
+    Returns
+    -------
+    tuple
+        ``((rf, jump), ...)`` per axis, in input samples / bins / frames.
+    """
+    state = list(start or ((1, 1),) * n_axes)
+    for module in modules:
+        if not isinstance(module, (nn.modules.conv._ConvNd, nn.modules.pooling._MaxPoolNd,
+                                   nn.modules.pooling._AvgPoolNd)):
+            continue
+        kernel = _per_axis(module.kernel_size, n_axes)
+        stride = _per_axis(module.stride, n_axes)
+        dilation = _per_axis(getattr(module, "dilation", 1), n_axes)
+        for axis in range(n_axes):
+            rf, jump = state[axis]
+            state[axis] = (rf + (kernel[axis] - 1) * dilation[axis] * jump, jump * stride[axis])
+    return tuple(state)
+
+
+def trunk_modules(module: nn.Module) -> list[nn.Module]:
+    """Modules of ``module`` under a child named ``features``, minus residual shortcuts."""
+    return [m for name, m in module.named_modules()
+            if "features" in name.split(".") and "shortcut" not in name.split(".")]
+
+
+class SERModel(nn.Module):
+    """Base class of every registered model.
+
+    Subclasses set the class attributes below and call :meth:`_check_common` with their
+    keyword arguments. ``hparams`` keeps the resolved keyword arguments so a bundle can
+    rebuild the exact model with ``create_model(name, **model.hparams)``.
+    """
+
+    #: "fs1" (169-d vector), "fs2" (log-mel spectrogram) or "fs1+fs2" (both).
+    input_space: ClassVar[str] = "fs2"
+    display_name: ClassVar[str] = ""
+    family: ClassVar[str] = ""
+    source: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    size_note: ClassVar[str] = ""
+    #: True when the 2D input may have any number of frames ≥ MIN_FRAMES.
+    variable_length: ClassVar[bool] = False
+
+    hparams: dict[str, Any]
+
+    def _check_common(self, *, activation: str, width: float, dropout: float,
+                      n_classes: int) -> None:
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {list(ACTIVATIONS)}, "
+                             f"got {activation!r}")
+        if not width > 0:
+            raise ValueError(f"width must be a positive multiplier, got {width!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        if int(n_classes) != n_classes or n_classes < 2:
+            raise ValueError(f"n_classes must be an integer ≥ 2, got {n_classes!r}")
+        self.hparams = {"activation": activation, "width": float(width),
+                        "dropout": float(dropout), "n_classes": int(n_classes)}
+
+    def example_input(self, batch: int = 1, frames: int | None = None,
+                      device: torch.device | str | None = None
+                      ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Random input of the right shape: a tensor, or ``(fs1, fs2)`` for two-input models.
+
+        ``frames`` sets the spectrogram length (default ``config.FS2_FRAMES``); it is
+        ignored for FS1-only models.
+        """
+        frames = config.FS2_FRAMES if frames is None else frames
+        fs1 = torch.randn(batch, *config.FS1_SHAPE, device=device)
+        fs2 = torch.randn(batch, 1, config.N_MELS, frames, device=device)
+        if self.input_space == "fs1":
+            return fs1
+        if self.input_space == "fs2":
+            return fs2
+        return fs1, fs2
+
+    def receptive_field(self) -> int | tuple[int, int] | dict[str, Any]:
+        """Receptive field of one unit of the last convolutional map, in input units.
+
+        An int (FS1 positions) for 1D models, ``(mel bands, frames)`` for 2D models.
+        Computed from the modules under ``features``; models built otherwise override it.
+        It may exceed the input size: then a unit sees the whole input (zero padding
+        included).
+        """
+        n_axes = 1 if self.input_space == "fs1" else 2
+        state = chain_receptive_field(trunk_modules(self), n_axes)
+        rf = tuple(r for r, _ in state)
+        return rf[0] if n_axes == 1 else rf
+
+    def check_input(self, x: torch.Tensor) -> None:
+        """Raise ``ValueError`` with the expected shape when ``x`` cannot be this model's input."""
+        if self.input_space == "fs1":
+            self._check_vector(x)
+        else:
+            self._check_frames(x)
+
+    def _check_frames(self, x: torch.Tensor) -> None:
+        """Raise a readable error when a fixed-length 2D model gets another length."""
+        if x.dim() != 4:
+            raise ValueError(f"{type(self).__name__} takes (batch, 1, n_mels, frames), "
+                             f"got shape {tuple(x.shape)}")
+        if x.shape[1:3] != config.FS2_SHAPE[:2]:
+            raise ValueError(f"{type(self).__name__} takes (batch, 1, {config.N_MELS}, frames), "
+                             f"got shape {tuple(x.shape)}")
+        if not self.variable_length and tuple(x.shape[1:]) != config.FS2_SHAPE:
+            raise ValueError(f"{type(self).__name__} has a flatten+dense head and needs "
+                             f"input (batch, {', '.join(map(str, config.FS2_SHAPE))}); got "
+                             f"{tuple(x.shape)}. Pad or crop to {config.FS2_FRAMES} frames.")
+        if self.variable_length and x.shape[-1] < MIN_FRAMES:
+            raise ValueError(f"{type(self).__name__} needs at least {MIN_FRAMES} frames, "
+                             f"got {x.shape[-1]}")
+
+    def _check_vector(self, x: torch.Tensor) -> None:
+        # The 1D models see a fixed set of 169 statistics, not a sequence, so even the
+        # global-pooling ones are not length-agnostic.
+        if tuple(x.shape[1:]) != config.FS1_SHAPE:
+            raise ValueError(f"{type(self).__name__} takes FS1 input (batch, "
+                             f"{', '.join(map(str, config.FS1_SHAPE))}), got {tuple(x.shape)}")

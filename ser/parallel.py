@@ -1,0 +1,71 @@
+"""Process-pool mapping with progress, used by the batch feature and quirk scans."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+ProgressFn = Callable[[int, int], None]
+
+
+def cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _init_worker() -> None:
+    # Each worker handles one clip at a time; letting BLAS/numba spawn their own threads
+    # on top of one process per core only makes them fight.
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                "NUMBA_NUM_THREADS"):
+        os.environ[var] = "1"
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:
+        pass
+
+
+def map_unordered(fn: Callable[[Any], Any], items: Iterable[Any], *, workers: int | None = None,
+                  progress: ProgressFn | None = None, chunksize: int = 16) -> Iterator[Any]:
+    """Yield ``fn(item)`` for every item, in completion order, on ``workers`` processes.
+
+    ``fn`` must return something that identifies its item (the callers return
+    ``(key, value)``). With one worker, or few items, it runs in this process: no pool
+    start-up cost for a single clip. ``progress(done, total)`` is called as results arrive.
+    """
+    items = list(items)
+    total = len(items)
+    workers = cpu_count() if workers is None else max(1, int(workers))
+    if progress:
+        progress(0, total)
+    if workers == 1 or total <= 2:
+        for i, item in enumerate(items, 1):
+            yield fn(item)
+            if progress:
+                progress(i, total)
+        return
+    chunks = [items[i:i + chunksize] for i in range(0, total, chunksize)]
+    ctx = mp.get_context("spawn")  # fork after torch/OpenMP initialised can deadlock
+    done = 0
+    with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=ctx,
+                             initializer=_init_worker) as pool:
+        futures = [pool.submit(_run_chunk, fn, chunk) for chunk in chunks]
+        from concurrent.futures import as_completed
+
+        for fut in as_completed(futures):
+            results = fut.result()
+            yield from results
+            done += len(results)
+            if progress:
+                progress(done, total)
+
+
+def _run_chunk(fn: Callable[[Any], Any], chunk: list[Any]) -> list[Any]:
+    return [fn(item) for item in chunk]

@@ -1,0 +1,302 @@
+"""Training runs on disk: create, launch in their own process, follow, cancel, list, delete.
+
+A run lives in ``runs/<run-id>/``: ``config.json``, ``status.json``, ``metrics.jsonl``,
+``train.log``, ``model.pt`` + ``model.json`` (the bundle), ``report.json`` and
+``predictions.csv``. All state is on disk, so a page reload, a second browser tab or the
+CLI see the same runs. Runs execute one at a time by default (one CPU is busy enough):
+a launched run waits as ``queued`` until a slot is free and it is the oldest waiting run.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from ser import config
+from ser.fileio import append_jsonl, read_json, read_jsonl, write_json
+
+STATES = ("queued", "running", "finished", "failed", "cancelled")
+ACTIVE = ("queued", "running")
+
+
+class RunError(ValueError):
+    """A run id that does not exist, or an operation the run's state does not allow."""
+
+
+def root() -> Path:
+    return config.runs_dir()
+
+
+def run_dir(run_id: str) -> Path:
+    d = root() / run_id
+    if not run_id or "/" in run_id or run_id.startswith(".") or not (d / "config.json").exists():
+        raise RunError(f"No run {run_id!r} in {root()}.")
+    return d
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def create(cfg) -> str:
+    """Write a new run folder for a `TrainConfig` (or dict) and return its id (queued)."""
+    from ser.training import TrainConfig
+
+    cfg = cfg if isinstance(cfg, TrainConfig) else TrainConfig.from_dict(dict(cfg))
+    cfg.resolved_epochs()  # unknown architecture → error now, not in the background
+    run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.arch}-{secrets.token_hex(2)}"
+    d = root() / run_id
+    d.mkdir(parents=True, exist_ok=False)
+    write_json(d / "config.json", cfg.as_dict())
+    write_json(d / "status.json", {"state": "queued", "created": _now(), "created_ts":
+                                   time.time(), "pid": None})
+    return run_id
+
+
+def status(run_id: str) -> dict:
+    """The run's status, corrected to ``failed`` if its process died without saying so."""
+    d = run_dir(run_id)
+    try:
+        st = read_json(d / "status.json")
+    except (FileNotFoundError, ValueError):
+        st = {"state": "failed", "error": "status.json is missing or damaged"}
+    if st.get("state") in ACTIVE and st.get("pid") and not _alive(st["pid"]):
+        time.sleep(0.2)  # the process may have just written its final state
+        st = read_json(d / "status.json")
+        if st.get("state") in ACTIVE:
+            st.update(state="failed", ended=_now(), error="the training process stopped "
+                      "unexpectedly (see train.log)")
+            write_json(d / "status.json", st)
+    st["run_id"] = run_id
+    return st
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child of this process has exited
+        with open(f"/proc/{int(pid)}/stat") as f:
+            return f.read().split(") ")[-1][:1] != "Z"
+    except OSError:
+        return True
+
+
+def _set_status(d: Path, **updates) -> dict:
+    try:
+        st = read_json(d / "status.json")
+    except (FileNotFoundError, ValueError):
+        st = {}
+    st.update(updates)
+    write_json(d / "status.json", st)
+    return st
+
+
+def launch(run_id: str, *, max_parallel: int = 1) -> int:
+    """Start the run's training in a detached process; returns its pid.
+
+    The process runs ``python -m ser train --run RUN_ID``; it waits (queued) for a free
+    slot among ``max_parallel`` before training.
+    """
+    d = run_dir(run_id)
+    log = open(d / "train.log", "ab")
+    env = dict(os.environ)
+    env["SER_RUNS_DIR"] = str(root())
+    env["PYTHONUNBUFFERED"] = "1"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ser", "train", "--run", run_id, "--max-parallel",
+         str(max_parallel)],
+        cwd=str(config.ROOT), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        env=env, start_new_session=True)
+    log.close()
+    _set_status(d, pid=proc.pid, launched=_now())
+    return proc.pid
+
+
+def start(cfg, *, max_parallel: int = 1) -> str:
+    """`create` + `launch`: the Train page's one call."""
+    run_id = create(cfg)
+    launch(run_id, max_parallel=max_parallel)
+    return run_id
+
+
+def cancel(run_id: str) -> dict:
+    """Ask a run to stop. A queued run is cancelled at once; a running one stops after
+    its current step, saves its best weights so far and ends ``cancelled``."""
+    d = run_dir(run_id)
+    (d / "cancel").write_text(_now())
+    st = status(run_id)
+    if st["state"] == "queued" and not (st.get("pid") and _alive(st["pid"])):
+        st = _set_status(d, state="cancelled", ended=_now())
+    return st
+
+
+def cancel_requested(d: Path) -> bool:
+    return (d / "cancel").exists()
+
+
+def delete(run_id: str) -> None:
+    """Remove a run folder; an active run must be cancelled first."""
+    import shutil
+
+    st = status(run_id)
+    if st["state"] in ACTIVE:
+        raise RunError(f"Run {run_id} is {st['state']}; cancel it before deleting it.")
+    shutil.rmtree(run_dir(run_id))
+
+
+def list_runs() -> list[dict]:
+    """Every run, newest first, with its config, status and headline test metrics."""
+    out = []
+    base = root()
+    if not base.is_dir():
+        return out
+    for d in sorted(base.iterdir(), reverse=True):
+        if not (d / "config.json").exists():
+            continue
+        try:
+            cfg = read_json(d / "config.json")
+            st = status(d.name)
+        except (ValueError, RunError):
+            continue
+        rep = None
+        if (d / "report.json").exists():
+            try:
+                rep = read_json(d / "report.json")
+            except ValueError:
+                rep = None
+        out.append({"run_id": d.name, "config": cfg, "status": st, "report": rep,
+                    "bundle": str(d / "model.pt") if (d / "model.pt").exists() else None})
+    return out
+
+
+def metrics(run_id: str) -> list[dict]:
+    return read_jsonl(run_dir(run_id) / "metrics.jsonl")
+
+
+def log_tail(run_id: str, lines: int = 20) -> str:
+    p = run_dir(run_id) / "train.log"
+    if not p.exists():
+        return ""
+    with open(p, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        f.seek(max(0, f.tell() - 20000))
+        text = f.read().decode("utf-8", "replace")
+    return "\n".join(text.replace("\r", "\n").splitlines()[-lines:])
+
+
+# ------------------------------------------------------------------ inside the run process
+
+def _wait_for_slot(d: Path, max_parallel: int):
+    """Block until this run may start; returns the held lock file (or None if cancelled)."""
+    lock_dir = root() / ".slots"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    my_created = read_json(d / "status.json").get("created_ts", 0)
+    while True:
+        if cancel_requested(d):
+            return None
+        older_waiting = False
+        for other in root().iterdir():
+            if other == d or not (other / "status.json").exists():
+                continue
+            try:
+                ost = read_json(other / "status.json")
+            except ValueError:
+                continue
+            if (ost.get("state") == "queued" and ost.get("created_ts", 0) < my_created
+                    and ost.get("pid") and _alive(ost["pid"])):
+                older_waiting = True
+                break
+        if not older_waiting:
+            for slot in range(max(1, max_parallel)):
+                f = open(lock_dir / f"slot{slot}.lock", "w")
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return f
+                except OSError:
+                    f.close()
+        time.sleep(0.5)
+
+
+def execute(run_id: str, *, max_parallel: int = 1, on_event=None, progress=None) -> int:
+    """Run a queued run in this process (what the launched subprocess does). Exit code.
+
+    ``on_event`` / ``progress`` also receive fit's events (the CLI draws bars with them).
+    """
+    from ser.training import TrainConfig, fit
+
+    extra_event, extra_progress = on_event, progress
+    d = run_dir(run_id)
+    _set_status(d, pid=os.getpid())
+    signal.signal(signal.SIGTERM, lambda *_: (d / "cancel").write_text(_now()))
+    slot = _wait_for_slot(d, max_parallel)
+    if slot is None:
+        _set_status(d, state="cancelled", ended=_now())
+        return 0
+    try:
+        cfg = TrainConfig.from_dict(read_json(d / "config.json"))
+        _set_status(d, state="running", started=_now(), started_ts=time.time(),
+                    pid=os.getpid(), stage="preparing data")
+        print(f"run {run_id}: {cfg.arch} on {cfg.data or 'default corpus'}, split {cfg.split}",
+              flush=True)
+        last = {"t": 0.0}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            now = time.time()
+            if now - last["t"] > 1.0 or done == total:
+                last["t"] = now
+                _set_status(d, stage=stage, stage_done=done, stage_total=total)
+                print(f"{stage}: {done}/{total}", flush=True)
+            if extra_progress:
+                extra_progress(stage, done, total)
+
+        def log_event(ev: dict) -> None:
+            append_jsonl(d / "metrics.jsonl", ev)
+            if extra_event:
+                extra_event(ev)
+            if ev["type"] == "epoch":
+                _set_status(d, stage="training", epoch=ev["epoch"], epochs=ev["epochs"],
+                            eta_s=ev["eta_s"])
+                print(f"epoch {ev['epoch']}/{ev['epochs']}: train loss {ev['train_loss']:.4f}"
+                      f" val loss {ev['val_loss']:.4f} val acc {ev['val_accuracy']:.3f} "
+                      f"val UAR {ev['val_uar']:.3f} ({ev['epoch_time_s']:.1f} s)", flush=True)
+
+        result = fit(cfg, on_event=log_event, should_stop=lambda: cancel_requested(d),
+                     progress=progress)
+        save_result(d, result, half=cfg.half_bundle)
+        final = "cancelled" if result.stopped == "cancelled" else "finished"
+        _set_status(d, state=final, ended=_now(), stage=result.stopped,
+                    test_accuracy=result.report["accuracy"], test_uar=result.report["uar"])
+        print(f"{final}: test accuracy {result.report['accuracy']:.4f}, "
+              f"UAR {result.report['uar']:.4f}", flush=True)
+        return 0
+    except BaseException as err:  # noqa: BLE001 - every failure must end up in status.json
+        traceback.print_exc()
+        sys.stdout.flush()
+        _set_status(d, state="failed", ended=_now(), error=f"{type(err).__name__}: {err}")
+        return 1
+    finally:
+        slot.close()
+
+
+def save_result(d: Path, result, *, half: bool = False) -> None:
+    """Write bundle, report and per-clip predictions of a finished fit into folder ``d``."""
+    from ser import bundle
+    from ser.fileio import atomic_write_text
+
+    d.mkdir(parents=True, exist_ok=True)
+    card = dict(result.card)
+    card["run_id"] = d.name
+    bundle.save(d / "model.pt", result.model, card, half=half)
+    write_json(d / "report.json", result.report)
+    atomic_write_text(d / "predictions.csv", result.predictions.to_csv(index=False))

@@ -1,0 +1,104 @@
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+from conftest import write_clip
+
+from ser import config
+from ser.corpora import CorpusError, crema_d, load_corpus, summary
+
+EMOS = ["ANG", "DIS", "FEA", "HAP", "NEU", "SAD"]
+
+
+@pytest.fixture(scope="module")
+def mini_crema(tmp_path_factory):
+    """A CREMA-D-shaped folder: 4 actors × 2 sentences × 6 emotions, plus the quirks."""
+    root = tmp_path_factory.mktemp("crema")
+    audio = root / "AudioWAV"
+    for i, spk in enumerate(["1001", "1002", "1003", "1004"]):
+        for s, sent in enumerate(["DFA", "IEO"]):
+            for e, emo in enumerate(EMOS):
+                write_clip(audio / f"{spk}_{sent}_{emo}_XX.wav", 1.0 + 0.1 * e,
+                           freq=150 + 20 * i + 7 * e + 3 * s)
+    sf.write(audio / "1001_MTI_SAD_XX.wav", np.zeros(8000, np.float32), 16000)  # silence
+    shutil.copy(audio / "1002_DFA_HAP_XX.wav", audio / "1002_TIE_HAP_XX.wav")
+    shutil.copy(audio / "1002_DFA_HAP_XX.wav", audio / "1002_TIE_NEU_XX.wav")  # conflict
+    loud = np.clip(np.sin(np.arange(16000) / 5.0) * 2, -1, 1).astype(np.float32)
+    sf.write(audio / "1003_TSI_ANG_HI.wav", loud, 16000)  # clipped
+    write_clip(audio / "notes.wav")  # does not parse
+    write_clip(audio / "1001_XYZ_ANG_XX.wav")  # unknown sentence code
+    (audio / "1004_ITS_FEA_XX.wav").write_bytes(b"garbage, not a wav")  # unreadable
+    pd.DataFrame({"ActorID": [1001, 1002, 1003, 1004], "Age": [30, 40, 50, 60],
+                  "Sex": ["Male", "Female", "Male", "Female"], "Race": ["x"] * 4,
+                  "Ethnicity": ["y"] * 4}).to_csv(root / "VideoDemographics.csv", index=False)
+    pd.DataFrame({"FileName": ["1001_DFA_ANG_XX", "1002_IEO_SAD_XX"], "VoiceVote": ["A", "N:S"],
+                  "VoiceLevel": [60.0, 45.5]}).to_csv(root / "summaryTable.csv")
+    return audio
+
+
+def test_parse_name():
+    assert crema_d.parse_name("1001_DFA_ANG_XX") == {
+        "speaker": "1001", "sentence": "DFA", "emotion": "angry", "intensity": "unspecified"}
+    assert crema_d.parse_name("1091_IEO_NEU_HI.wav")["intensity"] == "high"
+    for bad in ["1001_DFA_ANG", "101_DFA_ANG_XX", "1001_DFA_XXX_XX", "1001_XYZ_ANG_XX",
+                "notes", "1001_DFA_ANG_XX_extra"]:
+        assert crema_d.parse_name(bad) is None
+
+
+def test_manifest_columns_and_metadata(mini_crema):
+    corpus = load_corpus(mini_crema)
+    m = corpus.manifest
+    assert not corpus.is_demo and corpus.name == "CREMA-D"
+    for col in ["path", "dataset", "speaker", "sentence", "emotion", "intensity", "duration_s",
+                "sex", "age", "human_vote"]:
+        assert col in m.columns
+    assert len(m) == 4 * 2 * 6 + 4
+    assert set(m["emotion"]) == set(config.LABELS)
+    row = m.set_index("clip").loc["1001_DFA_ANG_XX"]
+    assert row["sex"] == "male" and row["human_vote"] == "angry"
+    assert row["sentence_text"] == "Don't forget a jacket"
+    assert m.set_index("clip").loc["1002_IEO_SAD_XX", "human_vote"] == "neutral:sad"
+    assert m.set_index("clip").loc["1001_DFA_HAP_XX", "duration_s"] == pytest.approx(1.3)
+    assert sorted(p.split("/")[-1] for p in corpus.unparsed) == ["1001_XYZ_ANG_XX.wav",
+                                                                "notes.wav"]
+    assert [p.split("/")[-1] for p in corpus.unreadable] == ["1004_ITS_FEA_XX.wav"]
+
+
+def test_quirks(mini_crema):
+    m = load_corpus(mini_crema).manifest
+    q = crema_d.quirks(m, workers=1)
+    assert q["silent"] == ["1001_MTI_SAD_XX"]
+    assert ["1002_TIE_HAP_XX", "1002_TIE_NEU_XX"] in q["duplicates_conflicting"]
+    assert "1003_TSI_ANG_HI" in q["clipped"]
+
+
+def test_same_clip_in_two_formats_counts_once(tmp_path):
+    write_clip(tmp_path / "AudioWAV" / "1001_DFA_ANG_XX.wav")
+    write_clip(tmp_path / "AudioMP3" / "1001_DFA_ANG_XX.mp3", format="MP3",
+               subtype="MPEG_LAYER_III")
+    assert len(load_corpus(tmp_path).manifest) == 1
+
+
+def test_bad_folders(tmp_path):
+    with pytest.raises(CorpusError, match="does not exist"):
+        load_corpus(tmp_path / "missing")
+    with pytest.raises(CorpusError, match="no audio files"):
+        load_corpus(tmp_path)
+    write_clip(tmp_path / "hello.wav")
+    with pytest.raises(CorpusError, match="none named like CREMA-D"):
+        load_corpus(tmp_path)
+
+
+def test_summary_counts(mini_crema):
+    s = summary(load_corpus(mini_crema))
+    assert s["speakers"] == 4 and s["per_emotion"]["sad"] == 9
+
+
+def test_default_is_demo(demo_root):
+    corpus = load_corpus()
+    assert corpus.is_demo and "synthetic" in corpus.name.lower()
+    assert corpus.root == demo_root
+    assert set(corpus.manifest["emotion"]) == set(config.LABELS)
+    assert (corpus.manifest["dataset"] == "demo").all()

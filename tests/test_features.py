@@ -1,0 +1,105 @@
+import librosa
+import numpy as np
+import pytest
+from conftest import tone, write_clip
+
+from ser import features
+from ser.augment import AugmentConfig
+from ser.features import DEFAULT
+
+
+@pytest.fixture(scope="module")
+def clip():
+    y = tone(2.3, 22050, freq=180)
+    y += 0.01 * np.random.default_rng(0).standard_normal(len(y)).astype(np.float32)
+    return y
+
+
+def test_fs1_equals_separate_librosa_calls(clip):
+    y, sr = clip, 22050
+    kw = dict(n_fft=2048, hop_length=512)
+    ref = np.concatenate([np.mean(x, axis=1) for x in [
+        librosa.feature.zero_crossing_rate(y=y, frame_length=2048, hop_length=512),
+        librosa.feature.rms(y=y, frame_length=2048, hop_length=512),
+        librosa.feature.mfcc(y=y, sr=sr, n_mfcc=20, **kw),
+        librosa.feature.chroma_stft(y=y, sr=sr, **kw),
+        librosa.feature.spectral_contrast(y=y, sr=sr, **kw),
+        librosa.feature.melspectrogram(y=y, sr=sr, **kw),
+    ]])
+    v = features.fs1(y)
+    assert v.shape == (169,) and v.dtype == np.float32
+    np.testing.assert_allclose(v, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_fs2_equals_librosa_and_pads_with_silence(clip):
+    ref = librosa.power_to_db(librosa.feature.melspectrogram(y=clip, sr=22050, n_fft=2048,
+                                                             hop_length=512),
+                              ref=np.max, top_db=80)
+    m = features.fs2(clip)
+    assert m.shape == (128, 216) and m.dtype == np.float32
+    t = ref.shape[1]
+    np.testing.assert_allclose(m[:, :t], ref, atol=1e-3)
+    assert (m[:, t:] == -80).all()
+    assert m.max() == 0 and m.min() >= -80
+
+
+def test_fs2_crops_long_clips_and_keeps_variable_length():
+    y = tone(8.0, 22050)
+    assert features.fs2(y).shape == (128, 216)
+    assert features.fs2(y, frames=0).shape[1] == 1 + len(y) // 512
+
+
+def test_silence_is_the_floor_not_a_roar():
+    z = np.zeros(22050, np.float32)
+    assert (features.fs2(z) == -80).all()
+    v = features.fs1(z)
+    assert np.isfinite(v).all()
+
+
+def test_clip_features_single_stft_matches_separate(clip):
+    both = features.clip_features(clip)
+    np.testing.assert_array_equal(both["fs1"], features.fs1(clip))
+    np.testing.assert_array_equal(both["fs2"], features.fs2(clip))
+
+
+def test_batch_extraction_and_cache(tmp_path):
+    paths = [write_clip(tmp_path / f"100{i}_DFA_ANG_XX.wav", 1.0 + 0.3 * i, 16000,
+                        freq=150 + 30 * i) for i in range(4)]
+    cache = tmp_path / "cache"
+    calls = []
+    a = features.extract_paths(paths, cache_root=cache, workers=2,
+                               progress=lambda d, t: calls.append((d, t)))
+    assert a["fs1"].shape == (4, 169) and a["fs2"].shape == (4, 128, 216)
+    assert calls[-1] == (4, 4)
+    direct = features.features_from_source(paths[2])
+    np.testing.assert_allclose(a["fs1"][2], direct["fs1"], rtol=1e-5, atol=1e-6)
+    b = features.extract_paths(paths, cache_root=cache)
+    for s in ("fs1", "fs2"):
+        np.testing.assert_array_equal(np.asarray(a[s]), np.asarray(b[s]))
+    assert len(list((cache / "features").iterdir())) == 1
+    # a changed clip changes the key: no stale features
+    write_clip(paths[0], 2.0, 16000, freq=300)
+    features.extract_paths(paths, cache_root=cache, workers=1)
+    assert len(list((cache / "features").iterdir())) == 2
+
+
+def test_augmented_copy_is_deterministic_and_different(tmp_path):
+    paths = [write_clip(tmp_path / "1001_DFA_ANG_XX.wav", 1.5)]
+    aug = AugmentConfig(noise=True, pitch=True, stretch=True, seed=7)
+    a = features.extract_paths(paths, augment=aug, cache=False, workers=1)
+    b = features.extract_paths(paths, augment=aug, cache=False, workers=1)
+    plain = features.extract_paths(paths, cache=False, workers=1)
+    np.testing.assert_array_equal(a["fs2"], b["fs2"])
+    assert not np.allclose(a["fs2"], plain["fs2"])
+
+
+def test_unreadable_clip_is_named(tmp_path):
+    bad = tmp_path / "1001_DFA_ANG_XX.wav"
+    bad.write_bytes(b"nope")
+    with pytest.raises(features.FeatureError, match="1001_DFA_ANG_XX"):
+        features.extract_paths([bad], cache=False, workers=1)
+
+
+def test_config_roundtrip():
+    assert features.FeatureConfig.from_dict(DEFAULT.as_dict()) == DEFAULT
+    assert DEFAULT.window_seconds == pytest.approx(5.015, abs=0.01)

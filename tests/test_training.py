@@ -1,0 +1,166 @@
+"""Training engine: real subprocess runs on the demo corpus, bundles, reproducibility."""
+
+import json
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from conftest import write_clip
+
+from ser import bundle, runs
+from ser.bundle import BundleError
+from ser.inference import Predictor
+from ser.training import TrainConfig, fit
+
+FAST = dict(arch="lenet1d", epochs=2, noise=False, batch_size=32)
+
+
+def wait_for(run_id, states, timeout=240):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        st = runs.status(run_id)
+        if st["state"] in states:
+            return st
+        time.sleep(0.3)
+    raise AssertionError(f"run stuck in {runs.status(run_id)}\n{runs.log_tail(run_id, 40)}")
+
+
+@pytest.fixture(scope="module")
+def finished_run(demo_root):
+    run_id = runs.start(TrainConfig(**FAST))
+    st = wait_for(run_id, ("finished", "failed"))
+    assert st["state"] == "finished", runs.log_tail(run_id, 40)
+    return run_id
+
+
+def test_subprocess_run_finishes_with_everything(finished_run):
+    d = runs.run_dir(finished_run)
+    for name in ("config.json", "status.json", "metrics.jsonl", "train.log", "model.pt",
+                 "model.json", "report.json", "predictions.csv"):
+        assert (d / name).exists(), name
+    m = runs.metrics(finished_run)
+    epochs = [e for e in m if e["type"] == "epoch"]
+    assert [e["epoch"] for e in epochs] == [1, 2]
+    for key in ("train_loss", "val_loss", "val_accuracy", "val_uar", "lr", "elapsed_s", "eta_s"):
+        assert np.isfinite(epochs[-1][key])
+    assert any(e["type"] == "step" for e in m)
+    rep = json.loads((d / "report.json").read_text())
+    for key in ("accuracy", "uar", "macro_f1", "macro_precision", "loss", "confusion_matrix",
+                "per_class", "slices"):
+        assert key in rep
+    assert rep["protocol"]["protocol"] == "speaker" and rep["data"]["synthetic"] is True
+    assert sum(map(sum, rep["confusion_matrix"])) == rep["n"]
+    import pandas as pd
+
+    preds = pd.read_csv(d / "predictions.csv")
+    assert len(preds) == rep["n"]
+    assert {"path", "speaker", "true", "predicted", "p_angry", "p_sad"} <= set(preds.columns)
+    listed = [r["run_id"] for r in runs.list_runs()]
+    assert finished_run in listed
+
+
+def test_bundle_alone_predicts_same_in_new_process(finished_run, tmp_path):
+    path = runs.run_dir(finished_run) / "model.pt"
+    clip = write_clip(tmp_path / "c.wav", 7.5, 16000, freq=200)  # > window: several windows
+    pred = Predictor(path).predict(clip)
+    assert pred.probs.shape == (6,) and abs(pred.probs.sum() - 1) < 1e-5
+    assert len(pred.window_probs) >= 2
+    out = subprocess.run([sys.executable, "-m", "ser", "predict", str(path), str(clip),
+                          "--json"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    other = json.loads(out.stdout)[str(clip)]
+    probs = list(other.values())[0]["probs"]
+    np.testing.assert_allclose([probs[k] for k in sorted(probs)],
+                               [dict(zip(("angry", "disgust", "fear", "happy", "neutral",
+                                          "sad"), pred.probs))[k] for k in sorted(probs)],
+                               atol=1e-6)
+
+
+def test_cli_evaluate_matches_report(finished_run):
+    path = runs.run_dir(finished_run) / "model.pt"
+    out = subprocess.run([sys.executable, "-m", "ser", "evaluate", str(path), "--json"],
+                         capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr
+    rep = json.loads(out.stdout)
+    saved = json.loads((runs.run_dir(finished_run) / "report.json").read_text())
+    assert rep["accuracy"] == pytest.approx(saved["accuracy"], abs=1e-9)
+    assert rep["n"] == saved["n"]
+
+
+def test_cancel_running_run_keeps_a_loadable_bundle(demo_root):
+    run_id = runs.start(TrainConfig(arch="lenet1d", epochs=500, noise=False, batch_size=16,
+                                    log_every=1, patience=0))
+    t0 = time.time()
+    while not any(e["type"] == "epoch" for e in runs.metrics(run_id)):
+        assert time.time() - t0 < 240, runs.log_tail(run_id, 30)
+        assert runs.status(run_id)["state"] in runs.ACTIVE, runs.log_tail(run_id, 30)
+        time.sleep(0.3)
+    runs.cancel(run_id)
+    st = wait_for(run_id, ("cancelled", "finished", "failed"), timeout=120)
+    assert st["state"] == "cancelled", runs.log_tail(run_id, 30)
+    b = bundle.load(runs.run_dir(run_id) / "model.pt")
+    assert b.card["training"]["stopped"] == "cancelled"
+    runs.delete(run_id)
+    assert run_id not in [r["run_id"] for r in runs.list_runs()]
+
+
+def test_run_that_raises_ends_failed_with_traceback(tmp_path):
+    run_id = runs.start(TrainConfig(arch="lenet1d", data=str(tmp_path / "no-such-corpus")))
+    st = wait_for(run_id, ("failed", "finished"))
+    assert st["state"] == "failed"
+    assert "does not exist" in st["error"]
+    assert "Traceback" in (runs.run_dir(run_id) / "train.log").read_text()
+
+
+def test_unknown_architecture_is_refused_before_launch():
+    with pytest.raises(ValueError, match="unknown model"):
+        runs.create(TrainConfig(arch="resnet9000"))
+
+
+def test_seeded_cpu_runs_repeat_exactly(demo_root):
+    cfg = TrainConfig(arch="lenet2d", epochs=2, max_clips=150, noise=True, spec_augment=True,
+                      mixup=0.2, seed=3, batch_size=32)
+    a, b = fit(cfg), fit(cfg)
+    assert [e["train_loss"] for e in a.history] == [e["train_loss"] for e in b.history]
+    np.testing.assert_array_equal(a.predictions.filter(like="p_").to_numpy(),
+                                  b.predictions.filter(like="p_").to_numpy())
+
+
+def test_bad_bundles_raise_bundle_error(finished_run, tmp_path):
+    good = (runs.run_dir(finished_run) / "model.pt").read_bytes()
+    cases = {
+        "empty.pt": b"",
+        "garbage.pt": b"definitely not a model" * 100,
+        "truncated.pt": good[: len(good) // 2],
+        "wav.pt": write_clip(tmp_path / "x.wav").read_bytes(),
+    }
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(3)}, other)
+    cases["other.pt"] = other.read_bytes()
+    for name, data in cases.items():
+        p = tmp_path / name
+        p.write_bytes(data)
+        with pytest.raises(BundleError):
+            bundle.load(p)
+    # tampered: same card, one weight changed
+    obj = torch.load(runs.run_dir(finished_run) / "model.pt", weights_only=True)
+    key = next(k for k, v in obj["state_dict"].items() if v.is_floating_point())
+    obj["state_dict"][key] = obj["state_dict"][key] + 1
+    torch.save(obj, tmp_path / "tampered.pt")
+    with pytest.raises(BundleError, match="modified or damaged"):
+        bundle.load(tmp_path / "tampered.pt")
+    with pytest.raises(BundleError, match="does not exist"):
+        bundle.load(tmp_path / "missing.pt")
+
+
+def test_half_precision_bundle_predicts_like_full(finished_run, tmp_path):
+    b = bundle.load(runs.run_dir(finished_run) / "model.pt")
+    bundle.save(tmp_path / "half.pt", b.model, b.card, half=True)
+    h = bundle.load(tmp_path / "half.pt")
+    assert h.card["weights_dtype"] == "float16"
+    clip = write_clip(tmp_path / "c.wav", 2.0)
+    p1, p2 = Predictor(b).predict(clip), Predictor(h).predict(clip)
+    np.testing.assert_allclose(p1.probs, p2.probs, atol=2e-2)
