@@ -473,3 +473,35 @@ def default_threads() -> int:
 
 __all__ = ["FitResult", "TrainConfig", "device_description", "fit", "pick_device",
            "predict_proba", "prepare"]
+
+
+def estimate_throughput(arch: str, model_kwargs: dict | None = None, *, batch_size: int = 64,
+                        device: str = "auto", steps: int = 2) -> float:
+    """Measured training samples/s of ``arch`` on ``device`` (random data, after a warm-up).
+
+    Used to show an estimated time per epoch before a run is launched.
+    """
+    from ser.models import create_model, model_input_space
+
+    dev = pick_device(device)
+    model = create_model(arch, **(model_kwargs or {})).to(dev).train()
+    shapes = {"fs1": config.FS1_SHAPE, "fs2": config.FS2_SHAPE}
+    xs = [torch.randn(batch_size, *shapes[s], device=dev)
+          for s in spaces_for(model_input_space(arch))]
+    y = torch.randint(0, config.N_CLASSES, (batch_size,), device=dev)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def step():
+        opt.zero_grad()
+        F.cross_entropy(model(*xs), y).backward()
+        opt.step()
+
+    step()  # warm-up: allocator, kernels
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    return steps * batch_size / (time.perf_counter() - t)

@@ -80,7 +80,7 @@ _MIN_SECONDS = 1.3
 _MAX_SECONDS = 4.5
 _PEAK = 0.89
 _FRAME_SECONDS = 0.008
-_NEUTRAL_RMS_DBFS = -24.0
+_NEUTRAL_RMS_DBFS = -26.0
 #: Block convolutions keep this many blocks of resonator ringing (4 × 8 ms = 32 ms, after
 #: which even the narrowest formant used here has decayed by more than 50 dB).
 _OLA_SPAN = 4
@@ -266,7 +266,7 @@ _STYLE_TABLE: dict[str, tuple[tuple[float, ...], float, float]] = {
 _STYLE_PARAMS = tuple(_STYLE_TABLE)
 _STYLE_ORDER = ("NEU", "ANG", "DIS", "FEA", "HAP", "SAD")
 _STYLE_VALUES = np.array([_STYLE_TABLE[p][0] for p in _STYLE_PARAMS]).T  # (6, n_params)
-_CLIP_SD = np.array([_STYLE_TABLE[p][1] for p in _STYLE_PARAMS])
+_CLIP_SD = 0.85 * np.array([_STYLE_TABLE[p][1] for p in _STYLE_PARAMS])
 _QUIRK_SD = np.array([_STYLE_TABLE[p][2] for p in _STYLE_PARAMS])
 _STYLE_LIMITS: dict[str, tuple[float, float]] = {
     "breath": (0.0, 0.6), "oq": (0.3, 0.85), "creak": (0.0, 1.0), "pause_p": (0.0, 1.0),

@@ -1,0 +1,65 @@
+"""Architectures: layer tables, sizes, diagrams and what makes each design different."""
+
+import pandas as pd
+import streamlit as st
+
+from pages.common import pct, protocol_caption
+from ser import plots
+from ser.models import describe, list_models, models_table
+from ser.results import all_models
+
+st.title("🧱 Architectures")
+st.caption("Every network SER Studio can train. 1D CNNs read FS1 — 169 numbers summarising a "
+           "clip (ZCR, RMS, 20 MFCCs, 12 chroma, 7 contrast bands, 128 mel powers); 2D CNNs "
+           "read FS2 — a 128 × 216 log-mel image of up to 5 s.")
+
+
+@st.cache_data(show_spinner=False)
+def overview() -> pd.DataFrame:
+    return models_table()
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def desc(name: str, activation: str) -> dict:
+    return describe(name, activation=activation)
+
+
+st.dataframe(overview(), hide_index=True, width="stretch")
+names = list_models()
+c1, c2, c3 = st.columns(3)
+a = c1.selectbox("Model A", names, index=names.index("lenet2d") if "lenet2d" in names else 0)
+b = c2.selectbox("Model B", ["(none)", *names],
+                 index=1 + names.index("ser2d") if "ser2d" in names else 0)
+activation = c3.selectbox("Activation", ["relu", "silu", "elu"])
+chosen = [a] + ([b] if b != "(none)" else [])
+trained = all_models()
+cols = st.columns(len(chosen))
+for col, name in zip(cols, chosen):
+    d = desc(name, activation)
+    with col:
+        st.subheader(d["display_name"])
+        st.caption(f"`{name}` · {d['family']} · input {d['input_shape']} · from the "
+                   f"{d['source']}")
+        m = st.columns(3)
+        m[0].metric("Parameters", f"{d['total_params']:,}")
+        m[1].metric("MACs / clip", f"{d['macs'] / 1e6:,.1f} M")
+        m[2].metric("Any length", "yes" if d["variable_length"] else "216 frames")
+        st.markdown(d["summary"])
+        st.caption(d["size_note"])
+        if d.get("receptive_field"):
+            st.caption(f"Receptive field of the convolutional stack: {d['receptive_field']}")
+        st.plotly_chart(plots.architecture_diagram(d["layers"], "Layers (width ∝ log "
+                                                   "parameters)"),
+                        width="stretch", key=f"diag-{name}")
+        layers = pd.DataFrame(d["layers"])
+        layers["output_shape"] = layers["output_shape"].astype(str)
+        st.dataframe(layers, hide_index=True, width="stretch", height=320)
+        mine = [e for e in trained if e["card"].get("arch") == name]
+        if mine:
+            st.markdown("**Trained**")
+            for e in mine:
+                t = e["report"] or e["card"].get("metrics", {}).get("test", {})
+                st.markdown(f"- {e['name']}: accuracy {pct(t.get('accuracy'))}, UAR "
+                            f"{pct(t.get('uar'))} — {protocol_caption(e['card'])}")
+        else:
+            st.caption("Not trained yet: launch it from the Train page.")

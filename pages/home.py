@@ -1,0 +1,68 @@
+"""Home: what SER Studio does, the corpus and device in use, the shipped models."""
+
+import streamlit as st
+
+from pages.common import corpus_badge, get_corpus, pct, protocol_caption
+from ser import config
+from ser.corpora import summary
+from ser.results import shipped_models
+from ser.training import device_description
+
+st.title("🎙️ SER Studio")
+st.markdown(
+    "Recognise the emotion in a voice — **angry, disgust, fear, happy, neutral, sad** — with "
+    "convolutional networks you can inspect, train and compare. Explore the CREMA-D corpus, "
+    "train 1D CNNs on a 169-value acoustic summary or 2D CNNs on mel-spectrograms, and test "
+    "every model on your own recordings."
+)
+
+corpus = get_corpus()
+s = summary(corpus)
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("Clips", f"{s['clips']:,}")
+c2.metric("Speakers", s["speakers"])
+c3.metric("Hours of audio", f"{s['duration_s']['total_h']:.2f}")
+c4.metric("Compute", device_description().split(" (")[0])
+corpus_badge(corpus)
+st.caption(f"Device for training: **{device_description()}**. Training runs in its own "
+           "process, so you can leave a page while it works.")
+
+st.subheader("Shipped models")
+models = shipped_models()
+if not models:
+    st.warning(f"No model bundles in `{config.models_dir()}`. Train one on the Train page; "
+               "finished runs appear in Results and Predict.")
+else:
+    import pandas as pd
+
+    rows = []
+    for m in models:
+        c, t = m["card"], (m["report"] or m["card"].get("metrics", {}).get("test", {}))
+        rows.append({"model": m["name"], "architecture": c.get("display_name", c.get("arch")),
+                     "features": c.get("input_space", "").upper(), "test accuracy":
+                     pct(t.get("accuracy")), "UAR": pct(t.get("uar")),
+                     "protocol": protocol_caption(c)})
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    st.caption("Accuracy and UAR (unweighted average recall) on held-out test clips; the "
+               "protocol column names the split and data each number comes from.")
+
+st.subheader("Where to go")
+cols = st.columns(5)
+for col, (page, text) in zip(cols, [
+    ("pages/dataset.py", "Listen to clips; see waveforms, spectra and the features."),
+    ("pages/train.py", "Train an architecture and watch its loss curves live."),
+    ("pages/results.py", "Compare every trained model on the same test protocol."),
+    ("pages/predict.py", "Upload or record a clip; see what every model hears."),
+    ("pages/architectures.py", "Layer tables, sizes and what makes each design different."),
+]):
+    with col:
+        st.page_link(page, label=page.split("/")[1][:-3].capitalize(), icon="➡️")
+        st.caption(text)
+
+with st.expander("About the data and credits"):
+    st.markdown(
+        "CREMA-D (Cao et al., 2014, *IEEE Trans. Affective Computing* 5(4):377–390): 7,442 "
+        "clips of 91 actors speaking 12 sentences in six emotions, released under the Open "
+        "Database License. Human raters recognised the intended emotion from the voice alone "
+        "on 40.9 % of clips. SER Studio never ships the audio; point it at your copy."
+    )

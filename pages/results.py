@@ -1,0 +1,113 @@
+"""Results: every trained model on one table, charts by architecture, errors clip by clip."""
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from pages.common import get_corpus, pct, protocol_caption
+from ser import config, plots
+from ser.results import all_models, table
+
+st.title("📈 Results")
+entries = all_models()
+if not entries:
+    st.info("No trained models yet: shipped bundles live in `models/`, and runs launched on "
+            "the Train page appear here when they finish.")
+    st.stop()
+
+df = table(entries)
+human = [e["report"].get("human_voice_accuracy") for e in entries]
+df.insert(df.columns.get_loc("accuracy"), "human (voice) on same clips", human)
+st.caption("Every number is on the model's own held-out test clips; the split column names "
+           "the protocol. Compare models only within one protocol and corpus.")
+st.dataframe(df, hide_index=True, width="stretch", column_config={
+    c: st.column_config.NumberColumn(format="percent") for c in
+    ("accuracy", "UAR", "macro-F1", "precision", "human (voice) on same clips")})
+st.download_button("Download table (CSV)", df.to_csv(index=False).encode(), "ser-results.csv",
+                   "text/csv")
+
+groups = sorted({(r["split"], r["data"]) for _, r in df.iterrows()}, key=str)
+label = st.selectbox("Protocol and data for the charts", groups,
+                     format_func=lambda g: f"{g[0]} — {g[1]}")
+in_group = [i for i, (_, r) in enumerate(df.iterrows()) if (r["split"], r["data"]) == label]
+gdf = df.iloc[in_group]
+metric = st.radio("Metric", ["accuracy", "UAR", "macro-F1"], horizontal=True)
+st.plotly_chart(plots.accuracy_by_architecture(gdf, metric), width="stretch")
+
+names = [entries[i]["name"] for i in in_group]
+chosen = st.multiselect("Models to compare in detail", names, default=names[:2])
+sel = [entries[i] for i in in_group if entries[i]["name"] in chosen]
+if not sel:
+    st.stop()
+
+curves = {e["name"]: e["metrics"] for e in sel if e["metrics"]}
+if curves:
+    key = st.radio("Curve", ["val_uar", "val_accuracy", "train_loss", "val_loss"],
+                   horizontal=True)
+    st.plotly_chart(plots.overlaid_curves(curves, key), width="stretch")
+
+with_reports = [e for e in sel if e["report"].get("confusion_matrix")]
+cols = st.columns(max(1, min(3, len(with_reports))))
+picked = None
+for col, e in zip(cols, with_reports[:3]):
+    with col:
+        st.markdown(f"**{e['name']}**")
+        st.caption(protocol_caption(e["card"]))
+        ev = st.plotly_chart(plots.confusion(e["report"]["confusion_matrix"], title=""),
+                             width="stretch", on_select="rerun",
+                             selection_mode="points", key=f"cm-{e['name']}")
+        pts = (ev or {}).get("selection", {}).get("points", []) if ev else []
+        if pts:
+            picked = (e, pts[0].get("y"), pts[0].get("x"))
+
+if with_reports:
+    st.plotly_chart(plots.per_class_f1({e["name"]: e["report"]["per_class"]
+                                        for e in with_reports}), width="stretch")
+    for by in ("intensity", "sentence", "sex"):
+        if any(e["report"].get("slices", {}).get(by) for e in with_reports):
+            st.plotly_chart(plots.slice_bars({e["name"]: e["report"].get("slices", {})
+                                              for e in with_reports}, by),
+                            width="stretch")
+
+
+def predictions_of(e) -> pd.DataFrame | None:
+    p = Path(e["bundle"])
+    for cand in (p.with_name("predictions.csv") if e["source"] == "run" else None,
+                 p.with_name(p.stem + ".predictions.csv")):
+        if cand is not None and cand.exists():
+            return pd.read_csv(cand)
+    return None
+
+
+st.subheader("Clips behind a confusion cell")
+if picked is None and with_reports:
+    c1, c2, c3 = st.columns(3)
+    model_name = c1.selectbox("Model", [e["name"] for e in with_reports])
+    true = c2.selectbox("True emotion", config.LABELS)
+    pred = c3.selectbox("Predicted emotion", config.LABELS, index=1)
+    picked = (next(e for e in with_reports if e["name"] == model_name), true, pred)
+    st.caption("Or click a cell of a confusion matrix above.")
+if picked:
+    e, true, pred = picked
+    preds = predictions_of(e)
+    if preds is None:
+        st.info("This model shipped without per-clip predictions.")
+    else:
+        cell = preds[(preds["true"] == true) & (preds["predicted"] == pred)]
+        st.markdown(f"**{e['name']}**: {len(cell)} test clips that are **{true}** and were "
+                    f"predicted **{pred}**")
+        corpus = get_corpus()
+        where = dict(zip(corpus.manifest["clip"], corpus.manifest["path"]))
+        show = [c for c in ("clip", "speaker", "sentence", "intensity", "confidence",
+                            "human_vote") if c in cell]
+        st.dataframe(cell[show], hide_index=True, width="stretch")
+        for _, r in cell.head(5).iterrows():
+            clip = r.get("clip") or Path(r["path"]).stem
+            path = where.get(clip) or (r["path"] if Path(str(r["path"])).exists() else None)
+            if path:
+                st.markdown(f"`{clip}` — confidence {pct(r['confidence'])}")
+                st.audio(open(path, "rb").read())
+        if len(cell) and not any(where.get(c) for c in cell.get("clip", [])):
+            st.caption("Audio players appear when the corpus these clips come from is "
+                       "selected in the sidebar.")

@@ -1,0 +1,177 @@
+"""Train: choose architectures and options, launch background runs, watch them live."""
+
+import time
+
+import pandas as pd
+import streamlit as st
+
+from pages.common import corpus_badge, corpus_dir, get_corpus
+from ser import plots, runs
+from ser.models import describe, list_models, model_input_space
+from ser.splits import make_split
+from ser.training import TrainConfig, device_description, estimate_throughput
+
+st.title("🏋️ Train")
+corpus = get_corpus()
+corpus_badge(corpus)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def throughput(arch: str, activation: str, width: float, batch: int, device: str) -> float:
+    return estimate_throughput(arch, {"activation": activation, "width": width},
+                               batch_size=min(batch, 32), device=device)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def split_sizes(root: str, n: int, protocol: str, seed: int, _manifest) -> dict:
+    s = make_split(_manifest, protocol, seed=seed)
+    return {"train": len(s.train), "val": len(s.val), "test": len(s.test),
+            "description": s.description}
+
+
+names = list_models()
+with st.form("launch"):
+    c1, c2 = st.columns([2, 1])
+    archs = c1.multiselect("Architectures (each becomes a run; runs queue one after another)",
+                           names, default=["lenet2d"],
+                           format_func=lambda n: f"{n} — {describe(n)['display_name']}")
+    activation = c2.selectbox("Activation", ["relu", "silu", "elu"],
+                              help="The PyTorch seed compared these three.")
+    c1, c2, c3, c4 = st.columns(4)
+    lr = c1.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], value=1e-3)
+    epochs = c2.number_input("Epochs (0 = seed default: 30 for 1D, 20 for 2D)", 0, 300, 0)
+    batch = c3.select_slider("Batch size", [16, 32, 64, 128, 256], value=64)
+    width = c4.select_slider("Width ×", [0.5, 1.0, 1.5, 2.0, 4.0], value=1.0,
+                             help="Channel multiplier; >1 for a GPU.")
+    c1, c2, c3 = st.columns(3)
+    split = c1.radio("Split protocol", ["speaker", "random"], format_func=lambda s: {
+        "speaker": "Speaker-independent (honest)",
+        "random": "Random 70/30 (seed notebook; leaks speakers)"}[s])
+    seed = c2.number_input("Seed", 0, 10_000, 0)
+    devices = ["auto", "cpu"] + (["cuda"] if "CUDA" in device_description() else [])
+    device = c3.selectbox("Device", devices, help=f"auto = {device_description()}")
+    st.markdown("**Augmentation and regularisation**")
+    c = st.columns(6)
+    noise = c[0].checkbox("White noise copy", True, help="The seed's noise-augmented copy "
+                          "of every training clip (factor 0.01).")
+    pitch = c[1].checkbox("Pitch shift", False)
+    stretch = c[2].checkbox("Time stretch", False)
+    specaug = c[3].checkbox("SpecAugment", False, help="Masks mel bands and frames (2D input).")
+    mixup = c[4].checkbox("Mixup", False)
+    patience = c[5].number_input("Early-stop patience", 0, 50, 8,
+                                 help="Epochs without a better validation UAR; 0 = off.")
+    schedule = st.radio("Learning-rate schedule", ["none", "cosine", "plateau"],
+                        horizontal=True)
+    submitted = st.form_submit_button("🚀 Launch", type="primary")
+
+if split == "random":
+    st.warning("The random split puts the **same speakers** (and often the same sentences) "
+               "in training and test, so its accuracy measures recognising known voices, not "
+               "new ones. It is how the notebook seed reached 94 %. Use it to compare, not to "
+               "judge a model.", icon="⚠️")
+
+try:
+    sizes = split_sizes(str(corpus.root), len(corpus.manifest), split, int(seed),
+                        corpus.manifest)
+except ValueError as err:
+    st.error(f"This corpus cannot be split that way: {err}")
+    st.stop()
+st.caption(f"Split: {sizes['description']} — {sizes['train']:,} train / {sizes['val']:,} "
+           f"validation / {sizes['test']:,} test clips.")
+
+if archs:
+    n_train = sizes["train"] * (2 if (noise or pitch or stretch) else 1)
+    rows = []
+    for a in archs:
+        d = describe(a, activation=activation, width=width)
+        sps = throughput(a, activation, width, batch, device)
+        rows.append({"architecture": a, "input": model_input_space(a).upper(),
+                     "parameters": f"{d['total_params']:,}",
+                     "MACs / clip": f"{d['macs'] / 1e6:,.1f} M",
+                     "≈ samples/s": f"{sps:,.0f}",
+                     "≈ time / epoch": f"{n_train / sps:,.0f} s"})
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    st.caption(f"Estimated on {device_description()} from two timed training steps; "
+               "the first run also extracts features (cached afterwards).")
+
+if submitted:
+    if not archs:
+        st.error("Choose at least one architecture.")
+    else:
+        for a in archs:
+            cfg = TrainConfig(arch=a, activation=activation, width=float(width), lr=float(lr),
+                              epochs=int(epochs) or None, batch_size=int(batch), split=split,
+                              seed=int(seed), device=device, noise=noise, pitch=pitch,
+                              stretch=stretch, spec_augment=specaug, mixup=0.2 if mixup else 0.0,
+                              patience=int(patience), schedule=schedule, data=corpus_dir())
+            run_id = runs.start(cfg)
+            st.toast(f"Queued {run_id}")
+        st.session_state["watch"] = True
+
+st.divider()
+st.subheader("Runs")
+
+
+def _eta(seconds) -> str:
+    if seconds is None:
+        return "–"
+    seconds = int(seconds)
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+@st.fragment(run_every=2.0)
+def live_runs():
+    all_runs = runs.list_runs()
+    if not all_runs:
+        st.info("No runs yet. Choose an architecture above and launch.")
+        return
+    active = [r for r in all_runs if r["status"]["state"] in runs.ACTIVE]
+    recent = [r for r in all_runs if r["status"]["state"] not in runs.ACTIVE][:4]
+    for r in active + recent:
+        st_, cfg, rid = r["status"], r["config"], r["run_id"]
+        state = st_["state"]
+        icon = {"queued": "⏳", "running": "🏃", "finished": "✅", "failed": "❌",
+                "cancelled": "⏹️"}[state]
+        with st.container(border=True):
+            head, btn = st.columns([5, 1])
+            head.markdown(f"{icon} **{cfg['arch']}** · `{rid}` · **{state}** · split "
+                          f"{cfg['split']} · lr {cfg['lr']:g} · {cfg.get('activation') or ''}")
+            if state in runs.ACTIVE and btn.button("Cancel", key=f"cancel-{rid}"):
+                runs.cancel(rid)
+                st.toast(f"Cancelling {rid}…")
+            metrics = runs.metrics(rid)
+            epochs_ = [m for m in metrics if m["type"] == "epoch"]
+            steps_ = [m for m in metrics if m["type"] == "step"]
+            if state == "running":
+                if st_.get("stage") in ("extracting features", "augmenting training clips"):
+                    done, total = st_.get("stage_done", 0), max(st_.get("stage_total", 1), 1)
+                    st.progress(done / total, text=f"{st_['stage']}: {done:,}/{total:,} clips")
+                else:
+                    total = st_.get("epochs") or TrainConfig.from_dict(cfg).resolved_epochs()
+                    frac = (steps_[-1]["epoch"] - 1 + steps_[-1]["epoch_progress"]) / total \
+                        if steps_ else 0.0
+                    eta = epochs_[-1]["eta_s"] if epochs_ else None
+                    st.progress(min(frac, 1.0), text=f"epoch {len(epochs_) + 1}/{total} · ETA "
+                                f"{_eta(eta)}")
+                if steps_:
+                    c = st.columns(3)
+                    c[0].metric("samples/s", f"{steps_[-1]['samples_per_s']:,.0f}")
+                    c[1].metric("step loss", f"{steps_[-1]['loss']:.3f}")
+                    c[2].metric("device", cfg.get("device", "auto"))
+            if state == "failed":
+                st.error(st_.get("error", "failed"))
+            if state in ("finished", "cancelled") and r["report"]:
+                rep = r["report"]
+                st.markdown(f"Test accuracy **{rep['accuracy']:.1%}**, UAR **{rep['uar']:.1%}**,"
+                            f" macro-F1 {rep['macro_f1']:.3f} — "
+                            f"{rep.get('protocol', {}).get('description', '')}")
+            if metrics:
+                st.plotly_chart(plots.training_curves(metrics), width="stretch",
+                                key=f"curve-{rid}-{len(metrics)}")
+            with st.expander("Log"):
+                st.code(runs.log_tail(rid, 15) or "(empty)", language=None)
+
+
+live_runs()
+st.caption(f"Runs live in `{runs.root()}`; they keep going if you leave this page or close "
+           f"the browser. Last refresh {time.strftime('%H:%M:%S')}.")

@@ -1,0 +1,85 @@
+"""Collect every trained model (shipped bundles and finished runs) into one table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ser import config
+from ser.fileio import read_json, read_jsonl
+
+
+def _entry(source: str, bundle_path: Path, card: dict, report: dict | None,
+           metrics: list[dict], run_id: str | None = None) -> dict:
+    return {"name": card.get("name") or bundle_path.stem, "source": source,
+            "bundle": str(bundle_path), "card": card, "report": report or {},
+            "metrics": metrics, "run_id": run_id}
+
+
+def shipped_models(folder: Path | None = None) -> list[dict]:
+    """Bundles in ``models/`` with their cards, reports (``<name>.report.json``) and
+    training curves (``<name>.metrics.jsonl``) when shipped."""
+    from ser.bundle import BundleError, find_bundles, read_card
+
+    folder = Path(folder or config.models_dir())
+    out = []
+    for p in find_bundles(folder):
+        try:
+            card = read_card(p)
+        except (BundleError, ValueError, OSError):
+            continue
+        rep_path = p.with_name(p.stem + ".report.json")
+        report = read_json(rep_path) if rep_path.exists() else None
+        out.append(_entry("shipped", p, card, report,
+                          read_jsonl(p.with_name(p.stem + ".metrics.jsonl"))))
+    return out
+
+
+def run_models() -> list[dict]:
+    """Finished (or cancelled) runs that left a bundle."""
+    from ser import runs
+    from ser.bundle import BundleError, read_card
+
+    out = []
+    for r in runs.list_runs():
+        if not r["bundle"] or r["status"]["state"] not in ("finished", "cancelled"):
+            continue
+        try:
+            card = read_card(r["bundle"])
+        except (BundleError, ValueError, OSError):
+            continue
+        card = dict(card)
+        card["name"] = f"{card.get('name', card['arch'])} [{r['run_id']}]"
+        out.append(_entry("run", Path(r["bundle"]), card, r["report"],
+                          runs.metrics(r["run_id"]), r["run_id"]))
+    return out
+
+
+def all_models() -> list[dict]:
+    return shipped_models() + run_models()
+
+
+def table(entries: list[dict]) -> pd.DataFrame:
+    """One row per model with its protocol and headline numbers (the Results table)."""
+    rows = []
+    for e in entries:
+        c, rep = e["card"], e["report"]
+        tr = c.get("training", {})
+        test = rep if rep else c.get("metrics", {}).get("test", {})
+        sp = c.get("split", {})
+        rows.append({
+            "model": e["name"], "source": e["source"], "architecture": c.get("arch"),
+            "family": c.get("family"), "features": c.get("input_space", "").upper(),
+            "activation": c.get("model_kwargs", {}).get("activation"),
+            "lr": tr.get("lr"), "epochs": tr.get("epochs_run"),
+            "split": sp.get("protocol_name", sp.get("protocol")),
+            "data": (c.get("data", {}).get("corpus", "") +
+                     (" (synthetic)" if c.get("data", {}).get("synthetic") else "")),
+            "accuracy": test.get("accuracy"), "UAR": test.get("uar"),
+            "macro-F1": test.get("macro_f1"), "precision": test.get("macro_precision"),
+            "test loss": test.get("loss"), "test clips": test.get("n"),
+            "parameters": c.get("params"), "training time (s)": tr.get("train_time_s"),
+            "device": tr.get("device"),
+        })
+    return pd.DataFrame(rows)

@@ -1,0 +1,261 @@
+"""Tests for the model registry, the architectures and their descriptions."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from ser import config
+from ser.models import (
+    ACTIVATIONS,
+    MIN_FRAMES,
+    create_model,
+    default_kwargs,
+    describe,
+    list_models,
+    model_input_space,
+    models_table,
+)
+
+ALL_MODELS = ["alexnet1d", "alexnet2d", "combined", "custom1d", "custom2d", "gn1d", "gn2d",
+              "lenet1d", "lenet2d", "ser2d", "vgg1d", "vgg2d"]
+
+#: Parameter counts at default kwargs. A change here must be deliberate: shipped bundles
+#: store weights for these exact shapes.
+PINNED_PARAMS = {
+    "alexnet1d": 1_391_718,
+    "alexnet2d": 2_274_998,
+    "combined": 656_942,
+    "custom1d": 557_222,
+    "custom2d": 25_410,
+    "gn1d": 561_030,
+    "gn2d": 96_558,
+    "lenet1d": 86_206,
+    "lenet2d": 2_853_046,
+    "ser2d": 0,
+    "vgg1d": 2_019_670,
+    "vgg2d": 1_283_102,
+}
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+def _forward(model: torch.nn.Module, batch: int = 2, frames: int | None = None) -> torch.Tensor:
+    inputs = model.example_input(batch=batch, frames=frames)
+    return model(*inputs) if isinstance(inputs, tuple) else model(inputs)
+
+
+# --- registry -----------------------------------------------------------------------------
+
+def test_list_models_is_sorted_and_complete() -> None:
+    assert list_models() == ALL_MODELS
+    assert list_models("*") == sorted(list_models())
+
+
+@pytest.mark.parametrize(("pattern", "expected"), [
+    ("*2d", ["alexnet2d", "custom2d", "gn2d", "lenet2d", "ser2d", "vgg2d"]),
+    ("*1d", ["alexnet1d", "custom1d", "gn1d", "lenet1d", "vgg1d"]),
+    ("gn*", ["gn1d", "gn2d"]),
+    ("lenet?d", ["lenet1d", "lenet2d"]),
+    ("nothing*", []),
+])
+def test_list_models_wildcards(pattern: str, expected: list[str]) -> None:
+    assert list_models(pattern) == expected
+
+
+def test_unknown_name_lists_valid_names() -> None:
+    with pytest.raises(ValueError, match="unknown model 'resnet50'") as info:
+        create_model("resnet50")
+    for name in ALL_MODELS:
+        assert name in str(info.value)
+    with pytest.raises(ValueError, match="valid names"):
+        model_input_space("resnet50")
+    with pytest.raises(ValueError, match="valid names"):
+        describe("resnet50")
+
+
+def test_unknown_kwarg_is_a_clear_type_error() -> None:
+    with pytest.raises(TypeError, match=r"unknown keyword argument\(s\) \['depth'\]"):
+        create_model("gn2d", depth=3)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"activation": "gelu"}, "activation must be one of"),
+    ({"width": 0}, "width must be"),
+    ({"dropout": 1.0}, "dropout must be"),
+    ({"n_classes": 1}, "n_classes must be"),
+])
+def test_bad_values_are_value_errors(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        create_model("lenet1d", **kwargs)
+
+
+def test_model_input_space() -> None:
+    assert model_input_space("vgg1d") == "fs1"
+    assert model_input_space("ser2d") == "fs2"
+    assert model_input_space("combined") == "fs1+fs2"
+    for name in ALL_MODELS:
+        assert model_input_space(name) == create_model(name).input_space
+
+
+def test_defaults_are_keyword_arguments() -> None:
+    for name in ALL_MODELS:
+        defaults = default_kwargs(name)
+        assert set(defaults) == {"activation", "width", "dropout", "n_classes"}
+        assert defaults["n_classes"] == config.N_CLASSES
+    assert default_kwargs("ser2d")["activation"] == "silu"
+    assert default_kwargs("lenet2d")["activation"] == "relu"
+
+
+def test_hparams_rebuild_the_same_model() -> None:
+    model = create_model("gn2d", activation="elu", width=0.5)
+    assert model.hparams == {"activation": "elu", "width": 0.5, "dropout": 0.3,
+                             "n_classes": config.N_CLASSES}
+    twin = create_model("gn2d", **model.hparams)
+    assert twin.load_state_dict(model.state_dict()) is not None
+
+
+# --- forward shapes -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("width", [1.0, 0.5])
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_forward_shape(name: str, width: float, activation: str) -> None:
+    model = create_model(name, width=width, activation=activation).eval()
+    with torch.no_grad():
+        out = _forward(model)
+    assert out.shape == (2, config.N_CLASSES)
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_n_classes_and_train_mode(name: str) -> None:
+    model = create_model(name, n_classes=4).train()
+    out = _forward(model, batch=3)
+    assert out.shape == (3, 4)
+    out.sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", [n for n in ALL_MODELS if create_model(n).variable_length])
+@pytest.mark.parametrize("frames", [MIN_FRAMES, 100, 300])
+def test_variable_length(name: str, frames: int) -> None:
+    model = create_model(name).eval()
+    with torch.no_grad():
+        assert _forward(model, frames=frames).shape == (2, config.N_CLASSES)
+
+
+def test_which_models_are_variable_length() -> None:
+    variable = [n for n in ALL_MODELS if create_model(n).variable_length]
+    assert variable == ["combined", "gn2d", "ser2d"]
+
+
+@pytest.mark.parametrize("name", ["lenet2d", "vgg2d", "alexnet2d", "custom2d"])
+def test_fixed_length_models_reject_other_lengths(name: str) -> None:
+    model = create_model(name)
+    with pytest.raises(ValueError, match="216 frames"):
+        model(torch.zeros(1, 1, config.N_MELS, 100))
+
+
+def test_input_shape_errors_are_readable() -> None:
+    with pytest.raises(ValueError, match="FS1 input"):
+        create_model("gn1d")(torch.zeros(2, 1, 100))
+    with pytest.raises(ValueError, match="at least"):
+        create_model("ser2d")(torch.zeros(2, 1, config.N_MELS, MIN_FRAMES - 1))
+    with pytest.raises(ValueError, match="n_mels|128"):
+        create_model("gn2d")(torch.zeros(2, 1, 64, 216))
+
+
+@pytest.mark.parametrize("name", ["lenet1d", "gn1d", "lenet2d", "ser2d", "combined"])
+def test_a_few_steps_lower_the_loss(name: str) -> None:
+    model = create_model(name, dropout=0.0).train()
+    inputs = model.example_input(batch=8)
+    targets = torch.arange(8) % config.N_CLASSES
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(15):
+        optimizer.zero_grad()
+        logits = model(*inputs) if isinstance(inputs, tuple) else model(inputs)
+        loss = torch.nn.functional.cross_entropy(logits, targets)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_eval_mode_is_deterministic() -> None:
+    model = create_model("ser2d").eval()
+    x = model.example_input(batch=2)
+    with torch.no_grad():
+        assert torch.equal(model(x), model(x))
+
+
+# --- describe -----------------------------------------------------------------------------
+
+DESCRIBE_KEYS = {"name", "display_name", "family", "input_space", "input_shape", "kwargs",
+                 "layers", "total_params", "trainable_params", "macs", "receptive_field",
+                 "variable_length", "summary", "size_note", "source"}
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_describe(name: str) -> None:
+    start = time.perf_counter()
+    info = describe(name)
+    assert time.perf_counter() - start < 0.5 * 4  # budget 0.5 s; slack for a busy CI
+    assert set(info) == DESCRIBE_KEYS
+    model = create_model(name)
+    assert info["total_params"] == sum(p.numel() for p in model.parameters())
+    assert info["trainable_params"] == info["total_params"]
+    assert sum(row["params"] for row in info["layers"]) == info["total_params"]
+    assert info["macs"] == sum(row["macs"] for row in info["layers"]) > 0
+    assert info["kwargs"] == default_kwargs(name)
+    assert info["family"] in {"1D CNN", "2D CNN", "1D+2D"}
+    assert info["source"] in {"Keras notebook seed", "PyTorch seed", "SER Studio"}
+    assert info["display_name"] and len(info["summary"]) > 80 and info["size_note"]
+    for row in info["layers"]:
+        assert set(row) == {"layer", "type", "output_shape", "params", "macs"}
+    assert info["layers"][-1]["output_shape"] == (config.N_CLASSES,)
+    rf = info["receptive_field"]
+    if info["input_space"] == "fs1":
+        assert info["input_shape"] == config.FS1_SHAPE and isinstance(rf, int) and rf > 1
+    elif info["input_space"] == "fs2":
+        assert info["input_shape"] == config.FS2_SHAPE
+        assert len(rf) == 2 and all(isinstance(v, int) and v > 1 for v in rf)
+    else:
+        assert set(rf) == {"fs1", "fs2"}
+
+
+def test_describe_passes_kwargs_through() -> None:
+    small, full = describe("gn2d", width=0.5), describe("gn2d")
+    assert small["kwargs"]["width"] == 0.5
+    assert small["total_params"] < full["total_params"]
+    assert small["macs"] < full["macs"]
+
+
+def test_describe_known_values() -> None:
+    lenet = describe("lenet2d")
+    convs = [row for row in lenet["layers"] if row["type"] == "Conv2d"]
+    assert convs[0]["output_shape"] == (6, 124, 212)
+    assert convs[0]["macs"] == 6 * 124 * 212 * 25
+    assert lenet["receptive_field"] == (16, 16)
+    assert describe("ser2d")["receptive_field"][0] == config.N_MELS
+
+
+def test_pinned_parameter_counts() -> None:
+    counts = {name: sum(p.numel() for p in create_model(name).parameters())
+              for name in ALL_MODELS}
+    assert counts == PINNED_PARAMS
+
+
+def test_models_table() -> None:
+    table = models_table()
+    assert list(table["name"]) == ALL_MODELS
+    assert list(table.columns) == ["name", "display_name", "family", "input", "params", "MACs",
+                                   "variable_length"]
+    assert dict(zip(table["name"], table["params"], strict=True)) == PINNED_PARAMS
+    assert list(models_table("gn*")["name"]) == ["gn1d", "gn2d"]
