@@ -1,6 +1,7 @@
 """SER Studio — entry point: `streamlit run Home.py`.
 
-Registers the pages and draws what every page shares (the corpus chooser in the sidebar).
+Registers the pages; each page draws the shared sidebar (corpus chooser) itself through
+`pages.common.corpus_sidebar`, so it works the same however it is opened.
 """
 
 import streamlit as st
@@ -16,8 +17,4 @@ PAGES = [
     st.Page("pages/architectures.py", title="Architectures", icon="🧱"),
 ]
 
-page = st.navigation(PAGES)
-from pages.common import corpus_sidebar  # noqa: E402  (after set_page_config)
-
-corpus_sidebar()
-page.run()
+st.navigation(PAGES).run()

@@ -23,8 +23,8 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ser import config  # noqa: E402
-from ser.models import create_model, describe, list_models  # noqa: E402
+from ser import config
+from ser.models import create_model, describe, list_models
 
 #: Training throughput every model must reach at default size (samples/s, batch 64).
 MIN_TRAIN_RATE = 60.0

@@ -3,12 +3,13 @@
 import pandas as pd
 import streamlit as st
 
-from pages.common import pct, protocol_caption
+from pages.common import corpus_sidebar, pct, protocol_caption
 from ser import plots
 from ser.models import describe, list_models, models_table
 from ser.results import all_models
 
 st.title("🧱 Architectures")
+corpus_sidebar()
 st.caption("Every network SER Studio can train. 1D CNNs read FS1 — 169 numbers summarising a "
            "clip (ZCR, RMS, 20 MFCCs, 12 chroma, 7 contrast bands, 128 mel powers); 2D CNNs "
            "read FS2 — a 128 × 216 log-mel image of up to 5 s.")

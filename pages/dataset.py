@@ -4,12 +4,13 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages.common import corpus_badge, get_corpus
+from pages.common import corpus_badge, corpus_sidebar, get_corpus
 from ser import config, plots
 from ser.audio import AudioError, load
 from ser.features import clip_features
 
 st.title("📊 Dataset")
+corpus_sidebar()
 corpus = get_corpus()
 corpus_badge(corpus)
 m = corpus.manifest

@@ -2,13 +2,14 @@
 
 import streamlit as st
 
-from pages.common import corpus_badge, get_corpus, pct, protocol_caption
+from pages.common import corpus_badge, corpus_sidebar, get_corpus, pct, protocol_caption
 from ser import config
 from ser.corpora import summary
 from ser.results import shipped_models
 from ser.training import device_description
 
 st.title("🎙️ SER Studio")
+corpus_sidebar()
 st.markdown(
     "Recognise the emotion in a voice — **angry, disgust, fear, happy, neutral, sad** — with "
     "convolutional networks you can inspect, train and compare. Explore the CREMA-D corpus, "

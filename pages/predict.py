@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages.common import get_corpus, get_predictor, pct, protocol_caption
+from pages.common import corpus_sidebar, get_corpus, get_predictor, pct, protocol_caption
 from ser import config, plots
 from ser.audio import AudioError, info, load, quality_report
 from ser.bundle import BundleError
@@ -13,6 +13,7 @@ from ser.inference import Prediction, Predictor, agreement, ensemble
 from ser.results import all_models
 
 st.title("🎧 Predict")
+corpus_sidebar()
 st.caption("Speak a sentence in an emotion (or upload a recording) and see what every model "
            "hears. Models trained on acted CREMA-D sentences; expect them to be less sure on "
            "spontaneous speech.")

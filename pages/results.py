@@ -5,11 +5,12 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from pages.common import get_corpus, pct, protocol_caption
+from pages.common import corpus_sidebar, get_corpus, pct, protocol_caption
 from ser import config, plots
 from ser.results import all_models, table
 
 st.title("📈 Results")
+corpus_sidebar()
 entries = all_models()
 if not entries:
     st.info("No trained models yet: shipped bundles live in `models/`, and runs launched on "

@@ -5,13 +5,14 @@ import time
 import pandas as pd
 import streamlit as st
 
-from pages.common import corpus_badge, corpus_dir, get_corpus
+from pages.common import corpus_badge, corpus_dir, corpus_sidebar, get_corpus
 from ser import plots, runs
 from ser.models import describe, list_models, model_input_space
 from ser.splits import make_split
 from ser.training import TrainConfig, device_description, estimate_throughput
 
 st.title("🏋️ Train")
+corpus_sidebar()
 corpus = get_corpus()
 corpus_badge(corpus)
 
@@ -33,13 +34,14 @@ names = list_models()
 with st.form("launch"):
     c1, c2 = st.columns([2, 1])
     archs = c1.multiselect("Architectures (each becomes a run; runs queue one after another)",
-                           names, default=["lenet2d"],
+                           names, default=["lenet2d"], key="archs",
                            format_func=lambda n: f"{n} — {describe(n)['display_name']}")
     activation = c2.selectbox("Activation", ["relu", "silu", "elu"],
                               help="The PyTorch seed compared these three.")
     c1, c2, c3, c4 = st.columns(4)
     lr = c1.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], value=1e-3)
-    epochs = c2.number_input("Epochs (0 = seed default: 30 for 1D, 20 for 2D)", 0, 300, 0)
+    epochs = c2.number_input("Epochs (0 = seed default: 30 for 1D, 20 for 2D)", 0, 300, 0,
+                             key="epochs")
     batch = c3.select_slider("Batch size", [16, 32, 64, 128, 256], value=64)
     width = c4.select_slider("Width ×", [0.5, 1.0, 1.5, 2.0, 4.0], value=1.0,
                              help="Channel multiplier; >1 for a GPU.")
@@ -52,8 +54,9 @@ with st.form("launch"):
     device = c3.selectbox("Device", devices, help=f"auto = {device_description()}")
     st.markdown("**Augmentation and regularisation**")
     c = st.columns(6)
-    noise = c[0].checkbox("White noise copy", True, help="The seed's noise-augmented copy "
-                          "of every training clip (factor 0.01).")
+    noise = c[0].checkbox("White noise copy", True, key="noise",
+                          help="The seed's noise-augmented copy of every training clip "
+                               "(factor 0.01).")
     pitch = c[1].checkbox("Pitch shift", False)
     stretch = c[2].checkbox("Time stretch", False)
     specaug = c[3].checkbox("SpecAugment", False, help="Masks mel bands and frames (2D input).")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Iterator
 
 import pytest
 import torch
@@ -15,6 +17,7 @@ from ser.models import (
     default_kwargs,
     describe,
     list_models,
+    model_class,
     model_input_space,
     models_table,
 )
@@ -41,8 +44,14 @@ PINNED_PARAMS = {
 
 
 @pytest.fixture(autouse=True)
-def _seed() -> None:
+def _seed_and_one_thread() -> Iterator[None]:
+    # Tiny batches gain nothing from intra-op threads, and on a busy machine every
+    # parallel region waits for a second core: one thread keeps the suite fast and steady.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     torch.manual_seed(0)
+    yield
+    torch.set_num_threads(threads)
 
 
 def _forward(model: torch.nn.Module, batch: int = 2, frames: int | None = None) -> torch.Tensor:
@@ -142,7 +151,7 @@ def test_n_classes_and_train_mode(name: str) -> None:
     assert all(p.grad is not None for p in model.parameters())
 
 
-@pytest.mark.parametrize("name", [n for n in ALL_MODELS if create_model(n).variable_length])
+@pytest.mark.parametrize("name", [n for n in ALL_MODELS if model_class(n).variable_length])
 @pytest.mark.parametrize("frames", [MIN_FRAMES, 100, 300])
 def test_variable_length(name: str, frames: int) -> None:
     model = create_model(name).eval()
@@ -151,7 +160,7 @@ def test_variable_length(name: str, frames: int) -> None:
 
 
 def test_which_models_are_variable_length() -> None:
-    variable = [n for n in ALL_MODELS if create_model(n).variable_length]
+    variable = [n for n in ALL_MODELS if model_class(n).variable_length]
     assert variable == ["combined", "gn2d", "ser2d"]
 
 
@@ -167,15 +176,26 @@ def test_input_shape_errors_are_readable() -> None:
         create_model("gn1d")(torch.zeros(2, 1, 100))
     with pytest.raises(ValueError, match="at least"):
         create_model("ser2d")(torch.zeros(2, 1, config.N_MELS, MIN_FRAMES - 1))
-    with pytest.raises(ValueError, match="n_mels|128"):
+    with pytest.raises(ValueError, match="takes"):
         create_model("gn2d")(torch.zeros(2, 1, 64, 216))
 
 
-@pytest.mark.parametrize("name", ["lenet1d", "gn1d", "lenet2d", "ser2d", "combined"])
+def _learnable(x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``x`` as light noise over a sinusoid whose frequency along the last axis is the class."""
+    positions = torch.arange(x.shape[-1], dtype=torch.float32)
+    cycles = (targets.float() + 1) / 16
+    wave = torch.sin(2 * math.pi * cycles[:, None] * positions[None, :])
+    return wave.reshape(x.shape[0], *(1,) * (x.dim() - 2), x.shape[-1]) + 0.3 * x
+
+
+@pytest.mark.parametrize("name", ["lenet1d", "gn1d", "alexnet1d", "lenet2d", "gn2d", "ser2d",
+                                  "combined"])
 def test_a_few_steps_lower_the_loss(name: str) -> None:
     model = create_model(name, dropout=0.0).train()
-    inputs = model.example_input(batch=8)
     targets = torch.arange(8) % config.N_CLASSES
+    example = model.example_input(batch=8)
+    inputs = (tuple(_learnable(x, targets) for x in example) if isinstance(example, tuple)
+              else _learnable(example, targets))
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     losses = []
     for _ in range(15):
@@ -185,7 +205,7 @@ def test_a_few_steps_lower_the_loss(name: str) -> None:
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
-    assert losses[-1] < 0.5 * losses[0]
+    assert min(losses[-3:]) < 0.6 * losses[0]
 
 
 def test_eval_mode_is_deterministic() -> None:

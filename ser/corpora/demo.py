@@ -26,7 +26,7 @@ The voice model
   open quotient, formant shifts (smiling, jaw opening) and vowel-space expansion vary by
   emotion, following the direction of effects reported in the speech-emotion literature
   (e.g. anger: high, wide-ranged, loud, fast, tense; sadness: low, narrow, slow, soft,
-  breathy). Every speaker has an own expressiveness and own quirks per emotion, and every
+  breathy). Every speaker has its own expressiveness and its own quirks per emotion, and every
   clip gets random variation, so classes overlap the way acted emotions do.
 
 Everything is seeded, and each clip draws from its own generator keyed by
@@ -112,6 +112,7 @@ _VOWELS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]
     "OY": ((570, 870, 2400), (400, 1950, 2550)),
 }
 _SCHWA = np.array(_VOWELS["AX"][0], dtype=float)
+_DIPHTHONGS = frozenset(v for v, (a, b) in _VOWELS.items() if a != b)
 
 
 @dataclass(frozen=True)
@@ -266,7 +267,10 @@ _STYLE_TABLE: dict[str, tuple[tuple[float, ...], float, float]] = {
 _STYLE_PARAMS = tuple(_STYLE_TABLE)
 _STYLE_ORDER = ("NEU", "ANG", "DIS", "FEA", "HAP", "SAD")
 _STYLE_VALUES = np.array([_STYLE_TABLE[p][0] for p in _STYLE_PARAMS]).T  # (6, n_params)
-_CLIP_SD = 0.85 * np.array([_STYLE_TABLE[p][1] for p in _STYLE_PARAMS])
+#: Global knob on the per-clip spread: the one number to turn if the corpus gets too easy
+#: or too hard for the cross-speaker check in tests/test_demo_corpus.py.
+_CLIP_SPREAD = 0.85
+_CLIP_SD = _CLIP_SPREAD * np.array([_STYLE_TABLE[p][1] for p in _STYLE_PARAMS])
 _QUIRK_SD = np.array([_STYLE_TABLE[p][2] for p in _STYLE_PARAMS])
 _STYLE_LIMITS: dict[str, tuple[float, float]] = {
     "breath": (0.0, 0.6), "oq": (0.3, 0.85), "creak": (0.0, 1.0), "pause_p": (0.0, 1.0),
@@ -278,7 +282,7 @@ _STYLE_LIMITS: dict[str, tuple[float, float]] = {
 _LEVEL_STRENGTH = {"LO": 0.55, "MD": 1.0, "HI": 1.45}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _Speaker:
     actor_id: int
     sex: str
@@ -379,8 +383,9 @@ def _plan(syllables: tuple[_SyllableSpec, ...], spk: _Speaker, style: dict[str, 
     stress_len = float(np.exp(style["stress_len"]))
     vowel_ms = {0: 75.0, 1: 135.0, 2: 165.0}
 
-    # Segments: (kind, seconds, payload). Vowels carry (syllable index, stress, vowel).
-    segments: list[tuple[str, float, object]] = []
+    # Segments: (kind, seconds, payload); payload is (stress, vowel) for vowels and
+    # (consonant, vowel of its syllable) for consonants.
+    segments: list[tuple[str, float, tuple]] = []
     n_syl = len(syllables)
     pause_after = -1
     if n_syl > 3 and rng.random() < style["pause_p"]:
@@ -392,16 +397,16 @@ def _plan(syllables: tuple[_SyllableSpec, ...], spk: _Speaker, style: dict[str, 
         ms = vowel_ms[stress] * rng.uniform(0.85, 1.2) / tempo
         if stress:
             ms *= stress_len
-        if vowel[1] == "Y" or vowel in ("OW", "AW"):
+        if vowel in _DIPHTHONGS:
             ms *= 1.25  # diphthongs need time to glide
         if i == n_syl - 1:
             ms *= 1.45  # phrase-final lengthening
-        segments.append(("vowel", ms / 1000, (i, stress, vowel)))
+        segments.append(("vowel", ms / 1000, (stress, vowel)))
         for ch in coda:
             ms = _CONSONANTS[ch].ms * rng.uniform(0.85, 1.15) / tempo ** 0.6
             segments.append(("cons", ms / 1000, (ch, vowel)))
         if i == pause_after:
-            segments.append(("pause", rng.uniform(0.12, 0.3) / tempo, None))
+            segments.append(("pause", rng.uniform(0.12, 0.3) / tempo, ()))
 
     speech = sum(s[1] for s in segments)
     lead = rng.uniform(0.12, 0.4)
@@ -434,7 +439,7 @@ def _plan(syllables: tuple[_SyllableSpec, ...], spk: _Speaker, style: dict[str, 
             continue
         m = b - a
         if kind == "vowel":
-            syl, stress, vowel = payload  # type: ignore[misc]
+            stress, vowel = payload
             start, end = vowel_targets(vowel)
             w = np.linspace(0.0, 1.0, m)[:, None]
             formants[a:b] = start + w * (end - start)
@@ -442,7 +447,7 @@ def _plan(syllables: tuple[_SyllableSpec, ...], spk: _Speaker, style: dict[str, 
             av[a:b] = gain * (1.0 - 0.25 * np.linspace(0.0, 1.0, m))
             accents.append((a, b, stress))
         elif kind == "cons":
-            ch, vowel = payload  # type: ignore[misc]
+            ch, vowel = payload
             c = _CONSONANTS[ch]
             locus = vowel_targets(vowel)[0] if c.locus is None else np.asarray(c.locus)
             formants[a:b] = locus
@@ -624,7 +629,7 @@ def _band_filters(sr: int) -> dict[str, np.ndarray]:
 
 
 def _synthesize_clip(speaker: _Speaker, sentence: str, emotion: str, level: str,
-                    rng: np.random.Generator, sr: int = 16000) -> np.ndarray:
+                     rng: np.random.Generator, sr: int = 16000) -> np.ndarray:
     """Synthesise one utterance as float64 samples in [-0.9, 0.9].
 
     Parameters
@@ -659,7 +664,7 @@ def _synthesize_clip(speaker: _Speaker, sentence: str, emotion: str, level: str,
     source, flow = _glottal_source(f0_hz, creak, style, sr, rng)
     av = up(tr.av)
     voiced = av * source
-    active = av > 0.3
+    active = av > 0.3  # levels are set on the vowels, not diluted by pauses and silence
     voiced /= np.sqrt(np.mean(voiced[active] ** 2)) + 1e-12
     # Aspiration is pulsed by the glottal opening, and /h/ is aspiration on its own.
     noise = rng.standard_normal(n)
@@ -680,13 +685,17 @@ def _synthesize_clip(speaker: _Speaker, sentence: str, emotion: str, level: str,
     # Frication: one noise source, band-passed per consonant class.
     fric_noise = rng.standard_normal(n)
     fric_gain = 0.8 + 0.6 * (style["artic"] - 1.0) + 0.03 * style["level_db"]
+    settle = 4 * block  # lets the band-pass forget its zero initial state
     for k, (name, sos) in enumerate(_band_filters(sr).items()):
-        env = tr.af[k]
-        if not env.any():
+        if not tr.af[k].any():
             continue
-        band = signal.sosfilt(sos, fric_noise)
+        env = up(tr.af[k])
+        nz = np.flatnonzero(env)
+        lo, hi = max(int(nz[0]) - settle, 0), int(nz[-1]) + 1
+        # Only the stretch that carries this consonant class needs filtering.
+        band = signal.sosfilt(sos, fric_noise[lo:hi])
         band /= np.sqrt(np.mean(band ** 2)) + 1e-12
-        speech += band * up(env) * _NOISE_BANDS[name][2] * max(fric_gain, 0.3)
+        speech[lo:hi] += band * env[lo:hi] * _NOISE_BANDS[name][2] * max(fric_gain, 0.3)
 
     target = 10.0 ** ((_NEUTRAL_RMS_DBFS + style["level_db"]) / 20.0)
     speech *= target / (np.sqrt(np.mean(speech[active] ** 2)) + 1e-12)

@@ -8,7 +8,15 @@ import torch
 from torch import nn
 
 from ser import config
-from ser.models.layers import SERModel, conv_nd, flat_size, make_activation, max_pool_nd, scaled
+from ser.models.layers import (
+    SERModel,
+    conv_nd,
+    flat_size,
+    keras_init,
+    make_activation,
+    max_pool_nd,
+    scaled,
+)
 from ser.models.registry import register
 
 #: AlexNet's five convolutions: (channels, kernel, stride, padding, max-pool after).
@@ -45,6 +53,7 @@ class _AlexNet(SERModel):
             nn.Linear(fc, fc), make_activation(activation),
             nn.Linear(fc, n_classes),
         )
+        keras_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(batch, n_classes)`` for input of :attr:`input_space`."""

@@ -8,7 +8,15 @@ import torch
 from torch import nn
 
 from ser import config
-from ser.models.layers import SERModel, conv_nd, flat_size, make_activation, max_pool_nd, scaled
+from ser.models.layers import (
+    SERModel,
+    conv_nd,
+    flat_size,
+    keras_init,
+    make_activation,
+    max_pool_nd,
+    scaled,
+)
 from ser.models.registry import register
 
 #: Filters of the four convolution + pooling stages at the seed's size (widest first).
@@ -42,6 +50,7 @@ class _Custom(SERModel):
             make_activation(activation), nn.Dropout(dropout),
             nn.Linear(CUSTOM_FC, n_classes),
         )
+        keras_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(batch, n_classes)`` for input of :attr:`input_space`."""

@@ -50,6 +50,19 @@ def avg_pool_nd(dim: int, *args: Any, **kwargs: Any) -> nn.Module:
     return (nn.AvgPool1d if dim == 1 else nn.AvgPool2d)(*args, **kwargs)
 
 
+def keras_init(module: nn.Module) -> None:
+    """Glorot-uniform weights and zero biases for every convolution and dense layer.
+
+    These are Keras's defaults, so the models ported from the Keras notebook start from
+    the same distribution the seed trained from (PyTorch's default is smaller).
+    """
+    for layer in module.modules():
+        if isinstance(layer, (nn.modules.conv._ConvNd, nn.Linear)):
+            nn.init.xavier_uniform_(layer.weight)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+
+
 @torch.no_grad()
 def flat_size(features: nn.Module, example: torch.Tensor) -> int:
     """Number of values per example that ``features`` outputs (to size a dense head)."""
@@ -62,7 +75,7 @@ def flat_size(features: nn.Module, example: torch.Tensor) -> int:
 
 def scaled(channels: int, width: float) -> int:
     """Channel count ``channels`` multiplied by ``width``, rounded, at least 1."""
-    return max(1, int(round(channels * width)))
+    return max(1, round(channels * width))
 
 
 def norm_groups(channels: int, max_groups: int = 8) -> int:

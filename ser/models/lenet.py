@@ -8,7 +8,15 @@ import torch
 from torch import nn
 
 from ser import config
-from ser.models.layers import SERModel, avg_pool_nd, conv_nd, flat_size, make_activation, scaled
+from ser.models.layers import (
+    SERModel,
+    avg_pool_nd,
+    conv_nd,
+    flat_size,
+    keras_init,
+    make_activation,
+    scaled,
+)
 from ser.models.registry import register
 
 
@@ -34,6 +42,7 @@ class _LeNet(SERModel):
             nn.Linear(f1, f2), make_activation(activation), nn.Dropout(dropout),
             nn.Linear(f2, n_classes),
         )
+        keras_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(batch, n_classes)`` for input of :attr:`input_space`."""

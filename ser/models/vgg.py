@@ -8,10 +8,18 @@ import torch
 from torch import nn
 
 from ser import config
-from ser.models.layers import SERModel, conv_nd, flat_size, make_activation, max_pool_nd, scaled
+from ser.models.layers import (
+    SERModel,
+    conv_nd,
+    flat_size,
+    keras_init,
+    make_activation,
+    max_pool_nd,
+    scaled,
+)
 from ser.models.registry import register
 
-#: VGG16's pattern: (convolutions per stage, channels per stage), each stage ends in a 2× pool.
+#: VGG16's pattern: (convolutions per stage, channels per stage), each stage ends in a 2x pool.
 VGG16_STAGES = ((2, 64), (2, 128), (3, 256), (3, 512), (3, 512))
 VGG16_FC = 4096
 
@@ -44,6 +52,7 @@ class _VGG(SERModel):
             nn.Linear(fc, fc), make_activation(activation), nn.Dropout(dropout),
             nn.Linear(fc, n_classes),
         )
+        keras_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(batch, n_classes)`` for input of :attr:`input_space`."""

@@ -1,0 +1,211 @@
+"""Real-browser smoke test: start the Streamlit app, open every page in headless Chromium.
+
+Each page must render its title without an exception; a full-page screenshot of each lands in
+test-artifacts/screenshots/ (and, with SER_UPDATE_SCREENSHOTS=1, in tests/screenshots/ too,
+which the README shows).
+
+Needs Debian's chromium (/usr/bin/chromium) and the playwright Python package; never runs
+`playwright install`. Skipped when either is missing. Only loopback traffic.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO / "test-artifacts" / "screenshots"
+COMMITTED = REPO / "tests" / "screenshots"
+
+# (name, URL path); home first: its first load also generates the demo corpus.
+PAGES = [
+    ("home", "/"),
+    ("dataset", "/dataset"),
+    ("train", "/train"),
+    ("results", "/results"),
+    ("predict", "/predict"),
+    ("architectures", "/architectures"),
+]
+
+VIEWPORT = {"width": 1400, "height": 1000}
+HEALTH_TIMEOUT_S = 60
+PAGE_TIMEOUT_S = 90
+QUIET_S = 1.0  # how long the page must stay idle to count as settled
+CHROMIUM_ARGS = [
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+# Anything that means "the script or a part of it is still working".
+BUSY_SELECTOR = ", ".join([
+    '[data-testid="stStatusWidgetRunningIcon"]',
+    '[data-testid="stStatusWidgetRunningManIcon"]',
+    '[data-testid="stSpinner"]',
+    '[data-testid="stSkeleton"]',
+])
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+            return r.read().decode().strip() == "ok"
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def sync_api():
+    return pytest.importorskip(
+        "playwright.sync_api",
+        reason="playwright is not installed (pip install playwright; CI installs it)",
+    )
+
+
+@pytest.fixture(scope="module")
+def chromium_path() -> str:
+    path = _chromium()
+    if path is None:
+        pytest.skip("chromium is not installed (apt-get install chromium; CI installs it)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def app_url(session_dir, sync_api, chromium_path):
+    """The app served on a free loopback port with private cache/runs folders."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = dict(os.environ)
+    env["SER_CACHE_DIR"] = str(session_dir / "browser-cache")
+    env["SER_RUNS_DIR"] = str(session_dir / "browser-runs")
+    env.pop("SER_DATA_DIR", None)
+    log_path = session_dir / f"streamlit-{port}.log"
+    log = open(log_path, "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "Home.py",
+         "--server.headless", "true", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+
+    def server_log() -> str:
+        log.flush()
+        return log_path.read_text(errors="replace")[-4000:]
+
+    try:
+        deadline = time.monotonic() + HEALTH_TIMEOUT_S
+        while not _healthy(url):
+            if proc.poll() is not None:
+                pytest.fail(f"streamlit exited with code {proc.returncode}:\n{server_log()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"streamlit not healthy after {HEALTH_TIMEOUT_S} s:\n{server_log()}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=15)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def page(app_url, sync_api, chromium_path):
+    with sync_api.sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
+        context = pw.chromium.launch_persistent_context(
+            profile, executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS,
+            viewport=VIEWPORT,
+        )
+        try:
+            pg = context.pages[0] if context.pages else context.new_page()
+            pg.set_default_timeout(PAGE_TIMEOUT_S * 1000)
+            yield pg
+        finally:
+            context.close()
+
+
+def _settle(pg, deadline: float) -> None:
+    """Wait until the app is idle (script not running, no spinner) for QUIET_S seconds."""
+    pg.locator('[data-testid="stApp"]').wait_for(state="attached")
+    pg.locator("h1").first.wait_for(state="visible")
+    quiet_since = None
+    while time.monotonic() < deadline:
+        state = pg.locator('[data-testid="stApp"]').get_attribute("data-test-script-state")
+        busy = state in ("initial", "running", "rerunRequested") or \
+            pg.locator(BUSY_SELECTOR).count() > 0
+        now = time.monotonic()
+        if busy:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = now
+        elif now - quiet_since >= QUIET_S:
+            return
+        time.sleep(0.1)
+    pytest.fail(f"page still busy after {PAGE_TIMEOUT_S} s")
+
+
+def _screenshot(pg, path: Path) -> None:
+    """Full-page screenshot. Streamlit scrolls inside stMain, not the document, so grow the
+    viewport to the content height for the shot, then restore it."""
+    height = pg.evaluate(
+        "() => { const m = document.querySelector('[data-testid=\"stMain\"]');"
+        " return m ? m.scrollHeight : document.documentElement.scrollHeight; }"
+    )
+    height = max(VIEWPORT["height"], min(int(height), 12000))
+    try:
+        if height > VIEWPORT["height"]:
+            pg.set_viewport_size({"width": VIEWPORT["width"], "height": height})
+            pg.wait_for_timeout(1000)  # let charts re-layout
+        pg.screenshot(path=str(path), full_page=True)
+    finally:
+        pg.set_viewport_size(VIEWPORT)
+
+
+@pytest.mark.parametrize("name, path", PAGES, ids=[p[0] for p in PAGES])
+def test_page_renders(page, app_url, name, path):
+    deadline = time.monotonic() + PAGE_TIMEOUT_S
+    page.goto(app_url + path, wait_until="domcontentloaded")
+    _settle(page, deadline)
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / f"{name}.png"
+    _screenshot(page, shot)
+    if os.environ.get("SER_UPDATE_SCREENSHOTS") == "1":
+        COMMITTED.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, COMMITTED / f"{name}.png")
+
+    errors = page.locator('[data-testid="stAlertContentError"]').all_inner_texts()
+    for text in errors:  # not a failure (pages may report bad input), but worth seeing
+        print(f"\n[{name}] st.error: {text.strip()}")
+    exceptions = page.locator('[data-testid="stException"]').all_inner_texts()
+    assert not exceptions, f"{name}: exception on page:\n" + "\n---\n".join(exceptions)
+    body = page.locator("body").inner_text()
+    assert "Traceback" not in body, f"{name}: 'Traceback' on page:\n{body[:3000]}"
+    assert page.locator("h1").first.inner_text().strip(), f"{name}: empty title"
