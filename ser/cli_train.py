@@ -27,6 +27,8 @@ def add_commands(sub) -> None:
     t.add_argument("--detach", action="store_true", help="queue the run in the background")
     t.add_argument("--max-parallel", type=int, default=1, help="runs allowed at once")
     t.add_argument("--out", help="also copy the bundle to this .pt path")
+    t.add_argument("--ship", metavar="NAME", help="publish the result into models/ as NAME.pt "
+                   "with its card, report, curves and per-clip predictions")
     helps = {"arch": "architecture name (python -m ser models)", "data": "corpus folder",
              "split": "speaker | random | kfold", "schedule": "none | cosine | plateau",
              "device": "auto | cpu | cuda | mps", "epochs": "default 30 (1D) / 20 (2D)",
@@ -86,7 +88,13 @@ def cmd_train(args) -> int:
         print(f"queued run {run_id} in {runs.root()}; follow it with "
               f"`python -m ser runs show {run_id}`")
         return 0
-    return _train_foreground(run_id, args.out)
+    code = _train_foreground(run_id, args.out)
+    if code == 0 and args.ship:
+        from ser.results import ship_run
+
+        dest = ship_run(run_id, args.ship)
+        print(f"shipped as {dest}")
+    return code
 
 
 def _train_foreground(run_id: str, out: str | None) -> int:

@@ -83,3 +83,40 @@ def table(entries: list[dict]) -> pd.DataFrame:
             "device": tr.get("device"),
         })
     return pd.DataFrame(rows)
+
+
+def ship_run(run_id: str, name: str, folder: Path | None = None) -> Path:
+    """Publish a finished run into ``models/``: ``NAME.pt`` (+ ``.json`` card),
+    ``NAME.report.json``, ``NAME.metrics.jsonl`` and ``NAME.predictions.csv`` (clip names,
+    not local paths). Weights are stored as float16 (checked by the caller's evaluation).
+    """
+    import shutil
+
+    from ser import bundle, runs
+    from ser.fileio import atomic_write_text, write_json
+
+    d = runs.run_dir(run_id)
+    folder = Path(folder or config.models_dir())
+    folder.mkdir(parents=True, exist_ok=True)
+    b = bundle.load(d / "model.pt")
+    card = dict(b.card)
+    card["name"] = name
+    dest = folder / f"{name}.pt"
+    bundle.save(dest, b.model, card, half=True)
+    report = read_json(d / "report.json")
+    # Re-evaluate the float16 file itself on the same test clips: the shipped numbers must
+    # be those of the shipped weights.
+    from ser.evaluation import evaluate_bundle
+
+    cfg = read_json(d / "config.json")
+    half_report, _ = evaluate_bundle(bundle.load(dest), cfg.get("data"),
+                                     split=cfg.get("split"))
+    report["float16_check"] = {"accuracy_float32": report["accuracy"],
+                               "accuracy_float16": half_report["accuracy"],
+                               "uar_float32": report["uar"], "uar_float16": half_report["uar"]}
+    write_json(folder / f"{name}.report.json", report)
+    shutil.copy(d / "metrics.jsonl", folder / f"{name}.metrics.jsonl")
+    preds = pd.read_csv(d / "predictions.csv").drop(columns=["path"], errors="ignore")
+    atomic_write_text(folder / f"{name}.predictions.csv", preds.to_csv(index=False,
+                                                                      float_format="%.5f"))
+    return dest

@@ -70,7 +70,8 @@ def test_quirks(mini_crema):
     m = load_corpus(mini_crema).manifest
     q = crema_d.quirks(m, workers=1)
     assert q["silent"] == ["1001_MTI_SAD_XX"]
-    assert ["1002_TIE_HAP_XX", "1002_TIE_NEU_XX"] in q["duplicates_conflicting"]
+    assert q["duplicates_conflicting"] == [["1002_DFA_HAP_XX", "1002_TIE_HAP_XX",
+                                            "1002_TIE_NEU_XX"]]
     assert "1003_TSI_ANG_HI" in q["clipped"]
 
 

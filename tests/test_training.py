@@ -164,3 +164,20 @@ def test_half_precision_bundle_predicts_like_full(finished_run, tmp_path):
     clip = write_clip(tmp_path / "c.wav", 2.0)
     p1, p2 = Predictor(b).predict(clip), Predictor(h).predict(clip)
     np.testing.assert_allclose(p1.probs, p2.probs, atol=2e-2)
+
+
+def test_bundle_roundtrip_for_every_architecture(tmp_path):
+    """Regression: 0-d buffers (BatchNorm's num_batches_tracked) broke the weights digest."""
+    from ser.features import DEFAULT
+    from ser.models import create_model, list_models, model_input_space
+
+    for arch in list_models():
+        model = create_model(arch)
+        card = {"arch": arch, "model_kwargs": {}, "input_space": model_input_space(arch),
+                "feature_config": DEFAULT.as_dict(),
+                "normalisation": {"fs1": {"mean": [0.0] * 169, "std": [1.0] * 169},
+                                  "fs2": {"mean": [0.0] * 128, "std": [1.0] * 128}}}
+        bundle.save(tmp_path / f"{arch}.pt", model, card)
+        loaded = bundle.load(tmp_path / f"{arch}.pt")
+        for k, v in model.state_dict().items():
+            assert torch.equal(v, loaded.model.state_dict()[k]), (arch, k)

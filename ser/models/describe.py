@@ -6,6 +6,7 @@ module, observed with forward hooks, so they cannot drift from the code.
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -74,8 +75,14 @@ def layer_table(model: nn.Module, example: torch.Tensor | tuple[torch.Tensor, ..
     return rows
 
 
+_CACHE: dict[tuple[str, tuple[tuple[str, Any], ...]], dict[str, Any]] = {}
+
+
 def describe(name: str, **kwargs: Any) -> dict[str, Any]:
     """Facts about model ``name`` built with ``kwargs`` (defaults filled in).
+
+    Results are cached per (name, resolved kwargs); each call returns a fresh copy, so
+    callers may modify it.
 
     Returns
     -------
@@ -93,8 +100,15 @@ def describe(name: str, **kwargs: Any) -> dict[str, Any]:
         As :func:`ser.models.create_model`.
     """
     resolved = resolve_kwargs(name, **kwargs)
+    key = (name, tuple(sorted(resolved.items())))
+    if key not in _CACHE:
+        _CACHE[key] = _describe(name, resolved)
+    return copy.deepcopy(_CACHE[key])
+
+
+def _describe(name: str, resolved: dict[str, Any]) -> dict[str, Any]:
     cls = model_class(name)
-    model = create_model(name, **kwargs)
+    model = create_model(name, **resolved)
     layers = layer_table(model, model.example_input(batch=1))
     return {
         "name": name,

@@ -27,8 +27,8 @@ from ser.models.layers import SERModel, chain_receptive_field, make_activation, 
 from ser.models.registry import register
 
 #: 2D stages after the stem: (channels, (freq stride, time stride)).
-SER2D_STAGES = ((24, (2, 2)), (32, (2, 1)), (48, (2, 1)))
-SER2D_STEM = 16
+SER2D_STAGES = ((16, (2, 2)), (32, (2, 1)), (64, (2, 1)))
+SER2D_STEM = 8
 SER2D_SEQ_CHANNELS = 128
 SER2D_DILATIONS = (1, 2)
 SER2D_ATTENTION = 64
