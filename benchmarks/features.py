@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ser.augment import AugmentConfig  # noqa: E402
 from ser.corpora import load_corpus  # noqa: E402
-from ser.features import extract_paths  # noqa: E402
+from ser.features import extract_paths, extract_with_augmented  # noqa: E402
 from ser.parallel import cpu_count  # noqa: E402
 from ser.splits import speaker_independent  # noqa: E402
 
@@ -71,8 +71,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(tmp)
         t = time.perf_counter()
-        extract_paths(paths, cache_root=cache)
-        extract_paths(train_paths, cache_root=cache, augment=AugmentConfig(noise=True))
+        extract_with_augmented(paths, train_paths, cache_root=cache,
+                               augment=AugmentConfig(noise=True))
         cold = time.perf_counter() - t
         t = time.perf_counter()
         a = extract_paths(paths, cache_root=cache)

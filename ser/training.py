@@ -199,13 +199,11 @@ def prepare(cfg: TrainConfig, input_space: str, progress: Callable[[str, int, in
     def stage(name):
         return (lambda d, t: progress(name, d, t)) if progress else None
 
-    feats = features.extract_manifest(manifest, spaces=spaces,
-                                      progress=stage("extracting features"))
     aug = cfg.augment()
     train_paths = list(manifest["path"].iloc[split.train])
-    aug_feats = (features.extract_paths(train_paths, spaces=spaces, augment=aug,
-                                        progress=stage("augmenting training clips"))
-                 if aug.enabled else None)
+    feats, aug_feats = features.extract_with_augmented(
+        list(manifest["path"]), train_paths if aug.enabled else [], spaces=spaces,
+        augment=aug, progress=stage("extracting features"))
     y_all = manifest["emotion"].map({lab: i for i, lab in enumerate(config.LABELS)}).to_numpy()
     raw = {}
     for part, idx in split.parts().items():

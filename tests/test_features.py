@@ -103,3 +103,19 @@ def test_unreadable_clip_is_named(tmp_path):
 def test_config_roundtrip():
     assert features.FeatureConfig.from_dict(DEFAULT.as_dict()) == DEFAULT
     assert DEFAULT.window_seconds == pytest.approx(5.015, abs=0.01)
+
+
+def test_plain_and_augmented_in_one_pass_match_separate_calls(tmp_path):
+    paths = [write_clip(tmp_path / f"100{i}_DFA_SAD_XX.wav", 1.2, freq=140 + 40 * i)
+             for i in range(3)]
+    aug = AugmentConfig(noise=True, seed=1)
+    plain, augmented = features.extract_with_augmented(paths, paths[:2], augment=aug,
+                                                       cache_root=tmp_path / "c", workers=1)
+    sep_plain = features.extract_paths(paths, cache=False, workers=1)
+    sep_aug = features.extract_paths(paths[:2], augment=aug, cache=False, workers=1)
+    for s in ("fs1", "fs2"):
+        np.testing.assert_array_equal(plain[s], sep_plain[s])
+        np.testing.assert_array_equal(augmented[s], sep_aug[s])
+    # both halves were cached under the keys extract_paths uses
+    again = features.extract_paths(paths[:2], augment=aug, cache_root=tmp_path / "c")
+    np.testing.assert_array_equal(np.asarray(again["fs2"]), augmented["fs2"])
