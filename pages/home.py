@@ -5,7 +5,7 @@ import streamlit as st
 from pages.common import corpus_badge, corpus_sidebar, get_corpus, pct, protocol_caption
 from ser import config
 from ser.corpora import summary
-from ser.results import shipped_models
+from ser.results import read_ensemble, shipped_models
 from ser.training import device_description
 
 st.title("🎙️ SER Studio")
@@ -43,6 +43,12 @@ else:
                      "features": c.get("input_space", "").upper(), "test accuracy":
                      pct(t.get("accuracy")), "UAR": pct(t.get("uar")),
                      "protocol": protocol_caption(c)})
+    ens = read_ensemble()
+    if ens:
+        t = ens["metrics"]["test"]
+        rows.insert(0, {"model": ens["name"], "architecture": "average of " + ", ".join(
+            ens["members"]), "features": "", "test accuracy": pct(t["accuracy"]),
+            "UAR": pct(t["uar"]), "protocol": protocol_caption(ens)})
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     st.caption("Accuracy and UAR (unweighted average recall) on held-out test clips; the "
                "protocol column names the split and data each number comes from.")

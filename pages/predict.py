@@ -10,7 +10,7 @@ from ser.audio import AudioError, info, load, quality_report
 from ser.bundle import BundleError
 from ser.features import fs2
 from ser.inference import Prediction, Predictor, agreement, ensemble
-from ser.results import all_models
+from ser.results import all_models, read_ensemble
 
 st.title("🎧 Predict")
 corpus_sidebar()
@@ -90,8 +90,18 @@ c2.plotly_chart(plots.mel_image(fs2(y22, frames=0), title="Mel-spectrogram (whol
 
 entries = all_models()
 names = [e["name"] for e in entries]
-default = [e["name"] for e in entries if e["source"] == "shipped"] or names[:3]
-chosen = st.multiselect("Models", names, default=default)
+shipped_ens = read_ensemble()
+default = [n for n in (shipped_ens or {}).get("members", []) if n in names]
+default = default or [e["name"] for e in entries if e["source"] == "shipped"] or names[:3]
+chosen = st.multiselect("Models", names, default=default,
+                        help="By default the shipped ensemble: the models with the best "
+                             "validation UAR.")
+if shipped_ens and sorted(chosen) == sorted(shipped_ens["members"]):
+    t = shipped_ens["metrics"]["test"]
+    st.caption(f"Shipped ensemble ({shipped_ens['selection']}): test accuracy "
+               f"{pct(t['accuracy'])}, UAR {pct(t['uar'])} on {t['n']:,} clips of unseen "
+               f"speakers ({shipped_ens['split'].get('protocol_name', '')}, "
+               f"{shipped_ens['data'].get('corpus', '')}).")
 if not chosen and own_predictor is None:
     st.info("No model selected. Shipped models live in `models/`; train one on the Train page.")
     st.stop()

@@ -56,6 +56,17 @@ def add_commands(sub) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_predict)
 
+    res = sub.add_parser("results", help="the results table of shipped models and runs")
+    res.add_argument("--markdown", action="store_true", help="as a Markdown table (README)")
+    res.add_argument("--shipped", action="store_true", help="shipped models only")
+    res.set_defaults(func=cmd_results)
+
+    ens = sub.add_parser("ensemble", help="choose and score the shipped ensemble "
+                         "(members by validation UAR)")
+    ens.add_argument("--top", type=int, default=3)
+    ens.add_argument("--write", action="store_true", help="save it as models/ensemble.json")
+    ens.set_defaults(func=cmd_ensemble)
+
     r = sub.add_parser("runs", help="list, show, cancel or delete training runs")
     r.add_argument("action", nargs="?", default="list", choices=["list", "show", "cancel",
                                                                   "delete"])
@@ -207,6 +218,45 @@ def cmd_predict(args) -> int:
     if args.json:
         print(json.dumps(results, indent=2))
     return status
+
+
+def cmd_results(args) -> int:
+    from ser.results import all_models, shipped_models, table
+
+    entries = shipped_models() if args.shipped else all_models()
+    if not entries:
+        print("no trained models")
+        return 0
+    df = table(entries)
+    if args.markdown:
+        print("| model | features | split | test acc. | UAR | macro-F1 | precision | params "
+              "| train time |")
+        print("|---|---|---|---:|---:|---:|---:|---:|---:|")
+        for _, r in df.iterrows():
+            print(f"| {r['model']} | {r['features']} | {r['split']} | {r['accuracy']:.1%} | "
+                  f"{r['UAR']:.1%} | {r['macro-F1']:.3f} | {r['precision']:.3f} | "
+                  f"{r['parameters']:,} | {r['training time (s)'] / 60:.1f} min |")
+    else:
+        import pandas as pd
+
+        with pd.option_context("display.width", 250, "display.max_columns", 30):
+            print(df.drop(columns=["card"], errors="ignore").to_string(index=False))
+    return 0
+
+
+def cmd_ensemble(args) -> int:
+    from ser.fileio import write_json
+    from ser.results import ENSEMBLE_FILE, build_ensemble, shipped_models
+
+    card = build_ensemble(shipped_models(), top=args.top)
+    t = card["metrics"]["test"]
+    print(f"{card['name']}: {', '.join(card['members'])}\n  {card['selection']}\n"
+          f"  test accuracy {t['accuracy']:.4f}  UAR {t['uar']:.4f}  macro-F1 "
+          f"{t['macro_f1']:.4f}  precision {t['macro_precision']:.4f}  (n={t['n']})")
+    if args.write:
+        write_json(config.models_dir() / ENSEMBLE_FILE, card)
+        print(f"written to {config.models_dir() / ENSEMBLE_FILE}")
+    return 0
 
 
 def cmd_runs(args) -> int:

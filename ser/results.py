@@ -120,3 +120,50 @@ def ship_run(run_id: str, name: str, folder: Path | None = None) -> Path:
     atomic_write_text(folder / f"{name}.predictions.csv", preds.to_csv(index=False,
                                                                       float_format="%.5f"))
     return dest
+
+
+ENSEMBLE_FILE = "ensemble.json"
+
+
+def build_ensemble(entries: list[dict], *, top: int = 3, split: str = "speaker") -> dict:
+    """Average the probabilities of the ``top`` shipped models with the best *validation*
+    UAR (never test) on one split protocol, and score that average on their shared test
+    clips. Returns the ensemble card (members, selection rule, test metrics)."""
+    import numpy as np
+
+    from ser.evaluation import classification_metrics
+
+    pool = [e for e in entries if e["source"] == "shipped"
+            and e["card"].get("split", {}).get("protocol") == split]
+    pool.sort(key=lambda e: -e["card"].get("metrics", {}).get("val_uar_best", 0))
+    members = pool[:top]
+    if len(members) < 2:
+        raise ValueError("An ensemble needs at least two shipped models on the same split.")
+    frames = []
+    for e in members:
+        p = Path(e["bundle"])
+        frames.append(pd.read_csv(p.with_name(p.stem + ".predictions.csv")))
+    clips = frames[0]["clip"].tolist()
+    if any(f["clip"].tolist() != clips for f in frames):
+        raise ValueError("The members were tested on different clips; cannot ensemble.")
+    cols = [f"p_{lab}" for lab in config.LABELS]
+    probs = np.mean([f[cols].to_numpy() for f in frames], axis=0)
+    y = frames[0]["true"].map({lab: i for i, lab in enumerate(config.LABELS)}).to_numpy()
+    metrics = classification_metrics(y, probs)
+    c0 = members[0]["card"]
+    return {"name": f"ensemble.crema-{'si' if split == 'speaker' else split}",
+            "members": [e["name"] for e in members],
+            "selection": f"top {top} shipped models by best validation UAR (test unseen)",
+            "split": c0.get("split", {}), "data": c0.get("data", {}),
+            "metrics": {"test": {k: metrics[k] for k in ("n", "accuracy", "uar", "macro_f1",
+                                                         "macro_precision", "loss")}},
+            "confusion_matrix": metrics["confusion_matrix"],
+            "per_class": metrics["per_class"]}
+
+
+def read_ensemble(folder: Path | None = None) -> dict | None:
+    p = Path(folder or config.models_dir()) / ENSEMBLE_FILE
+    try:
+        return read_json(p) if p.exists() else None
+    except ValueError:
+        return None

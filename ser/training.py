@@ -201,8 +201,9 @@ def prepare(cfg: TrainConfig, input_space: str, progress: Callable[[str, int, in
 
     aug = cfg.augment()
     train_paths = list(manifest["path"].iloc[split.train])
+    # Always both spaces: one cache entry then serves every architecture.
     feats, aug_feats = features.extract_with_augmented(
-        list(manifest["path"]), train_paths if aug.enabled else [], spaces=spaces,
+        list(manifest["path"]), train_paths if aug.enabled else [], spaces=features.SPACES,
         augment=aug, progress=stage("extracting features"))
     y_all = manifest["emotion"].map({lab: i for i, lab in enumerate(config.LABELS)}).to_numpy()
     raw = {}

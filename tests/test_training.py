@@ -181,3 +181,28 @@ def test_bundle_roundtrip_for_every_architecture(tmp_path):
         loaded = bundle.load(tmp_path / f"{arch}.pt")
         for k, v in model.state_dict().items():
             assert torch.equal(v, loaded.model.state_dict()[k]), (arch, k)
+
+
+def test_ship_runs_and_build_an_ensemble(finished_run, tmp_path, monkeypatch):
+    """Shipping writes bundle + card + report + curves + predictions (no local paths), checks
+    the float16 file, and the ensemble is scored on the members' shared test clips."""
+    import pandas as pd
+
+    from ser.results import build_ensemble, ship_run, shipped_models, table
+
+    monkeypatch.setenv("SER_MODELS_DIR", str(tmp_path))
+    other = runs.start(TrainConfig(arch="lenet1d", epochs=1, noise=False, seed=5))
+    assert wait_for(other, ("finished", "failed"))["state"] == "finished"
+    for i, rid in enumerate((finished_run, other)):
+        ship_run(rid, f"m{i}.demo-si")
+    for suffix in (".pt", ".json", ".report.json", ".metrics.jsonl", ".predictions.csv"):
+        assert (tmp_path / f"m0.demo-si{suffix}").exists(), suffix
+    preds = pd.read_csv(tmp_path / "m0.demo-si.predictions.csv")
+    assert "path" not in preds.columns and "clip" in preds.columns
+    rep = json.loads((tmp_path / "m0.demo-si.report.json").read_text())
+    assert abs(rep["float16_check"]["accuracy_float16"] - rep["accuracy"]) < 0.05
+    entries = shipped_models(tmp_path)
+    assert len(table(entries)) == 2
+    ens = build_ensemble(entries, top=2)
+    assert ens["metrics"]["test"]["n"] == rep["n"]
+    assert sorted(ens["members"]) == ["m0.demo-si", "m1.demo-si"]
