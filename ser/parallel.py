@@ -43,6 +43,8 @@ def map_unordered(fn: Callable[[Any], Any], items: Iterable[Any], *, workers: in
     items = list(items)
     total = len(items)
     workers = cpu_count() if workers is None else max(1, int(workers))
+    if not _spawn_can_start():
+        workers = 1
     if progress:
         progress(0, total)
     if workers == 1 or total <= 2:
@@ -65,6 +67,16 @@ def map_unordered(fn: Callable[[Any], Any], items: Iterable[Any], *, workers: in
             done += len(results)
             if progress:
                 progress(done, total)
+
+
+def _spawn_can_start() -> bool:
+    """Spawned workers re-import ``__main__`` from its file; code read from stdin or typed
+    at a prompt has none, so such callers run serially instead of crashing the pool."""
+    import sys
+
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    return path is None or os.path.exists(path)
 
 
 def _run_chunk(fn: Callable[[Any], Any], chunk: list[Any]) -> list[Any]:

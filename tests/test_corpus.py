@@ -103,3 +103,29 @@ def test_default_is_demo(demo_root):
     assert corpus.root == demo_root
     assert set(corpus.manifest["emotion"]) == set(config.LABELS)
     assert (corpus.manifest["dataset"] == "demo").all()
+
+
+def test_near_zero_decoded_silence_counts_as_silence(tmp_path):
+    """Regression: Opus decodes CREMA-D's all-zero clip to ~1e-34, which is still silence."""
+    y = np.zeros(8000, np.float32)
+    y[100] = 1e-30
+    sf.write(tmp_path / "1076_MTI_SAD_XX.wav", y, 16000, subtype="FLOAT")
+    write_clip(tmp_path / "1076_MTI_ANG_XX.wav")
+    q = crema_d.quirks(load_corpus(tmp_path).manifest, workers=1)
+    assert q["silent"] == ["1076_MTI_SAD_XX"]
+
+
+def test_parallel_scan_from_stdin_script_does_not_crash(tmp_path):
+    """Regression: spawned workers cannot re-import a __main__ read from stdin."""
+    import subprocess
+    import sys
+
+    for i in range(4):
+        write_clip(tmp_path / f"100{i}_DFA_ANG_XX.wav")
+    code = ("from ser.corpora import load_corpus, crema_d\n"
+            f"m = load_corpus({str(tmp_path)!r}).manifest\n"
+            "print(len(crema_d.quirks(m, workers=2)['peak']))\n")
+    out = subprocess.run([sys.executable, "-"], input=code, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "4"

@@ -32,6 +32,12 @@ STANDARD_TEST_ACTORS = ("1010", "1013", "1022", "1026", "1037", "1038", "1040", 
                         "1048", "1059", "1065", "1066", "1068", "1071", "1073", "1084", "1086",
                         "1088")
 
+#: Peak below which a clip counts as digital silence (−80 dBFS). Not exactly 0: a lossy
+#: codec (the Opus copy of CREMA-D) decodes an all-zero file to values around 1e-34.
+SILENCE_PEAK = 1e-4
+#: Peak at or above which a clip counts as clipped (reaching full scale).
+CLIP_PEAK = 0.999
+
 MANIFEST_COLUMNS = ["path", "dataset", "speaker", "sentence", "emotion", "intensity",
                     "duration_s"]
 
@@ -169,10 +175,10 @@ def quirks(manifest: pd.DataFrame, *, workers: int | None = None, progress=None)
         by_hash.setdefault(digest, []).append(clips[path])
     dups = sorted(sorted(v) for v in by_hash.values() if len(v) > 1)
     return {
-        "silent": sorted(clips[p] for p, (_, peak) in stats.items() if peak == 0.0),
+        "silent": sorted(clips[p] for p, (_, peak) in stats.items() if peak < SILENCE_PEAK),
         "duplicates": dups,
         "duplicates_conflicting": [d for d in dups if len({labels[c] for c in d}) > 1],
-        "clipped": sorted(clips[p] for p, (_, peak) in stats.items() if peak >= 0.999),
+        "clipped": sorted(clips[p] for p, (_, peak) in stats.items() if peak >= CLIP_PEAK),
         "peak": {clips[p]: peak for p, (_, peak) in stats.items()},
     }
 
