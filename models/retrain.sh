@@ -32,5 +32,5 @@ for name in "${names[@]}"; do
   args=${RECIPES[$name]:?unknown model $name}
   echo "== $name: python -m ser train $args --ship $name"
   # shellcheck disable=SC2086
-  python -m ser train $args --name "$name" --ship "$name"
+  python -m ser train $args --name "$name" --ship "$name" --max-parallel "${LANES:-2}"
 done

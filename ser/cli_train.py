@@ -99,7 +99,7 @@ def cmd_train(args) -> int:
         print(f"queued run {run_id} in {runs.root()}; follow it with "
               f"`python -m ser runs show {run_id}`")
         return 0
-    code = _train_foreground(run_id, args.out)
+    code = _train_foreground(run_id, args.out, args.max_parallel)
     if code == 0 and args.ship:
         from ser.results import ship_run
 
@@ -108,7 +108,7 @@ def cmd_train(args) -> int:
     return code
 
 
-def _train_foreground(run_id: str, out: str | None) -> int:
+def _train_foreground(run_id: str, out: str | None, max_parallel: int = 1) -> int:
     """Train in this process with tqdm bars; same `runs.execute` path as the app's runs."""
     from tqdm import tqdm
 
@@ -137,7 +137,8 @@ def _train_foreground(run_id: str, out: str | None) -> int:
         bar.update(done - bar.n)
 
     try:
-        code = runs.execute(run_id, on_event=on_event, progress=progress)
+        code = runs.execute(run_id, max_parallel=max_parallel, on_event=on_event,
+                            progress=progress)
     finally:
         for bar in bars.values():
             bar.close()
