@@ -104,8 +104,9 @@ if picked:
                             "human_vote") if c in cell]
         st.dataframe(cell[show], hide_index=True, width="stretch")
         for _, r in cell.head(5).iterrows():
-            clip = r.get("clip") or Path(r["path"]).stem
-            path = where.get(clip) or (r["path"] if Path(str(r["path"])).exists() else None)
+            local = r.get("path")  # runs record the local path; shipped models only the clip
+            clip = r.get("clip") or Path(str(local)).stem
+            path = where.get(clip) or (local if local and Path(str(local)).exists() else None)
             if path:
                 st.markdown(f"`{clip}` — confidence {pct(r['confidence'])}")
                 st.audio(open(path, "rb").read())

@@ -178,3 +178,15 @@ def test_predict_rejects_a_wrong_model_file(demo_root, models_dir):
     at.run()
     assert_clean(at)
     assert any("cannot be used" in e.value for e in at.error)
+
+
+def test_results_with_a_shipped_model_lists_confusion_clips(trained_via_page, models_dir):
+    """Regression: shipped predictions carry clip names, not paths; the page crashed."""
+    from ser.results import ship_run
+
+    _, run_id = trained_via_page
+    ship_run(run_id, "lenet1d.demo-si", models_dir)
+    at = open_page("pages/results.py")
+    assert_clean(at)
+    assert "lenet1d.demo-si" in list(at.dataframe[0].value["model"])
+    assert any("test clips that are" in m.value for m in at.markdown)
