@@ -126,6 +126,20 @@ def cmd_models(args) -> int:
     return 0
 
 
+def cmd_split(args) -> int:
+    from ser.splits import check_leakage, make_split
+
+    corpus = _load_corpus(args.path)
+    m = corpus.manifest
+    s = make_split(m, args.protocol, seed=args.seed)
+    print(f"{corpus.name}: {s.description}")
+    print(f"train {len(s.train):,} / validation {len(s.val):,} / test {len(s.test):,} clips; "
+          f"speakers {m['speaker'].iloc[s.train].nunique()} / "
+          f"{m['speaker'].iloc[s.val].nunique()} / {m['speaker'].iloc[s.test].nunique()}")
+    print(check_leakage(s, m).text())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m ser", description="SER Studio command line.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -150,6 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--dest", default=None)
     demo.add_argument("--overwrite", action="store_true")
     demo.set_defaults(func=cmd_demo_data)
+
+    split = sub.add_parser("split", help="make a split and run the leakage check on it")
+    split.add_argument("path", nargs="?")
+    split.add_argument("--protocol", choices=["speaker", "random", "kfold"], default="speaker")
+    split.add_argument("--seed", type=int, default=0)
+    split.set_defaults(func=cmd_split)
 
     models = sub.add_parser("models", help="list the architectures (or describe one)")
     models.add_argument("name", nargs="?")

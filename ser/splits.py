@@ -175,6 +175,8 @@ class LeakageReport:
         for pair, same in self.shared_audio.items():
             lines.append(f"{pair}: {len(same)} identical recordings on both sides"
                          + (f" (e.g. {same[0][0]} = {same[0][1]})" if same else ""))
+        for pair, n in self.shared_sentences.items():
+            lines.append(f"{pair}: {n} sentences spoken on both sides (expected: CREMA-D has 12)")
         lines.append("verdict: " + ("no leakage" if self.clean else "LEAKAGE — test clips share "
                                     "speakers or audio with the training data"))
         return "\n".join(lines)

@@ -13,6 +13,13 @@ Design, in order of the forward pass:
    weights let those dominate, and the standard deviation captures variability that a
    plain mean discards. Any number of frames works.
 4. Dropout and one linear layer.
+
+Tuning check (one speaker-independent CREMA-D split, 18 held-out actors, 8 epochs, AdamW
+one-cycle to 2e-3, label smoothing 0.1, no augmentation, one CPU thread, every model at its
+default size): ser2d 61 % test accuracy in 172 CPU-s; lenet2d 53 % in 195 s, alexnet2d
+50 % in 73 s, gn2d 41 % in 259 s. Trained for only 3 epochs (62 CPU-s) ser2d reached 58 %;
+with 48 instead of 64 channels in the last 2D stage, 60 % in 145 s. One split, one seed:
+a ranking, not a score.
 """
 
 from __future__ import annotations
@@ -110,7 +117,8 @@ class SER2D(SERModel):
         "syllables count most and clips of any length work. Built for accuracy per "
         "CPU-second rather than parameter count."
     )
-    size_note = "Designed for this project; the default is the size it was tuned at."
+    size_note = ("Designed for this project; the default (8-16-32-64 channels in 2D, 128 in "
+                 "1D) is the size it was tuned at for CPU training. width scales every stage.")
 
     def __init__(self, *, activation: str = "silu", width: float = 1.0, dropout: float = 0.2,
                  n_classes: int = config.N_CLASSES) -> None:
