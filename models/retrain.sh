@@ -28,7 +28,6 @@ declare -A RECIPES=(
   [gn2d.crema-si]="--arch gn2d --split speaker --activation silu $SEED_ARGS"
   [combined.crema-si]="--arch combined --split speaker --activation silu $SEED_ARGS"
   [ser2d.crema-si]="$SER2D_ARGS --seed 0"
-  [ser2d.crema-si-seed1]="$SER2D_ARGS --seed 1"
 )
 
 names=("$@")

@@ -100,6 +100,9 @@ def cmd_train(args) -> int:
               f"`python -m ser runs show {run_id}`")
         return 0
     code = _train_foreground(run_id, args.out, args.max_parallel)
+    if code == 0 and args.ship and runs.status(run_id)["state"] != "finished":
+        print(f"not shipping {args.ship}: the run did not finish", file=sys.stderr)
+        return 1
     if code == 0 and args.ship:
         from ser.results import ship_run
 
