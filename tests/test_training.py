@@ -206,3 +206,29 @@ def test_ship_runs_and_build_an_ensemble(finished_run, tmp_path, monkeypatch):
     ens = build_ensemble(entries, top=2)
     assert ens["metrics"]["test"]["n"] == rep["n"]
     assert sorted(ens["members"]) == ["m0.demo-si", "m1.demo-si"]
+
+
+def test_cli_does_not_ship_a_cancelled_run(demo_root, tmp_path):
+    """Regression: `train --ship` published the weights of a run cancelled mid-way."""
+    import os
+    import signal
+
+    env = dict(os.environ, SER_MODELS_DIR=str(tmp_path))
+    before = {r["run_id"] for r in runs.list_runs()}
+    proc = subprocess.Popen([sys.executable, "-m", "ser", "train", "--arch", "lenet1d",
+                             "--epochs", "300", "--patience", "0", "--no-noise",
+                             "--ship", "x.demo"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    t0 = time.time()
+    while True:
+        new = [r for r in runs.list_runs() if r["run_id"] not in before]
+        if new and new[0]["status"]["state"] == "running" and runs.metrics(new[0]["run_id"]):
+            break
+        assert time.time() - t0 < 180 and proc.poll() is None, proc.communicate()
+        time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, (out, err)
+    assert "did not finish" in err
+    assert runs.status(new[0]["run_id"])["state"] == "cancelled"
+    assert not list(tmp_path.iterdir())
