@@ -119,3 +119,12 @@ def test_plain_and_augmented_in_one_pass_match_separate_calls(tmp_path):
     # both halves were cached under the keys extract_paths uses
     again = features.extract_paths(paths[:2], augment=aug, cache_root=tmp_path / "c")
     np.testing.assert_array_equal(np.asarray(again["fs2"]), augmented["fs2"])
+
+
+@pytest.mark.parametrize("n", [100, 2048, 5000, 22050, 40001])
+def test_fast_zero_crossing_rate_equals_librosa(n):
+    y = (np.random.default_rng(n).standard_normal(n) * 0.1).astype(np.float32)
+    y[::7] = 0.0
+    y[::11] = 1e-12  # below librosa's threshold: counts as zero
+    ref = librosa.feature.zero_crossing_rate(y, frame_length=2048, hop_length=512)
+    np.testing.assert_array_equal(features.zero_crossing_rate(y), ref)
