@@ -18,8 +18,9 @@ if not entries:
     st.stop()
 
 df = table(entries)
-human = [e["report"].get("human_voice_accuracy") for e in entries]
-df.insert(df.columns.get_loc("accuracy"), "human (voice) on same clips", human)
+df["human (voice) on same clips"] = [e["report"].get("human_voice_accuracy") for e in entries]
+first = ["model", "accuracy", "UAR", "macro-F1", "human (voice) on same clips", "split", "data"]
+df = df[first + [c for c in df.columns if c not in first]]
 st.caption("Every number is on the model's own held-out test clips; the split column names "
            "the protocol. Compare models only within one protocol and corpus.")
 st.dataframe(df, hide_index=True, width="stretch", column_config={
