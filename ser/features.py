@@ -109,6 +109,43 @@ def zero_crossing_rate(y: np.ndarray, *, frame_length: int = config.N_FFT,
     return (counts / frame_length)[None, :]
 
 
+def estimate_tuning(S_pow: np.ndarray, *, sr: int = config.SAMPLE_RATE,
+                    n_fft: int = config.N_FFT, fmin: float = 150.0, fmax: float = 4000.0,
+                    threshold: float = 0.1) -> float:
+    """The tuning offset ``chroma_stft`` estimates (``librosa.estimate_tuning`` with
+    piptrack's defaults), in fractions of a chroma bin.
+
+    piptrack interpolates peaks over the whole spectrogram and then keeps only 150–4000 Hz;
+    the result depends only on those rows, their immediate neighbours and each frame's
+    maximum, so computing just that band gives the same value at a fraction of the cost.
+    """
+    import librosa
+
+    try:  # the parabolic-peak stencil piptrack uses (private; fall back if it moves)
+        from librosa.core.pitch import _parabolic_interpolation
+    except ImportError:
+        return float(librosa.estimate_tuning(S=S_pow, sr=sr, n_fft=n_fft, bins_per_octave=12))
+    S = np.abs(S_pow)
+    freqs = librosa.fft_frequencies(sr=sr, n_fft=n_fft)
+    keep = np.flatnonzero((freqs >= max(fmin, 0)) & (freqs < min(fmax, sr / 2)))
+    if keep.size == 0 or S.shape[0] != len(freqs):
+        return float(librosa.estimate_tuning(S=S_pow, sr=sr, n_fft=n_fft, bins_per_octave=12))
+    lo, hi = max(int(keep[0]) - 1, 0), min(int(keep[-1]) + 2, S.shape[0])
+    band = S[lo:hi]
+    shift = _parabolic_interpolation(band, axis=-2)
+    dskew = 0.5 * np.gradient(band, axis=-2) * shift
+    ref_value = threshold * S.max(axis=-2, keepdims=True)
+    peaks = librosa.util.localmax(band * (band > ref_value), axis=-2)
+    rows = np.arange(lo, hi)[:, None]
+    idx = np.nonzero(peaks & (rows >= keep[0]) & (rows <= keep[-1]))
+    pitch = (idx[0] + lo + shift[idx]) * float(sr) / n_fft
+    mag = band[idx] + dskew[idx]
+    voiced = pitch > 0
+    floor = np.median(mag[voiced]) if voiced.any() else 0.0
+    return float(librosa.pitch_tuning(pitch[(mag >= floor) & voiced], resolution=0.01,
+                                      bins_per_octave=12))
+
+
 def fs1(y: np.ndarray, cfg: FeatureConfig = DEFAULT, *, S_mag: np.ndarray | None = None,
         mel: np.ndarray | None = None) -> np.ndarray:
     """The 169-d FS1 vector of mono ``y`` sampled at ``cfg.sample_rate``.
@@ -133,7 +170,9 @@ def fs1(y: np.ndarray, cfg: FeatureConfig = DEFAULT, *, S_mag: np.ndarray | None
     rms = librosa.feature.rms(y=y, frame_length=n_fft, hop_length=hop)
     mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel), n_mfcc=cfg.n_mfcc)
     if np.any(S_mag):
-        chroma = librosa.feature.chroma_stft(S=S_mag ** 2, sr=sr, n_fft=n_fft, hop_length=hop)
+        S_pow = S_mag ** 2
+        chroma = librosa.feature.chroma_stft(S=S_pow, sr=sr, n_fft=n_fft, hop_length=hop,
+                                             tuning=estimate_tuning(S_pow, sr=sr, n_fft=n_fft))
     else:
         # librosa's tuning estimate divides by zero on digital silence; silence has no
         # pitch class, and its chroma is zero either way.

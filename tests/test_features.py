@@ -128,3 +128,12 @@ def test_fast_zero_crossing_rate_equals_librosa(n):
     y[::11] = 1e-12  # below librosa's threshold: counts as zero
     ref = librosa.feature.zero_crossing_rate(y, frame_length=2048, hop_length=512)
     np.testing.assert_array_equal(features.zero_crossing_rate(y), ref)
+
+
+@pytest.mark.parametrize("freq,noise", [(110.0, 0.0), (233.0, 0.05), (440.0, 0.2), (1500.0, 0.01)])
+def test_band_limited_tuning_equals_librosa(freq, noise):
+    y = tone(2.0, 22050, freq=freq)
+    y = y + noise * np.random.default_rng(int(freq)).standard_normal(len(y)).astype(np.float32)
+    S_pow = features.magnitude_stft(y) ** 2
+    assert features.estimate_tuning(S_pow) == librosa.estimate_tuning(S=S_pow, sr=22050,
+                                                                      bins_per_octave=12)
