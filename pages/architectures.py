@@ -44,7 +44,9 @@ for col, name in zip(cols, chosen):
         m = st.columns(3)
         m[0].metric("Parameters", f"{d['total_params']:,}")
         m[1].metric("MACs / clip", f"{d['macs'] / 1e6:,.1f} M")
-        m[2].metric("Any length", "yes" if d["variable_length"] else "216 frames")
+        m[2].metric("Input length", "any" if d["variable_length"] else "fixed",
+                    help="Global-pooling models accept clips of any length; models with a "
+                         "flatten + dense head need exactly the 169 values or 216 frames.")
         st.markdown(d["summary"])
         st.caption(d["size_note"])
         if d.get("receptive_field"):
