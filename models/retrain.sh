@@ -30,6 +30,7 @@ declare -A RECIPES=(
   [gn2d.crema-si]="--arch gn2d --split speaker --activation silu $SEED_ARGS --epochs 12"
   [combined.crema-si]="--arch combined --split speaker --activation silu $SEED_ARGS --epochs 5"
   [ser2d.crema-si]="$SER2D_ARGS --seed 0"
+  [ser2d.crema-si-seed1]="$SER2D_ARGS --seed 1"
 )
 
 names=("$@")
