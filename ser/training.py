@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -464,10 +463,6 @@ def _feature_config_dict() -> dict:
     from ser.features import DEFAULT
 
     return DEFAULT.as_dict()
-
-
-def default_threads() -> int:
-    return int(os.environ.get("SER_THREADS", 0)) or 0
 
 
 __all__ = ["FitResult", "TrainConfig", "device_description", "fit", "pick_device",
