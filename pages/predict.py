@@ -6,7 +6,7 @@ import streamlit as st
 
 from pages.common import corpus_sidebar, get_corpus, get_predictor, pct, protocol_caption
 from ser import config, plots
-from ser.audio import AudioError, info, load, quality_report
+from ser.audio import AudioError, info, load, quality_report, resample
 from ser.bundle import BundleError
 from ser.features import fs2
 from ser.inference import Prediction, Predictor, agreement, ensemble
@@ -82,7 +82,7 @@ for w in q.warnings:
 if meta.channels > 1:
     st.caption(f"{meta.channels} channels averaged to mono.")
 st.audio(source)
-y22, _ = load(source, sr=config.SAMPLE_RATE)
+y22 = resample(y, sr, config.SAMPLE_RATE)  # decoded once above; only resample here
 c1, c2 = st.columns(2)
 c1.plotly_chart(plots.waveform(y, sr), width="stretch")
 c2.plotly_chart(plots.mel_image(fs2(y22, frames=0), title="Mel-spectrogram (whole clip)"),

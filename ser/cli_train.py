@@ -120,10 +120,10 @@ def _train_foreground(run_id: str, out: str | None, max_parallel: int = 1) -> in
     d = runs.run_dir(run_id)
     print(f"run {run_id} → {d}", file=sys.stderr)
     bars: dict = {}
-    epochs = runs.read_json(d / "config.json")
+    from ser.fileio import read_json
     from ser.training import TrainConfig
 
-    n_epochs = TrainConfig.from_dict(epochs).resolved_epochs()
+    n_epochs = TrainConfig.from_dict(read_json(d / "config.json")).resolved_epochs()
 
     def on_event(e: dict) -> None:
         if e["type"] == "epoch":
