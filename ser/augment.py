@@ -99,3 +99,31 @@ def spec_augment(x, *, freq_masks: int = 2, freq_width: int = 12, time_masks: in
             else:
                 out = out.masked_fill(mask[:, None, None, :], 0.0)
     return out
+
+
+def shift_augment(x, *, freq: int = 0, time: float = 0.0, generator=None):
+    """Random per-example shifts of a spectrogram batch ``(B, 1, F, T)`` (torch).
+
+    ``freq``: each example moves up or down by up to this many mel bands; the band that
+    leaves the edge is dropped and the vacated rows repeat the edge band. A shift of a few
+    mel bands moves every harmonic and formant by the same ratio, which is roughly what a
+    different speaker's pitch and vocal-tract length do, so the model cannot key on one
+    speaker's frequency positions. ``time``: each example is rotated in time by up to this
+    fraction of its frames (either way); the padding at the end of short clips then moves
+    around the speech instead of always following it. Device-agnostic.
+    """
+    import torch
+
+    b, _, f, t = x.shape
+    dev = x.device
+    out = x
+    if freq > 0:
+        k = torch.randint(-freq, freq + 1, (b,), device=dev, generator=generator)
+        src = (torch.arange(f, device=dev)[None, :] - k[:, None]).clamp(0, f - 1)  # (B, F)
+        out = torch.gather(out, 2, src[:, None, :, None].expand(b, 1, f, t))
+    if time > 0:
+        m = max(1, int(round(time * t)))
+        k = torch.randint(-m, m + 1, (b,), device=dev, generator=generator)
+        src = (torch.arange(t, device=dev)[None, :] - k[:, None]) % t  # (B, T)
+        out = torch.gather(out, 3, src[:, None, None, :].expand(b, 1, f, t))
+    return out if out is not x else x.clone()

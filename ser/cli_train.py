@@ -32,7 +32,10 @@ def add_commands(sub) -> None:
     helps = {"arch": "architecture name (python -m ser models)", "data": "corpus folder",
              "split": "speaker | random | kfold", "schedule": "none | cosine | plateau",
              "device": "auto | cpu | cuda | mps", "epochs": "default 30 (1D) / 20 (2D)",
-             "mixup": "mixup alpha (0 = off)", "max_clips": "subsample for quick trials"}
+             "mixup": "mixup alpha (0 = off)",
+             "freq_shift": "shift spectrograms by up to N mel bands (0 = off)",
+             "time_shift": "rotate spectrograms in time by up to this fraction (0 = off)",
+             "max_clips": "subsample for quick trials"}
     for f in fields(TrainConfig):
         if f.type in ("bool", bool):
             _bool_flag(t, f.name, f.default, helps.get(f.name, ""))
@@ -61,9 +64,12 @@ def add_commands(sub) -> None:
     res.add_argument("--shipped", action="store_true", help="shipped models only")
     res.set_defaults(func=cmd_results)
 
-    ens = sub.add_parser("ensemble", help="choose and score the shipped ensemble "
-                         "(members by validation UAR)")
-    ens.add_argument("--top", type=int, default=3)
+    ens = sub.add_parser("ensemble", help="choose the shipped ensemble on validation data "
+                         "and score it on the test clips")
+    ens.add_argument("--top", type=int, default=None, help="at most this many members")
+    ens.add_argument("--val-predictions", metavar="DATA", help="first score every shipped "
+                     "model on the validation clips of corpus DATA (for models shipped "
+                     "without NAME.val_predictions.csv)")
     ens.add_argument("--write", action="store_true", help="save it as models/ensemble.json")
     ens.set_defaults(func=cmd_ensemble)
 
@@ -252,10 +258,19 @@ def cmd_ensemble(args) -> int:
     from ser.fileio import write_json
     from ser.results import ENSEMBLE_FILE, build_ensemble, shipped_models
 
+    if args.val_predictions:
+        from tqdm import tqdm
+
+        from ser.results import write_val_predictions
+
+        for e in tqdm(shipped_models(), desc="validation predictions", unit="model"):
+            write_val_predictions(Path(e["bundle"]), args.val_predictions)
     card = build_ensemble(shipped_models(), top=args.top)
     t = card["metrics"]["test"]
+    val = card["metrics"].get("val_uar")
     print(f"{card['name']}: {', '.join(card['members'])}\n  {card['selection']}\n"
-          f"  test accuracy {t['accuracy']:.4f}  UAR {t['uar']:.4f}  macro-F1 "
+          + (f"  validation UAR {val:.4f}\n" if val is not None else "")
+          + f"  test accuracy {t['accuracy']:.4f}  UAR {t['uar']:.4f}  macro-F1 "
           f"{t['macro_f1']:.4f}  precision {t['macro_precision']:.4f}  (n={t['n']})")
     if args.write:
         write_json(config.models_dir() / ENSEMBLE_FILE, card)

@@ -91,8 +91,8 @@ def full_report(manifest: pd.DataFrame, y_true: np.ndarray, probs: np.ndarray) -
 
 
 def evaluate_bundle(bundle, data: str | None = None, *, split: str | None = None,
-                    progress=None) -> tuple[dict, pd.DataFrame]:
-    """Re-evaluate a loaded bundle on the test part of its own split protocol.
+                    part: str = "test", progress=None) -> tuple[dict, pd.DataFrame]:
+    """Re-evaluate a loaded bundle on the test (or ``part="val"``) part of its own split.
 
     The corpus is ``data`` (or the default corpus); the split is the one recorded in the
     card (protocol and seed) unless ``split`` overrides the protocol.
@@ -112,7 +112,9 @@ def evaluate_bundle(bundle, data: str | None = None, *, split: str | None = None
     seed = sp.get("seed") or 0
     manifest = corpus.manifest
     s = make_split(manifest, protocol, seed=seed)
-    test = manifest.iloc[s.test].reset_index(drop=True)
+    if part not in ("test", "val"):
+        raise ValueError(f"part must be 'test' or 'val', not {part!r}")
+    test = manifest.iloc[s.test if part == "test" else s.val].reset_index(drop=True)
     spaces = spaces_for(card["input_space"])
     cfg = FeatureConfig.from_dict(card["feature_config"])
     feats = features.extract_manifest(test, cfg=cfg, spaces=spaces, progress=progress)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ser import config
@@ -119,46 +120,125 @@ def ship_run(run_id: str, name: str, folder: Path | None = None) -> Path:
     preds = pd.read_csv(d / "predictions.csv").drop(columns=["path"], errors="ignore")
     atomic_write_text(folder / f"{name}.predictions.csv", preds.to_csv(index=False,
                                                                       float_format="%.5f"))
+    write_val_predictions(dest, cfg.get("data"), split=cfg.get("split"))
     return dest
+
+
+def val_predictions_path(bundle_path: Path) -> Path:
+    bundle_path = Path(bundle_path)
+    return bundle_path.with_name(bundle_path.stem + ".val_predictions.csv")
+
+
+def write_val_predictions(bundle_path: Path, data: str | None = None, *,
+                          split: str | None = None) -> Path:
+    """Score a shipped bundle on its split's *validation* clips and save the per-clip
+    probabilities next to it (``NAME.val_predictions.csv``): what ensemble selection reads,
+    so that choosing members never looks at the test clips."""
+    from ser import bundle
+    from ser.evaluation import evaluate_bundle
+    from ser.fileio import atomic_write_text
+
+    _, preds = evaluate_bundle(bundle.load(bundle_path), data, split=split, part="val")
+    preds = preds.drop(columns=["path"], errors="ignore")
+    out = val_predictions_path(bundle_path)
+    atomic_write_text(out, preds.to_csv(index=False, float_format="%.5f"))
+    return out
 
 
 ENSEMBLE_FILE = "ensemble.json"
 
 
-def build_ensemble(entries: list[dict], *, top: int = 3, split: str = "speaker") -> dict:
-    """Average the probabilities of the ``top`` shipped models with the best *validation*
-    UAR (never test) on one split protocol, and score that average on their shared test
-    clips. Returns the ensemble card (members, selection rule, test metrics)."""
-    import numpy as np
+def _probs_of(frames: list[pd.DataFrame], what: str) -> tuple[list, np.ndarray]:
+    """Stack members' per-clip probabilities ``(members, clips, classes)`` and the labels."""
+    clips = frames[0]["clip"].tolist()
+    if any(f["clip"].tolist() != clips for f in frames):
+        raise ValueError(f"The members were scored on different {what} clips; cannot "
+                         "ensemble.")
+    cols = [f"p_{lab}" for lab in config.LABELS]
+    y = frames[0]["true"].map({lab: i for i, lab in enumerate(config.LABELS)}).to_numpy()
+    return y, np.stack([f[cols].to_numpy() for f in frames])
 
+
+def greedy_selection(y: np.ndarray, probs: np.ndarray, max_size: int | None = None
+                     ) -> tuple[list[int], list[float]]:
+    """Forward selection: start from the best single member, then keep adding the member
+    whose inclusion most raises the UAR of the averaged probabilities; stop when none does
+    (or at ``max_size``). Returns member indices in the order chosen and the UAR after
+    each addition. Ties go to the earlier member, so the result is deterministic."""
+    from ser.evaluation import classification_metrics
+
+    def uar(idx):
+        return classification_metrics(y, probs[idx].mean(0))["uar"]
+
+    chosen: list[int] = []
+    path: list[float] = []
+    best = -1.0
+    while len(chosen) < (max_size or len(probs)):
+        scores = [(uar(chosen + [i]), -i) for i in range(len(probs)) if i not in chosen]
+        if not scores:
+            break
+        score, neg_i = max(scores)
+        if score <= best:
+            break
+        chosen.append(-neg_i)
+        path.append(score)
+        best = score
+    return chosen, path
+
+
+def build_ensemble(entries: list[dict], *, top: int | None = None, split: str = "speaker"
+                   ) -> dict:
+    """Choose an ensemble of shipped models on one split protocol using *validation* data
+    only, then score the average of their probabilities on their shared test clips.
+
+    When every candidate has validation predictions (``NAME.val_predictions.csv``, written
+    at shipping), members are chosen by greedy forward selection on validation UAR (at most
+    ``top`` members if given). Otherwise the ``top`` (default 3) models with the best
+    validation UAR are averaged. Returns the ensemble card.
+    """
     from ser.evaluation import classification_metrics
 
     pool = [e for e in entries if e["source"] == "shipped"
             and e["card"].get("split", {}).get("protocol") == split]
-    pool.sort(key=lambda e: -e["card"].get("metrics", {}).get("val_uar_best", 0))
-    members = pool[:top]
-    if len(members) < 2:
+    pool.sort(key=lambda e: (-e["card"].get("metrics", {}).get("val_uar_best", 0),
+                             e["name"]))
+    if len(pool) < 2:
         raise ValueError("An ensemble needs at least two shipped models on the same split.")
+    val_paths = [val_predictions_path(Path(e["bundle"])) for e in pool]
+    val_uar = None
+    if all(p.exists() for p in val_paths):
+        y_val, p_val = _probs_of([pd.read_csv(p) for p in val_paths], "validation")
+        order, path = greedy_selection(y_val, p_val, top)
+        if len(order) < 2:  # no second model helps on validation: take the runner-up anyway
+            order = [order[0]] + [i for i in range(len(pool)) if i != order[0]][:1]
+            path = path + [classification_metrics(y_val, p_val[order].mean(0))["uar"]]
+        members = [pool[i] for i in order]
+        val_uar = path[-1]
+        selection = ("greedy forward selection on validation UAR"
+                     + (f" (at most {top} members)" if top else "")
+                     + f" from {len(pool)} shipped models; test clips unseen")
+    else:
+        k = top or 3
+        members = pool[:k]
+        selection = f"top {k} shipped models by best validation UAR (test unseen)"
     frames = []
     for e in members:
         p = Path(e["bundle"])
         frames.append(pd.read_csv(p.with_name(p.stem + ".predictions.csv")))
-    clips = frames[0]["clip"].tolist()
-    if any(f["clip"].tolist() != clips for f in frames):
-        raise ValueError("The members were tested on different clips; cannot ensemble.")
-    cols = [f"p_{lab}" for lab in config.LABELS]
-    probs = np.mean([f[cols].to_numpy() for f in frames], axis=0)
-    y = frames[0]["true"].map({lab: i for i, lab in enumerate(config.LABELS)}).to_numpy()
-    metrics = classification_metrics(y, probs)
+    y, probs = _probs_of(frames, "test")
+    metrics = classification_metrics(y, probs.mean(0))
     c0 = members[0]["card"]
-    return {"name": f"ensemble.crema-{'si' if split == 'speaker' else split}",
+    card = {"name": f"ensemble.crema-{'si' if split == 'speaker' else split}",
             "members": [e["name"] for e in members],
-            "selection": f"top {top} shipped models by best validation UAR (test unseen)",
+            "selection": selection,
             "split": c0.get("split", {}), "data": c0.get("data", {}),
             "metrics": {"test": {k: metrics[k] for k in ("n", "accuracy", "uar", "macro_f1",
                                                          "macro_precision", "loss")}},
             "confusion_matrix": metrics["confusion_matrix"],
             "per_class": metrics["per_class"]}
+    if val_uar is not None:
+        card["metrics"]["val_uar"] = val_uar
+    return card
 
 
 def read_ensemble(folder: Path | None = None) -> dict | None:

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ser import config
-from ser.augment import AugmentConfig, spec_augment
+from ser.augment import AugmentConfig, shift_augment, spec_augment
 
 EventFn = Callable[[dict], None]
 
@@ -48,6 +48,8 @@ class TrainConfig:
     class_weights: bool = False
     spec_augment: bool = False
     mixup: float = 0.0  # Beta(α, α) mixing; 0 disables
+    freq_shift: int = 0  # random shift of each spectrogram by up to this many mel bands
+    time_shift: float = 0.0  # random rotation in time by up to this fraction of the frames
     grad_clip: float = 0.0  # max gradient norm; 0 disables
     patience: int = 8  # epochs without a better validation UAR before stopping; 0 disables
     noise: bool = True  # the seed's noise-augmented copy of each training clip
@@ -341,6 +343,10 @@ def fit(cfg: TrainConfig, *, on_event: EventFn | None = None,
             if not on_gpu:
                 xb = [x.to(device) for x in xb]
                 yb = yb.to(device)
+            if (cfg.freq_shift or cfg.time_shift) and fs2_pos is not None:
+                xb[fs2_pos] = shift_augment(xb[fs2_pos], freq=cfg.freq_shift,
+                                            time=cfg.time_shift,
+                                            generator=gen if not on_gpu else None)
             if cfg.spec_augment and fs2_pos is not None:
                 xb[fs2_pos] = spec_augment(xb[fs2_pos], generator=gen if not on_gpu else None)
             lam, yb2 = 1.0, None

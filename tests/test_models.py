@@ -23,7 +23,7 @@ from ser.models import (
 )
 
 ALL_MODELS = ["alexnet1d", "alexnet2d", "combined", "custom1d", "custom2d", "gn1d", "gn2d",
-              "lenet1d", "lenet2d", "ser2d", "vgg1d", "vgg2d"]
+              "lenet1d", "lenet2d", "ser2d", "sercrnn", "vgg1d", "vgg2d"]
 
 #: Parameter counts at default kwargs. A change here must be deliberate: shipped bundles
 #: store weights for these exact shapes.
@@ -38,6 +38,7 @@ PINNED_PARAMS = {
     "lenet1d": 86_206,
     "lenet2d": 2_853_046,
     "ser2d": 349_311,
+    "sercrnn": 286_719,
     "vgg1d": 2_019_670,
     "vgg2d": 1_283_102,
 }
@@ -161,7 +162,7 @@ def test_variable_length(name: str, frames: int) -> None:
 
 def test_which_models_are_variable_length() -> None:
     variable = [n for n in ALL_MODELS if model_class(n).variable_length]
-    assert variable == ["combined", "gn2d", "ser2d"]
+    assert variable == ["combined", "gn2d", "ser2d", "sercrnn"]
 
 
 @pytest.mark.parametrize("name", ["lenet2d", "vgg2d", "alexnet2d", "custom2d"])
@@ -189,7 +190,7 @@ def _learnable(x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("name", ["lenet1d", "gn1d", "alexnet1d", "lenet2d", "gn2d", "ser2d",
-                                  "combined"])
+                                  "sercrnn", "combined"])
 def test_a_few_steps_lower_the_loss(name: str) -> None:
     model = create_model(name, dropout=0.0).train()
     targets = torch.arange(8) % config.N_CLASSES
@@ -206,6 +207,14 @@ def test_a_few_steps_lower_the_loss(name: str) -> None:
         optimizer.step()
         losses.append(loss.item())
     assert min(losses[-3:]) < 0.6 * losses[0]
+
+
+def test_gru_multiply_accumulates_are_counted() -> None:
+    rows = describe("sercrnn")["layers"]
+    gru = next(r for r in rows if r["type"] == "GRU")
+    # 54 frames after the front end, 2 directions, 3 gates of (128 inputs + 96 state) x 96.
+    assert gru["macs"] == 54 * 2 * 3 * 96 * (128 + 96)
+    assert gru["output_shape"] == (54, 192)
 
 
 def test_eval_mode_is_deterministic() -> None:

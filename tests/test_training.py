@@ -129,6 +129,32 @@ def test_seeded_cpu_runs_repeat_exactly(demo_root):
                                   b.predictions.filter(like="p_").to_numpy())
 
 
+def test_shift_augment_moves_bands_and_frames():
+    from ser.augment import shift_augment
+
+    x = torch.randn(64, 1, 128, 216)
+    gen = torch.Generator().manual_seed(0)
+    y = shift_augment(x, freq=4, time=0.25, generator=gen)
+    assert y.shape == x.shape and y is not x
+    for i in range(len(x)):
+        # Each example is one (band shift, time rotation) of its input, within the limits.
+        found = [(k, r) for k in range(-4, 5) for r in range(-54, 55)
+                 if torch.equal(y[i, 0, 10:118], torch.roll(x[i, 0, 10 - k:118 - k], r, 1))]
+        assert found, i
+    # Vacated bands repeat the edge band; nothing else is invented.
+    z = shift_augment(x[:1], freq=4, generator=torch.Generator().manual_seed(3))
+    assert set(z.unique().tolist()) <= set(x[0].unique().tolist())
+    assert torch.equal(shift_augment(x, freq=0, time=0.0), x)
+
+
+def test_seeded_runs_with_shift_augment_repeat_exactly(demo_root):
+    cfg = TrainConfig(arch="ser2d", epochs=1, max_clips=120, noise=False, freq_shift=3,
+                      time_shift=0.2, seed=5, batch_size=32)
+    a, b = fit(cfg), fit(cfg)
+    assert [e["train_loss"] for e in a.history] == [e["train_loss"] for e in b.history]
+    assert a.card["training"]["freq_shift"] == 3
+
+
 def test_bad_bundles_raise_bundle_error(finished_run, tmp_path):
     good = (runs.run_dir(finished_run) / "model.pt").read_bytes()
     cases = {
@@ -195,8 +221,13 @@ def test_ship_runs_and_build_an_ensemble(finished_run, tmp_path, monkeypatch):
     assert wait_for(other, ("finished", "failed"))["state"] == "finished"
     for i, rid in enumerate((finished_run, other)):
         ship_run(rid, f"m{i}.demo-si")
-    for suffix in (".pt", ".json", ".report.json", ".metrics.jsonl", ".predictions.csv"):
+    for suffix in (".pt", ".json", ".report.json", ".metrics.jsonl", ".predictions.csv",
+                   ".val_predictions.csv"):
         assert (tmp_path / f"m0.demo-si{suffix}").exists(), suffix
+    # Validation predictions are the split's validation clips, disjoint from the test clips.
+    val = pd.read_csv(tmp_path / "m0.demo-si.val_predictions.csv")
+    test = pd.read_csv(tmp_path / "m0.demo-si.predictions.csv")
+    assert len(val) and not set(val["clip"]) & set(test["clip"])
     preds = pd.read_csv(tmp_path / "m0.demo-si.predictions.csv")
     assert "path" not in preds.columns and "clip" in preds.columns
     rep = json.loads((tmp_path / "m0.demo-si.report.json").read_text())
@@ -206,6 +237,26 @@ def test_ship_runs_and_build_an_ensemble(finished_run, tmp_path, monkeypatch):
     ens = build_ensemble(entries, top=2)
     assert ens["metrics"]["test"]["n"] == rep["n"]
     assert sorted(ens["members"]) == ["m0.demo-si", "m1.demo-si"]
+    assert "greedy" in ens["selection"] and 0 <= ens["metrics"]["val_uar"] <= 1
+    # Without validation predictions, selection falls back to the top models by val UAR.
+    for p in tmp_path.glob("*.val_predictions.csv"):
+        p.unlink()
+    assert "top 2" in build_ensemble(shipped_models(tmp_path), top=2)["selection"]
+
+
+def test_greedy_selection_uses_only_what_it_is_given():
+    from ser.results import greedy_selection
+
+    y = np.array([0, 1, 2, 0, 1, 2])
+    eye = np.eye(3)[y]
+    wrong = np.eye(3)[(y + 1) % 3]
+    half = np.where(np.arange(6)[:, None] < 3, eye, wrong)  # right on the first 3 clips
+    probs = np.stack([wrong, half, eye * 0.6 + wrong * 0.4, half[::-1]])
+    order, path = greedy_selection(y, probs)
+    assert order[0] == 2 and path[0] == 1.0 and len(order) == 1  # nothing beats perfect
+    order, path = greedy_selection(y, probs[[0, 1, 3]])
+    assert order[0] == 1 and path == sorted(path)  # UAR never falls along the path
+    assert greedy_selection(y, probs, max_size=1)[0] == [2]
 
 
 def test_cli_does_not_ship_a_cancelled_run(demo_root, tmp_path):

@@ -27,6 +27,17 @@ def _macs(module: nn.Module, inputs: tuple[Any, ...], output: torch.Tensor) -> i
         return output.numel() * per_output
     if isinstance(module, nn.Linear):
         return output.numel() * module.in_features
+    if isinstance(module, nn.GRU):
+        # Per step and direction: three gates, each an input and a recurrent product.
+        out = output[0] if isinstance(output, tuple) else output
+        steps = out.shape[1] if module.batch_first else out.shape[0]
+        dirs = 2 if module.bidirectional else 1
+        h = module.hidden_size
+        total, width_in = 0, module.input_size
+        for _ in range(module.num_layers):
+            total += steps * dirs * 3 * h * (width_in + h)
+            width_in = dirs * h
+        return total
     if isinstance(module, _NORMS):
         # One scale-and-shift per element once the statistics are known.
         return output.numel()
@@ -53,7 +64,8 @@ def layer_table(model: nn.Module, example: torch.Tensor | tuple[torch.Tensor, ..
     rows: list[dict[str, Any]] = []
 
     def hook(module: nn.Module, inputs: tuple[Any, ...], output: Any) -> None:
-        shape = tuple(output.shape[1:]) if isinstance(output, torch.Tensor) else None
+        main = output[0] if isinstance(output, tuple) else output  # RNNs: (outputs, state)
+        shape = tuple(main.shape[1:]) if isinstance(main, torch.Tensor) else None
         rows.append({
             "layer": names[module],
             "type": type(module).__name__,

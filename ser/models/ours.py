@@ -1,4 +1,5 @@
-"""SER Studio's own architecture: ``ser2d``, a compact CNN built for accuracy per CPU-second.
+"""SER Studio's own architectures: ``ser2d``, a compact CNN built for accuracy per CPU-second,
+and ``sercrnn``, its recurrent sibling (the same 2D front end, a bidirectional GRU over time).
 
 Design, in order of the forward pass:
 
@@ -165,3 +166,67 @@ class SER2D(SERModel):
 def ser2d(**kwargs: Any) -> SER2D:
     """SER Studio's residual CNN with attention pooling on FS2 (see :class:`SER2D`)."""
     return SER2D(**kwargs)
+
+
+#: Hidden units per direction of sercrnn's GRU at width 1.
+SERCRNN_HIDDEN = 96
+
+
+class SERCRNN(SERModel):
+    """ser2d's residual 2D front end, a bidirectional GRU over frames, attentive pooling."""
+
+    input_space = "fs2"
+    variable_length = True
+    display_name = "SER Studio CRNN: residual CNN + BiGRU + attention pooling"
+    family = "2D CNN"
+    source = "SER Studio"
+    summary = (
+        "The same residual 2D front end as ser2d turns the spectrogram into one vector per "
+        "frame; a bidirectional GRU then reads that sequence both ways, so every frame's "
+        "state can depend on the whole utterance (how the pitch rose before, how it falls "
+        "after) instead of a fixed window. Attentive statistics pooling summarises the "
+        "states. It makes different mistakes from ser2d, which is what an ensemble needs."
+    )
+    size_note = ("Designed for this project: ser2d's 2D stages, then one bidirectional GRU "
+                 "layer with 96 units per direction at width 1; width scales every stage.")
+
+    def __init__(self, *, activation: str = "silu", width: float = 1.0, dropout: float = 0.2,
+                 n_classes: int = config.N_CLASSES) -> None:
+        super().__init__()
+        self._check_common(activation=activation, width=width, dropout=dropout,
+                           n_classes=n_classes)
+        stem = scaled(SER2D_STEM, width)
+        self.stem = nn.Sequential(nn.Conv2d(1, stem, 3, stride=2, padding=1, bias=False),
+                                  nn.BatchNorm2d(stem), make_activation(activation))
+        blocks: list[nn.Module] = []
+        c_in, bands = stem, (config.N_MELS + 1) // 2
+        for channels, stride in SER2D_STAGES:
+            c_out = scaled(channels, width)
+            blocks.append(ResBlock2d(c_in, c_out, stride, activation))
+            c_in, bands = c_out, (bands + stride[0] - 1) // stride[0]
+        self.blocks2d = nn.Sequential(*blocks)
+        seq = scaled(SER2D_SEQ_CHANNELS, width)
+        self.to_sequence = nn.Sequential(nn.Conv1d(c_in * bands, seq, 1, bias=False),
+                                         nn.BatchNorm1d(seq), make_activation(activation))
+        hidden = scaled(SERCRNN_HIDDEN, width)
+        self.gru = nn.GRU(seq, hidden, batch_first=True, bidirectional=True)
+        self.pool = AttentiveStatsPool(2 * hidden, scaled(SER2D_ATTENTION, width))
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(4 * hidden, n_classes))
+
+    def receptive_field(self) -> tuple[int, int]:
+        """``(mel bands, frames)``: the GRU lets every pooled state see the whole clip."""
+        return config.N_MELS, config.FS2_FRAMES
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(batch, n_classes)`` for spectrograms ``(batch, 1, 128, frames)``."""
+        self.check_input(x)
+        x = self.blocks2d(self.stem(x))
+        x = self.to_sequence(x.flatten(1, 2))  # (batch, seq, frames)
+        x, _ = self.gru(x.transpose(1, 2))  # (batch, frames, 2 * hidden)
+        return self.head(self.pool(x.transpose(1, 2)))
+
+
+@register
+def sercrnn(**kwargs: Any) -> SERCRNN:
+    """SER Studio's CRNN on FS2 (see :class:`SERCRNN`)."""
+    return SERCRNN(**kwargs)
