@@ -159,31 +159,17 @@ def _probs_of(frames: list[pd.DataFrame], what: str) -> tuple[list, np.ndarray]:
     return y, np.stack([f[cols].to_numpy() for f in frames])
 
 
-def greedy_selection(y: np.ndarray, probs: np.ndarray, max_size: int | None = None
-                     ) -> tuple[list[int], list[float]]:
-    """Forward selection: start from the best single member, then keep adding the member
-    whose inclusion most raises the UAR of the averaged probabilities; stop when none does
-    (or at ``max_size``). Returns member indices in the order chosen and the UAR after
-    each addition. Ties go to the earlier member, so the result is deterministic."""
+def best_prefix(y: np.ndarray, probs: np.ndarray, max_size: int | None = None
+                ) -> tuple[int, list[float]]:
+    """``probs`` ``(members, clips, classes)`` ranked best-first: the size ``k`` of the
+    leading group whose averaged probabilities score the highest UAR on ``y`` (at most
+    ``max_size``), and the UAR of every prefix. One number is chosen, so little can be
+    fitted to the noise of a small validation set (ties go to the smaller group)."""
     from ser.evaluation import classification_metrics
 
-    def uar(idx):
-        return classification_metrics(y, probs[idx].mean(0))["uar"]
-
-    chosen: list[int] = []
-    path: list[float] = []
-    best = -1.0
-    while len(chosen) < (max_size or len(probs)):
-        scores = [(uar(chosen + [i]), -i) for i in range(len(probs)) if i not in chosen]
-        if not scores:
-            break
-        score, neg_i = max(scores)
-        if score <= best:
-            break
-        chosen.append(-neg_i)
-        path.append(score)
-        best = score
-    return chosen, path
+    limit = min(max_size or len(probs), len(probs))
+    path = [classification_metrics(y, probs[:k].mean(0))["uar"] for k in range(1, limit + 1)]
+    return int(np.argmax(path)) + 1, path
 
 
 def build_ensemble(entries: list[dict], *, top: int | None = None, split: str = "speaker"
@@ -191,10 +177,11 @@ def build_ensemble(entries: list[dict], *, top: int | None = None, split: str = 
     """Choose an ensemble of shipped models on one split protocol using *validation* data
     only, then score the average of their probabilities on their shared test clips.
 
-    When every candidate has validation predictions (``NAME.val_predictions.csv``, written
-    at shipping), members are chosen by greedy forward selection on validation UAR (at most
-    ``top`` members if given). Otherwise the ``top`` (default 3) models with the best
-    validation UAR are averaged. Returns the ensemble card.
+    Candidates are ranked by their own best validation UAR. When every candidate has
+    validation predictions (``NAME.val_predictions.csv``, written at shipping), the ensemble
+    is the leading group of that ranking whose average scores the best validation UAR (at
+    least 2, at most ``top`` members). Otherwise the ``top`` (default 3) leading models are
+    averaged. Returns the ensemble card.
     """
     from ser.evaluation import classification_metrics
 
@@ -208,15 +195,13 @@ def build_ensemble(entries: list[dict], *, top: int | None = None, split: str = 
     val_uar = None
     if all(p.exists() for p in val_paths):
         y_val, p_val = _probs_of([pd.read_csv(p) for p in val_paths], "validation")
-        order, path = greedy_selection(y_val, p_val, top)
-        if len(order) < 2:  # no second model helps on validation: take the runner-up anyway
-            order = [order[0]] + [i for i in range(len(pool)) if i != order[0]][:1]
-            path = path + [classification_metrics(y_val, p_val[order].mean(0))["uar"]]
-        members = [pool[i] for i in order]
-        val_uar = path[-1]
-        selection = ("greedy forward selection on validation UAR"
-                     + (f" (at most {top} members)" if top else "")
-                     + f" from {len(pool)} shipped models; test clips unseen")
+        k, path = best_prefix(y_val, p_val, top)
+        k = max(k, 2)  # an ensemble has at least two members
+        members = pool[:k]
+        val_uar = path[k - 1]
+        selection = (f"the {k} shipped models with the best validation UAR; {k} = the group "
+                     f"size (of 2–{len(path)}) whose average scores the best validation UAR; "
+                     "test clips unseen")
     else:
         k = top or 3
         members = pool[:k]

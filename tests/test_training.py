@@ -237,26 +237,26 @@ def test_ship_runs_and_build_an_ensemble(finished_run, tmp_path, monkeypatch):
     ens = build_ensemble(entries, top=2)
     assert ens["metrics"]["test"]["n"] == rep["n"]
     assert sorted(ens["members"]) == ["m0.demo-si", "m1.demo-si"]
-    assert "greedy" in ens["selection"] and 0 <= ens["metrics"]["val_uar"] <= 1
+    assert "validation UAR" in ens["selection"] and 0 <= ens["metrics"]["val_uar"] <= 1
     # Without validation predictions, selection falls back to the top models by val UAR.
     for p in tmp_path.glob("*.val_predictions.csv"):
         p.unlink()
     assert "top 2" in build_ensemble(shipped_models(tmp_path), top=2)["selection"]
 
 
-def test_greedy_selection_uses_only_what_it_is_given():
-    from ser.results import greedy_selection
+def test_best_prefix_picks_the_group_size_on_the_data_given():
+    from ser.results import best_prefix
 
     y = np.array([0, 1, 2, 0, 1, 2])
-    eye = np.eye(3)[y]
-    wrong = np.eye(3)[(y + 1) % 3]
-    half = np.where(np.arange(6)[:, None] < 3, eye, wrong)  # right on the first 3 clips
-    probs = np.stack([wrong, half, eye * 0.6 + wrong * 0.4, half[::-1]])
-    order, path = greedy_selection(y, probs)
-    assert order[0] == 2 and path[0] == 1.0 and len(order) == 1  # nothing beats perfect
-    order, path = greedy_selection(y, probs[[0, 1, 3]])
-    assert order[0] == 1 and path == sorted(path)  # UAR never falls along the path
-    assert greedy_selection(y, probs, max_size=1)[0] == [2]
+    eye, wrong = np.eye(3)[y], np.eye(3)[(y + 1) % 3]
+    first = np.arange(6)[:, None] < 3
+    sure, unsure = 0.9 * eye + 0.1 * wrong, 0.4 * eye + 0.6 * wrong
+    half = np.where(first, sure, unsure)  # right on the first 3 clips only
+    other_half = np.where(first, unsure, sure)  # right on the last 3 only
+    k, path = best_prefix(y, np.stack([half, other_half, wrong, wrong]))
+    assert k == 2 and path[1] == 1.0 and len(path) == 4  # the two halves complete each other
+    assert best_prefix(y, np.stack([eye, half, wrong]))[0] == 1  # ties go to fewer members
+    assert best_prefix(y, np.stack([half, other_half, wrong]), max_size=1) == (1, [0.5])
 
 
 def test_cli_does_not_ship_a_cancelled_run(demo_root, tmp_path):
