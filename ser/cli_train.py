@@ -239,13 +239,9 @@ def cmd_results(args) -> int:
         return 0
     df = table(entries)
     if args.markdown:
-        print("| model | features | split | test acc. | UAR | macro-F1 | precision | params "
-              "| train time |")
-        print("|---|---|---|---:|---:|---:|---:|---:|---:|")
-        for _, r in df.iterrows():
-            print(f"| {r['model']} | {r['features']} | {r['split']} | {r['accuracy']:.1%} | "
-                  f"{r['UAR']:.1%} | {r['macro-F1']:.3f} | {r['precision']:.3f} | "
-                  f"{r['parameters']:,} | {r['training time (s)'] / 60:.1f} min |")
+        from ser.results import markdown_table
+
+        print(markdown_table(entries))
     else:
         import pandas as pd
 

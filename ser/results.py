@@ -81,9 +81,27 @@ def table(entries: list[dict]) -> pd.DataFrame:
             "macro-F1": test.get("macro_f1"), "precision": test.get("macro_precision"),
             "test loss": test.get("loss"), "test clips": test.get("n"),
             "parameters": c.get("params"), "training time (s)": tr.get("train_time_s"),
-            "device": tr.get("device"),
+            "device": tr.get("device"), "display name": c.get("display_name"),
+            "epochs planned": tr.get("epochs_planned"), "best epoch": tr.get("best_epoch"),
+            "augmentation": c.get("data", {}).get("augmentation"),
         })
     return pd.DataFrame(rows)
+
+
+def markdown_table(entries: list[dict]) -> str:
+    """The README's results table: one row per model, every figure from its report."""
+    df = table(entries)
+    lines = ["| model | architecture | input | split | test acc. | UAR | macro-F1 | precision "
+             "| params | epochs run/planned | waveform copies | training time |",
+             "|---|---|---|---|---:|---:|---:|---:|---:|---|---|---:|"]
+    for _, r in df.iterrows():
+        lines.append(
+            f"| `{r['model']}` | {r['display name']} | {r['features']} | {r['split']} | "
+            f"{r['accuracy']:.1%} | {r['UAR']:.1%} | {r['macro-F1']:.3f} | "
+            f"{r['precision']:.3f} | {r['parameters']:,} | {r['epochs']}/{r['epochs planned']}"
+            f" (best {r['best epoch']}) | {r['augmentation']} | "
+            f"{r['training time (s)'] / 60:.1f} min |")
+    return "\n".join(lines)
 
 
 def ship_run(run_id: str, name: str, folder: Path | None = None) -> Path:

@@ -234,6 +234,11 @@ def test_ship_runs_and_build_an_ensemble(finished_run, tmp_path, monkeypatch):
     assert abs(rep["float16_check"]["accuracy_float16"] - rep["accuracy"]) < 0.05
     entries = shipped_models(tmp_path)
     assert len(table(entries)) == 2
+    # The README's table comes from the CLI and carries each report's own figures.
+    out = subprocess.run([sys.executable, "-m", "ser", "results", "--shipped", "--markdown"],
+                         capture_output=True, text=True, check=True).stdout
+    row = next(line for line in out.splitlines() if line.startswith("| `m0.demo-si`"))
+    assert f"| {rep['accuracy']:.1%} | {rep['uar']:.1%} | {rep['macro_f1']:.3f} |" in row
     ens = build_ensemble(entries, top=2)
     assert ens["metrics"]["test"]["n"] == rep["n"]
     assert sorted(ens["members"]) == ["m0.demo-si", "m1.demo-si"]
