@@ -35,7 +35,6 @@ def add_commands(sub) -> None:
              "mixup": "mixup alpha (0 = off)",
              "freq_shift": "shift spectrograms by up to N mel bands (0 = off)",
              "time_shift": "rotate spectrograms in time by up to this fraction (0 = off)",
-             "ema": "moving-average decay of the weights that are kept (0 = off)",
              "max_clips": "subsample for quick trials"}
     for f in fields(TrainConfig):
         if f.type in ("bool", bool):

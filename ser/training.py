@@ -51,7 +51,6 @@ class TrainConfig:
     freq_shift: int = 0  # random shift of each spectrogram by up to this many mel bands
     time_shift: float = 0.0  # random rotation in time by up to this fraction of the frames
     grad_clip: float = 0.0  # max gradient norm; 0 disables
-    ema: float = 0.0  # decay of an exponential moving average of the weights; 0 disables
     patience: int = 8  # epochs without a better validation UAR before stopping; 0 disables
     noise: bool = True  # the seed's noise-augmented copy of each training clip
     pitch: bool = False
@@ -322,17 +321,6 @@ def fit(cfg: TrainConfig, *, on_event: EventFn | None = None,
     mix_rng = np.random.default_rng(cfg.seed)
     fs2_pos = data.spaces.index("fs2") if "fs2" in data.spaces else None
 
-    # With ``ema`` the weights that are validated, kept and shipped are a moving average of
-    # the trained ones (BatchNorm statistics included): it smooths the step-to-step noise
-    # that makes one epoch's validation score jump around.
-    ema = None
-    if cfg.ema > 0:
-        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
-        if not 0 < cfg.ema < 1:
-            raise ValueError(f"ema must be between 0 and 1, not {cfg.ema}")
-        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema),
-                            use_buffers=True)
     best_uar, best_state, best_epoch, bad_epochs = -1.0, None, 0, 0
     history: list[dict] = []
     step, stopped = 0, "finished"
@@ -387,8 +375,6 @@ def fit(cfg: TrainConfig, *, on_event: EventFn | None = None,
                 scaler.update()
             else:
                 opt.step()
-            if ema is not None:
-                ema.update_parameters(model)
             if sched is not None and cfg.schedule == "cosine":
                 sched.step()
             step += 1
@@ -406,8 +392,7 @@ def fit(cfg: TrainConfig, *, on_event: EventFn | None = None,
                 window_t, window_n = now, 0
         if stopped == "cancelled" and run_n == 0:
             break
-        scored = model if ema is None else ema.module
-        val_probs = predict_proba(scored, data.inputs["val"], device)
+        val_probs = predict_proba(model, data.inputs["val"], device)
         y_val = data.labels["val"].numpy()
         from ser.evaluation import classification_metrics
 
@@ -418,7 +403,7 @@ def fit(cfg: TrainConfig, *, on_event: EventFn | None = None,
         if improved:
             best_uar, best_epoch, bad_epochs = vm["uar"], epoch, 0
             best_state = copy.deepcopy({k: v.detach().cpu() for k, v in
-                                        scored.state_dict().items()})
+                                        model.state_dict().items()})
         else:
             bad_epochs += 1
         event = {"type": "epoch", "epoch": epoch, "epochs": epochs, "step": step,
