@@ -55,7 +55,7 @@ with st.form("launch"):
     devices = ["auto", "cpu"] + (["cuda"] if "CUDA" in device_description() else [])
     device = c3.selectbox("Device", devices, help=f"auto = {device_description()}")
     st.markdown("**Augmentation and regularisation**")
-    c = st.columns(6)
+    c = st.columns(7)
     noise = c[0].checkbox("White noise copy", True, key="noise",
                           help="The seed's noise-augmented copy of every training clip "
                                "(factor 0.01).")
@@ -63,7 +63,10 @@ with st.form("launch"):
     stretch = c[2].checkbox("Time stretch", False)
     specaug = c[3].checkbox("SpecAugment", False, help="Masks mel bands and frames (2D input).")
     mixup = c[4].checkbox("Mixup", False)
-    patience = c[5].number_input("Early-stop patience", 0, 50, 8,
+    shift = c[5].checkbox("Band/time shift", False, key="shift",
+                          help="Moves each spectrogram up or down by up to 4 mel bands and "
+                               "rotates it in time by up to a quarter (2D input).")
+    patience = c[6].number_input("Early-stop patience", 0, 50, 8,
                                  help="Epochs without a better validation UAR; 0 = off.")
     schedule = st.radio("Learning-rate schedule", ["none", "cosine", "plateau"],
                         horizontal=True)
@@ -108,6 +111,7 @@ if submitted:
                               epochs=int(epochs) or None, batch_size=int(batch), split=split,
                               seed=int(seed), device=device, noise=noise, pitch=pitch,
                               stretch=stretch, spec_augment=specaug, mixup=0.2 if mixup else 0.0,
+                              freq_shift=4 if shift else 0, time_shift=0.25 if shift else 0.0,
                               patience=int(patience), schedule=schedule, data=corpus_dir())
             run_id = runs.start(cfg)
             st.toast(f"Queued {run_id}")

@@ -89,8 +89,13 @@ def table(entries: list[dict]) -> pd.DataFrame:
 
 
 def markdown_table(entries: list[dict]) -> str:
-    """The README's results table: one row per model, every figure from its report."""
+    """The README's results table: one row per model, every figure from its report; the
+    standard speaker-independent split first, each protocol's models from best to worst."""
     df = table(entries)
+    if len(df):
+        other = df["split"] != "speaker-independent"
+        df = df.assign(_other=other).sort_values(["_other", "accuracy"],
+                                                 ascending=[True, False], kind="stable")
     lines = ["| model | architecture | input | split | test acc. | UAR | macro-F1 | precision "
              "| params | epochs run/planned | waveform copies | training time |",
              "|---|---|---|---|---:|---:|---:|---:|---:|---|---|---:|"]
