@@ -101,6 +101,27 @@ class AttentiveStatsPool(nn.Module):
         return torch.cat([mean, std], dim=1)
 
 
+def front_end(width: float, activation: str) -> tuple[nn.Module, nn.Module, nn.Module, int]:
+    """ser2d's 2D stages: ``(stem, blocks2d, to_sequence, channels per frame)``.
+
+    ``to_sequence`` maps each frame's (channels x remaining bands) to one vector; the
+    models apply it to ``blocks2d(stem(x)).flatten(1, 2)``.
+    """
+    stem_channels = scaled(SER2D_STEM, width)
+    stem = nn.Sequential(nn.Conv2d(1, stem_channels, 3, stride=2, padding=1, bias=False),
+                         nn.BatchNorm2d(stem_channels), make_activation(activation))
+    blocks: list[nn.Module] = []
+    c_in, bands = stem_channels, (config.N_MELS + 1) // 2
+    for channels, stride in SER2D_STAGES:
+        c_out = scaled(channels, width)
+        blocks.append(ResBlock2d(c_in, c_out, stride, activation))
+        c_in, bands = c_out, (bands + stride[0] - 1) // stride[0]
+    seq = scaled(SER2D_SEQ_CHANNELS, width)
+    to_sequence = nn.Sequential(nn.Conv1d(c_in * bands, seq, 1, bias=False),
+                                nn.BatchNorm1d(seq), make_activation(activation))
+    return stem, nn.Sequential(*blocks), to_sequence, seq
+
+
 class SER2D(SERModel):
     """SER Studio's compact residual CNN with attentive statistics pooling over time."""
 
@@ -126,19 +147,7 @@ class SER2D(SERModel):
         super().__init__()
         self._check_common(activation=activation, width=width, dropout=dropout,
                            n_classes=n_classes)
-        stem = scaled(SER2D_STEM, width)
-        self.stem = nn.Sequential(nn.Conv2d(1, stem, 3, stride=2, padding=1, bias=False),
-                                  nn.BatchNorm2d(stem), make_activation(activation))
-        blocks: list[nn.Module] = []
-        c_in, bands = stem, (config.N_MELS + 1) // 2
-        for channels, stride in SER2D_STAGES:
-            c_out = scaled(channels, width)
-            blocks.append(ResBlock2d(c_in, c_out, stride, activation))
-            c_in, bands = c_out, (bands + stride[0] - 1) // stride[0]
-        self.blocks2d = nn.Sequential(*blocks)
-        seq = scaled(SER2D_SEQ_CHANNELS, width)
-        self.to_sequence = nn.Sequential(nn.Conv1d(c_in * bands, seq, 1, bias=False),
-                                         nn.BatchNorm1d(seq), make_activation(activation))
+        self.stem, self.blocks2d, self.to_sequence, seq = front_end(width, activation)
         self.blocks1d = nn.Sequential(*(ResBlock1d(seq, d, activation) for d in SER2D_DILATIONS))
         self.pool = AttentiveStatsPool(seq, scaled(SER2D_ATTENTION, width))
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * seq, n_classes))
@@ -195,19 +204,7 @@ class SERCRNN(SERModel):
         super().__init__()
         self._check_common(activation=activation, width=width, dropout=dropout,
                            n_classes=n_classes)
-        stem = scaled(SER2D_STEM, width)
-        self.stem = nn.Sequential(nn.Conv2d(1, stem, 3, stride=2, padding=1, bias=False),
-                                  nn.BatchNorm2d(stem), make_activation(activation))
-        blocks: list[nn.Module] = []
-        c_in, bands = stem, (config.N_MELS + 1) // 2
-        for channels, stride in SER2D_STAGES:
-            c_out = scaled(channels, width)
-            blocks.append(ResBlock2d(c_in, c_out, stride, activation))
-            c_in, bands = c_out, (bands + stride[0] - 1) // stride[0]
-        self.blocks2d = nn.Sequential(*blocks)
-        seq = scaled(SER2D_SEQ_CHANNELS, width)
-        self.to_sequence = nn.Sequential(nn.Conv1d(c_in * bands, seq, 1, bias=False),
-                                         nn.BatchNorm1d(seq), make_activation(activation))
+        self.stem, self.blocks2d, self.to_sequence, seq = front_end(width, activation)
         hidden = scaled(SERCRNN_HIDDEN, width)
         self.gru = nn.GRU(seq, hidden, batch_first=True, bidirectional=True)
         self.pool = AttentiveStatsPool(2 * hidden, scaled(SER2D_ATTENTION, width))
