@@ -237,7 +237,6 @@ def cmd_results(args) -> int:
     if not entries:
         print("no trained models")
         return 0
-    df = table(entries)
     if args.markdown:
         from ser.results import markdown_table
 
@@ -245,6 +244,7 @@ def cmd_results(args) -> int:
     else:
         import pandas as pd
 
+        df = table(entries)
         with pd.option_context("display.width", 250, "display.max_columns", 30):
             print(df.drop(columns=["card"], errors="ignore").to_string(index=False))
     return 0

@@ -171,8 +171,8 @@ def write_val_predictions(bundle_path: Path, data: str | None = None, *,
 ENSEMBLE_FILE = "ensemble.json"
 
 
-def _probs_of(frames: list[pd.DataFrame], what: str) -> tuple[list, np.ndarray]:
-    """Stack members' per-clip probabilities ``(members, clips, classes)`` and the labels."""
+def _probs_of(frames: list[pd.DataFrame], what: str) -> tuple[np.ndarray, np.ndarray]:
+    """The labels and the members' stacked probabilities ``(members, clips, classes)``."""
     clips = frames[0]["clip"].tolist()
     if any(f["clip"].tolist() != clips for f in frames):
         raise ValueError(f"The members were scored on different {what} clips; cannot "
