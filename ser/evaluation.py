@@ -105,6 +105,8 @@ def evaluate_bundle(bundle, data: str | None = None, *, split: str | None = None
     from ser.splits import make_split
     from ser.training import normalise, predict_proba, spaces_for
 
+    if part not in ("test", "val"):
+        raise ValueError(f"part must be 'test' or 'val', not {part!r}")
     card = bundle.card
     corpus = load_corpus(data)
     sp = card.get("split", {})
@@ -112,17 +114,15 @@ def evaluate_bundle(bundle, data: str | None = None, *, split: str | None = None
     seed = sp.get("seed") or 0
     manifest = corpus.manifest
     s = make_split(manifest, protocol, seed=seed)
-    if part not in ("test", "val"):
-        raise ValueError(f"part must be 'test' or 'val', not {part!r}")
-    test = manifest.iloc[s.test if part == "test" else s.val].reset_index(drop=True)
+    clips = manifest.iloc[s.test if part == "test" else s.val].reset_index(drop=True)
     spaces = spaces_for(card["input_space"])
     cfg = FeatureConfig.from_dict(card["feature_config"])
-    feats = features.extract_manifest(test, cfg=cfg, spaces=spaces, progress=progress)
+    feats = features.extract_manifest(clips, cfg=cfg, spaces=spaces, progress=progress)
     norm = bundle.normalisation
     inputs = tuple(normalise(sp_, np.asarray(feats[sp_]), norm[sp_]) for sp_ in spaces)
     probs = predict_proba(bundle.model, inputs, torch.device("cpu"))
-    y = test["emotion"].map({lab: i for i, lab in enumerate(LABELS)}).to_numpy()
-    report = full_report(test, y, probs)
+    y = clips["emotion"].map({lab: i for i, lab in enumerate(LABELS)}).to_numpy()
+    report = full_report(clips, y, probs)
     report["protocol"] = s.card(manifest)
-    report["data"] = {"corpus": corpus.name, "synthetic": corpus.is_demo, "clips": len(test)}
-    return report, predictions_frame(test, y, probs)
+    report["data"] = {"corpus": corpus.name, "synthetic": corpus.is_demo, "clips": len(clips)}
+    return report, predictions_frame(clips, y, probs)
