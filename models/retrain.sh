@@ -38,6 +38,8 @@ declare -A RECIPES=(
   [ser2d.crema-si-pitch]="--arch ser2d $OURS_ARGS --seed 0"
   [ser2d.crema-si-pitch-stretch]="--arch ser2d $OURS_ARGS --stretch --seed 1"
   [sercrnn.crema-si]="--arch sercrnn $OURS_ARGS --seed 0"
+  [sercrnn.crema-si-seed1]="--arch sercrnn $OURS_ARGS --seed 1"
+  [sercrnn.crema-si-pitch-stretch]="--arch sercrnn $OURS_ARGS --stretch --seed 2"
 )
 
 names=("$@")

@@ -9,7 +9,7 @@ from pages.common import corpus_badge, corpus_dir, corpus_sidebar, get_corpus
 from ser import plots, runs
 from ser.models import describe, list_models, model_input_space
 from ser.splits import make_split
-from ser.training import TrainConfig, device_description, estimate_throughput
+from ser.training import MAX_COPIES, TrainConfig, device_description, estimate_throughput
 
 st.title("🏋️ Train")
 corpus_sidebar()
@@ -55,18 +55,24 @@ with st.form("launch"):
     devices = ["auto", "cpu"] + (["cuda"] if "CUDA" in device_description() else [])
     device = c3.selectbox("Device", devices, help=f"auto = {device_description()}")
     st.markdown("**Augmentation and regularisation**")
-    c = st.columns(7)
+    c = st.columns(4)
     noise = c[0].checkbox("White noise copy", True, key="noise",
                           help="The seed's noise-augmented copy of every training clip "
                                "(factor 0.01).")
-    pitch = c[1].checkbox("Pitch shift", False)
-    stretch = c[2].checkbox("Time stretch", False)
-    specaug = c[3].checkbox("SpecAugment", False, help="Masks mel bands and frames (2D input).")
-    mixup = c[4].checkbox("Mixup", False)
-    shift = c[5].checkbox("Band/time shift", False, key="shift",
+    pitch = c[1].checkbox("Pitch shift", False, key="pitch",
+                          help="The copy is also shifted by up to ±2 semitones.")
+    stretch = c[2].checkbox("Time stretch", False, key="stretch",
+                            help="The copy is also sped up or slowed down by up to 10 %.")
+    copies = c[3].number_input("Copies per clip", 1, MAX_COPIES, 1, key="copies",
+                               help="How many augmented copies of each training clip (each "
+                                    "drawn anew) when noise, pitch or stretch is on.")
+    c = st.columns(4)
+    specaug = c[0].checkbox("SpecAugment", False, help="Masks mel bands and frames (2D input).")
+    mixup = c[1].checkbox("Mixup", False)
+    shift = c[2].checkbox("Band/time shift", False, key="shift",
                           help="Moves each spectrogram up or down by up to 4 mel bands and "
                                "rotates it in time by up to a quarter (2D input).")
-    patience = c[6].number_input("Early-stop patience", 0, 50, 8,
+    patience = c[3].number_input("Early-stop patience", 0, 50, 8,
                                  help="Epochs without a better validation UAR; 0 = off.")
     schedule = st.radio("Learning-rate schedule", ["none", "cosine", "plateau"],
                         horizontal=True)
@@ -88,7 +94,7 @@ st.caption(f"Split: {sizes['description']} — {sizes['train']:,} train / {sizes
            f"validation / {sizes['test']:,} test clips.")
 
 if archs:
-    n_train = sizes["train"] * (2 if (noise or pitch or stretch) else 1)
+    n_train = sizes["train"] * (1 + int(copies) if (noise or pitch or stretch) else 1)
     rows = []
     for a in archs:
         d = describe(a, activation=activation, width=width)
@@ -110,7 +116,8 @@ if submitted:
             cfg = TrainConfig(arch=a, activation=activation, width=float(width), lr=float(lr),
                               epochs=int(epochs) or None, batch_size=int(batch), split=split,
                               seed=int(seed), device=device, noise=noise, pitch=pitch,
-                              stretch=stretch, spec_augment=specaug, mixup=0.2 if mixup else 0.0,
+                              stretch=stretch, copies=int(copies), spec_augment=specaug,
+                              mixup=0.2 if mixup else 0.0,
                               freq_shift=4 if shift else 0, time_shift=0.25 if shift else 0.0,
                               patience=int(patience), schedule=schedule, data=corpus_dir())
             run_id = runs.start(cfg)

@@ -1,9 +1,10 @@
 """Data augmentation: waveform copies for training clips, SpecAugment for spectrogram batches.
 
-Waveform augmentation makes *one extra copy* of each training clip (the Keras notebook
-seed's recipe), with every enabled transform applied. Copies are generated only from
-training rows, so an augmented copy never lands in validation or test. Each copy's random
-draws are seeded from the run seed and the clip's name, so a copy is the same every run.
+Waveform augmentation makes one extra copy of each training clip (the Keras notebook
+seed's recipe), or several, with every enabled transform applied. Copies are generated only
+from training rows, so an augmented copy never lands in validation or test. Each copy's
+random draws are seeded from the run seed, the clip's name and the copy's index, so a copy
+is the same every run and two copies of one clip differ.
 """
 
 from __future__ import annotations
@@ -27,13 +28,19 @@ class AugmentConfig:
     stretch: bool = False
     stretch_range: float = 0.1  # rate drawn uniformly in 1 ± this
     seed: int = 0
+    copy: int = 0  # which copy of a clip (0 = the first); salts the per-clip draws
 
     @property
     def enabled(self) -> bool:
         return self.noise or self.pitch or self.stretch
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if not self.copy:
+            # The first copy is defined exactly as before copies were numbered, so its
+            # cached features (keyed by this dict) and its waveforms stay the same.
+            del d["copy"]
+        return d
 
     def describe(self) -> str:
         parts = []
@@ -61,7 +68,7 @@ def augment_waveform(y: np.ndarray, sr: int, aug: AugmentConfig, key: str) -> np
     """Apply every enabled transform of ``aug`` to mono ``y`` (seeded by ``key``)."""
     import librosa
 
-    rng = clip_rng(aug.seed, key)
+    rng = clip_rng(aug.seed, key if not aug.copy else f"{key}#{aug.copy}")
     out = np.asarray(y, dtype=np.float32)
     if aug.stretch:
         rate = 1.0 + rng.uniform(-aug.stretch_range, aug.stretch_range)

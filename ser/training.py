@@ -14,7 +14,7 @@ import hashlib
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,11 @@ from ser import config
 from ser.augment import AugmentConfig, shift_augment, spec_augment
 
 EventFn = Callable[[dict], None]
+
+
+#: Most augmented copies of each training clip a run may ask for (each one adds a full
+#: training set of features in memory).
+MAX_COPIES = 8
 
 
 @dataclass
@@ -55,6 +60,7 @@ class TrainConfig:
     noise: bool = True  # the seed's noise-augmented copy of each training clip
     pitch: bool = False
     stretch: bool = False
+    copies: int = 1  # augmented copies of each training clip when a waveform transform is on
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | mps
     threads: int = 0  # CPU threads; 0 → all cores
@@ -70,6 +76,12 @@ class TrainConfig:
     def augment(self) -> AugmentConfig:
         return AugmentConfig(noise=self.noise, pitch=self.pitch, stretch=self.stretch,
                              seed=self.seed)
+
+    def describe_augmentation(self) -> str:
+        """The waveform copies in words, e.g. ``"white noise ×0.01, pitch ±2 st (×3)"``."""
+        aug = self.augment()
+        text = aug.describe()
+        return f"{text} (×{self.copies})" if aug.enabled and self.copies > 1 else text
 
     def resolved_epochs(self) -> int:
         from ser.models import model_input_space
@@ -201,17 +213,26 @@ def prepare(cfg: TrainConfig, input_space: str, progress: Callable[[str, int, in
         return (lambda d, t: progress(name, d, t)) if progress else None
 
     aug = cfg.augment()
+    if not 1 <= int(cfg.copies) <= MAX_COPIES:
+        raise ValueError(f"copies must be 1–{MAX_COPIES}, not {cfg.copies}.")
+    n_copies = int(cfg.copies) if aug.enabled else 0
     train_paths = list(manifest["path"].iloc[split.train])
     # Always both spaces: one cache entry then serves every architecture.
     feats, aug_feats = features.extract_with_augmented(
         list(manifest["path"]), train_paths if aug.enabled else [], spaces=features.SPACES,
         augment=aug, progress=stage("extracting features"))
+    # Further copies each have their own cache entry, so adding one re-uses the others.
+    more = [features.extract_paths(train_paths, spaces=features.SPACES,
+                                   augment=replace(aug, copy=k),
+                                   progress=stage(f"augmented copy {k + 1} of {n_copies}"))
+            for k in range(1, n_copies)]
     y_all = manifest["emotion"].map({lab: i for i, lab in enumerate(config.LABELS)}).to_numpy()
     raw = {}
     for part, idx in split.parts().items():
         raw[part] = {s: np.asarray(feats[s])[idx] for s in spaces}
     if aug_feats is not None:
-        raw["train"] = {s: np.concatenate([raw["train"][s], np.asarray(aug_feats[s])])
+        raw["train"] = {s: np.concatenate([raw["train"][s], np.asarray(aug_feats[s])]
+                                          + [np.asarray(m[s]) for m in more])
                         for s in spaces}
     # Statistics come from exactly what the model trains on (original + augmented training
     # clips): bands that are empty in 16 kHz originals but filled by the noise copy would
@@ -222,12 +243,12 @@ def prepare(cfg: TrainConfig, input_space: str, progress: Callable[[str, int, in
         inputs[part] = tuple(normalise(s, raw[part][s], norm[s]) for s in spaces)
         y = y_all[idx]
         if part == "train" and aug_feats is not None:
-            y = np.concatenate([y, y])
+            y = np.tile(y, 1 + n_copies)
         labels[part] = torch.from_numpy(y.astype(np.int64))
     del raw
     fp = hashlib.sha1("\n".join(sorted(manifest["clip"])).encode()).hexdigest()[:16]
     return Prepared(inputs, labels, manifest, split, norm, corpus.name, str(corpus.root),
-                    corpus.is_demo, fp, len(train_paths) if aug_feats is not None else 0,
+                    corpus.is_demo, fp, len(train_paths) * n_copies,
                     spaces)
 
 
@@ -448,7 +469,8 @@ def fit(cfg: TrainConfig, *, on_event: EventFn | None = None,
                           for s, st in data.normalisation.items()},
         "data": {"corpus": data.corpus_name, "synthetic": data.is_demo,
                  "clips": len(data.manifest), "fingerprint": data.fingerprint,
-                 "augmented_copies": data.n_augmented, "augmentation": cfg.augment().describe()},
+                 "augmented_copies": data.n_augmented,
+                 "augmentation": cfg.describe_augmentation()},
         "split": data.split.card(data.manifest),
         "training": {**cfg.as_dict(), "epochs_planned": epochs, "epochs_run": len(history),
                      "best_epoch": best_epoch, "stopped": stopped, "train_time_s": train_time,

@@ -85,6 +85,7 @@ def trained_via_page(demo_root):
     at.number_input(key="epochs").set_value(1)
     at.checkbox(key="noise").set_value(False)
     at.checkbox(key="shift").set_value(True)
+    at.number_input(key="copies").set_value(2)
     at.button[0].click()  # the form's Launch button
     at.run()
     assert_clean(at)
@@ -105,7 +106,8 @@ def test_train_page_shows_finished_run_with_curve(trained_via_page):
     at, run_id = trained_via_page
     assert runs.status(run_id)["state"] == "finished", runs.log_tail(run_id, 30)
     cfg = json.loads((runs.run_dir(run_id) / "config.json").read_text())
-    assert (cfg["freq_shift"], cfg["time_shift"], cfg["noise"]) == (4, 0.25, False)
+    assert (cfg["freq_shift"], cfg["time_shift"], cfg["noise"], cfg["copies"]) == (
+        4, 0.25, False, 2)
     assert_clean(at)
     text = " ".join(m.value for m in at.markdown)
     assert run_id in text and "finished" in text

@@ -93,6 +93,23 @@ def test_augmented_copy_is_deterministic_and_different(tmp_path):
     assert not np.allclose(a["fs2"], plain["fs2"])
 
 
+def test_numbered_copies_differ_and_the_first_keeps_its_definition(tmp_path):
+    from dataclasses import replace
+
+    paths = [write_clip(tmp_path / "1001_DFA_ANG_XX.wav", 1.5)]
+    aug = AugmentConfig(noise=True, pitch=True, seed=7)
+    first = features.extract_paths(paths, augment=aug, cache=False, workers=1)
+    second = features.extract_paths(paths, augment=replace(aug, copy=1), cache=False, workers=1)
+    again = features.extract_paths(paths, augment=replace(aug, copy=1), cache=False, workers=1)
+    assert not np.allclose(first["fs2"], second["fs2"])
+    np.testing.assert_array_equal(second["fs2"], again["fs2"])
+    # Copy 0 is described (and so cached and drawn) exactly as before copies were numbered;
+    # the shipped models' re-training commands depend on it.
+    assert "copy" not in aug.as_dict() and replace(aug, copy=1).as_dict()["copy"] == 1
+    assert (features.cache_key(paths, DEFAULT, ("fs2",), aug)
+            != features.cache_key(paths, DEFAULT, ("fs2",), replace(aug, copy=1)))
+
+
 def test_unreadable_clip_is_named(tmp_path):
     bad = tmp_path / "1001_DFA_ANG_XX.wav"
     bad.write_bytes(b"nope")

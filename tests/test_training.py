@@ -129,6 +129,25 @@ def test_seeded_cpu_runs_repeat_exactly(demo_root):
                                   b.predictions.filter(like="p_").to_numpy())
 
 
+def test_several_augmented_copies_multiply_the_training_rows(demo_root):
+    from ser.training import prepare
+
+    base = dict(arch="lenet1d", max_clips=120, noise=True, seed=2)
+    one = prepare(TrainConfig(**base), "fs1")
+    three = prepare(TrainConfig(**base, copies=3), "fs1")
+    n = len(one.split.train)
+    assert len(one.labels["train"]) == 2 * n and one.n_augmented == n
+    assert len(three.labels["train"]) == 4 * n and three.n_augmented == 3 * n
+    np.testing.assert_array_equal(three.labels["train"], one.labels["train"][:n].repeat(4))
+    x = three.inputs["train"][0]
+    # Each copy is drawn anew; the first augmented copy is the one a single-copy run uses.
+    assert not torch.allclose(x[n:2 * n], x[2 * n:3 * n])
+    assert len(three.labels["test"]) == len(one.labels["test"])
+    with pytest.raises(ValueError, match="copies"):
+        prepare(TrainConfig(**base, copies=0), "fs1")
+    assert TrainConfig(**base, copies=3).describe_augmentation() == "white noise ×0.01 (×3)"
+
+
 def test_shift_augment_moves_bands_and_frames():
     from ser.augment import shift_augment
 
