@@ -40,6 +40,11 @@ declare -A RECIPES=(
   [sercrnn.crema-si]="--arch sercrnn $OURS_ARGS --seed 0"
   [sercrnn.crema-si-seed1]="--arch sercrnn $OURS_ARGS --seed 1"
   [sercrnn.crema-si-pitch-stretch]="--arch sercrnn $OURS_ARGS --stretch --seed 2"
+  [ser2d.crema-si-pitch-x3]="--arch ser2d $OURS_ARGS --copies 3 --seed 0"
+  [sercrnn.crema-si-pitch-x3]="--arch sercrnn $OURS_ARGS --copies 3 --seed 0"
+  [ser2d.crema-si-pitch-stretch-x3]="--arch ser2d $OURS_ARGS --stretch --copies 3 --seed 1"
+  [sercrnn.crema-si-pitch-stretch-x3]="--arch sercrnn $OURS_ARGS --stretch --copies 3 --seed 2"
+  [ser2d.crema-si-pitch-x5]="--arch ser2d $OURS_ARGS --copies 5 --seed 0"
 )
 
 names=("$@")
