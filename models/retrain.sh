@@ -45,6 +45,9 @@ declare -A RECIPES=(
   [ser2d.crema-si-pitch-stretch-x3]="--arch ser2d $OURS_ARGS --stretch --copies 3 --seed 1"
   [sercrnn.crema-si-pitch-stretch-x3]="--arch sercrnn $OURS_ARGS --stretch --copies 3 --seed 2"
   [ser2d.crema-si-pitch-x5]="--arch ser2d $OURS_ARGS --copies 5 --seed 0"
+  [ser2d.crema-si-pitch-x3-seed2]="--arch ser2d $OURS_ARGS --copies 3 --seed 2"
+  [ser2d.crema-si-pitch-stretch-x3-seed3]="--arch ser2d $OURS_ARGS --stretch --copies 3 --seed 3"
+  [ser2d.crema-si-pitch-x3-wide]="--arch ser2d $OURS_ARGS --copies 3 --width 1.5 --seed 4"
 )
 
 names=("$@")
