@@ -20,7 +20,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -260,8 +260,8 @@ def cache_key(paths: list[str], cfg: FeatureConfig, spaces: tuple[str, ...],
 
 
 def _extract_task(task: tuple) -> tuple[int, dict | str]:
-    """Decode one clip once; featurise the original and/or its augmented copy."""
-    index, path, cfg, spaces, aug, want_plain, want_aug = task
+    """Decode one clip once; featurise the original and/or its augmented copies."""
+    index, path, cfg, spaces, want_plain, augs = task
     from ser.audio import AudioError, load
 
     try:
@@ -271,8 +271,8 @@ def _extract_task(task: tuple) -> tuple[int, dict | str]:
     out = {}
     if want_plain:
         out["plain"] = clip_features(y, cfg, spaces)
-    if want_aug:
-        out["aug"] = clip_features(augment_waveform(y, sr, aug, Path(path).stem), cfg, spaces)
+    for kind, aug in augs:
+        out[kind] = clip_features(augment_waveform(y, sr, aug, Path(path).stem), cfg, spaces)
     return index, out
 
 
@@ -308,24 +308,30 @@ def extract_paths(paths: list[str], *, cfg: FeatureConfig = DEFAULT,
 
 def extract_with_augmented(paths: list[str], aug_paths: list[str], *,
                            cfg: FeatureConfig = DEFAULT, spaces: tuple[str, ...] = SPACES,
-                           augment: AugmentConfig | None = None, cache: bool = True,
-                           cache_root: Path | None = None, workers: int | None = None,
+                           augment: AugmentConfig | None = None, copies: int = 1,
+                           cache: bool = True, cache_root: Path | None = None,
+                           workers: int | None = None,
                            progress=None) -> tuple[dict[str, np.ndarray] | None,
                                                    dict[str, np.ndarray] | None]:
-    """Features of ``paths`` and of the augmented copies of ``aug_paths`` in one pass.
+    """Features of ``paths`` and of ``copies`` augmented copies of ``aug_paths`` in one pass.
 
-    A clip in both lists is decoded once (decoding is a third of the cost). Each result is
-    cached under the same key `extract_paths` uses, so either can later be loaded alone.
-    Returns ``(plain, augmented)``; an empty list gives ``None`` in its place.
+    A clip in both lists is decoded once (decoding is a third of the cost). Each result, and
+    each copy, is cached under the key `extract_paths` uses, so any can later be loaded
+    alone and adding a copy re-uses the others. Returns ``(plain, augmented)``, with the
+    copies stacked copy after copy (``copies * len(aug_paths)`` rows, the first numbered
+    ``augment.copy``); an empty list gives
+    ``None`` in its place.
     """
-    from ser.parallel import map_unordered
-
     paths = [str(p) for p in paths]
-    aug_paths = [str(p) for p in aug_paths] if augment is not None and augment.enabled else []
+    enabled = augment is not None and augment.enabled
+    aug_paths = [str(p) for p in aug_paths] if enabled else []
     spaces = tuple(s for s in SPACES if s in spaces)
     root = (cache_root or config.cache_dir()) / "features"
-    jobs = {"plain": (paths, None), "aug": (aug_paths, augment)}
-    results: dict[str, dict[str, np.ndarray] | None] = {"plain": None, "aug": None}
+    jobs = {"plain": (paths, None)}
+    if aug_paths:
+        jobs.update({f"aug{k}": (aug_paths, replace(augment, copy=augment.copy + k))
+                     for k in range(copies)})
+    results: dict[str, dict[str, np.ndarray] | None] = {k: None for k in jobs}
     folders = {}
     for kind, (plist, aug) in jobs.items():
         if not plist:
@@ -335,22 +341,35 @@ def extract_with_augmented(paths: list[str], aug_paths: list[str], *,
             results[kind] = {s: np.load(folders[kind] / f"{s}.npy", mmap_mode="r")
                              for s in spaces}
     todo = [k for k in folders if results[k] is None]
-    if not todo:
-        if progress:
-            n = len(paths) + len(aug_paths)
-            progress(n, n)
-        return results["plain"], results["aug"]
+    if todo:
+        _extract_missing(jobs, todo, folders, results, cfg, spaces, cache, workers, progress)
+    elif progress:
+        n = len(paths) + len(aug_paths) * (copies if aug_paths else 0)
+        progress(n, n)
+    augmented = None
+    if aug_paths:
+        parts = [results[f"aug{k}"] for k in range(copies)]
+        augmented = parts[0] if copies == 1 else {
+            s: np.concatenate([np.asarray(part[s]) for part in parts]) for s in spaces}
+    return results["plain"], augmented
+
+
+def _extract_missing(jobs, todo, folders, results, cfg, spaces, cache, workers,
+                     progress) -> None:
+    """Compute (and cache) the uncached batches ``todo``, decoding each clip once."""
+    from ser.parallel import map_unordered
 
     shapes = {"fs1": (config.FS1_DIM,), "fs2": (cfg.n_mels, cfg.fs2_frames)}
     out = {k: {s: np.empty((len(jobs[k][0]), *shapes[s]), np.float32) for s in spaces}
            for k in todo}
-    # One task per distinct clip; remember where its plain / augmented rows go.
+    # One task per distinct clip; remember where each of its batches' rows go.
     where: dict[str, dict[str, list[int]]] = {}
     for k in todo:
         for i, p in enumerate(jobs[k][0]):
-            where.setdefault(p, {"plain": [], "aug": []})[k].append(i)
+            where.setdefault(p, {}).setdefault(k, []).append(i)
     unique = list(where)
-    tasks = [(j, p, cfg, spaces, augment, bool(where[p]["plain"]), bool(where[p]["aug"]))
+    tasks = [(j, p, cfg, spaces, "plain" in where[p],
+              [(k, jobs[k][1]) for k in where[p] if k != "plain"])
              for j, p in enumerate(unique)]
     failures: dict[str, str] = {}
     for j, result in map_unordered(_extract_task, tasks, workers=workers, progress=progress):
@@ -371,7 +390,6 @@ def extract_with_augmented(paths: list[str], aug_paths: list[str], *,
                                               "spaces": spaces,
                                               "augment": aug.as_dict() if aug else None})
         results[k] = out[k]
-    return results["plain"], results["aug"]
 
 
 def _write_cache(folder: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:

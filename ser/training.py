@@ -14,7 +14,7 @@ import hashlib
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -220,19 +220,13 @@ def prepare(cfg: TrainConfig, input_space: str, progress: Callable[[str, int, in
     # Always both spaces: one cache entry then serves every architecture.
     feats, aug_feats = features.extract_with_augmented(
         list(manifest["path"]), train_paths if aug.enabled else [], spaces=features.SPACES,
-        augment=aug, progress=stage("extracting features"))
-    # Further copies each have their own cache entry, so adding one re-uses the others.
-    more = [features.extract_paths(train_paths, spaces=features.SPACES,
-                                   augment=replace(aug, copy=k),
-                                   progress=stage(f"augmented copy {k + 1} of {n_copies}"))
-            for k in range(1, n_copies)]
+        augment=aug, copies=max(n_copies, 1), progress=stage("extracting features"))
     y_all = manifest["emotion"].map({lab: i for i, lab in enumerate(config.LABELS)}).to_numpy()
     raw = {}
     for part, idx in split.parts().items():
         raw[part] = {s: np.asarray(feats[s])[idx] for s in spaces}
     if aug_feats is not None:
-        raw["train"] = {s: np.concatenate([raw["train"][s], np.asarray(aug_feats[s])]
-                                          + [np.asarray(m[s]) for m in more])
+        raw["train"] = {s: np.concatenate([raw["train"][s], np.asarray(aug_feats[s])])
                         for s in spaces}
     # Statistics come from exactly what the model trains on (original + augmented training
     # clips): bands that are empty in 16 kHz originals but filled by the noise copy would

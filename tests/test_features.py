@@ -138,6 +138,25 @@ def test_plain_and_augmented_in_one_pass_match_separate_calls(tmp_path):
     np.testing.assert_array_equal(np.asarray(again["fs2"]), augmented["fs2"])
 
 
+def test_several_copies_in_one_pass_match_and_reuse_the_cache(tmp_path):
+    from dataclasses import replace
+
+    paths = [write_clip(tmp_path / f"100{i}_DFA_SAD_XX.wav", 1.2, freq=150 + 30 * i)
+             for i in range(2)]
+    aug = AugmentConfig(noise=True, pitch=True, seed=4)
+    cache = tmp_path / "c"
+    # copy 0 cached first (a one-copy run), then two copies: only copy 1 is computed
+    features.extract_paths(paths, augment=aug, cache_root=cache, workers=1)
+    _, both = features.extract_with_augmented([], paths, augment=aug, copies=2,
+                                              cache_root=cache, workers=1)
+    assert both["fs2"].shape[0] == 4
+    for k in range(2):
+        alone = features.extract_paths(paths, augment=replace(aug, copy=k), cache=False,
+                                       workers=1)
+        np.testing.assert_array_equal(both["fs2"][2 * k:2 * k + 2], alone["fs2"])
+    assert len(list((cache / "features").iterdir())) == 2
+
+
 @pytest.mark.parametrize("n", [100, 2048, 5000, 22050, 40001])
 def test_fast_zero_crossing_rate_equals_librosa(n):
     y = (np.random.default_rng(n).standard_normal(n) * 0.1).astype(np.float32)
