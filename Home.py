@@ -1,7 +1,7 @@
 """SER Studio — entry point: `streamlit run Home.py`.
 
 Registers the pages; each page draws the shared sidebar (corpus chooser) itself through
-`pages.common.corpus_sidebar`, so it works the same however it is opened.
+`ui.state.corpus_sidebar`, so it works the same however it is opened.
 """
 
 import streamlit as st
@@ -9,7 +9,7 @@ import streamlit as st
 st.set_page_config(page_title="SER Studio", page_icon="🎙️", layout="wide")
 
 PAGES = [
-    st.Page("pages/home.py", title="Home", icon="🏠", default=True),
+    st.Page("pages/welcome.py", title="Home", icon="🏠", default=True),
     st.Page("pages/dataset.py", title="Dataset", icon="📊"),
     st.Page("pages/train.py", title="Train", icon="🏋️"),
     st.Page("pages/results.py", title="Results", icon="📈"),

@@ -27,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ser.augment import AugmentConfig  # noqa: E402
 from ser.corpora import load_corpus  # noqa: E402
-from ser.features import extract_paths, extract_with_augmented  # noqa: E402
 from ser.parallel import cpu_count  # noqa: E402
 from ser.splits import speaker_independent  # noqa: E402
+from ser.store import FeatureStore  # noqa: E402
 
 
 def seed_style(path: str, noise: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -71,12 +71,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(tmp)
         t = time.perf_counter()
-        extract_with_augmented(paths, train_paths, cache_root=cache,
-                               augment=AugmentConfig(noise=True))
+        store = FeatureStore(cache / "features")
+        store.with_copies(paths, train_paths, augment=AugmentConfig(noise=True))
         cold = time.perf_counter() - t
         t = time.perf_counter()
-        a = extract_paths(paths, cache_root=cache)
-        b = extract_paths(train_paths, cache_root=cache, augment=AugmentConfig(noise=True))
+        a = store.features(paths)
+        b = store.augmented(train_paths, AugmentConfig(noise=True))
         total = sum(float(np.asarray(x[s]).sum()) for x in (a, b) for s in x)  # read it all
         cached = time.perf_counter() - t
         size = sum(f.stat().st_size for f in cache.rglob("*.npy")) / 2**30

@@ -22,13 +22,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ser import bundle, config  # noqa: E402
-from ser.features import DEFAULT  # noqa: E402
+from ser import config  # noqa: E402
+from ser.bundle import save_bundle  # noqa: E402
+from ser.card import Card  # noqa: E402
 from ser.inference import Predictor  # noqa: E402
 from ser.models import create_model, describe, list_models, model_input_space  # noqa: E402
 
 
-def fake_card(arch: str) -> dict:
+def fake_card(arch: str) -> Card:
     space = model_input_space(arch)
     norm = {}
     if "fs1" in space:
@@ -36,8 +37,8 @@ def fake_card(arch: str) -> dict:
     if "fs2" in space:
         norm["fs2"] = {"mean": [-50.0] * config.N_MELS, "std": [20.0] * config.N_MELS}
     d = describe(arch)
-    return {"arch": arch, "model_kwargs": d["kwargs"], "input_space": space,
-            "feature_config": DEFAULT.as_dict(), "normalisation": norm}
+    return Card(name=arch, arch=arch, input_space=space, model_kwargs=d["kwargs"],
+                normalisation=norm)
 
 
 def main() -> None:
@@ -56,7 +57,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for arch in list_models():
             path = Path(tmp) / f"{arch}.pt"
-            bundle.save(path, create_model(arch), fake_card(arch))
+            save_bundle(path, create_model(arch), fake_card(arch))
             pred = Predictor(path)
             pred.predict_samples(clip, sr)  # warm-up
             times = []

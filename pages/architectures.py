@@ -3,10 +3,10 @@
 import pandas as pd
 import streamlit as st
 
-from pages.common import corpus_sidebar, pct, protocol_caption
 from ser import plots
 from ser.models import describe, list_models, models_table
-from ser.results import all_models
+from ser.zoo import all_models
+from ui.state import corpus_sidebar, pct
 
 st.title("🧱 Architectures")
 corpus_sidebar()
@@ -57,12 +57,12 @@ for col, name in zip(cols, chosen):
         layers = pd.DataFrame(d["layers"])
         layers["output_shape"] = layers["output_shape"].astype(str)
         st.dataframe(layers, hide_index=True, width="stretch", height=320)
-        mine = [e for e in trained if e["card"].get("arch") == name]
+        mine = [e for e in trained if e.card.arch == name]
         if mine:
             st.markdown("**Trained**")
             for e in mine:
-                t = e["report"] or e["card"].get("metrics", {}).get("test", {})
-                st.markdown(f"- {e['name']}: accuracy {pct(t.get('accuracy'))}, UAR "
-                            f"{pct(t.get('uar'))} — {protocol_caption(e['card'])}")
+                t = e.scores
+                st.markdown(f"- {e.name}: accuracy {pct(t.accuracy if t else None)}, UAR "
+                            f"{pct(t.uar if t else None)} — {e.card.protocol_caption()}")
         else:
             st.caption("Not trained yet: launch it from the Train page.")

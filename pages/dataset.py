@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pages.common import corpus_badge, corpus_sidebar, get_corpus
 from ser import config, plots
-from ser.audio import AudioError, load
+from ser.audio import AudioError, load_audio
 from ser.features import clip_features
+from ui.state import corpus_badge, corpus_sidebar, get_corpus
 
 st.title("📊 Dataset")
 corpus_sidebar()
@@ -18,7 +18,7 @@ m = corpus.manifest
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def analyse(path: str):
-    y, sr = load(path, sr=config.SAMPLE_RATE)
+    y, sr = load_audio(path, sr=config.SAMPLE_RATE)
     f = clip_features(y)
     return y, sr, f["fs1"], f["fs2"]
 
@@ -60,7 +60,7 @@ with overview:
                f"{int(spk['age'].median())})" if "age" in spk and spk["age"].notna().any()
                else ""))
     if "human_vote" in m:
-        from ser.evaluation import human_vote_accuracy
+        from ser.metrics import human_vote_accuracy
 
         acc = human_vote_accuracy(m["emotion"], m["human_vote"])
         if acc is not None:

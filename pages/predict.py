@@ -1,16 +1,14 @@
 """Predict: upload, record or pick a clip; every selected model's probabilities."""
 
-import numpy as np
-import pandas as pd
 import streamlit as st
 
-from pages.common import corpus_sidebar, get_corpus, get_predictor, pct, protocol_caption
-from ser import config, plots
-from ser.audio import AudioError, info, load, quality_report, resample
+from ser import plots
+from ser.audio import AudioError
 from ser.bundle import BundleError
-from ser.features import fs2
-from ser.inference import Prediction, Predictor, agreement, ensemble
-from ser.results import all_models, read_ensemble
+from ser.ensemble import read_ensemble
+from ser.inference import Predictor, open_clip, score_clip
+from ser.zoo import all_models
+from ui.state import corpus_sidebar, get_corpus, get_predictor, pct
 
 st.title("🎧 Predict")
 corpus_sidebar()
@@ -54,7 +52,7 @@ with st.expander("Use your own model file (.pt bundle)"):
     if own is not None:
         try:
             own_predictor = Predictor(own.getvalue())
-            st.success(f"Loaded {own_predictor.card.get('display_name', own_predictor.name)}")
+            st.success(f"Loaded {own_predictor.card.display_name or own_predictor.name}")
         except BundleError as err:
             st.error(f"That model file cannot be used: {err}")
 
@@ -63,98 +61,83 @@ if source is None:
     st.stop()
 
 try:
-    meta = info(source)
-    y, sr = load(source, sr=None)
+    clip = open_clip(source, source_name)
 except AudioError as err:
     st.error(f"**{source_name}**: {err}")
     st.stop()
 
-q = quality_report(y, sr, meta.channels)
+q = clip.quality
 st.subheader("Input")
 c = st.columns(5)
 c[0].metric("Duration", f"{q.duration_s:.2f} s")
-c[1].metric("Sample rate", f"{sr:,} Hz")
-c[2].metric("Channels", meta.channels)
+c[1].metric("Sample rate", f"{clip.sr:,} Hz")
+c[2].metric("Channels", clip.channels)
 c[3].metric("Level (RMS)", "silent" if q.peak == 0 else f"{q.rms_dbfs:.0f} dBFS")
 c[4].metric("Clipped", f"{q.clipped_fraction:.2%}")
 for w in q.warnings:
     st.warning(w)
-if meta.channels > 1:
-    st.caption(f"{meta.channels} channels averaged to mono.")
+if clip.channels > 1:
+    st.caption(f"{clip.channels} channels averaged to mono.")
 st.audio(source)
-y22 = resample(y, sr, config.SAMPLE_RATE)  # decoded once above; only resample here
 c1, c2 = st.columns(2)
-c1.plotly_chart(plots.waveform(y, sr), width="stretch")
-c2.plotly_chart(plots.mel_image(fs2(y22, frames=0), title="Mel-spectrogram (whole clip)"),
+c1.plotly_chart(plots.waveform(clip.y, clip.sr), width="stretch")
+c2.plotly_chart(plots.mel_image(clip.mel_db, title="Mel-spectrogram (whole clip)"),
                 width="stretch")
 
-entries = all_models()
-names = [e["name"] for e in entries]
+entries = {e.name: e for e in all_models()}
+names = list(entries)
 shipped_ens = read_ensemble()
-default = [n for n in (shipped_ens or {}).get("members", []) if n in names]
-default = default or [e["name"] for e in entries if e["source"] == "shipped"] or names[:3]
+default = [n for n in (shipped_ens.members if shipped_ens else []) if n in entries]
+default = default or [n for n, e in entries.items() if e.source == "shipped"] or names[:3]
 chosen = st.multiselect("Models", names, default=default,
                         help="By default the shipped ensemble: the models with the best "
                              "validation UAR.")
-if shipped_ens and sorted(chosen) == sorted(shipped_ens["members"]):
-    t = shipped_ens["metrics"]["test"]
-    st.caption(f"Shipped ensemble ({shipped_ens['selection']}): test accuracy "
-               f"{pct(t['accuracy'])}, UAR {pct(t['uar'])} on {t['n']:,} clips of unseen "
-               f"speakers ({shipped_ens['split'].get('protocol_name', '')}, "
-               f"{shipped_ens['data'].get('corpus', '')}).")
+if shipped_ens and sorted(chosen) == sorted(shipped_ens.members):
+    t = shipped_ens.test
+    st.caption(f"Shipped ensemble ({shipped_ens.selection}): test accuracy "
+               f"{pct(t.accuracy)}, UAR {pct(t.uar)} on {t.n:,} clips of unseen "
+               f"speakers ({shipped_ens.protocol_caption()}).")
 if not chosen and own_predictor is None:
     st.info("No model selected. Shipped models live in `models/`; train one on the Train page.")
     st.stop()
 
-results: list[tuple[str, dict, Prediction]] = []
-bar = st.progress(0.0, text="Scoring…")
-todo = [e for e in entries if e["name"] in chosen]
-for i, e in enumerate(todo):
-    try:
-        p = get_predictor(e["bundle"])
-        results.append((e["name"], e["card"], p.predict_samples(y22, config.SAMPLE_RATE)))
-    except BundleError as err:
-        st.error(f"{e['name']}: {err}")
-    bar.progress((i + 1) / max(len(todo), 1), text=f"Scored {i + 1}/{len(todo)} models")
+models = [(n, lambda path=entries[n].bundle: get_predictor(path)) for n in chosen]
 if own_predictor is not None:
-    results.append((f"{own_predictor.name} (uploaded)", own_predictor.card,
-                    own_predictor.predict_samples(y22, config.SAMPLE_RATE)))
+    models.append((f"{own_predictor.name} (uploaded)", lambda: own_predictor))
+bar = st.progress(0.0, text="Scoring…")
+scores = score_clip(clip, models, progress=lambda i, n: bar.progress(
+    i / n, text=f"Scored {i}/{n} models"))
 bar.empty()
-if not results:
+for name, message in scores.errors:
+    st.error(f"{name}: {message}")
+if not scores.results:
     st.stop()
 
-preds = [r[2] for r in results]
-ens = ensemble(preds)
-verdict = config.LABELS[int(np.argmax(ens))]
 st.subheader("Verdict")
 c1, c2, c3 = st.columns([2, 1, 1])
-who = f"Ensemble of {len(preds)} models" if len(preds) > 1 else results[0][0]
-c1.markdown(f"## {verdict.upper()}  \n{who}")
-c2.metric("Confidence", pct(float(ens.max())))
-c3.metric("Models agreeing", f"{agreement(preds):.0%}")
-if ens.max() < 0.4:
+who = (f"Ensemble of {len(scores.results)} models" if len(scores.results) > 1
+       else scores.results[0].name)
+c1.markdown(f"## {scores.verdict.upper()}  \n{who}")
+c2.metric("Confidence", pct(scores.confidence))
+c3.metric("Models agreeing", f"{scores.agreement:.0%}")
+if scores.confidence < 0.4:
     st.caption("Low confidence: the models spread their belief over several emotions.")
-st.plotly_chart(plots.probability_bars(ens, "Ensemble probabilities"),
+st.plotly_chart(plots.probability_bars(scores.probs, "Ensemble probabilities"),
                 width="stretch")
 
 st.subheader("Every model")
-cols = st.columns(min(3, len(results)))
-for i, (name, card, p) in enumerate(results):
+cols = st.columns(min(3, len(scores.results)))
+for i, r in enumerate(scores.results):
     with cols[i % len(cols)]:
-        st.markdown(f"**{name}** → {p.label} ({pct(p.confidence)})")
-        acc = card.get("metrics", {}).get("test", {}).get("accuracy")
-        st.caption(f"{card.get('display_name', card.get('arch'))}; test accuracy {pct(acc)} "
-                   f"({protocol_caption(card)})")
-        st.plotly_chart(plots.probability_bars(p.probs), width="stretch",
-                        key=f"p-{i}")
-if any(len(p.window_probs) > 1 for p in preds):
+        p, card = r.prediction, r.card
+        st.markdown(f"**{r.name}** → {p.label} ({pct(p.confidence)})")
+        acc = card.test.accuracy if card.test else None
+        st.caption(f"{card.display_name or card.arch}; test accuracy {pct(acc)} "
+                   f"({card.protocol_caption()})")
+        st.plotly_chart(plots.probability_bars(p.probs), width="stretch", key=f"p-{i}")
+timeline = scores.timeline()
+if timeline is not None:
     st.subheader("Emotion over time")
-    longest = max(preds, key=lambda p: len(p.window_probs))
-    mean_windows = np.mean([p.window_probs for p in preds if len(p.window_probs) ==
-                            len(longest.window_probs)], axis=0)
-    st.plotly_chart(plots.emotion_timeline(longest.window_starts_s, mean_windows,
-                                           longest.window_s), width="stretch")
-table = pd.DataFrame([{"model": n, "prediction": p.label, **{lab: round(float(v), 3) for lab, v
-                       in zip(config.LABELS, p.probs)}} for n, _, p in results])
+    st.plotly_chart(plots.emotion_timeline(*timeline), width="stretch")
 with st.expander("Probabilities as a table"):
-    st.dataframe(table, hide_index=True, width="stretch")
+    st.dataframe(scores.table(), hide_index=True, width="stretch")

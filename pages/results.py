@@ -2,12 +2,11 @@
 
 from pathlib import Path
 
-import pandas as pd
 import streamlit as st
 
-from pages.common import corpus_sidebar, get_corpus, pct, protocol_caption
 from ser import config, plots
-from ser.results import all_models, table
+from ser.zoo import all_models, table
+from ui.state import corpus_sidebar, get_corpus, pct
 
 st.title("📈 Results")
 corpus_sidebar()
@@ -18,7 +17,6 @@ if not entries:
     st.stop()
 
 df = table(entries)
-df["human (voice) on same clips"] = [e["report"].get("human_voice_accuracy") for e in entries]
 first = ["model", "accuracy", "UAR", "macro-F1", "human (voice) on same clips", "split", "data"]
 df = df[first + [c for c in df.columns if c not in first]]
 st.caption("Every number is on the model's own held-out test clips; the split column names "
@@ -37,67 +35,58 @@ gdf = df.iloc[in_group]
 metric = st.radio("Metric", ["accuracy", "UAR", "macro-F1"], horizontal=True)
 st.plotly_chart(plots.accuracy_by_architecture(gdf, metric), width="stretch")
 
-names = [entries[i]["name"] for i in in_group]
+names = [entries[i].name for i in in_group]
 chosen = st.multiselect("Models to compare in detail", names, default=names[:2])
-sel = [entries[i] for i in in_group if entries[i]["name"] in chosen]
+sel = [entries[i] for i in in_group if entries[i].name in chosen]
 if not sel:
     st.stop()
 
-curves = {e["name"]: e["metrics"] for e in sel if e["metrics"]}
+curves = {e.name: e.curves for e in sel if e.curves}
 if curves:
     key = st.radio("Curve", ["val_uar", "val_accuracy", "train_loss", "val_loss"],
                    horizontal=True)
     st.plotly_chart(plots.overlaid_curves(curves, key), width="stretch")
 
-with_reports = [e for e in sel if e["report"].get("confusion_matrix")]
+with_reports = [e for e in sel if e.report.get("confusion_matrix")]
 cols = st.columns(max(1, min(3, len(with_reports))))
 picked = None
 for col, e in zip(cols, with_reports[:3]):
     with col:
-        st.markdown(f"**{e['name']}**")
-        st.caption(protocol_caption(e["card"]))
-        ev = st.plotly_chart(plots.confusion(e["report"]["confusion_matrix"], title=""),
+        st.markdown(f"**{e.name}**")
+        st.caption(e.card.protocol_caption())
+        ev = st.plotly_chart(plots.confusion(e.report["confusion_matrix"], title=""),
                              width="stretch", on_select="rerun",
-                             selection_mode="points", key=f"cm-{e['name']}")
+                             selection_mode="points", key=f"cm-{e.name}")
         pts = (ev or {}).get("selection", {}).get("points", []) if ev else []
         if pts:
             picked = (e, pts[0].get("y"), pts[0].get("x"))
 
 if with_reports:
-    st.plotly_chart(plots.per_class_f1({e["name"]: e["report"]["per_class"]
+    st.plotly_chart(plots.per_class_f1({e.name: e.report["per_class"]
                                         for e in with_reports}), width="stretch")
-    for by in ("intensity", "sentence", "sex"):
-        if any(e["report"].get("slices", {}).get(by) for e in with_reports):
-            st.plotly_chart(plots.slice_bars({e["name"]: e["report"].get("slices", {})
+    for by in ("corpus", "intensity", "sentence", "sex"):
+        if any(len(e.report.get("slices", {}).get(by, {})) > 1 for e in with_reports):
+            st.plotly_chart(plots.slice_bars({e.name: e.report.get("slices", {})
                                               for e in with_reports}, by),
                             width="stretch")
-
-
-def predictions_of(e) -> pd.DataFrame | None:
-    p = Path(e["bundle"])
-    for cand in (p.with_name("predictions.csv") if e["source"] == "run" else None,
-                 p.with_name(p.stem + ".predictions.csv")):
-        if cand is not None and cand.exists():
-            return pd.read_csv(cand)
-    return None
 
 
 st.subheader("Clips behind a confusion cell")
 if picked is None and with_reports:
     c1, c2, c3 = st.columns(3)
-    model_name = c1.selectbox("Model", [e["name"] for e in with_reports])
+    model_name = c1.selectbox("Model", [e.name for e in with_reports])
     true = c2.selectbox("True emotion", config.LABELS)
     pred = c3.selectbox("Predicted emotion", config.LABELS, index=1)
-    picked = (next(e for e in with_reports if e["name"] == model_name), true, pred)
+    picked = (next(e for e in with_reports if e.name == model_name), true, pred)
     st.caption("Or click a cell of a confusion matrix above.")
 if picked:
     e, true, pred = picked
-    preds = predictions_of(e)
+    preds = e.predictions("test")
     if preds is None:
         st.info("This model shipped without per-clip predictions.")
     else:
         cell = preds[(preds["true"] == true) & (preds["predicted"] == pred)]
-        st.markdown(f"**{e['name']}**: {len(cell)} test clips that are **{true}** and were "
+        st.markdown(f"**{e.name}**: {len(cell)} test clips that are **{true}** and were "
                     f"predicted **{pred}**")
         corpus = get_corpus()
         where = dict(zip(corpus.manifest["clip"], corpus.manifest["path"]))

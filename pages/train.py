@@ -5,11 +5,13 @@ import time
 import pandas as pd
 import streamlit as st
 
-from pages.common import corpus_badge, corpus_dir, corpus_sidebar, get_corpus
 from ser import plots, runs
+from ser.devices import device_description
 from ser.models import describe, list_models, model_input_space
+from ser.recipe import MAX_COPIES, TrainConfig
 from ser.splits import make_split
-from ser.training import MAX_COPIES, TrainConfig, device_description, estimate_throughput
+from ser.training import estimate_throughput
+from ui.state import corpus_badge, corpus_dir, corpus_sidebar, get_corpus
 
 st.title("🏋️ Train")
 corpus_sidebar()
@@ -30,6 +32,15 @@ def split_sizes(root: str, n: int, protocol: str, seed: int, _manifest) -> dict:
     s = make_split(_manifest, protocol, seed=seed)
     return {"train": len(s.train), "val": len(s.val), "test": len(s.test),
             "description": s.description}
+
+
+def feature_settings(n_mels: int, n_mfcc: int, hop: int) -> dict:
+    """Only what differs from the seeds' config; a shorter hop keeps the 5-s window."""
+    out = {k: v for k, v in (("n_mels", n_mels), ("n_mfcc", n_mfcc), ("hop_length", hop))
+           if v != {"n_mels": 128, "n_mfcc": 20, "hop_length": 512}[k]}
+    if hop != 512:
+        out["fs2_frames"] = int(round(216 * 512 / hop))
+    return out
 
 
 names = list_models()
@@ -76,6 +87,15 @@ with st.form("launch"):
                                  help="Epochs without a better validation UAR; 0 = off.")
     schedule = st.radio("Learning-rate schedule", ["none", "cosine", "plateau"],
                         horizontal=True)
+    with st.expander("Feature settings (default: the seeds' FS1/FS2)"):
+        c = st.columns(3)
+        n_mels = c[0].selectbox("Mel bands", [128, 80, 64], key="n_mels",
+                                help="Rows of the log-mel image (FS2) and of FS1's mel block.")
+        n_mfcc = c[1].selectbox("MFCCs", [20, 13, 40], key="n_mfcc",
+                                help="MFCC coefficients in FS1 (its length follows).")
+        hop = c[2].selectbox("Hop (samples at 22.05 kHz)", [512, 220], key="hop",
+                             help="512 ≈ 23 ms (seed); 220 ≈ 10 ms, a speech front end. "
+                                  "Frames per 5-s window follow.")
     submitted = st.form_submit_button("🚀 Launch", type="primary")
 
 if split == "random":
@@ -119,7 +139,8 @@ if submitted:
                               stretch=stretch, copies=int(copies), spec_augment=specaug,
                               mixup=0.2 if mixup else 0.0,
                               freq_shift=4 if shift else 0, time_shift=0.25 if shift else 0.0,
-                              patience=int(patience), schedule=schedule, data=corpus_dir())
+                              patience=int(patience), schedule=schedule, data=corpus_dir(),
+                              features=feature_settings(n_mels, n_mfcc, hop))
             run_id = runs.start(cfg)
             st.toast(f"Queued {run_id}")
         st.session_state["watch"] = True
@@ -159,7 +180,7 @@ def live_runs():
             epochs_ = [m for m in metrics if m["type"] == "epoch"]
             steps_ = [m for m in metrics if m["type"] == "step"]
             if state == "running":
-                if st_.get("stage") in ("extracting features", "augmenting training clips"):
+                if st_.get("stage") == "extracting features":
                     done, total = st_.get("stage_done", 0), max(st_.get("stage_total", 1), 1)
                     st.progress(done / total, text=f"{st_['stage']}: {done:,}/{total:,} clips")
                 else:

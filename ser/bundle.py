@@ -3,9 +3,10 @@
 A bundle is a ``.pt`` file holding only tensors, strings and numbers, so it loads with
 ``torch.load(..., weights_only=True)``: no pickled code runs. Its card (JSON) records the
 architecture and kwargs, feature space and config, label order, normalisation, split
-protocol, data fingerprint, metrics, training time, device and library versions; a copy of
-the card sits beside the file as ``<name>.json`` for people and tools. The card carries a
-digest of the weights, so a tampered or damaged file is refused.
+protocol, data fingerprint, metrics, training time, device and library versions (see
+`ser.card.Card`); a copy of the card sits beside the file (``card.json`` next to a
+``model.pt``, else ``<name>.json``) for people and tools. The card carries a digest of the
+weights, so a tampered or damaged file is refused.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from ser import config
+from ser.card import Card
 from ser.fileio import atomic_write_bytes, write_json
 
 FORMAT = "ser-studio-bundle"
@@ -36,21 +37,27 @@ class Bundle:
     """A loaded bundle: the ready model (eval mode, CPU) and its card."""
 
     model: torch.nn.Module
-    card: dict
+    card: Card
     path: Path | None = None
 
     @property
     def name(self) -> str:
-        return self.card.get("name") or (self.path.stem if self.path else "model")
+        return self.card.name or (self.path.stem if self.path else "model")
 
     @property
     def input_space(self) -> str:
-        return self.card["input_space"]
+        return self.card.input_space
 
     @property
     def normalisation(self) -> dict[str, dict[str, np.ndarray]]:
-        return {space: {k: np.asarray(v, dtype=np.float32) for k, v in stats.items()}
-                for space, stats in self.card["normalisation"].items()}
+        return self.card.normalisation_arrays()
+
+
+def card_path(bundle_path: str | Path) -> Path:
+    """Where a bundle's readable card copy lives: ``card.json`` beside ``model.pt``,
+    ``NAME.json`` beside any other ``NAME.pt``."""
+    p = Path(bundle_path)
+    return p.with_name("card.json") if p.name == "model.pt" else p.with_suffix(".json")
 
 
 def weights_digest(state_dict: dict[str, torch.Tensor]) -> str:
@@ -75,16 +82,17 @@ def library_versions() -> dict[str, str]:
             "scikit-learn": sklearn.__version__}
 
 
-def save(path: str | Path, model: torch.nn.Module, card: dict, *, half: bool = False) -> Path:
-    """Write ``model``'s weights and ``card`` to ``path`` (``.pt``) and ``<path>.json``.
+def save_bundle(path: str | Path, model: torch.nn.Module, card: Card, *,
+                half: bool = False) -> Path:
+    """Write ``model``'s weights and ``card`` to ``path`` (``.pt``) and its card copy
+    (`card_path`).
 
     ``half`` stores floating-point weights as float16 (half the size); they are cast back
-    to float32 on load. Required card keys: ``arch``, ``model_kwargs``, ``input_space``,
-    ``feature_config``, ``normalisation``.
+    to float32 on load.
     """
-    for key in ("arch", "model_kwargs", "input_space", "feature_config", "normalisation"):
-        if key not in card:
-            raise ValueError(f"bundle card is missing {key!r}")
+    if not card.normalisation:
+        raise ValueError("bundle card has no normalisation statistics")
+    card = card.to_dict()
     path = Path(path)
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     if half:
@@ -96,21 +104,10 @@ def save(path: str | Path, model: torch.nn.Module, card: dict, *, half: bool = F
     card.setdefault("name", path.stem)
     card.setdefault("libraries", library_versions())
     buf = io.BytesIO()
-    torch.save({"format": FORMAT, "card": json.dumps(card, default=_plain), "state_dict": state},
-               buf)
+    torch.save({"format": FORMAT, "card": json.dumps(card), "state_dict": state}, buf)
     atomic_write_bytes(path, buf.getvalue())
-    write_json(path.with_suffix(".json"), json.loads(json.dumps(card, default=_plain)))
+    write_json(card_path(path), card)
     return path
-
-
-def _plain(o: Any) -> Any:
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, (np.integer, np.floating)):
-        return o.item()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 def read(source: str | Path | bytes) -> tuple[dict, dict[str, torch.Tensor]]:
@@ -154,7 +151,7 @@ def read(source: str | Path | bytes) -> tuple[dict, dict[str, torch.Tensor]]:
     return card, state
 
 
-def load(source: str | Path | bytes) -> Bundle:
+def load_bundle(source: str | Path | bytes) -> Bundle:
     """Load a bundle into a ready-to-use model (eval mode, float32, CPU).
 
     Raises
@@ -176,22 +173,23 @@ def load(source: str | Path | bytes) -> Bundle:
     except (RuntimeError, TypeError, ValueError) as err:
         raise BundleError(f"The weights do not fit architecture {arch!r}: {err}") from None
     model.eval()
-    return Bundle(model, card, Path(source) if isinstance(source, (str, Path)) else None)
+    try:
+        typed = Card.from_dict(card)
+    except (TypeError, ValueError) as err:
+        raise BundleError(f"The model card cannot be read: {err}") from None
+    return Bundle(model, typed, Path(source) if isinstance(source, (str, Path)) else None)
 
 
-def find_bundles(folder: str | Path) -> list[Path]:
-    """Every ``*.pt`` file directly in ``folder`` (sorted); empty if the folder is missing."""
-    folder = Path(folder)
-    return sorted(folder.glob("*.pt")) if folder.is_dir() else []
-
-
-def read_card(path: str | Path) -> dict:
+def read_card(path: str | Path) -> Card:
     """The card of a bundle, from its JSON copy when present (cheap) or from the file."""
     path = Path(path)
-    side = path.with_suffix(".json")
+    side = card_path(path)
     if side.exists():
         try:
-            return json.loads(side.read_text())
-        except json.JSONDecodeError:
+            return Card.from_dict(json.loads(side.read_text()))
+        except (json.JSONDecodeError, ValueError, TypeError):
             pass
-    return read(path)[0]
+    try:
+        return Card.from_dict(read(path)[0])
+    except (TypeError, ValueError) as err:
+        raise BundleError(f"{path.name}: the model card cannot be read: {err}") from None

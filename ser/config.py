@@ -44,16 +44,17 @@ HOP_LENGTH = 512
 N_MELS = 128
 N_MFCC = 20
 N_CHROMA = 12
-N_CONTRAST_BANDS = 6  # spectral_contrast returns n_bands + 1 = 7 rows
+#: Rows of librosa's spectral contrast at its default 6 sub-bands: one per band plus one.
+CONTRAST_ROWS = 7
 FS2_FRAMES = 216  # ≈ 5.0 s at 22050 Hz / hop 512
 FS2_TOP_DB = 80.0
-FS1_DIM = 1 + 1 + N_MFCC + N_CHROMA + (N_CONTRAST_BANDS + 1) + N_MELS  # 169
+FS1_DIM = 1 + 1 + N_MFCC + N_CHROMA + CONTRAST_ROWS + N_MELS  # 169
 
 #: Input shapes the models take (without the batch axis).
 FS1_SHAPE = (1, FS1_DIM)
 FS2_SHAPE = (1, N_MELS, FS2_FRAMES)
 
-#: Longest clip `ser.audio.load` accepts by default (seconds).
+#: Longest clip `ser.audio.load_audio` accepts by default (seconds).
 MAX_AUDIO_SECONDS = 600.0
 
 #: Seed protocol: 70/30 train/test, then 5 % of train for validation.

@@ -1,128 +1,74 @@
-"""Test metrics: accuracy, UAR, macro-F1/precision, loss, confusion matrix, per-clip rows.
+"""Score a trained model on a part of the split its card records.
 
-UAR (unweighted average recall) is the mean of per-class recalls, i.e. balanced accuracy;
-it is the headline metric for CREMA-D because neutral has fewer clips than the others.
+`evaluate_bundle` is what ``python -m ser evaluate``, shipping (the float16 check and the
+validation predictions the ensemble is chosen on) and the tests use: the clips come from
+`ser.dataset.recorded_part`, so a k-fold model is scored on its own fold and a
+``max_clips`` model on its own sample, never on clips it trained on.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
-from ser.config import LABELS
+from ser.bundle import Bundle
+from ser.dataset import predict_proba, recorded_part
+from ser.metrics import full_report, predictions_frame
 
 
-def classification_metrics(y_true: np.ndarray, probs: np.ndarray) -> dict:
-    """Metrics of class-probability rows ``probs`` (N, C) against integer labels ``y_true``."""
-    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
-
-    y_true = np.asarray(y_true, dtype=int)
-    probs = np.asarray(probs, dtype=np.float64)
-    n_classes = probs.shape[1]
-    y_pred = probs.argmax(axis=1)
-    labels = list(range(n_classes))
-    p, r, f, support = precision_recall_fscore_support(y_true, y_pred, labels=labels,
-                                                       zero_division=0)
-    present = support > 0
-    eps = 1e-12
-    loss = float(-np.mean(np.log(np.clip(probs[np.arange(len(y_true)), y_true], eps, 1.0))))
-    return {
-        "n": int(len(y_true)),
-        "accuracy": float(np.mean(y_pred == y_true)) if len(y_true) else float("nan"),
-        "uar": float(np.mean(r[present])) if present.any() else float("nan"),
-        "macro_f1": float(np.mean(f[present])) if present.any() else float("nan"),
-        "macro_precision": float(np.mean(p[present])) if present.any() else float("nan"),
-        "loss": loss,
-        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
-        "per_class": {LABELS[c] if n_classes == len(LABELS) else str(c): {
-            "precision": float(p[c]), "recall": float(r[c]), "f1": float(f[c]),
-            "support": int(support[c])} for c in labels},
-    }
-
-
-def human_vote_accuracy(true_labels, votes) -> float | None:
-    """Share of clips where the raters' voice-only majority matched the intended emotion;
-    a tie between k labels that includes the right one earns 1/k."""
-    credit, n = 0.0, 0
-    for t, v in zip(true_labels, votes):
-        if not isinstance(v, str) or not v:
-            continue
-        options = v.split(":")
-        credit += (1.0 / len(options)) if t in options else 0.0
-        n += 1
-    return credit / n if n else None
-
-
-def predictions_frame(manifest: pd.DataFrame, y_true: np.ndarray, probs: np.ndarray
-                      ) -> pd.DataFrame:
-    """One row per clip: path, clip, speaker, true, predicted, confidence, p_<label>…"""
-    cols = {c: manifest[c].to_numpy() for c in ("path", "clip", "speaker", "sentence",
-                                                 "intensity", "sex", "human_vote")
-            if c in manifest}
-    df = pd.DataFrame(cols)
-    df["true"] = [LABELS[i] for i in y_true]
-    df["predicted"] = [LABELS[i] for i in probs.argmax(axis=1)]
-    df["correct"] = df["true"] == df["predicted"]
-    df["confidence"] = probs.max(axis=1)
-    for i, lab in enumerate(LABELS):
-        df[f"p_{lab}"] = probs[:, i]
-    return df
-
-
-def full_report(manifest: pd.DataFrame, y_true: np.ndarray, probs: np.ndarray) -> dict:
-    """Overall metrics plus the same metrics sliced by intensity, sentence and sex."""
-    report = classification_metrics(y_true, probs)
-    slices = {}
-    for col in ("intensity", "sentence", "sex"):
-        if col not in manifest:
-            continue
-        values = manifest[col].to_numpy()
-        slices[col] = {}
-        for v in sorted({x for x in values if isinstance(x, str)}):
-            mask = values == v
-            m = classification_metrics(y_true[mask], probs[mask])
-            slices[col][v] = {k: m[k] for k in ("n", "accuracy", "uar", "macro_f1")}
-    report["slices"] = slices
-    if "human_vote" in manifest:
-        acc = human_vote_accuracy([LABELS[i] for i in y_true], manifest["human_vote"])
-        if acc is not None:
-            report["human_voice_accuracy"] = acc
-    return report
-
-
-def evaluate_bundle(bundle, data: str | None = None, *, split: str | None = None,
+def evaluate_bundle(bundle: Bundle, data: str | None = None, *, split: str | None = None,
                     part: str = "test", progress=None) -> tuple[dict, pd.DataFrame]:
-    """Re-evaluate a loaded bundle on the test (or ``part="val"``) part of its own split.
-
-    The corpus is ``data`` (or the default corpus); the split is the one recorded in the
-    card (protocol and seed) unless ``split`` overrides the protocol.
-    """
-    import torch
-
-    from ser import features
-    from ser.corpora import load_corpus
-    from ser.features import FeatureConfig
-    from ser.splits import make_split
-    from ser.training import normalise, predict_proba, spaces_for
-
+    """Report and per-clip predictions of ``bundle`` on ``part`` ("test" or "val") of its
+    own split. ``data`` points at the corpus when it is not where the card says; ``split``
+    overrides the protocol (the report then says which protocol it used)."""
     if part not in ("test", "val"):
         raise ValueError(f"part must be 'test' or 'val', not {part!r}")
-    card = bundle.card
+    p = recorded_part(bundle.card, part, data=data, protocol=split, progress=progress)
+    probs = predict_proba(bundle.model, p.inputs)
+    report = full_report(p.clips, p.labels, probs)
+    sel = p.selection
+    report["protocol"] = sel.split.card(sel.manifest)
+    report["data"] = {"corpus": sel.corpus.name, "synthetic": sel.corpus.is_demo,
+                      "clips": len(p.clips), "part": part,
+                      "fingerprint_matches": sel.fingerprint == bundle.card.data.get(
+                          "fingerprint", sel.fingerprint)}
+    return report, predictions_frame(p.clips, p.labels, probs)
+
+
+def evaluate_on_corpus(bundle: Bundle, data: str, *, progress=None
+                       ) -> tuple[dict, pd.DataFrame]:
+    """Score ``bundle`` on every six-emotion clip of another corpus (cross-corpus testing:
+    the model never heard any of its speakers). The report adds ``predicted_share``, the
+    share of clips given each label, so a collapse onto one class shows at a glance.
+
+    Raises `ValueError` when the corpus shares clips with the model's own training data
+    (same data fingerprint source): then it is not a cross-corpus test.
+    """
+    from ser import config
+    from ser.corpora import load_corpus
+    from ser.dataset import encode_labels, model_inputs, spaces_for
+    from ser.splits import usable
+    from ser.store import FeatureStore
+
     corpus = load_corpus(data)
-    sp = card.get("split", {})
-    protocol = split or sp.get("protocol", "speaker")
-    seed = sp.get("seed") or 0
-    manifest = corpus.manifest
-    s = make_split(manifest, protocol, seed=seed)
-    clips = manifest.iloc[s.test if part == "test" else s.val].reset_index(drop=True)
-    spaces = spaces_for(card["input_space"])
-    cfg = FeatureConfig.from_dict(card["feature_config"])
-    feats = features.extract_manifest(clips, cfg=cfg, spaces=spaces, progress=progress)
-    norm = bundle.normalisation
-    inputs = tuple(normalise(sp_, np.asarray(feats[sp_]), norm[sp_]) for sp_ in spaces)
-    probs = predict_proba(bundle.model, inputs, torch.device("cpu"))
-    y = clips["emotion"].map({lab: i for i, lab in enumerate(LABELS)}).to_numpy()
+    clips = corpus.manifest[usable(corpus.manifest)].reset_index(drop=True)
+    split = bundle.card.split
+    trained_on = set(split.get("corpora") or []) - {split.get("test_corpus")}
+    if corpus.key in trained_on or (not trained_on and bundle.card.corpus == corpus.name):
+        raise ValueError(f"{bundle.name} was trained on {corpus.name}: that is not a "
+                         "cross-corpus test. Evaluate it on its own test split instead.")
+    feats = FeatureStore(cfg=bundle.card.features).features(
+        list(clips["path"]), spaces=spaces_for(bundle.card.input_space),
+        progress=(lambda d, t: progress("extracting features", d, t)) if progress else None)
+    inputs = model_inputs(feats, bundle.card.input_space, bundle.card.normalisation_arrays())
+    probs = predict_proba(bundle.model, inputs)
+    y = encode_labels(clips["emotion"])
     report = full_report(clips, y, probs)
-    report["protocol"] = s.card(manifest)
-    report["data"] = {"corpus": corpus.name, "synthetic": corpus.is_demo, "clips": len(clips)}
+    pred = probs.argmax(1)
+    report["predicted_share"] = {lab: float((pred == i).mean())
+                                 for i, lab in enumerate(config.LABELS)}
+    report["protocol"] = {"protocol": "cross-corpus", "protocol_name": "cross-corpus",
+                          "description": f"every six-emotion clip of {corpus.name}; the model "
+                          f"was trained on {bundle.card.corpus} only"}
+    report["data"] = {"corpus": corpus.name, "synthetic": corpus.is_demo, "clips": len(clips),
+                      "part": "all"}
     return report, predictions_frame(clips, y, probs)

@@ -11,7 +11,7 @@ from ser import config
 EMOTION_COLORS = {"angry": "#d62828", "disgust": "#6a994e", "fear": "#7b2cbf",
                   "happy": "#f4a261", "neutral": "#8d99ae", "sad": "#277da1"}
 FS1_GROUPS = [("ZCR", 1), ("RMS", 1), ("MFCC", config.N_MFCC), ("chroma", config.N_CHROMA),
-              ("contrast", config.N_CONTRAST_BANDS + 1), ("mel power", config.N_MELS)]
+              ("contrast", config.CONTRAST_ROWS), ("mel power", config.N_MELS)]
 _LAYOUT = dict(margin=dict(l=50, r=20, t=50, b=40), template="plotly_white", height=340)
 
 

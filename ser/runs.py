@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ser import config
 from ser.fileio import append_jsonl, read_json, read_jsonl, write_json
+from ser.recipe import TrainConfig
 
 STATES = ("queued", "running", "finished", "failed", "cancelled")
 ACTIVE = ("queued", "running")
@@ -47,9 +48,8 @@ def _now() -> str:
 
 def create(cfg) -> str:
     """Write a new run folder for a `TrainConfig` (or dict) and return its id (queued)."""
-    from ser.training import TrainConfig
-
     cfg = cfg if isinstance(cfg, TrainConfig) else TrainConfig.from_dict(dict(cfg))
+    cfg.check()
     cfg.resolved_epochs()  # unknown architecture → error now, not in the background
     run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.arch}-{secrets.token_hex(2)}"
     d = root() / run_id
@@ -233,7 +233,7 @@ def execute(run_id: str, *, max_parallel: int = 1, on_event=None, progress=None)
 
     ``on_event`` / ``progress`` also receive fit's events (the CLI draws bars with them).
     """
-    from ser.training import TrainConfig, fit
+    from ser.training import fit
 
     extra_event, extra_progress = on_event, progress
     d = run_dir(run_id)
@@ -291,12 +291,11 @@ def execute(run_id: str, *, max_parallel: int = 1, on_event=None, progress=None)
 
 def save_result(d: Path, result, *, half: bool = False) -> None:
     """Write bundle, report and per-clip predictions of a finished fit into folder ``d``."""
-    from ser import bundle
+    from ser.bundle import save_bundle
     from ser.fileio import atomic_write_text
 
     d.mkdir(parents=True, exist_ok=True)
-    card = dict(result.card)
-    card["run_id"] = d.name
-    bundle.save(d / "model.pt", result.model, card, half=half)
+    result.card.extra["run_id"] = d.name
+    save_bundle(d / "model.pt", result.model, result.card, half=half)
     write_json(d / "report.json", result.report)
     atomic_write_text(d / "predictions.csv", result.predictions.to_csv(index=False))

@@ -11,7 +11,7 @@ import soundfile as sf
 from conftest import tone
 from streamlit.testing.v1 import AppTest
 
-PAGES = ["pages/home.py", "pages/dataset.py", "pages/train.py", "pages/results.py",
+PAGES = ["pages/welcome.py", "pages/dataset.py", "pages/train.py", "pages/results.py",
          "pages/predict.py", "pages/architectures.py"]
 
 
@@ -29,7 +29,7 @@ HOME = str(Path(__file__).resolve().parent.parent / "Home.py")
 def open_page(page: str) -> AppTest:
     at = AppTest.from_file(HOME, default_timeout=180)
     at.run()
-    if page != "pages/home.py":
+    if page != "pages/welcome.py":
         at.switch_page(page)
         at.run()
     return at
@@ -47,14 +47,14 @@ def test_every_page_renders(page, demo_root, models_dir):
 
 
 def test_home_says_demo_corpus(demo_root, models_dir):
-    at = open_page("pages/home.py")
+    at = open_page("pages/welcome.py")
     text = " ".join(i.value for i in at.info)
     assert "synthetic" in text.lower()
     assert any("No model bundles" in w.value for w in at.warning)
 
 
 def test_sidebar_rejects_a_folder_without_clips(tmp_path, demo_root, models_dir):
-    at = open_page("pages/home.py")
+    at = open_page("pages/welcome.py")
     at.sidebar.text_input[0].set_value(str(tmp_path)).run()
     assert_clean(at)
     assert any("No usable clips" in e.value for e in at.sidebar.error)
@@ -137,8 +137,9 @@ def test_predict_shows_probabilities_for_every_model(trained_via_page, models_di
 
     _, run_id = trained_via_page
     # a "shipped" copy of the run's bundle, so two models are offered and selected
-    shutil.copy(runs.run_dir(run_id) / "model.pt", models_dir / "lenet1d.demo.pt")
-    shutil.copy(runs.run_dir(run_id) / "model.json", models_dir / "lenet1d.demo.json")
+    (models_dir / "lenet1d.demo").mkdir()
+    for name in ("model.pt", "card.json"):
+        shutil.copy(runs.run_dir(run_id) / name, models_dir / "lenet1d.demo" / name)
     at = open_page("pages/predict.py")
     at.file_uploader[0].set_value(("clip.wav", wav_bytes(7.0), "audio/wav"))
     at.run()
@@ -188,7 +189,7 @@ def test_predict_rejects_a_wrong_model_file(demo_root, models_dir):
 
 def test_results_with_a_shipped_model_lists_confusion_clips(trained_via_page, models_dir):
     """Regression: shipped predictions carry clip names, not paths; the page crashed."""
-    from ser.results import ship_run
+    from ser.zoo import ship_run
 
     _, run_id = trained_via_page
     ship_run(run_id, "lenet1d.demo-si", models_dir)

@@ -17,7 +17,7 @@ from ser.audio import AudioError
 def test_every_writable_format_decodes(tmp_path, fmt, subtype, ext):
     sr = 48000 if subtype == "OPUS" else 16000
     path = write_clip(tmp_path / f"clip.{ext}", 1.0, sr, format=fmt, subtype=subtype)
-    y, out_sr = audio.load(path)
+    y, out_sr = audio.load_audio(path)
     assert out_sr == sr and y.dtype == np.float32 and y.ndim == 1
     assert abs(len(y) - sr) < 0.1 * sr
     assert 0.05 < np.abs(y).max() <= 1.0
@@ -26,7 +26,7 @@ def test_every_writable_format_decodes(tmp_path, fmt, subtype, ext):
 @pytest.mark.parametrize("sr", [8000, 11025, 44100, 48000])
 def test_resampling_to_target_rate(tmp_path, sr):
     path = write_clip(tmp_path / "x.wav", 2.0, sr)
-    y, out_sr = audio.load(path, sr=22050)
+    y, out_sr = audio.load_audio(path, sr=22050)
     assert out_sr == 22050
     assert abs(len(y) - 2 * 22050) <= 2
 
@@ -35,19 +35,19 @@ def test_stereo_is_averaged(tmp_path):
     path = tmp_path / "stereo.wav"
     st = tone(1.0, 16000, channels=2)
     sf.write(path, st, 16000)
-    y, _ = audio.load(path)
+    y, _ = audio.load_audio(path)
     assert y.ndim == 1
     np.testing.assert_allclose(y, st.mean(axis=1), atol=1e-4)
-    both, _ = audio.load(path, mono=False)
+    both, _ = audio.load_audio(path, mono=False)
     assert both.shape == (2, 16000)
 
 
 def test_bytes_and_file_like_sources(tmp_path):
     path = write_clip(tmp_path / "a.wav")
     data = path.read_bytes()
-    a, _ = audio.load(path)
-    b, _ = audio.load(data)
-    c, _ = audio.load(io.BytesIO(data))
+    a, _ = audio.load_audio(path)
+    b, _ = audio.load_audio(data)
+    c, _ = audio.load_audio(io.BytesIO(data))
     np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(a, c)
 
@@ -55,7 +55,7 @@ def test_bytes_and_file_like_sources(tmp_path):
 def test_silence_is_valid(tmp_path):
     path = tmp_path / "silence.wav"
     sf.write(path, np.zeros(16000, np.float32), 16000)
-    y, _ = audio.load(path)
+    y, _ = audio.load_audio(path)
     assert not y.any()
     rep = audio.quality_report(y, 16000)
     assert any("silence" in w for w in rep.warnings)
@@ -63,37 +63,37 @@ def test_silence_is_valid(tmp_path):
 
 def test_empty_bytes(tmp_path):
     with pytest.raises(AudioError, match="empty"):
-        audio.load(b"")
+        audio.load_audio(b"")
     (tmp_path / "e.wav").write_bytes(b"")
     with pytest.raises(AudioError, match="empty"):
-        audio.load(tmp_path / "e.wav")
+        audio.load_audio(tmp_path / "e.wav")
 
 
 def test_garbage_bytes():
     with pytest.raises(AudioError, match="not audio"):
-        audio.load(b"this is certainly not a sound file" * 50)
+        audio.load_audio(b"this is certainly not a sound file" * 50)
     with pytest.raises(AudioError, match="not audio"):
-        audio.load(np.random.default_rng(0).bytes(5000))
+        audio.load_audio(np.random.default_rng(0).bytes(5000))
 
 
 def test_truncated_wav(tmp_path):
     data = write_clip(tmp_path / "a.wav", 2.0).read_bytes()
     with pytest.raises(AudioError, match="truncated"):
-        audio.load(data[: len(data) // 2])
+        audio.load_audio(data[: len(data) // 2])
 
 
 def test_truncated_header():
     buf = io.BytesIO()
     sf.write(buf, tone(1.0), 16000, format="WAV")
     with pytest.raises(AudioError):
-        audio.load(buf.getvalue()[:30])
+        audio.load_audio(buf.getvalue()[:30])
 
 
 def test_zero_samples(tmp_path):
     path = tmp_path / "zero.wav"
     sf.write(path, np.zeros(0, np.float32), 16000)
     with pytest.raises(AudioError, match="no audio samples"):
-        audio.load(path)
+        audio.load_audio(path)
 
 
 def test_nan_samples(tmp_path):
@@ -102,20 +102,20 @@ def test_nan_samples(tmp_path):
     y[100] = np.nan
     sf.write(path, y, 16000, subtype="FLOAT")
     with pytest.raises(AudioError, match="NaN"):
-        audio.load(path)
+        audio.load_audio(path)
 
 
 def test_too_long(tmp_path):
     path = write_clip(tmp_path / "long.wav", 3.0, 8000)
     with pytest.raises(AudioError, match="limit"):
-        audio.load(path, max_seconds=2.0)
+        audio.load_audio(path, max_seconds=2.0)
 
 
 def test_missing_and_folder(tmp_path):
     with pytest.raises(AudioError, match="does not exist"):
-        audio.load(tmp_path / "nope.wav")
+        audio.load_audio(tmp_path / "nope.wav")
     with pytest.raises(AudioError, match="folder"):
-        audio.load(tmp_path)
+        audio.load_audio(tmp_path)
 
 
 def test_quality_report_flags_clipping():

@@ -129,3 +129,14 @@ def test_parallel_scan_from_stdin_script_does_not_crash(tmp_path):
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "4"
+
+
+def test_demo_and_crema_keys_and_new_summary_fields(mini_crema, demo_root):
+    crema, demo_corpus = load_corpus(mini_crema), load_corpus()
+    assert (crema.key, crema.spec.key) == ("crema-d", "crema-d")
+    assert (demo_corpus.key, demo_corpus.spec.key) == ("demo", "demo")
+    assert (demo_corpus.manifest["corpus"] == "demo").all()
+    s = summary(crema)
+    assert s["corpora"] == ["crema-d"] and s["outside_six"] == 0
+    assert s["per_corpus"]["crema-d"]["clips"] == s["clips"] and s["has_demographics"]
+    assert set(crema.manifest["label_raw"]) == set(EMOS)

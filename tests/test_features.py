@@ -1,11 +1,16 @@
+import subprocess
+import sys
+
 import librosa
 import numpy as np
 import pytest
 from conftest import tone, write_clip
 
 from ser import features
+from ser.audio import load_audio
 from ser.augment import AugmentConfig
 from ser.features import DEFAULT
+from ser.store import FeatureError, FeatureStore, cache_key
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +27,10 @@ def test_fs1_equals_separate_librosa_calls(clip):
         librosa.feature.zero_crossing_rate(y=y, frame_length=2048, hop_length=512),
         librosa.feature.rms(y=y, frame_length=2048, hop_length=512),
         librosa.feature.mfcc(y=y, sr=sr, n_mfcc=20, **kw),
-        librosa.feature.chroma_stft(y=y, sr=sr, **kw),
+        # tuning passed in: librosa's own estimate runs a numba stencil that can crash the
+        # process (see test_parabolic_shift_equals_the_stencil_piptrack_uses)
+        librosa.feature.chroma_stft(y=y, sr=sr, tuning=reference_tuning(
+            np.abs(librosa.stft(y, **kw)) ** 2), **kw),
         librosa.feature.spectral_contrast(y=y, sr=sr, **kw),
         librosa.feature.melspectrogram(y=y, sr=sr, **kw),
     ]])
@@ -62,33 +70,49 @@ def test_clip_features_single_stft_matches_separate(clip):
     np.testing.assert_array_equal(both["fs2"], features.fs2(clip))
 
 
+def plain_store(root=None, **kw) -> FeatureStore:
+    return FeatureStore(root / "features" if root else None, **kw)
+
+
 def test_batch_extraction_and_cache(tmp_path):
     paths = [write_clip(tmp_path / f"100{i}_DFA_ANG_XX.wav", 1.0 + 0.3 * i, 16000,
                         freq=150 + 30 * i) for i in range(4)]
     cache = tmp_path / "cache"
     calls = []
-    a = features.extract_paths(paths, cache_root=cache, workers=2,
-                               progress=lambda d, t: calls.append((d, t)))
+    a = plain_store(cache, workers=2).features(paths, progress=lambda d, t: calls.append((d, t)))
     assert a["fs1"].shape == (4, 169) and a["fs2"].shape == (4, 128, 216)
     assert calls[-1] == (4, 4)
-    direct = features.features_from_source(paths[2])
+    y, _ = load_audio(paths[2], sr=22050)
+    direct = features.clip_features(y)
     np.testing.assert_allclose(a["fs1"][2], direct["fs1"], rtol=1e-5, atol=1e-6)
-    b = features.extract_paths(paths, cache_root=cache)
+    b = plain_store(cache).features(paths)
     for s in ("fs1", "fs2"):
         np.testing.assert_array_equal(np.asarray(a[s]), np.asarray(b[s]))
     assert len(list((cache / "features").iterdir())) == 1
     # a changed clip changes the key: no stale features
     write_clip(paths[0], 2.0, 16000, freq=300)
-    features.extract_paths(paths, cache_root=cache, workers=1)
+    plain_store(cache, workers=1).features(paths)
     assert len(list((cache / "features").iterdir())) == 2
+
+
+def test_other_feature_config_sizes_fs1_and_fs2(tmp_path):
+    paths = [write_clip(tmp_path / "1001_DFA_ANG_XX.wav", 1.0)]
+    cfg = features.FeatureConfig(n_mels=64, n_mfcc=13, hop_length=220, fs2_frames=500)
+    a = plain_store(tmp_path, cfg=cfg, workers=1).features(paths)
+    assert cfg.fs1_dim == 1 + 1 + 13 + 12 + 7 + 64
+    assert a["fs1"].shape == (1, cfg.fs1_dim) and a["fs2"].shape == (1, 64, 500)
+    b = plain_store(tmp_path, workers=1).features(paths)  # the seed config: its own entry
+    assert b["fs1"].shape == (1, 169)
+    assert len(list((tmp_path / "features").iterdir())) == 2
 
 
 def test_augmented_copy_is_deterministic_and_different(tmp_path):
     paths = [write_clip(tmp_path / "1001_DFA_ANG_XX.wav", 1.5)]
     aug = AugmentConfig(noise=True, pitch=True, stretch=True, seed=7)
-    a = features.extract_paths(paths, augment=aug, cache=False, workers=1)
-    b = features.extract_paths(paths, augment=aug, cache=False, workers=1)
-    plain = features.extract_paths(paths, cache=False, workers=1)
+    store = plain_store(cache=False, workers=1)
+    a = store.augmented(paths, aug)
+    b = store.augmented(paths, aug)
+    plain = store.features(paths)
     np.testing.assert_array_equal(a["fs2"], b["fs2"])
     assert not np.allclose(a["fs2"], plain["fs2"])
 
@@ -98,43 +122,45 @@ def test_numbered_copies_differ_and_the_first_keeps_its_definition(tmp_path):
 
     paths = [write_clip(tmp_path / "1001_DFA_ANG_XX.wav", 1.5)]
     aug = AugmentConfig(noise=True, pitch=True, seed=7)
-    first = features.extract_paths(paths, augment=aug, cache=False, workers=1)
-    second = features.extract_paths(paths, augment=replace(aug, copy=1), cache=False, workers=1)
-    again = features.extract_paths(paths, augment=replace(aug, copy=1), cache=False, workers=1)
+    store = plain_store(cache=False, workers=1)
+    first = store.augmented(paths, aug)
+    second = store.augmented(paths, replace(aug, copy=1))
+    again = store.augmented(paths, replace(aug, copy=1))
     assert not np.allclose(first["fs2"], second["fs2"])
     np.testing.assert_array_equal(second["fs2"], again["fs2"])
     # Copy 0 is described (and so cached and drawn) exactly as before copies were numbered;
     # the shipped models' re-training commands depend on it.
     assert "copy" not in aug.as_dict() and replace(aug, copy=1).as_dict()["copy"] == 1
-    assert (features.cache_key(paths, DEFAULT, ("fs2",), aug)
-            != features.cache_key(paths, DEFAULT, ("fs2",), replace(aug, copy=1)))
+    assert (cache_key(paths, DEFAULT, ("fs2",), aug)
+            != cache_key(paths, DEFAULT, ("fs2",), replace(aug, copy=1)))
 
 
 def test_unreadable_clip_is_named(tmp_path):
     bad = tmp_path / "1001_DFA_ANG_XX.wav"
     bad.write_bytes(b"nope")
-    with pytest.raises(features.FeatureError, match="1001_DFA_ANG_XX"):
-        features.extract_paths([bad], cache=False, workers=1)
+    with pytest.raises(FeatureError, match="1001_DFA_ANG_XX"):
+        plain_store(cache=False, workers=1).features([bad])
 
 
 def test_config_roundtrip():
     assert features.FeatureConfig.from_dict(DEFAULT.as_dict()) == DEFAULT
     assert DEFAULT.window_seconds == pytest.approx(5.015, abs=0.01)
+    assert DEFAULT.fs1_dim == 169 and DEFAULT.input_shape("fs2") == (1, 128, 216)
 
 
 def test_plain_and_augmented_in_one_pass_match_separate_calls(tmp_path):
     paths = [write_clip(tmp_path / f"100{i}_DFA_SAD_XX.wav", 1.2, freq=140 + 40 * i)
              for i in range(3)]
     aug = AugmentConfig(noise=True, seed=1)
-    plain, augmented = features.extract_with_augmented(paths, paths[:2], augment=aug,
-                                                       cache_root=tmp_path / "c", workers=1)
-    sep_plain = features.extract_paths(paths, cache=False, workers=1)
-    sep_aug = features.extract_paths(paths[:2], augment=aug, cache=False, workers=1)
+    plain, augmented = plain_store(tmp_path / "c", workers=1).with_copies(
+        paths, paths[:2], augment=aug)
+    sep = plain_store(cache=False, workers=1)
+    sep_plain, sep_aug = sep.features(paths), sep.augmented(paths[:2], aug)
     for s in ("fs1", "fs2"):
         np.testing.assert_array_equal(plain[s], sep_plain[s])
         np.testing.assert_array_equal(augmented[s], sep_aug[s])
-    # both halves were cached under the keys extract_paths uses
-    again = features.extract_paths(paths[:2], augment=aug, cache_root=tmp_path / "c")
+    # both halves were cached under the keys a separate call uses
+    again = plain_store(tmp_path / "c").augmented(paths[:2], aug)
     np.testing.assert_array_equal(np.asarray(again["fs2"]), augmented["fs2"])
 
 
@@ -146,15 +172,41 @@ def test_several_copies_in_one_pass_match_and_reuse_the_cache(tmp_path):
     aug = AugmentConfig(noise=True, pitch=True, seed=4)
     cache = tmp_path / "c"
     # copy 0 cached first (a one-copy run), then two copies: only copy 1 is computed
-    features.extract_paths(paths, augment=aug, cache_root=cache, workers=1)
-    _, both = features.extract_with_augmented([], paths, augment=aug, copies=2,
-                                              cache_root=cache, workers=1)
+    plain_store(cache, workers=1).augmented(paths, aug)
+    both = plain_store(cache, workers=1).augmented(paths, aug, copies=2)
     assert both["fs2"].shape[0] == 4
     for k in range(2):
-        alone = features.extract_paths(paths, augment=replace(aug, copy=k), cache=False,
-                                       workers=1)
+        alone = plain_store(cache=False, workers=1).augmented(paths, replace(aug, copy=k))
         np.testing.assert_array_equal(both["fs2"][2 * k:2 * k + 2], alone["fs2"])
     assert len(list((cache / "features").iterdir())) == 2
+
+
+def test_parabolic_shift_equals_the_stencil_piptrack_uses():
+    # Regression: librosa runs this stencil as a numba gufunc, which crashed the process
+    # (segmentation fault) with numba 0.68 / numpy 2.4; FS1's chroma needs it.
+    x = np.abs(np.random.default_rng(1).standard_normal((40, 6))).astype(np.float32)
+    x[5, 2] = x[4, 2] = x[6, 2]  # flat: no vertex
+    ref = np.zeros_like(x)
+    for j in range(x.shape[1]):
+        for i in range(1, len(x) - 1):
+            a = x[i + 1, j] + x[i - 1, j] - np.float32(2) * x[i, j]
+            b = (x[i + 1, j] - x[i - 1, j]) / np.float32(2)
+            ref[i, j] = 0 if abs(b) >= abs(a) else -b / a
+    out = features.parabolic_shift(x)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, ref)
+
+
+def test_fs1_of_many_clips_runs_in_a_fresh_process():
+    # The crash above killed the worker process only after some hundred calls.
+    code = ("import numpy as np; from ser.features import fs1\n"
+            "rng = np.random.default_rng(0)\n"
+            "for i in range(400):\n"
+            "    fs1((rng.standard_normal(11025) * 0.1).astype(np.float32))\n"
+            "print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
 
 
 @pytest.mark.parametrize("n", [100, 2048, 5000, 22050, 40001])
@@ -171,5 +223,22 @@ def test_band_limited_tuning_equals_librosa(freq, noise):
     y = tone(2.0, 22050, freq=freq)
     y = y + noise * np.random.default_rng(int(freq)).standard_normal(len(y)).astype(np.float32)
     S_pow = features.magnitude_stft(y) ** 2
-    assert features.estimate_tuning(S_pow) == librosa.estimate_tuning(S=S_pow, sr=22050,
-                                                                      bins_per_octave=12)
+    assert features.estimate_tuning(S_pow) == reference_tuning(S_pow)
+
+
+def reference_tuning(S_pow, sr=22050, n_fft=2048, fmin=150.0, fmax=4000.0, threshold=0.1):
+    """librosa.estimate_tuning's recipe (piptrack on the whole spectrogram, then its
+    150–4000 Hz peaks) written out with the parabolic stencil in numpy."""
+    S = np.abs(S_pow)
+    freqs = librosa.fft_frequencies(sr=sr, n_fft=n_fft)
+    shift = features.parabolic_shift(S)
+    dskew = 0.5 * np.gradient(S, axis=-2) * shift
+    ref = threshold * S.max(axis=-2, keepdims=True)
+    band = ((freqs >= fmin) & (freqs < fmax))[:, None]
+    idx = np.nonzero(band & librosa.util.localmax(S * (S > ref), axis=-2))
+    pitch = (idx[0] + shift[idx]) * float(sr) / n_fft
+    mag = S[idx] + dskew[idx]
+    voiced = pitch > 0
+    floor = np.median(mag[voiced]) if voiced.any() else 0.0
+    return float(librosa.pitch_tuning(pitch[(mag >= floor) & voiced], resolution=0.01,
+                                      bins_per_octave=12))

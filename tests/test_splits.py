@@ -81,3 +81,30 @@ def test_kfold_covers_every_speaker_once_in_test():
 def test_make_split_errors():
     with pytest.raises(ValueError, match="Unknown split protocol"):
         splits.make_split(fake_manifest(), "weird")
+
+
+def test_loco_is_a_protocol_and_cards_keep_their_keys():
+    assert "loco" in splits.PROTOCOLS
+    assert splits.PROTOCOL_NAMES["loco"] == "leave-one-corpus-out"
+    m = fake_manifest(10, 1, dataset="crema-d")
+    card = splits.make_split(m, "speaker", seed=2).card(m)
+    assert {"protocol", "protocol_name", "description", "seed", "counts", "speakers"} <= set(
+        card)
+    assert card["corpora"] == ["crema-d"] and card["outside_six"] == 0
+    assert "test_corpus" not in card
+    kcard = splits.make_split(m, "kfold", fold=2, k=5).card(m)
+    assert (kcard["fold"], kcard["k"]) == (2, 5)
+    rebuilt = splits.split_from_card(m, kcard)
+    np.testing.assert_array_equal(rebuilt.test, splits.make_split(m, "kfold", fold=2).test)
+
+
+def test_outside_six_rows_stay_in_manifest_but_out_of_parts():
+    m = fake_manifest(10, 2)
+    extra = m.iloc[:5].assign(emotion="", clip=lambda d: d["clip"] + "_calm")
+    m = pd.concat([extra, m], ignore_index=True)  # row positions shift: splits must cope
+    for protocol in ("speaker", "random", "kfold"):
+        sp = splits.make_split(m, protocol, seed=0)
+        used = np.concatenate(list(sp.parts().values()))
+        assert not set(used) & set(range(5)), protocol
+        assert len(used) == len(m) - 5
+        assert sp.card(m)["outside_six"] == 5

@@ -10,10 +10,11 @@ import pytest
 import torch
 from conftest import write_clip
 
-from ser import bundle, runs
-from ser.bundle import BundleError
+from ser import runs
+from ser.bundle import BundleError, load_bundle, save_bundle
 from ser.inference import Predictor
-from ser.training import TrainConfig, fit
+from ser.recipe import TrainConfig
+from ser.training import fit
 
 FAST = dict(arch="lenet1d", epochs=2, noise=False, batch_size=32)
 
@@ -39,7 +40,7 @@ def finished_run(demo_root):
 def test_subprocess_run_finishes_with_everything(finished_run):
     d = runs.run_dir(finished_run)
     for name in ("config.json", "status.json", "metrics.jsonl", "train.log", "model.pt",
-                 "model.json", "report.json", "predictions.csv"):
+                 "card.json", "report.json", "predictions.csv"):
         assert (d / name).exists(), name
     m = runs.metrics(finished_run)
     epochs = [e for e in m if e["type"] == "epoch"]
@@ -101,8 +102,8 @@ def test_cancel_running_run_keeps_a_loadable_bundle(demo_root):
     runs.cancel(run_id)
     st = wait_for(run_id, ("cancelled", "finished", "failed"), timeout=120)
     assert st["state"] == "cancelled", runs.log_tail(run_id, 30)
-    b = bundle.load(runs.run_dir(run_id) / "model.pt")
-    assert b.card["training"]["stopped"] == "cancelled"
+    b = load_bundle(runs.run_dir(run_id) / "model.pt")
+    assert b.card.run["stopped"] == "cancelled"
     runs.delete(run_id)
     assert run_id not in [r["run_id"] for r in runs.list_runs()]
 
@@ -130,12 +131,12 @@ def test_seeded_cpu_runs_repeat_exactly(demo_root):
 
 
 def test_several_augmented_copies_multiply_the_training_rows(demo_root):
-    from ser.training import prepare
+    from ser.dataset import prepare
 
     base = dict(arch="lenet1d", max_clips=120, noise=True, seed=2)
     one = prepare(TrainConfig(**base), "fs1")
     three = prepare(TrainConfig(**base, copies=3), "fs1")
-    n = len(one.split.train)
+    n = len(one.selection.split.train)
     assert len(one.labels["train"]) == 2 * n and one.n_augmented == n
     assert len(three.labels["train"]) == 4 * n and three.n_augmented == 3 * n
     np.testing.assert_array_equal(three.labels["train"], one.labels["train"][:n].repeat(4))
@@ -171,7 +172,7 @@ def test_seeded_runs_with_shift_augment_repeat_exactly(demo_root):
                       time_shift=0.2, seed=5, batch_size=32)
     a, b = fit(cfg), fit(cfg)
     assert [e["train_loss"] for e in a.history] == [e["train_loss"] for e in b.history]
-    assert a.card["training"]["freq_shift"] == 3
+    assert a.card.training.freq_shift == 3
 
 
 def test_bad_bundles_raise_bundle_error(finished_run, tmp_path):
@@ -189,23 +190,23 @@ def test_bad_bundles_raise_bundle_error(finished_run, tmp_path):
         p = tmp_path / name
         p.write_bytes(data)
         with pytest.raises(BundleError):
-            bundle.load(p)
+            load_bundle(p)
     # tampered: same card, one weight changed
     obj = torch.load(runs.run_dir(finished_run) / "model.pt", weights_only=True)
     key = next(k for k, v in obj["state_dict"].items() if v.is_floating_point())
     obj["state_dict"][key] = obj["state_dict"][key] + 1
     torch.save(obj, tmp_path / "tampered.pt")
     with pytest.raises(BundleError, match="modified or damaged"):
-        bundle.load(tmp_path / "tampered.pt")
+        load_bundle(tmp_path / "tampered.pt")
     with pytest.raises(BundleError, match="does not exist"):
-        bundle.load(tmp_path / "missing.pt")
+        load_bundle(tmp_path / "missing.pt")
 
 
 def test_half_precision_bundle_predicts_like_full(finished_run, tmp_path):
-    b = bundle.load(runs.run_dir(finished_run) / "model.pt")
-    bundle.save(tmp_path / "half.pt", b.model, b.card, half=True)
-    h = bundle.load(tmp_path / "half.pt")
-    assert h.card["weights_dtype"] == "float16"
+    b = load_bundle(runs.run_dir(finished_run) / "model.pt")
+    save_bundle(tmp_path / "half.pt", b.model, b.card, half=True)
+    h = load_bundle(tmp_path / "half.pt")
+    assert h.card.extra["weights_dtype"] == "float16"
     clip = write_clip(tmp_path / "c.wav", 2.0)
     p1, p2 = Predictor(b).predict(clip), Predictor(h).predict(clip)
     np.testing.assert_allclose(p1.probs, p2.probs, atol=2e-2)
@@ -213,17 +214,16 @@ def test_half_precision_bundle_predicts_like_full(finished_run, tmp_path):
 
 def test_bundle_roundtrip_for_every_architecture(tmp_path):
     """Regression: 0-d buffers (BatchNorm's num_batches_tracked) broke the weights digest."""
-    from ser.features import DEFAULT
+    from ser.card import Card
     from ser.models import create_model, list_models, model_input_space
 
     for arch in list_models():
         model = create_model(arch)
-        card = {"arch": arch, "model_kwargs": {}, "input_space": model_input_space(arch),
-                "feature_config": DEFAULT.as_dict(),
-                "normalisation": {"fs1": {"mean": [0.0] * 169, "std": [1.0] * 169},
-                                  "fs2": {"mean": [0.0] * 128, "std": [1.0] * 128}}}
-        bundle.save(tmp_path / f"{arch}.pt", model, card)
-        loaded = bundle.load(tmp_path / f"{arch}.pt")
+        card = Card(name=arch, arch=arch, input_space=model_input_space(arch),
+                    normalisation={"fs1": {"mean": [0.0] * 169, "std": [1.0] * 169},
+                                   "fs2": {"mean": [0.0] * 128, "std": [1.0] * 128}})
+        save_bundle(tmp_path / f"{arch}.pt", model, card)
+        loaded = load_bundle(tmp_path / f"{arch}.pt")
         for k, v in model.state_dict().items():
             assert torch.equal(v, loaded.model.state_dict()[k]), (arch, k)
 
@@ -233,23 +233,27 @@ def test_ship_runs_and_build_an_ensemble(finished_run, tmp_path, monkeypatch):
     the float16 file, and the ensemble is scored on the members' shared test clips."""
     import pandas as pd
 
-    from ser.results import build_ensemble, ship_run, shipped_models, table
+    from ser.ensemble import build_ensemble
+    from ser.zoo import FILES, list_pretrained, load_pretrained, ship_run, shipped_models, table
 
     monkeypatch.setenv("SER_MODELS_DIR", str(tmp_path))
     other = runs.start(TrainConfig(arch="lenet1d", epochs=1, noise=False, seed=5))
     assert wait_for(other, ("finished", "failed"))["state"] == "finished"
     for i, rid in enumerate((finished_run, other)):
         ship_run(rid, f"m{i}.demo-si")
-    for suffix in (".pt", ".json", ".report.json", ".metrics.jsonl", ".predictions.csv",
-                   ".val_predictions.csv"):
-        assert (tmp_path / f"m0.demo-si{suffix}").exists(), suffix
+    folder = tmp_path / "m0.demo-si"
+    for name in FILES:  # one layout for shipped models and runs
+        assert (folder / name).exists(), name
+    assert list_pretrained("m0.*") == ["m0.demo-si"]
+    assert load_pretrained("m1.demo-si").card.name == "m1.demo-si"
+    with pytest.raises(BundleError, match="No shipped model"):
+        load_pretrained("nope")
     # Validation predictions are the split's validation clips, disjoint from the test clips.
-    val = pd.read_csv(tmp_path / "m0.demo-si.val_predictions.csv")
-    test = pd.read_csv(tmp_path / "m0.demo-si.predictions.csv")
+    val = pd.read_csv(folder / "val_predictions.csv")
+    test = pd.read_csv(folder / "predictions.csv")
     assert len(val) and not set(val["clip"]) & set(test["clip"])
-    preds = pd.read_csv(tmp_path / "m0.demo-si.predictions.csv")
-    assert "path" not in preds.columns and "clip" in preds.columns
-    rep = json.loads((tmp_path / "m0.demo-si.report.json").read_text())
+    assert "path" not in test.columns and "clip" in test.columns
+    rep = json.loads((folder / "report.json").read_text())
     assert abs(rep["float16_check"]["accuracy_float16"] - rep["accuracy"]) < 0.05
     entries = shipped_models(tmp_path)
     assert len(table(entries)) == 2
@@ -259,17 +263,17 @@ def test_ship_runs_and_build_an_ensemble(finished_run, tmp_path, monkeypatch):
     row = next(line for line in out.splitlines() if line.startswith("| `m0.demo-si`"))
     assert f"| {rep['accuracy']:.1%} | {rep['uar']:.1%} | {rep['macro_f1']:.3f} |" in row
     ens = build_ensemble(entries, top=2)
-    assert ens["metrics"]["test"]["n"] == rep["n"]
-    assert sorted(ens["members"]) == ["m0.demo-si", "m1.demo-si"]
-    assert "validation UAR" in ens["selection"] and 0 <= ens["metrics"]["val_uar"] <= 1
+    assert ens.test.n == rep["n"]
+    assert sorted(ens.members) == ["m0.demo-si", "m1.demo-si"]
+    assert "validation UAR" in ens.selection and 0 <= ens.val_uar <= 1
     # Without validation predictions, selection falls back to the top models by val UAR.
-    for p in tmp_path.glob("*.val_predictions.csv"):
+    for p in tmp_path.glob("*/val_predictions.csv"):
         p.unlink()
-    assert "top 2" in build_ensemble(shipped_models(tmp_path), top=2)["selection"]
+    assert "top 2" in build_ensemble(shipped_models(tmp_path), top=2).selection
 
 
 def test_best_prefix_picks_the_group_size_on_the_data_given():
-    from ser.results import best_prefix
+    from ser.ensemble import best_prefix
 
     y = np.array([0, 1, 2, 0, 1, 2])
     eye, wrong = np.eye(3)[y], np.eye(3)[(y + 1) % 3]

@@ -10,7 +10,6 @@ up to two levels above it; neither is required.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,12 @@ import pandas as pd
 import soundfile as sf
 
 from ser import config
+from ser.corpora.base import CorpusSpec, ParsedFolder, find_audio_files
+
+__all__ = ["CLIP_PEAK", "MANIFEST_COLUMNS", "NAME_RE", "SILENCE_PEAK", "SPEC",
+           "STANDARD_TEST_ACTORS", "STANDARD_VALIDATION_ACTORS", "ParsedFolder",
+           "find_audio_files", "parse_name", "parse_path", "quirks", "read_demographics",
+           "read_votes", "scan"]
 
 NAME_RE = re.compile(
     r"^(?P<speaker>\d{4})_(?P<sentence>[A-Z]{3})_(?P<emotion>ANG|DIS|FEA|HAP|NEU|SAD)"
@@ -44,15 +49,6 @@ MANIFEST_COLUMNS = ["path", "dataset", "speaker", "sentence", "emotion", "intens
                     "duration_s"]
 
 
-@dataclass
-class ParsedFolder:
-    """Result of scanning a folder: the manifest and the files that could not be used."""
-
-    manifest: pd.DataFrame
-    unparsed: list[str] = field(default_factory=list)
-    unreadable: list[str] = field(default_factory=list)
-
-
 def parse_name(name: str) -> dict | None:
     """Parse a CREMA-D clip name (with or without extension); ``None`` if it does not fit."""
     m = NAME_RE.match(Path(name).stem if "." in name else name)
@@ -69,11 +65,14 @@ def parse_name(name: str) -> dict | None:
     }
 
 
-def find_audio_files(folder: Path) -> list[Path]:
-    """All audio files below ``folder`` (recursively), sorted by name then path."""
-    exts = set(config.AUDIO_EXTENSIONS)
-    files = [p for p in Path(folder).rglob("*") if p.suffix.lower() in exts and p.is_file()]
-    return sorted(files, key=lambda p: (p.name, str(p)))
+def parse_path(path: Path) -> dict | None:
+    """Manifest fields of one CREMA-D file (the registry's detector uses this)."""
+    meta = parse_name(Path(path).stem)
+    if meta is None:
+        return None
+    return {"speaker": meta["speaker"], "sentence": meta["sentence"],
+            "label_raw": Path(path).stem.split("_")[2], "intensity": meta["intensity"],
+            "clip": Path(path).stem, "sentence_text": config.SENTENCES[meta["sentence"]]}
 
 
 def _find_near(folder: Path, filename: str) -> Path | None:
@@ -156,7 +155,33 @@ def scan(folder: str | Path, *, dataset: str = "crema-d") -> ParsedFolder:
     votes = read_votes(folder)
     if votes is not None and len(df):
         df = df.merge(votes, on="clip", how="left")
+    # Columns shared by every corpus, appended so the ones above keep their order.
+    df["corpus"] = dataset
+    df["language"] = "en"
+    df["label_raw"] = df["clip"].str.split("_").str[2] if len(df) else ""
+    if "sex" not in df:
+        df["sex"] = ""
     return ParsedFolder(df, unparsed, unreadable)
+
+
+def _scan_crema(folder: Path) -> ParsedFolder:
+    return scan(folder, dataset="crema-d")
+
+
+SPEC = CorpusSpec(
+    key="crema-d",
+    name="CREMA-D",
+    language="en",
+    sample_rate=16000,
+    # Sex comes from VideoDemographics.csv when it is found; no list is hard-coded here.
+    speakers=(),
+    labels=tuple((code, label) for code, label in config.EMOTION_CODES.items()),
+    description="Crowd-sourced Emotional Multimodal Actors Dataset: 91 actors, 12 English "
+                "sentences, 6 emotions (Cao et al. 2014); Open Database License.",
+    example="1001_DFA_ANG_XX.wav",
+    parse=parse_path,
+    scan_fn=_scan_crema,
+)
 
 
 def quirks(manifest: pd.DataFrame, *, workers: int | None = None, progress=None) -> dict:

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ser import config
-from ser.models.layers import (
+from ser.models.base import (
     SERModel,
     conv_nd,
     flat_size,
@@ -30,10 +30,11 @@ class _AlexNet(SERModel):
     channel_divisor: ClassVar[int] = 4
 
     def __init__(self, *, activation: str = "relu", width: float = 1.0, dropout: float = 0.5,
-                 n_classes: int = config.N_CLASSES) -> None:
+                 n_classes: int = config.N_CLASSES, fs1_dim: int = config.FS1_DIM,
+                 n_mels: int = config.N_MELS, frames: int = config.FS2_FRAMES) -> None:
         super().__init__()
         self._check_common(activation=activation, width=width, dropout=dropout,
-                           n_classes=n_classes)
+                           n_classes=n_classes, fs1_dim=fs1_dim, n_mels=n_mels, frames=frames)
         layers: list[nn.Module] = []
         c_in = 1
         for channels, kernel, stride, padding, pool in ALEXNET_CONVS:

@@ -8,14 +8,14 @@ import torch
 from torch import nn
 
 from ser import config
-from ser.models.gn import GN1D_CHANNELS, GN2D_CHANNELS, GN2D_DIVISOR, GN_HIDDEN, GNTrunk
-from ser.models.layers import (
+from ser.models.base import (
     SERModel,
     chain_receptive_field,
     make_activation,
     scaled,
     trunk_modules,
 )
+from ser.models.gn import GN1D_CHANNELS, GN2D_CHANNELS, GN2D_DIVISOR, GN_HIDDEN, GNTrunk
 from ser.models.registry import register
 
 
@@ -43,10 +43,11 @@ class Combined(SERModel):
                  "rate is used throughout (the seed used 0.3 in the trunks, 0.5 in the head).")
 
     def __init__(self, *, activation: str = "relu", width: float = 1.0, dropout: float = 0.3,
-                 n_classes: int = config.N_CLASSES) -> None:
+                 n_classes: int = config.N_CLASSES, fs1_dim: int = config.FS1_DIM,
+                 n_mels: int = config.N_MELS, frames: int = config.FS2_FRAMES) -> None:
         super().__init__()
         self._check_common(activation=activation, width=width, dropout=dropout,
-                           n_classes=n_classes)
+                           n_classes=n_classes, fs1_dim=fs1_dim, n_mels=n_mels, frames=frames)
         self.path1d = GNTrunk(1, tuple(scaled(c, width) for c in GN1D_CHANNELS), activation,
                               dropout)
         self.path2d = GNTrunk(2, tuple(scaled(c // GN2D_DIVISOR, width) for c in GN2D_CHANNELS),

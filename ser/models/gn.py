@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ser import config
-from ser.models.layers import SERModel, conv_nd, group_norm, make_activation, max_pool_nd, scaled
+from ser.models.base import SERModel, conv_nd, group_norm, make_activation, max_pool_nd, scaled
 from ser.models.registry import register
 
 #: The seed's block widths.
@@ -58,10 +58,11 @@ class _GNModel(SERModel):
     channel_divisor: ClassVar[int]
 
     def __init__(self, *, activation: str = "relu", width: float = 1.0, dropout: float = 0.3,
-                 n_classes: int = config.N_CLASSES) -> None:
+                 n_classes: int = config.N_CLASSES, fs1_dim: int = config.FS1_DIM,
+                 n_mels: int = config.N_MELS, frames: int = config.FS2_FRAMES) -> None:
         super().__init__()
         self._check_common(activation=activation, width=width, dropout=dropout,
-                           n_classes=n_classes)
+                           n_classes=n_classes, fs1_dim=fs1_dim, n_mels=n_mels, frames=frames)
         channels = tuple(scaled(c // self.channel_divisor, width) for c in self.seed_channels)
         self.trunk = GNTrunk(self.dim, channels, activation, dropout)
         self.head = gn_head(self.trunk.out_channels, scaled(GN_HIDDEN, width), activation,

@@ -18,7 +18,7 @@ import typing
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ser.models.layers import SERModel
+from ser.models.base import SERModel
 
 Factory = TypeVar("Factory", bound=Callable[..., SERModel])
 

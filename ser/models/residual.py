@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from ser import config
-from ser.models.layers import SERModel, chain_receptive_field, make_activation, scaled
+from ser.models.base import SERModel, chain_receptive_field, make_activation, scaled
 from ser.models.registry import register
 
 #: 2D stages after the stem: (channels, (freq stride, time stride)).
@@ -101,7 +101,8 @@ class AttentiveStatsPool(nn.Module):
         return torch.cat([mean, std], dim=1)
 
 
-def front_end(width: float, activation: str) -> tuple[nn.Module, nn.Module, nn.Module, int]:
+def front_end(width: float, activation: str, n_mels: int = config.N_MELS
+              ) -> tuple[nn.Module, nn.Module, nn.Module, int]:
     """ser2d's 2D stages: ``(stem, blocks2d, to_sequence, channels per frame)``.
 
     ``to_sequence`` maps each frame's (channels x remaining bands) to one vector; the
@@ -111,7 +112,7 @@ def front_end(width: float, activation: str) -> tuple[nn.Module, nn.Module, nn.M
     stem = nn.Sequential(nn.Conv2d(1, stem_channels, 3, stride=2, padding=1, bias=False),
                          nn.BatchNorm2d(stem_channels), make_activation(activation))
     blocks: list[nn.Module] = []
-    c_in, bands = stem_channels, (config.N_MELS + 1) // 2
+    c_in, bands = stem_channels, (n_mels + 1) // 2
     for channels, stride in SER2D_STAGES:
         c_out = scaled(channels, width)
         blocks.append(ResBlock2d(c_in, c_out, stride, activation))
@@ -143,11 +144,12 @@ class SER2D(SERModel):
                  "1D) is the size it was tuned at for CPU training. width scales every stage.")
 
     def __init__(self, *, activation: str = "silu", width: float = 1.0, dropout: float = 0.2,
-                 n_classes: int = config.N_CLASSES) -> None:
+                 n_classes: int = config.N_CLASSES, fs1_dim: int = config.FS1_DIM,
+                 n_mels: int = config.N_MELS, frames: int = config.FS2_FRAMES) -> None:
         super().__init__()
         self._check_common(activation=activation, width=width, dropout=dropout,
-                           n_classes=n_classes)
-        self.stem, self.blocks2d, self.to_sequence, seq = front_end(width, activation)
+                           n_classes=n_classes, fs1_dim=fs1_dim, n_mels=n_mels, frames=frames)
+        self.stem, self.blocks2d, self.to_sequence, seq = front_end(width, activation, self.n_mels)
         self.blocks1d = nn.Sequential(*(ResBlock1d(seq, d, activation) for d in SER2D_DILATIONS))
         self.pool = AttentiveStatsPool(seq, scaled(SER2D_ATTENTION, width))
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * seq, n_classes))
@@ -160,7 +162,7 @@ class SER2D(SERModel):
         (frames, _), = chain_receptive_field(list(self.blocks1d.modules()), 1,
                                              start=(time_state,))
         # Flattening the bands into one vector per frame lets every later unit see them all.
-        return config.N_MELS, frames
+        return self.n_mels, frames
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(batch, n_classes)`` for spectrograms ``(batch, 1, 128, frames)``."""
@@ -200,11 +202,12 @@ class SERCRNN(SERModel):
                  "layer with 96 units per direction at width 1; width scales every stage.")
 
     def __init__(self, *, activation: str = "silu", width: float = 1.0, dropout: float = 0.2,
-                 n_classes: int = config.N_CLASSES) -> None:
+                 n_classes: int = config.N_CLASSES, fs1_dim: int = config.FS1_DIM,
+                 n_mels: int = config.N_MELS, frames: int = config.FS2_FRAMES) -> None:
         super().__init__()
         self._check_common(activation=activation, width=width, dropout=dropout,
-                           n_classes=n_classes)
-        self.stem, self.blocks2d, self.to_sequence, seq = front_end(width, activation)
+                           n_classes=n_classes, fs1_dim=fs1_dim, n_mels=n_mels, frames=frames)
+        self.stem, self.blocks2d, self.to_sequence, seq = front_end(width, activation, self.n_mels)
         hidden = scaled(SERCRNN_HIDDEN, width)
         self.gru = nn.GRU(seq, hidden, batch_first=True, bidirectional=True)
         self.pool = AttentiveStatsPool(2 * hidden, scaled(SER2D_ATTENTION, width))
@@ -212,7 +215,7 @@ class SERCRNN(SERModel):
 
     def receptive_field(self) -> tuple[int, int]:
         """``(mel bands, frames)``: the GRU lets every pooled state see the whole clip."""
-        return config.N_MELS, config.FS2_FRAMES
+        return self.n_mels, self.frames
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(batch, n_classes)`` for spectrograms ``(batch, 1, 128, frames)``."""

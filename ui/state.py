@@ -1,6 +1,6 @@
-"""Shared pieces of the pages: corpus choice, cached loaders, protocol captions.
+"""Streamlit pieces the pages share: the corpus chooser, cached loaders, number formats.
 
-Not a page itself: Home.py registers pages explicitly with st.navigation.
+Lives outside ``pages/`` because it is not a page; the library (`ser`) has no Streamlit.
 """
 
 from __future__ import annotations
@@ -57,16 +57,8 @@ def predictor(path: str, mtime: float):
     return Predictor(path)
 
 
-def get_predictor(path: str):
-    return predictor(path, Path(path).stat().st_mtime)
-
-
-def protocol_caption(card: dict) -> str:
-    sp, data = card.get("split", {}), card.get("data", {})
-    synth = " (synthetic)" if data.get("synthetic") else ""
-    return (f"{sp.get('protocol_name', sp.get('protocol', '?'))} split on "
-            f"{data.get('corpus', '?')}{synth}; {sp.get('counts', {}).get('test', '?')} "
-            "test clips")
+def get_predictor(path: str | Path):
+    return predictor(str(path), Path(path).stat().st_mtime)
 
 
 def pct(x) -> str:
@@ -98,7 +90,7 @@ def corpus_sidebar() -> None:
                 st.rerun()
         corpus = get_corpus()
         st.caption(("🧪 " if corpus.is_demo else "🎙️ ") + corpus.label)
-        from ser.training import device_description
+        from ser.devices import device_description
 
         st.caption(f"Compute: {device_description()}")
         st.caption(f"Models: `{config.models_dir()}` · runs: `{config.runs_dir()}`")

@@ -1,12 +1,14 @@
 """Home: what SER Studio does, the corpus and device in use, the shipped models."""
 
+import pandas as pd
 import streamlit as st
 
-from pages.common import corpus_badge, corpus_sidebar, get_corpus, pct, protocol_caption
 from ser import config
 from ser.corpora import summary
-from ser.results import read_ensemble, shipped_models
-from ser.training import device_description
+from ser.devices import device_description
+from ser.ensemble import read_ensemble
+from ser.zoo import shipped_models, table
+from ui.state import corpus_badge, corpus_sidebar, get_corpus
 
 st.title("🎙️ SER Studio")
 corpus_sidebar()
@@ -34,22 +36,20 @@ if not models:
     st.warning(f"No model bundles in `{config.models_dir()}`. Train one on the Train page; "
                "finished runs appear in Results and Predict.")
 else:
-    import pandas as pd
-
-    rows = []
-    for m in models:
-        c, t = m["card"], (m["report"] or m["card"].get("metrics", {}).get("test", {}))
-        rows.append({"model": m["name"], "architecture": c.get("display_name", c.get("arch")),
-                     "features": c.get("input_space", "").upper(), "test accuracy":
-                     pct(t.get("accuracy")), "UAR": pct(t.get("uar")),
-                     "protocol": protocol_caption(c)})
+    df = table(models).sort_values("accuracy", ascending=False)
     ens = read_ensemble()
+    rows = df[["model", "display name", "features", "accuracy", "UAR", "split", "data"]]
     if ens:
-        t = ens["metrics"]["test"]
-        rows.insert(0, {"model": ens["name"], "architecture": "average of " + ", ".join(
-            ens["members"]), "features": "", "test accuracy": pct(t["accuracy"]),
-            "UAR": pct(t["uar"]), "protocol": protocol_caption(ens)})
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        t = ens.test
+        rows = pd.concat([pd.DataFrame([{
+            "model": ens.name, "display name": f"average of {len(ens.members)} models",
+            "features": "", "accuracy": t.accuracy, "UAR": t.uar,
+            "split": ens.split.get("protocol_name", ""), "data": ens.data.get("corpus", "")}]),
+            rows], ignore_index=True)
+    st.dataframe(rows.rename(columns={"display name": "architecture", "accuracy":
+                                      "test accuracy"}), hide_index=True, width="stretch",
+                 column_config={c: st.column_config.NumberColumn(format="percent")
+                                for c in ("test accuracy", "UAR")})
     st.caption("Accuracy and UAR (unweighted average recall) on held-out test clips; the "
                "protocol column names the split and data each number comes from.")
 

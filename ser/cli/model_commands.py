@@ -1,4 +1,4 @@
-"""CLI commands: train, evaluate, predict, runs."""
+"""CLI commands about models: train, evaluate, predict, results, ensemble, runs."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from ser import config
+from ser.recipe import TrainConfig
 
 
 def _bool_flag(parser, name: str, default: bool, help: str) -> None:
@@ -17,26 +18,33 @@ def _bool_flag(parser, name: str, default: bool, help: str) -> None:
 
 
 def add_commands(sub) -> None:
-    from ser.training import TrainConfig
-
     t = sub.add_parser("train", help="train a model (every fit option is a flag)",
                        description="Train one architecture. Without --run the run is created "
                        "in runs/ and trained in this process with a progress bar.")
     t.add_argument("--run", help="execute an existing queued run (what the app launches)")
-    t.add_argument("--config", help="read options from a JSON file (a run's config.json)")
+    t.add_argument("--config", help="read options from a JSON file: a run's config.json or a "
+                   "model's card.json (retrains that model; flags given here override)")
+    t.add_argument("--feature", action="append", default=[], metavar="KEY=VALUE",
+                   help="a feature setting other than the seeds' (repeatable), e.g. "
+                   "--feature n_mels=64 --feature hop_length=220")
     t.add_argument("--detach", action="store_true", help="queue the run in the background")
     t.add_argument("--max-parallel", type=int, default=1, help="runs allowed at once")
     t.add_argument("--out", help="also copy the bundle to this .pt path")
     t.add_argument("--ship", metavar="NAME", help="publish the result into models/ as NAME.pt "
                    "with its card, report, curves and per-clip predictions")
     helps = {"arch": "architecture name (python -m ser models)", "data": "corpus folder",
-             "split": "speaker | random | kfold", "schedule": "none | cosine | plateau",
+             "split": "speaker | random | kfold | loco",
+             "test_corpus": "loco: the corpus held out (crema-d, tess, savee, emovo, ...)",
+             "balance": "none | corpus (every corpus weighs the same in a batch)",
+             "schedule": "none | cosine | plateau",
              "device": "auto | cpu | cuda | mps", "epochs": "default 30 (1D) / 20 (2D)",
              "mixup": "mixup alpha (0 = off)",
              "freq_shift": "shift spectrograms by up to N mel bands (0 = off)",
              "time_shift": "rotate spectrograms in time by up to this fraction (0 = off)",
              "max_clips": "subsample for quick trials"}
     for f in fields(TrainConfig):
+        if f.name == "features":
+            continue
         if f.type in ("bool", bool):
             _bool_flag(t, f.name, f.default, helps.get(f.name, ""))
         else:
@@ -47,14 +55,17 @@ def add_commands(sub) -> None:
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="evaluate a bundle on its split's test part")
-    e.add_argument("bundle")
+    e.add_argument("bundle", help="a .pt bundle, a model folder or a shipped model's name")
     e.add_argument("data", nargs="?", help="corpus folder (default: as for training)")
     e.add_argument("--split", help="override the bundle's split protocol")
+    e.add_argument("--on", metavar="DATA", help="cross-corpus: score every six-emotion clip "
+                   "of another corpus (per-class recall and the share of each predicted label)")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="predict the emotion of audio files")
-    p.add_argument("bundle", help="a .pt bundle, or a folder of bundles (ensemble)")
+    p.add_argument("bundle", help="a .pt bundle, a model folder, a folder of model folders, "
+                   "a shipped model's name, or 'ensemble' (the shipped ensemble)")
     p.add_argument("clips", nargs="+")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_predict)
@@ -80,17 +91,29 @@ def add_commands(sub) -> None:
     r.set_defaults(func=cmd_runs)
 
 
-def _config_from_args(args):
-    from ser.training import TrainConfig
-
+def _config_from_args(args) -> TrainConfig:
     base = {}
     if args.config:
-        base = json.loads(Path(args.config).read_text())
+        from ser.card import Card
+
+        loaded = json.loads(Path(args.config).read_text())
+        # A card records the recipe under "training"; a run's config.json is the recipe.
+        base = (Card.from_dict(loaded).training.as_dict() if "input_space" in loaded
+                else loaded)
     for f in fields(TrainConfig):
         v = getattr(args, f.name, None)
-        if v is not None and (not isinstance(v, bool) or v != f.default or f.name not in base):
+        if f.name == "features" or v is None:
+            continue
+        if not isinstance(v, bool) or v != f.default or f.name not in base:
             base[f.name] = v
-    return TrainConfig.from_dict(base)
+    features = dict(base.get("features") or {})
+    for item in getattr(args, "feature", []) or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--feature takes KEY=VALUE, not {item!r}")
+        features[key.strip()] = float(value) if "." in value else int(value)
+    base["features"] = features
+    return TrainConfig.from_dict(base).check()
 
 
 def cmd_train(args) -> int:
@@ -110,7 +133,7 @@ def cmd_train(args) -> int:
         print(f"not shipping {args.ship}: the run did not finish", file=sys.stderr)
         return 1
     if code == 0 and args.ship:
-        from ser.results import ship_run
+        from ser.zoo import ship_run
 
         dest = ship_run(run_id, args.ship)
         print(f"shipped as {dest}")
@@ -127,7 +150,6 @@ def _train_foreground(run_id: str, out: str | None, max_parallel: int = 1) -> in
     print(f"run {run_id} → {d}", file=sys.stderr)
     bars: dict = {}
     from ser.fileio import read_json
-    from ser.training import TrainConfig
 
     n_epochs = TrainConfig.from_dict(read_json(d / "config.json")).resolved_epochs()
 
@@ -163,7 +185,7 @@ def _train_foreground(run_id: str, out: str | None, max_parallel: int = 1) -> in
 
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(d / "model.pt", out)
-        shutil.copy(d / "model.json", Path(out).with_suffix(".json"))
+        shutil.copy(d / "card.json", Path(out).with_suffix(".json"))
         print(f"copied to {out}")
     return code
 
@@ -183,11 +205,33 @@ def _print_report(rep: dict) -> None:
 
 
 def cmd_evaluate(args) -> int:
-    from ser import bundle
+    from ser.bundle import load_bundle
+    from ser.cli.data_commands import progress_bar
     from ser.evaluation import evaluate_bundle
 
-    b = bundle.load(args.bundle)
-    rep, _ = evaluate_bundle(b, args.data, split=args.split)
+    paths = resolve_bundles(args.bundle)
+    if len(paths) != 1:
+        print(f"error: {args.bundle} names no single model", file=sys.stderr)
+        return 2
+    b = load_bundle(paths[0])
+    bar = progress_bar("extracting features")
+    if args.on:
+        from ser.evaluation import evaluate_on_corpus
+
+        rep, _ = evaluate_on_corpus(b, args.on, progress=lambda stage, d, t: bar(d, t))
+        if args.json:
+            print(json.dumps(rep, indent=2, default=str))
+            return 0
+        _print_report(rep)
+        print("  predicted share: " + ", ".join(f"{k} {v:.0%}" for k, v in
+                                                rep["predicted_share"].items()))
+        return 0
+    rep, _ = evaluate_bundle(b, args.data, split=args.split,
+                             progress=lambda stage, d, t: bar(d, t))
+    if not rep["data"]["fingerprint_matches"]:
+        print("warning: the corpus differs from the clips this model was trained and split "
+              "on (data fingerprint); the figures are not comparable to its card's.",
+              file=sys.stderr)
     if args.json:
         print(json.dumps(rep, indent=2, default=str))
     else:
@@ -195,12 +239,33 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def resolve_bundles(arg: str) -> list[Path]:
+    """Bundle files named by ``arg``: a ``.pt`` file, a model folder, a folder of model
+    folders (e.g. ``models/``), a shipped model's name, or ``ensemble`` (the shipped
+    ensemble's members)."""
+    from ser.ensemble import read_ensemble
+    from ser.zoo import BUNDLE_FILE, list_pretrained
+
+    p = Path(arg)
+    if p.is_file():
+        return [p]
+    if p.is_dir():
+        if (p / BUNDLE_FILE).exists():
+            return [p / BUNDLE_FILE]
+        return sorted(d / BUNDLE_FILE for d in p.iterdir() if (d / BUNDLE_FILE).exists())
+    if arg == "ensemble":
+        ens = read_ensemble()
+        return [config.models_dir() / n / BUNDLE_FILE for n in ens.members] if ens else []
+    if arg in list_pretrained():
+        return [config.models_dir() / arg / BUNDLE_FILE]
+    return []
+
+
 def cmd_predict(args) -> int:
-    from ser import bundle
     from ser.audio import AudioError
     from ser.inference import Predictor, ensemble
 
-    paths = bundle.find_bundles(args.bundle) if Path(args.bundle).is_dir() else [args.bundle]
+    paths = resolve_bundles(args.bundle)
     if not paths:
         print(f"error: no bundles in {args.bundle}", file=sys.stderr)
         return 2
@@ -231,46 +296,41 @@ def cmd_predict(args) -> int:
 
 
 def cmd_results(args) -> int:
-    from ser.results import all_models, shipped_models, table
+    from ser.zoo import all_models, markdown_table, shipped_models, table
 
     entries = shipped_models() if args.shipped else all_models()
     if not entries:
         print("no trained models")
         return 0
     if args.markdown:
-        from ser.results import markdown_table
-
         print(markdown_table(entries))
     else:
         import pandas as pd
 
-        df = table(entries)
         with pd.option_context("display.width", 250, "display.max_columns", 30):
-            print(df.drop(columns=["card"], errors="ignore").to_string(index=False))
+            print(table(entries).to_string(index=False))
     return 0
 
 
 def cmd_ensemble(args) -> int:
-    from ser.fileio import write_json
-    from ser.results import ENSEMBLE_FILE, build_ensemble, shipped_models
+    from ser.ensemble import build_ensemble, write_ensemble
+    from ser.zoo import shipped_models, write_val_predictions
 
     if args.val_predictions:
         from tqdm import tqdm
 
-        from ser.results import write_val_predictions
+        from ser.bundle import load_bundle
 
         for e in tqdm(shipped_models(), desc="validation predictions", unit="model"):
-            write_val_predictions(Path(e["bundle"]), args.val_predictions)
-    card = build_ensemble(shipped_models(), top=args.top)
-    t = card["metrics"]["test"]
-    val = card["metrics"].get("val_uar")
-    print(f"{card['name']}: {', '.join(card['members'])}\n  {card['selection']}\n"
-          + (f"  validation UAR {val:.4f}\n" if val is not None else "")
-          + f"  test accuracy {t['accuracy']:.4f}  UAR {t['uar']:.4f}  macro-F1 "
-          f"{t['macro_f1']:.4f}  precision {t['macro_precision']:.4f}  (n={t['n']})")
+            write_val_predictions(load_bundle(e.bundle), args.val_predictions)
+    ens = build_ensemble(shipped_models(), top=args.top)
+    t = ens.test
+    print(f"{ens.name}: {', '.join(ens.members)}\n  {ens.selection}\n"
+          + (f"  validation UAR {ens.val_uar:.4f}\n" if ens.val_uar is not None else "")
+          + f"  test accuracy {t.accuracy:.4f}  UAR {t.uar:.4f}  macro-F1 "
+          f"{t.macro_f1:.4f}  precision {t.macro_precision:.4f}  (n={t.n})")
     if args.write:
-        write_json(config.models_dir() / ENSEMBLE_FILE, card)
-        print(f"written to {config.models_dir() / ENSEMBLE_FILE}")
+        print(f"written to {write_ensemble(ens)}")
     return 0
 
 

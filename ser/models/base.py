@@ -18,6 +18,8 @@ ACTIVATIONS: tuple[str, ...] = ("relu", "silu", "elu")
 
 #: Shortest spectrogram (frames) a global-pooling 2D model is documented to accept.
 MIN_FRAMES = 32
+#: The seeds' input sizes (FS1 length, mel bands, FS2 frames); other sizes are model kwargs.
+DEFAULT_DIMS = {"fs1_dim": config.FS1_DIM, "n_mels": config.N_MELS, "frames": config.FS2_FRAMES}
 
 
 def make_activation(name: str) -> nn.Module:
@@ -156,7 +158,8 @@ class SERModel(nn.Module):
     hparams: dict[str, Any]
 
     def _check_common(self, *, activation: str, width: float, dropout: float,
-                      n_classes: int) -> None:
+                      n_classes: int, fs1_dim: int = config.FS1_DIM,
+                      n_mels: int = config.N_MELS, frames: int = config.FS2_FRAMES) -> None:
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {list(ACTIVATIONS)}, "
                              f"got {activation!r}")
@@ -166,8 +169,25 @@ class SERModel(nn.Module):
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         if int(n_classes) != n_classes or n_classes < 2:
             raise ValueError(f"n_classes must be an integer ≥ 2, got {n_classes!r}")
+        for name, value, low in (("fs1_dim", fs1_dim, 8), ("n_mels", n_mels, 16),
+                                 ("frames", frames, MIN_FRAMES)):
+            if int(value) != value or not low <= value <= 4096:
+                raise ValueError(f"{name} must be an integer in [{low}, 4096], got {value!r}")
         self.hparams = {"activation": activation, "width": float(width),
                         "dropout": float(dropout), "n_classes": int(n_classes)}
+        # The input size is part of the model only when it differs from the seeds' FS1/FS2,
+        # so every bundle written before feature configs existed still rebuilds unchanged.
+        dims = {"fs1_dim": int(fs1_dim), "n_mels": int(n_mels), "frames": int(frames)}
+        self.hparams.update({k: v for k, v in dims.items() if v != DEFAULT_DIMS[k]})
+        self.fs1_dim, self.n_mels, self.frames = dims["fs1_dim"], dims["n_mels"], dims["frames"]
+
+    @property
+    def fs1_shape(self) -> tuple[int, int]:
+        return (1, self.fs1_dim)
+
+    @property
+    def fs2_shape(self) -> tuple[int, int, int]:
+        return (1, self.n_mels, self.frames)
 
     def example_input(self, batch: int = 1, frames: int | None = None,
                       device: torch.device | str | None = None
@@ -177,9 +197,10 @@ class SERModel(nn.Module):
         ``frames`` sets the spectrogram length (default ``config.FS2_FRAMES``); it is
         ignored for FS1-only models.
         """
-        frames = config.FS2_FRAMES if frames is None else frames
-        fs1 = torch.randn(batch, *config.FS1_SHAPE, device=device)
-        fs2 = torch.randn(batch, 1, config.N_MELS, frames, device=device)
+        frames = getattr(self, "frames", config.FS2_FRAMES) if frames is None else frames
+        fs1 = torch.randn(batch, 1, getattr(self, "fs1_dim", config.FS1_DIM), device=device)
+        fs2 = torch.randn(batch, 1, getattr(self, "n_mels", config.N_MELS), frames,
+                          device=device)
         if self.input_space == "fs1":
             return fs1
         if self.input_space == "fs2":
@@ -211,13 +232,13 @@ class SERModel(nn.Module):
         if x.dim() != 4:
             raise ValueError(f"{type(self).__name__} takes (batch, 1, n_mels, frames), "
                              f"got shape {tuple(x.shape)}")
-        if x.shape[1:3] != config.FS2_SHAPE[:2]:
-            raise ValueError(f"{type(self).__name__} takes (batch, 1, {config.N_MELS}, frames), "
+        if tuple(x.shape[1:3]) != self.fs2_shape[:2]:
+            raise ValueError(f"{type(self).__name__} takes (batch, 1, {self.n_mels}, frames), "
                              f"got shape {tuple(x.shape)}")
-        if not self.variable_length and tuple(x.shape[1:]) != config.FS2_SHAPE:
+        if not self.variable_length and tuple(x.shape[1:]) != self.fs2_shape:
             raise ValueError(f"{type(self).__name__} has a flatten+dense head and needs "
-                             f"input (batch, {', '.join(map(str, config.FS2_SHAPE))}); got "
-                             f"{tuple(x.shape)}. Pad or crop to {config.FS2_FRAMES} frames.")
+                             f"input (batch, {', '.join(map(str, self.fs2_shape))}); got "
+                             f"{tuple(x.shape)}. Pad or crop to {self.frames} frames.")
         if self.variable_length and x.shape[-1] < MIN_FRAMES:
             raise ValueError(f"{type(self).__name__} needs at least {MIN_FRAMES} frames, "
                              f"got {x.shape[-1]}")
@@ -225,6 +246,6 @@ class SERModel(nn.Module):
     def _check_vector(self, x: torch.Tensor) -> None:
         # The 1D models see a fixed set of 169 statistics, not a sequence, so even the
         # global-pooling ones are not length-agnostic.
-        if tuple(x.shape[1:]) != config.FS1_SHAPE:
+        if tuple(x.shape[1:]) != self.fs1_shape:
             raise ValueError(f"{type(self).__name__} takes FS1 input (batch, "
-                             f"{', '.join(map(str, config.FS1_SHAPE))}), got {tuple(x.shape)}")
+                             f"{', '.join(map(str, self.fs1_shape))}), got {tuple(x.shape)}")

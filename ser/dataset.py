@@ -1,0 +1,262 @@
+"""The data path: corpus → split → part → features → normalised tensors.
+
+Training, evaluation, shipping and the Results page all go through here, so a model is
+always scored on exactly the clips its card names:
+
+- `select` loads the corpus named by a `TrainConfig`, draws the same ``max_clips`` sample
+  and rebuilds the same split (protocol, seed, fold) the run used;
+- `prepare` turns a selection into normalised tensors for training (statistics fitted on
+  the training part only, including its augmented copies);
+- `recorded_part` gives one part (train/val/test) of a card's split with the card's own
+  feature config and normalisation, ready to score.
+
+Labels are encoded in `ser.config.LABELS` order everywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ser import config
+from ser.card import Card
+from ser.corpora import Corpus, corpus_available, load_corpus
+from ser.features import FeatureConfig
+from ser.recipe import TrainConfig
+from ser.splits import Split, class_balance_weights, make_split
+from ser.store import FeatureStore
+
+LABEL_INDEX = {label: i for i, label in enumerate(config.LABELS)}
+PARTS = ("train", "val", "test")
+Progress = Callable[[str, int, int], None]
+
+
+def encode_labels(emotions) -> np.ndarray:
+    """Emotion names → integer labels (``ser.config.LABELS`` order)."""
+    return pd.Series(emotions).map(LABEL_INDEX).to_numpy().astype(np.int64)
+
+
+def spaces_for(input_space: str) -> tuple[str, ...]:
+    """The feature spaces a model's input space reads, in the model's argument order."""
+    try:
+        return {"fs1": ("fs1",), "fs2": ("fs2",), "fs1+fs2": ("fs1", "fs2")}[input_space]
+    except KeyError:
+        raise ValueError(f"unknown input space {input_space!r}") from None
+
+
+# ------------------------------------------------------------------------ normalisation
+
+def fit_normalisation(arrays: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+    """Per-dimension mean/std for FS1, per-mel-band mean/std for FS2 (training rows only)."""
+    out = {}
+    if "fs1" in arrays:
+        a = np.asarray(arrays["fs1"], dtype=np.float64)
+        std = a.std(0)
+        floor = max(float(np.median(std)) * 1e-3, 1e-8)  # a constant feature, relative scale
+        out["fs1"] = {"mean": a.mean(0).astype(np.float32),
+                      "std": np.maximum(std, floor).astype(np.float32)}
+    if "fs2" in arrays:
+        a = np.asarray(arrays["fs2"], dtype=np.float32)
+        # Two passes over bands keep memory flat for the full corpus (GBs of spectrograms).
+        mean = np.stack([a[:, b, :].mean(dtype=np.float64) for b in range(a.shape[1])])
+        std = np.stack([a[:, b, :].std(dtype=np.float64) for b in range(a.shape[1])])
+        # A 1 dB floor: a band that is (nearly) constant carries no information, and
+        # dividing by its tiny spread would turn rounding noise into huge inputs.
+        out["fs2"] = {"mean": mean.astype(np.float32), "std": np.maximum(std, 1.0)
+                      .astype(np.float32)}
+    return out
+
+
+def normalise(space: str, x: np.ndarray, stats: dict[str, np.ndarray]) -> torch.Tensor:
+    """Standardise a batch of features and add the channel axis the models expect."""
+    x = np.asarray(x, dtype=np.float32)
+    if space == "fs1":
+        return torch.from_numpy((x - stats["mean"]) / stats["std"]).unsqueeze(1)  # (N, 1, D)
+    mean, std = stats["mean"][:, None], stats["std"][:, None]
+    t = torch.from_numpy(np.ascontiguousarray((x - mean) / std, dtype=np.float32))
+    return t.unsqueeze(1)  # (N, 1, n_mels, T)
+
+
+def model_inputs(arrays: dict[str, np.ndarray], input_space: str,
+                 stats: dict[str, dict[str, np.ndarray]]) -> tuple[torch.Tensor, ...]:
+    """Normalised tensors in the model's argument order."""
+    return tuple(normalise(s, arrays[s], stats[s]) for s in spaces_for(input_space))
+
+
+def predict_proba(model: torch.nn.Module, inputs: tuple[torch.Tensor, ...],
+                  device: torch.device | str = "cpu", batch_size: int = 256) -> np.ndarray:
+    """Softmax probabilities ``(N, C)`` for stacked inputs, in eval mode, batched."""
+    model.eval()
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(inputs[0]), batch_size):
+            xb = [x[i:i + batch_size].to(device, non_blocking=True) for x in inputs]
+            out.append(torch.softmax(model(*xb).float(), dim=1).cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, config.N_CLASSES), np.float32)
+
+
+# ------------------------------------------------------------------------ selection
+
+@dataclass
+class Selection:
+    """The clips a run used: corpus, the (sub-sampled) manifest and the split of it."""
+
+    corpus: Corpus
+    manifest: pd.DataFrame
+    split: Split
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the manifest (its clip names), recorded in cards."""
+        return hashlib.sha1("\n".join(sorted(self.manifest["clip"])).encode()).hexdigest()[:16]
+
+    def rows(self, part: str) -> np.ndarray:
+        if part not in PARTS:
+            raise ValueError(f"part must be one of {', '.join(PARTS)}, not {part!r}")
+        return self.split.parts()[part]
+
+    def part(self, part: str) -> pd.DataFrame:
+        """The manifest rows of one part, in split order, index reset."""
+        return self.manifest.iloc[self.rows(part)].reset_index(drop=True)
+
+
+def subsample(manifest: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """A stratified sample of ``n`` clips (all when ``n`` is 0 or too large)."""
+    from sklearn.model_selection import train_test_split
+
+    if not n or n >= len(manifest):
+        return manifest
+    keep, _ = train_test_split(np.arange(len(manifest)), train_size=n,
+                               stratify=manifest["emotion"], random_state=seed)
+    return manifest.iloc[np.sort(keep)].reset_index(drop=True)
+
+
+def select(cfg: TrainConfig, *, corpus: Corpus | None = None) -> Selection:
+    """Load ``cfg.data`` (unless ``corpus`` is given), draw its ``max_clips`` sample with
+    ``cfg.seed`` and split it by ``cfg.split`` / ``split_seed`` / ``fold``."""
+    corpus = corpus or load_corpus(cfg.data)
+    manifest = subsample(corpus.manifest, cfg.max_clips, cfg.seed)
+    split = make_split(manifest, cfg.split, seed=cfg.split_seed, fold=cfg.fold,
+                       test_corpus=cfg.test_corpus or None)
+    return Selection(corpus, manifest, split)
+
+
+# ------------------------------------------------------------------------ training data
+
+@dataclass
+class Prepared:
+    """Everything the loop needs: standardised tensors per part, labels, provenance."""
+
+    selection: Selection
+    features: FeatureConfig
+    spaces: tuple[str, ...]
+    inputs: dict[str, tuple[torch.Tensor, ...]]  # part → tensors in the model's input order
+    labels: dict[str, torch.Tensor]
+    normalisation: dict[str, dict[str, np.ndarray]]
+    n_augmented: int = 0
+    #: Per training row, the weight of its draw (``balance="corpus"``); None = uniform.
+    train_weights: np.ndarray | None = None
+
+    def data_card(self, cfg: TrainConfig) -> dict:
+        c = self.selection.corpus
+        return {"corpus": c.name, "synthetic": c.is_demo,
+                "clips": len(self.selection.manifest),
+                "fingerprint": self.selection.fingerprint,
+                "augmented_copies": self.n_augmented,
+                "augmentation": cfg.describe_augmentation()}
+
+
+def prepare(cfg: TrainConfig, input_space: str, *, store: FeatureStore | None = None,
+            progress: Progress | None = None) -> Prepared:
+    """Select the run's clips, extract (cached) features of every clip and of the augmented
+    training copies, fit the normalisation on the training part and apply it."""
+    cfg.check()
+    sel = select(cfg)
+    feats_cfg = cfg.feature_config()
+    store = store or FeatureStore(cfg=feats_cfg)
+    spaces = spaces_for(input_space)
+    aug = cfg.augment()
+    n_copies = int(cfg.copies) if aug.enabled else 0
+    train_paths = list(sel.manifest["path"].iloc[sel.split.train])
+
+    def stage(done: int, total: int) -> None:
+        if progress:
+            progress("extracting features", done, total)
+
+    # Always both spaces: one cache entry then serves every architecture.
+    feats, aug_feats = store.with_copies(
+        list(sel.manifest["path"]), train_paths if aug.enabled else [], augment=aug,
+        copies=max(n_copies, 1), progress=stage)
+    raw = {part: {s: np.asarray(feats[s])[idx] for s in spaces}
+           for part, idx in sel.split.parts().items()}
+    if aug_feats is not None:
+        raw["train"] = {s: np.concatenate([raw["train"][s], np.asarray(aug_feats[s])])
+                        for s in spaces}
+    # Statistics come from exactly what the model trains on (original + augmented training
+    # clips): bands that are empty in 16 kHz originals but filled by the noise copy would
+    # otherwise get a near-zero spread and blow up.
+    norm = fit_normalisation(raw["train"])
+    inputs, labels = {}, {}
+    for part, idx in sel.split.parts().items():
+        inputs[part] = tuple(normalise(s, raw[part][s], norm[s]) for s in spaces)
+        y = encode_labels(sel.manifest["emotion"].iloc[idx])
+        if part == "train" and aug_feats is not None:
+            y = np.tile(y, 1 + n_copies)
+        labels[part] = torch.from_numpy(y)
+    weights = None
+    if cfg.balance == "corpus":
+        weights = np.tile(class_balance_weights(sel.manifest, sel.split.train), 1 + n_copies)
+    return Prepared(sel, feats_cfg, spaces, inputs, labels, norm, len(train_paths) * n_copies,
+                    weights)
+
+
+# ------------------------------------------------------------------------ scoring a card
+
+@dataclass
+class Part:
+    """One part of a card's split, featurised and normalised with the card's settings."""
+
+    selection: Selection
+    clips: pd.DataFrame
+    inputs: tuple[torch.Tensor, ...]
+    labels: np.ndarray
+    name: str
+
+
+def card_config(card: Card, *, data: str | None = None, protocol: str | None = None
+                ) -> TrainConfig:
+    """The card's recipe, pointed at ``data`` and (rarely) another split ``protocol``."""
+    cfg = replace(card.training)
+    if data is not None:
+        cfg.data = data
+    elif cfg.data and not corpus_available(cfg.data):
+        # Trained on another machine: score on the corpus this one is set up with; the
+        # report's fingerprint check says whether it holds the same clips.
+        cfg.data = None
+    if protocol:
+        cfg.split = protocol
+    return cfg
+
+
+def recorded_part(card: Card, part: str = "test", *, data: str | None = None,
+                  protocol: str | None = None, progress: Progress | None = None) -> Part:
+    """The clips of ``part`` of the split the card records (protocol, seed, fold and
+    ``max_clips`` sample included), featurised with the card's feature config and
+    normalised with its statistics. ``data`` points at the corpus when it has moved."""
+    sel = select(card_config(card, data=data, protocol=protocol))
+    clips = sel.part(part)
+    store = FeatureStore(cfg=card.features)
+
+    def stage(done: int, total: int) -> None:
+        if progress:
+            progress("extracting features", done, total)
+
+    feats = store.features(list(clips["path"]), spaces=spaces_for(card.input_space),
+                           progress=stage)
+    inputs = model_inputs(feats, card.input_space, card.normalisation_arrays())
+    return Part(sel, clips, inputs, encode_labels(clips["emotion"]), part)

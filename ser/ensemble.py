@@ -1,0 +1,133 @@
+"""Ensembles of shipped models, chosen on validation data only.
+
+Rule (fixed before the members were trained): rank the shipped models of one split
+protocol by their own best validation UAR; the ensemble is the leading group of that
+ranking whose averaged probabilities score the best validation UAR (at least two members).
+Its test figures come from the members' stored test predictions, which selection never
+reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ser import config
+from ser.card import Scores
+from ser.fileio import read_json, write_json
+from ser.metrics import classification_metrics
+from ser.zoo import ModelEntry
+
+ENSEMBLE_FILE = "ensemble.json"
+
+
+@dataclass
+class Ensemble:
+    """A shipped ensemble: members, how they were chosen, and its test figures."""
+
+    name: str
+    members: list[str]
+    selection: str
+    split: dict = field(default_factory=dict)
+    data: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    confusion_matrix: list = field(default_factory=list)
+    per_class: dict = field(default_factory=dict)
+
+    @property
+    def test(self) -> Scores | None:
+        return Scores.from_dict(self.metrics.get("test"))
+
+    @property
+    def val_uar(self) -> float | None:
+        return self.metrics.get("val_uar")
+
+    def protocol_caption(self) -> str:
+        synth = " (synthetic)" if self.data.get("synthetic") else ""
+        return (f"{self.split.get('protocol_name', self.split.get('protocol', '?'))} split on "
+                f"{self.data.get('corpus', '?')}{synth}; "
+                f"{self.split.get('counts', {}).get('test', '?')} test clips")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Ensemble:
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def _probs_of(frames: list[pd.DataFrame], what: str) -> tuple[np.ndarray, np.ndarray]:
+    """The labels and the members' stacked probabilities ``(members, clips, classes)``."""
+    clips = frames[0]["clip"].tolist()
+    if any(f["clip"].tolist() != clips for f in frames):
+        raise ValueError(f"The members were scored on different {what} clips; cannot "
+                         "ensemble.")
+    cols = [f"p_{lab}" for lab in config.LABELS]
+    y = frames[0]["true"].map({lab: i for i, lab in enumerate(config.LABELS)}).to_numpy()
+    return y, np.stack([f[cols].to_numpy() for f in frames])
+
+
+def best_prefix(y: np.ndarray, probs: np.ndarray, max_size: int | None = None
+                ) -> tuple[int, list[float]]:
+    """``probs`` ``(members, clips, classes)`` ranked best-first: the size ``k`` of the
+    leading group whose averaged probabilities score the highest UAR on ``y`` (at most
+    ``max_size``), and the UAR of every prefix. One number is chosen, so little can be
+    fitted to the noise of a small validation set (ties go to the smaller group)."""
+    limit = min(max_size or len(probs), len(probs))
+    path = [classification_metrics(y, probs[:k].mean(0))["uar"] for k in range(1, limit + 1)]
+    return int(np.argmax(path)) + 1, path
+
+
+def build_ensemble(entries: list[ModelEntry], *, top: int | None = None,
+                   split: str = "speaker") -> Ensemble:
+    """Choose an ensemble of shipped models on one split protocol using *validation* data
+    only (see the module docstring), then score the average of their probabilities on
+    their shared test clips. Without validation predictions for every candidate, the
+    ``top`` (default 3) leading models are averaged."""
+    pool = [e for e in entries if e.source == "shipped" and e.card.protocol == split]
+    pool.sort(key=lambda e: (-e.card.val_uar_best, e.name))
+    if len(pool) < 2:
+        raise ValueError("An ensemble needs at least two shipped models on the same split.")
+    val_frames = [e.predictions("val") for e in pool]
+    val_uar = None
+    if all(f is not None for f in val_frames):
+        y_val, p_val = _probs_of(val_frames, "validation")
+        k, path = best_prefix(y_val, p_val, top)
+        k = max(k, 2)  # an ensemble has at least two members
+        val_uar = path[k - 1]
+        selection = (f"the {k} shipped models with the best validation UAR; {k} = the group "
+                     f"size (of 2–{len(path)}) whose average scores the best validation UAR; "
+                     "test clips unseen")
+    else:
+        k = top or 3
+        selection = f"top {k} shipped models by best validation UAR (test unseen)"
+    members = pool[:k]
+    y, probs = _probs_of([e.predictions("test") for e in members], "test")
+    m = classification_metrics(y, probs.mean(0))
+    c0 = members[0].card
+    metrics = {"test": {key: m[key] for key in ("n", "accuracy", "uar", "macro_f1",
+                                                "macro_precision", "loss")}}
+    if val_uar is not None:
+        metrics["val_uar"] = val_uar
+    return Ensemble(name=f"ensemble.crema-{'si' if split == 'speaker' else split}",
+                    members=[e.name for e in members], selection=selection,
+                    split=c0.split, data=c0.data, metrics=metrics,
+                    confusion_matrix=m["confusion_matrix"], per_class=m["per_class"])
+
+
+def read_ensemble(folder: Path | None = None) -> Ensemble | None:
+    p = Path(folder or config.models_dir()) / ENSEMBLE_FILE
+    try:
+        return Ensemble.from_dict(read_json(p)) if p.exists() else None
+    except (ValueError, TypeError):
+        return None
+
+
+def write_ensemble(ens: Ensemble, folder: Path | None = None) -> Path:
+    p = Path(folder or config.models_dir()) / ENSEMBLE_FILE
+    write_json(p, ens.to_dict())
+    return p

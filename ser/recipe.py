@@ -1,0 +1,120 @@
+"""TrainConfig: the recipe of one training run, as plain data.
+
+It is what a run's ``config.json`` holds, what every CLI ``train`` flag sets and what a
+model card records under ``training``, so ``python -m ser train --config card.json``
+repeats a run. No torch here: the command line reads it before deciding what to import.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+from ser.augment import AugmentConfig
+from ser.features import FeatureConfig
+
+#: Most augmented copies of each training clip a run may ask for (each one adds a full
+#: training set of features in memory).
+MAX_COPIES = 8
+
+SCHEDULES = ("none", "cosine", "plateau")
+
+
+@dataclass
+class TrainConfig:
+    """Plain data describing one training run; stored as the run's config.json."""
+
+    arch: str = "lenet2d"
+    activation: str | None = None  # None → the architecture's default
+    width: float | None = None
+    dropout: float | None = None
+    data: str | None = None  # corpus folder; None → SER_DATA_DIR, data/, or the demo corpus
+    split: str = "speaker"  # speaker | random | kfold | loco
+    split_seed: int = 0
+    fold: int = 0
+    test_corpus: str = ""  # loco: the corpus held out for testing (e.g. "tess")
+    balance: str = "none"  # none | corpus: draw batches so every corpus weighs the same
+    epochs: int | None = None  # None → 30 for 1D models, 20 otherwise (the notebook seed)
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    schedule: str = "none"  # none | cosine | plateau
+    label_smoothing: float = 0.0
+    class_weights: bool = False
+    spec_augment: bool = False
+    mixup: float = 0.0  # Beta(α, α) mixing; 0 disables
+    freq_shift: int = 0  # random shift of each spectrogram by up to this many mel bands
+    time_shift: float = 0.0  # random rotation in time by up to this fraction of the frames
+    grad_clip: float = 0.0  # max gradient norm; 0 disables
+    patience: int = 8  # epochs without a better validation UAR before stopping; 0 disables
+    noise: bool = True  # the seed's noise-augmented copy of each training clip
+    pitch: bool = False
+    stretch: bool = False
+    copies: int = 1  # augmented copies of each training clip when a waveform transform is on
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | mps
+    threads: int = 0  # CPU threads; 0 → all cores
+    log_every: int = 10  # steps between step lines in metrics.jsonl
+    max_clips: int = 0  # use only this many clips (stratified sample) for quick trials; 0 = all
+    half_bundle: bool = False  # store bundle weights as float16
+    name: str = ""
+    #: Feature settings that differ from the seeds' FS1/FS2 (FeatureConfig field → value),
+    #: e.g. ``{"n_mels": 64, "hop_length": 220}``. Empty = the seed config.
+    features: dict = field(default_factory=dict)
+
+    def model_kwargs(self) -> dict:
+        return {k: v for k, v in (("activation", self.activation), ("width", self.width),
+                                  ("dropout", self.dropout)) if v is not None}
+
+    def feature_config(self) -> FeatureConfig:
+        """The `FeatureConfig` this run extracts with (seed defaults + ``features``)."""
+        unknown = set(self.features) - set(FeatureConfig.__dataclass_fields__) - {"version"}
+        if unknown:
+            raise ValueError(f"Unknown feature setting(s): {', '.join(sorted(unknown))}; "
+                             f"known: {', '.join(FeatureConfig.__dataclass_fields__)}.")
+        return FeatureConfig.from_dict(self.features)
+
+    def augment(self) -> AugmentConfig:
+        return AugmentConfig(noise=self.noise, pitch=self.pitch, stretch=self.stretch,
+                             seed=self.seed)
+
+    def describe_augmentation(self) -> str:
+        """The waveform copies in words, e.g. ``"white noise ×0.01, pitch ±2 st (×3)"``."""
+        aug = self.augment()
+        text = aug.describe()
+        return f"{text} (×{self.copies})" if aug.enabled and self.copies > 1 else text
+
+    def resolved_epochs(self) -> int:
+        if self.epochs:
+            return int(self.epochs)
+        from ser.models import model_input_space  # torch, only when a model is involved
+
+        return 30 if model_input_space(self.arch) == "fs1" else 20
+
+    def check(self) -> TrainConfig:
+        """Raise ``ValueError`` naming the first option out of range; returns self."""
+        if not 1 <= int(self.copies) <= MAX_COPIES:
+            raise ValueError(f"copies must be 1–{MAX_COPIES}, not {self.copies}.")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"Unknown schedule {self.schedule!r}: use none, cosine or "
+                             "plateau.")
+        if self.batch_size < 1 or not self.lr > 0:
+            raise ValueError("batch_size must be ≥ 1 and lr > 0.")
+        if self.balance not in ("none", "corpus"):
+            raise ValueError(f"balance must be none or corpus, not {self.balance!r}.")
+        if self.split == "loco" and not self.test_corpus:
+            raise ValueError("The leave-one-corpus-out split needs test_corpus (e.g. tess).")
+        self.feature_config()
+        return self
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict, *, strict: bool = True) -> TrainConfig:
+        """Build from a dict; ``strict`` refuses unknown keys (a typo in a config file),
+        otherwise they are ignored (a card also records facts of the run itself)."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown and strict:
+            raise ValueError(f"Unknown training option(s): {', '.join(sorted(unknown))}")
+        return cls(**{k: v for k, v in d.items() if k in known})

@@ -1,0 +1,202 @@
+"""FeatureStore: features of many clips, computed on every core and cached on disk.
+
+The pure feature code is in `ser.features`; this module owns what is not pure: the worker
+pool, the cache (one folder per batch, keyed by the clips' path/size/mtime, the feature
+config, the spaces and the augmentation) and the augmented copies of training clips.
+
+>>> store = FeatureStore(cfg=DEFAULT)  # doctest: +SKIP
+>>> arrays = store.features(paths)  # {"fs1": (N, 169), "fs2": (N, 128, 216)}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from ser import config
+from ser.augment import AugmentConfig, augment_waveform
+from ser.features import DEFAULT, SPACES, FeatureConfig, clip_features
+
+
+class FeatureError(RuntimeError):
+    """Some clips of a batch could not be featurised; ``failures`` maps path → reason."""
+
+    def __init__(self, failures: dict[str, str]):
+        self.failures = failures
+        first = next(iter(failures.items()))
+        super().__init__(f"{len(failures)} clip(s) could not be read, e.g. {first[0]}: "
+                         f"{first[1]}")
+
+
+def _file_key(path: str) -> str:
+    st = os.stat(path)
+    return f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}"
+
+
+def cache_key(paths: list[str], cfg: FeatureConfig, spaces: tuple[str, ...],
+              aug: AugmentConfig | None) -> str:
+    """Identifies one batch: the clips (path, size, mtime), the config, spaces, augmentation."""
+    h = hashlib.sha1()
+    h.update(json.dumps({"cfg": cfg.as_dict(), "spaces": sorted(spaces),
+                         "aug": aug.as_dict() if aug and aug.enabled else None},
+                        sort_keys=True).encode())
+    for p in paths:
+        h.update(_file_key(p).encode())
+        h.update(b"\n")
+    return h.hexdigest()[:20]
+
+
+def _extract_task(task: tuple) -> tuple[int, dict | str]:
+    """Decode one clip once; featurise the original and/or its augmented copies."""
+    index, path, cfg, spaces, want_plain, augs = task
+    from ser.audio import AudioError, load_audio
+
+    try:
+        y, sr = load_audio(path, sr=cfg.sample_rate)
+    except AudioError as err:
+        return index, str(err)
+    out = {}
+    if want_plain:
+        out["plain"] = clip_features(y, cfg=cfg, spaces=spaces)
+    for kind, aug in augs:
+        out[kind] = clip_features(augment_waveform(y, sr, aug, Path(path).stem), cfg=cfg,
+                                  spaces=spaces)
+    return index, out
+
+
+class FeatureStore:
+    """Features of clips under one feature config, cached below ``root``.
+
+    Parameters
+    ----------
+    root
+        Cache folder (default ``<SER_CACHE_DIR>/features``).
+    cfg
+        The feature config every array is computed with.
+    workers
+        Processes for extraction (default: every core).
+    cache
+        False computes everything and writes nothing.
+    """
+
+    def __init__(self, root: Path | None = None, cfg: FeatureConfig = DEFAULT, *,
+                 workers: int | None = None, cache: bool = True):
+        self.root = Path(root) if root else config.cache_dir() / "features"
+        self.cfg = cfg
+        self.workers = workers
+        self.cache = cache
+
+    def features(self, paths: list[str], *, spaces: tuple[str, ...] = SPACES,
+                 progress=None) -> dict[str, np.ndarray]:
+        """Stacked features of ``paths`` in order, e.g. ``{"fs1": (N, 169), "fs2": (N, 128,
+        216)}`` float32. ``progress(done, total)`` is called as clips finish."""
+        return self.with_copies(paths, [], spaces=spaces, progress=progress)[0]
+
+    def augmented(self, paths: list[str], augment: AugmentConfig, *, copies: int = 1,
+                  spaces: tuple[str, ...] = SPACES, progress=None) -> dict[str, np.ndarray]:
+        """Features of ``copies`` augmented copies of each clip (copy after copy)."""
+        return self.with_copies([], paths, augment=augment, copies=copies, spaces=spaces,
+                                progress=progress)[1]
+
+    def with_copies(self, paths: list[str], aug_paths: list[str], *,
+                    augment: AugmentConfig | None = None, copies: int = 1,
+                    spaces: tuple[str, ...] = SPACES, progress=None
+                    ) -> tuple[dict[str, np.ndarray] | None, dict[str, np.ndarray] | None]:
+        """Features of ``paths`` and of ``copies`` augmented copies of ``aug_paths``, in one
+        pass that decodes each clip once (decoding is a third of the cost).
+
+        Each batch, and each copy, is cached on its own, so any can later be loaded alone
+        and adding a copy re-uses the others. Returns ``(plain, augmented)``; the copies are
+        stacked copy after copy (``copies * len(aug_paths)`` rows, the first numbered
+        ``augment.copy``). An empty list gives ``None`` in its place.
+        """
+        paths = [str(p) for p in paths]
+        enabled = augment is not None and augment.enabled
+        aug_paths = [str(p) for p in aug_paths] if enabled else []
+        spaces = tuple(s for s in SPACES if s in spaces)
+        jobs = {"plain": (paths, None)}
+        if aug_paths:
+            jobs.update({f"aug{k}": (aug_paths, replace(augment, copy=augment.copy + k))
+                         for k in range(copies)})
+        results: dict[str, dict[str, np.ndarray] | None] = {k: None for k in jobs}
+        folders = {}
+        for kind, (plist, aug) in jobs.items():
+            if not plist:
+                continue
+            folders[kind] = self.root / cache_key(plist, self.cfg, spaces, aug)
+            if self.cache and (folders[kind] / "done.json").exists():
+                results[kind] = {s: np.load(folders[kind] / f"{s}.npy", mmap_mode="r")
+                                 for s in spaces}
+        todo = [k for k in folders if results[k] is None]
+        if todo:
+            self._extract_missing(jobs, todo, folders, results, spaces, progress)
+        elif progress:
+            n = len(paths) + len(aug_paths) * (copies if aug_paths else 0)
+            progress(n, n)
+        augmented = None
+        if aug_paths:
+            parts = [results[f"aug{k}"] for k in range(copies)]
+            augmented = parts[0] if copies == 1 else {
+                s: np.concatenate([np.asarray(part[s]) for part in parts]) for s in spaces}
+        return results["plain"], augmented
+
+    def _extract_missing(self, jobs, todo, folders, results, spaces, progress) -> None:
+        """Compute (and cache) the uncached batches ``todo``, decoding each clip once."""
+        from ser.parallel import map_unordered
+
+        cfg = self.cfg
+        out = {k: {s: np.empty((len(jobs[k][0]), *cfg.input_shape(s)[1:]), np.float32)
+                   for s in spaces} for k in todo}
+        # One task per distinct clip; remember where each of its batches' rows go.
+        where: dict[str, dict[str, list[int]]] = {}
+        for k in todo:
+            for i, p in enumerate(jobs[k][0]):
+                where.setdefault(p, {}).setdefault(k, []).append(i)
+        unique = list(where)
+        tasks = [(j, p, cfg, spaces, "plain" in where[p],
+                  [(k, jobs[k][1]) for k in where[p] if k != "plain"])
+                 for j, p in enumerate(unique)]
+        failures: dict[str, str] = {}
+        for j, result in map_unordered(_extract_task, tasks, workers=self.workers,
+                                       progress=progress):
+            p = unique[j]
+            if isinstance(result, str):
+                failures[p] = result
+                continue
+            for k, rows in where[p].items():
+                for i in rows:
+                    for s in spaces:
+                        out[k][s][i] = result[k][s]
+        if failures:
+            raise FeatureError(failures)
+        for k in todo:
+            if self.cache:
+                plist, aug = jobs[k]
+                _write_cache(folders[k], out[k], {"n": len(plist), "cfg": cfg.as_dict(),
+                                                  "spaces": spaces,
+                                                  "augment": aug.as_dict() if aug else None})
+            results[k] = out[k]
+
+
+def _write_cache(folder: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
+    """Write into a temporary sibling folder, then rename: a crash leaves no half cache."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".tmp", dir=folder.parent))
+    try:
+        for s, arr in arrays.items():
+            np.save(tmp / f"{s}.npy", arr)
+        (tmp / "done.json").write_text(json.dumps(meta))
+        try:
+            os.replace(tmp, folder)
+        except OSError:  # another process finished the same batch first: keep theirs
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -1,0 +1,216 @@
+"""The model zoo: shipped models and finished runs, in one layout, as typed entries.
+
+Every trained model lives in a folder of its own, the same for a shipped model
+(``models/<name>/``) and a run (``runs/<run-id>/``)::
+
+    model.pt             the bundle (weights + card)
+    card.json            the card, readable without torch
+    report.json          test metrics, slices, confusion matrix
+    metrics.jsonl        the training curves
+    predictions.csv      one row per test clip
+    val_predictions.csv  one row per validation clip (shipped models; the ensemble is
+                         chosen on these)
+
+Names follow timm's ``architecture.tag`` (``ser2d.crema-si-pitch-x3``):
+``list_pretrained("ser2d.*")`` and ``load_pretrained(name)`` are the way in.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from ser import config
+from ser.bundle import Bundle, BundleError, load_bundle, read_card, save_bundle
+from ser.card import Card, Scores
+from ser.fileio import atomic_write_text, read_json, read_jsonl, write_json
+
+BUNDLE_FILE = "model.pt"
+FILES = ("model.pt", "card.json", "report.json", "metrics.jsonl", "predictions.csv",
+         "val_predictions.csv")
+
+
+@dataclass
+class ModelEntry:
+    """One trained model: where it is, its card, report and curves."""
+
+    name: str
+    source: str  # "shipped" | "run"
+    bundle: Path
+    card: Card
+    report: dict = field(default_factory=dict)
+    curves: list[dict] = field(default_factory=list)
+    run_id: str | None = None
+
+    @property
+    def folder(self) -> Path:
+        return self.bundle.parent
+
+    @property
+    def scores(self) -> Scores | None:
+        """Test figures: the report's (of the stored weights) when there is one, else the
+        card's (recorded at training time)."""
+        return Scores.from_dict(self.report) or self.card.test
+
+    def predictions(self, part: str = "test") -> pd.DataFrame | None:
+        """Per-clip predictions on the test (or ``"val"``) clips, if stored."""
+        path = self.folder / ("predictions.csv" if part == "test" else "val_predictions.csv")
+        return pd.read_csv(path) if path.exists() else None
+
+
+def _entry(folder: Path, source: str, run_id: str | None = None) -> ModelEntry | None:
+    path = folder / BUNDLE_FILE
+    if not path.exists():
+        return None
+    try:
+        card = read_card(path)
+    except (BundleError, ValueError, OSError):
+        return None
+    report = {}
+    if (folder / "report.json").exists():
+        try:
+            report = read_json(folder / "report.json")
+        except ValueError:
+            report = {}
+    return ModelEntry(card.name or folder.name, source, path, card, report,
+                      read_jsonl(folder / "metrics.jsonl"), run_id)
+
+
+def shipped_models(folder: Path | None = None) -> list[ModelEntry]:
+    """Every model folder under ``models/`` (sorted by name)."""
+    root = Path(folder or config.models_dir())
+    if not root.is_dir():
+        return []
+    entries = [_entry(d, "shipped") for d in sorted(root.iterdir()) if d.is_dir()]
+    return [e for e in entries if e is not None]
+
+
+def run_models() -> list[ModelEntry]:
+    """Finished (or cancelled) runs that left a bundle; named ``<card name> [<run id>]``."""
+    from ser import runs
+
+    out = []
+    for r in runs.list_runs():
+        if not r["bundle"] or r["status"]["state"] not in ("finished", "cancelled"):
+            continue
+        e = _entry(Path(r["bundle"]).parent, "run", r["run_id"])
+        if e is not None:
+            e.name = f"{e.card.name} [{r['run_id']}]"
+            out.append(e)
+    return out
+
+
+def all_models() -> list[ModelEntry]:
+    return shipped_models() + run_models()
+
+
+def list_pretrained(pattern: str = "*", folder: Path | None = None) -> list[str]:
+    """Names of shipped models matching a wildcard ``pattern`` (``"ser2d.*"``)."""
+    return [e.name for e in shipped_models(folder) if fnmatch.fnmatch(e.name, pattern)]
+
+
+def load_pretrained(name: str, folder: Path | None = None) -> Bundle:
+    """Load the shipped model ``name`` (see `list_pretrained`)."""
+    path = Path(folder or config.models_dir()) / name / BUNDLE_FILE
+    if not path.exists():
+        known = list_pretrained(folder=folder)
+        raise BundleError(f"No shipped model {name!r}; shipped: {', '.join(known) or 'none'}.")
+    return load_bundle(path)
+
+
+# ------------------------------------------------------------------------ tables
+
+def table(entries: list[ModelEntry]) -> pd.DataFrame:
+    """One row per model with its protocol and headline numbers (the Results table)."""
+    rows = []
+    for e in entries:
+        c, s, run = e.card, e.scores, e.card.run
+        rows.append({
+            "model": e.name, "source": e.source, "architecture": c.arch,
+            "family": c.family, "features": c.input_space.upper(),
+            "activation": c.model_kwargs.get("activation"),
+            "lr": c.training.lr, "epochs": run.get("epochs_run"),
+            "split": c.protocol_name,
+            "data": c.corpus + (" (synthetic)" if c.synthetic else ""),
+            "accuracy": s.accuracy if s else None, "UAR": s.uar if s else None,
+            "macro-F1": s.macro_f1 if s else None,
+            "precision": s.macro_precision if s else None,
+            "test loss": s.loss if s else None, "test clips": s.n if s else None,
+            "parameters": c.params, "training time (s)": run.get("train_time_s"),
+            "device": run.get("device"), "display name": c.display_name,
+            "epochs planned": run.get("epochs_planned"), "best epoch": run.get("best_epoch"),
+            "augmentation": c.augmentation,
+            "human (voice) on same clips": e.report.get("human_voice_accuracy"),
+        })
+    return pd.DataFrame(rows)
+
+
+def markdown_table(entries: list[ModelEntry]) -> str:
+    """The README's results table: one row per model, every figure from its report; the
+    standard speaker-independent split first, each protocol's models from best to worst."""
+    df = table(entries)
+    if len(df):
+        other = df["split"] != "speaker-independent"
+        df = df.assign(_other=other).sort_values(["_other", "accuracy"],
+                                                 ascending=[True, False], kind="stable")
+    lines = ["| model | architecture | input | split | test acc. | UAR | macro-F1 | precision "
+             "| params | epochs run/planned | waveform copies | training time |",
+             "|---|---|---|---|---:|---:|---:|---:|---:|---|---|---:|"]
+    for _, r in df.iterrows():
+        lines.append(
+            f"| `{r['model']}` | {r['display name']} | {r['features']} | {r['split']} | "
+            f"{r['accuracy']:.1%} | {r['UAR']:.1%} | {r['macro-F1']:.3f} | "
+            f"{r['precision']:.3f} | {r['parameters']:,} | {r['epochs']}/{r['epochs planned']}"
+            f" (best {r['best epoch']}) | {r['augmentation']} | "
+            f"{r['training time (s)'] / 60:.1f} min |")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------ shipping
+
+def ship_run(run_id: str, name: str, folder: Path | None = None, *,
+             data: str | None = None) -> Path:
+    """Publish a finished run as ``models/<name>/``: the bundle with float16 weights, its
+    card, the report (with the float16 check), curves, and per-clip predictions on the test
+    and validation clips (clip names, not local paths). Returns the bundle path."""
+    from ser import runs
+    from ser.evaluation import evaluate_bundle
+
+    d = runs.run_dir(run_id)
+    dest_dir = Path(folder or config.models_dir()) / name
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    b = load_bundle(d / BUNDLE_FILE)
+    b.card.name = name
+    dest = save_bundle(dest_dir / BUNDLE_FILE, b.model, b.card, half=True)
+    report = read_json(d / "report.json")
+    # Re-evaluate the float16 file itself on the same clips: the shipped numbers must be
+    # those of the shipped weights.
+    shipped = load_bundle(dest)
+    half_report, _ = evaluate_bundle(shipped, data)
+    report["float16_check"] = {"accuracy_float32": report["accuracy"],
+                               "accuracy_float16": half_report["accuracy"],
+                               "uar_float32": report["uar"], "uar_float16": half_report["uar"]}
+    write_json(dest_dir / "report.json", report)
+    shutil.copy(d / "metrics.jsonl", dest_dir / "metrics.jsonl")
+    preds = pd.read_csv(d / "predictions.csv").drop(columns=["path"], errors="ignore")
+    atomic_write_text(dest_dir / "predictions.csv", preds.to_csv(index=False,
+                                                                 float_format="%.5f"))
+    write_val_predictions(shipped, data)
+    return dest
+
+
+def write_val_predictions(bundle: Bundle, data: str | None = None) -> Path:
+    """Score a shipped bundle on its split's *validation* clips and save the per-clip
+    probabilities beside it (``val_predictions.csv``): what ensemble selection reads, so
+    choosing members never looks at the test clips."""
+    from ser.evaluation import evaluate_bundle
+
+    _, preds = evaluate_bundle(bundle, data, part="val")
+    out = bundle.path.parent / "val_predictions.csv"
+    atomic_write_text(out, preds.drop(columns=["path"], errors="ignore")
+                      .to_csv(index=False, float_format="%.5f"))
+    return out
