@@ -36,6 +36,8 @@ class Ensemble:
     metrics: dict = field(default_factory=dict)
     confusion_matrix: list = field(default_factory=list)
     per_class: dict = field(default_factory=dict)
+    #: Scores on corpora none of the members trained on (`ser.crosscorpus.Cell` dicts).
+    cross_corpus: list = field(default_factory=list)
 
     @property
     def test(self) -> Scores | None:

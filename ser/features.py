@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -27,6 +27,7 @@ import numpy as np
 from ser import config
 
 SPACES = ("fs1", "fs2")
+FS2_NORMS = ("none", "utterance")
 #: Bump when the feature code changes in a way that changes values: old caches are ignored.
 FEATURE_VERSION = 1
 
@@ -43,9 +44,27 @@ class FeatureConfig:
     fs2_frames: int = config.FS2_FRAMES
     top_db: float = config.FS2_TOP_DB
     version: int = FEATURE_VERSION
+    #: ``"utterance"`` removes each mel band's mean over the clip's own sounding frames from
+    #: FS2 (see `utterance_normalise`); ``"none"`` keeps the seeds' FS2.
+    fs2_norm: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.fs2_norm not in FS2_NORMS:
+            raise ValueError(f"fs2_norm must be one of {', '.join(FS2_NORMS)}, not "
+                             f"{self.fs2_norm!r}")
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if self.fs2_norm == "none":
+            # Absent at its default, so every cache key and card written before the option
+            # existed stays valid.
+            del d["fs2_norm"]
+        return d
+
+    def extraction(self) -> FeatureConfig:
+        """The config features are extracted and cached with: the FS2 normalisation is
+        applied after the cache, so both kinds of model share one cache entry."""
+        return replace(self, fs2_norm="none")
 
     @classmethod
     def from_dict(cls, d: dict) -> FeatureConfig:
@@ -247,6 +266,35 @@ def fit_frames(db: np.ndarray, n: int, *, floor: float = -config.FS2_TOP_DB) -> 
     return np.concatenate([db, pad], axis=-1)
 
 
+def utterance_normalise(db: np.ndarray, *, top_db: float = config.FS2_TOP_DB,
+                        active_db: float = 50.0) -> np.ndarray:
+    """Remove each mel band's mean over the clip's sounding frames from log-mel images.
+
+    ``db`` is one ``(n_mels, frames)`` image or a batch ``(N, n_mels, frames)`` in dB
+    relative to each clip's maximum, padded with ``-top_db``. A frame counts as sounding
+    when its loudest band is within ``active_db`` of the clip's peak, so padding and pauses
+    do not pull the means down. What a microphone, a room or a codec does to the spectrum
+    is (nearly) a fixed gain per band, i.e. an offset per band in dB, which this removes;
+    so does a single clip on its own, which is what the Predict page has. Clips with no
+    sounding frame (silence) are returned unchanged.
+    """
+    x = np.asarray(db, dtype=np.float32)
+    single = x.ndim == 2
+    x = x[None] if single else x
+    active = x.max(axis=1, keepdims=True) > -active_db  # (N, 1, T)
+    n = active.sum(axis=2, keepdims=True)  # (N, 1, 1)
+    means = np.where(active, x, 0.0).sum(axis=2, keepdims=True) / np.maximum(n, 1)
+    out = np.where(n > 0, x - means, x).astype(np.float32)
+    return out[0] if single else out
+
+
+def apply_fs2_norm(fs2_db: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """``cfg``'s FS2 normalisation on one image or a batch (identity for ``"none"``)."""
+    if cfg.fs2_norm == "utterance":
+        return utterance_normalise(fs2_db, top_db=cfg.top_db)
+    return fs2_db
+
+
 def clip_features(y: np.ndarray, *, cfg: FeatureConfig = DEFAULT,
                   spaces: tuple[str, ...] = SPACES) -> dict[str, np.ndarray]:
     """Every requested space of one clip from a single STFT."""
@@ -256,5 +304,5 @@ def clip_features(y: np.ndarray, *, cfg: FeatureConfig = DEFAULT,
     if "fs1" in spaces:
         out["fs1"] = fs1(y, S=S, mel=mel, cfg=cfg)
     if "fs2" in spaces:
-        out["fs2"] = fs2(mel=mel, cfg=cfg)
+        out["fs2"] = apply_fs2_norm(fs2(mel=mel, cfg=cfg), cfg)
     return out

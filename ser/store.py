@@ -22,7 +22,7 @@ import numpy as np
 
 from ser import config
 from ser.augment import AugmentConfig, augment_waveform
-from ser.features import DEFAULT, SPACES, FeatureConfig, clip_features
+from ser.features import DEFAULT, SPACES, FeatureConfig, apply_fs2_norm, clip_features
 
 
 class FeatureError(RuntimeError):
@@ -89,7 +89,8 @@ class FeatureStore:
     def __init__(self, root: Path | None = None, cfg: FeatureConfig = DEFAULT, *,
                  workers: int | None = None, cache: bool = True):
         self.root = Path(root) if root else config.cache_dir() / "features"
-        self.cfg = cfg
+        self.cfg = cfg.extraction()  # what is computed and cached
+        self.output_cfg = cfg  # what callers get (FS2 normalisation applied after the cache)
         self.workers = workers
         self.cache = cache
 
@@ -145,7 +146,12 @@ class FeatureStore:
             parts = [results[f"aug{k}"] for k in range(copies)]
             augmented = parts[0] if copies == 1 else {
                 s: np.concatenate([np.asarray(part[s]) for part in parts]) for s in spaces}
-        return results["plain"], augmented
+        return self._finish(results["plain"]), self._finish(augmented)
+
+    def _finish(self, arrays: dict[str, np.ndarray] | None) -> dict[str, np.ndarray] | None:
+        if arrays is None or "fs2" not in arrays or self.output_cfg.fs2_norm == "none":
+            return arrays
+        return {**arrays, "fs2": apply_fs2_norm(np.asarray(arrays["fs2"]), self.output_cfg)}
 
     def _extract_missing(self, jobs, todo, folders, results, spaces, progress) -> None:
         """Compute (and cache) the uncached batches ``todo``, decoding each clip once."""

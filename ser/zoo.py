@@ -214,3 +214,33 @@ def write_val_predictions(bundle: Bundle, data: str | None = None) -> Path:
     atomic_write_text(out, preds.drop(columns=["path"], errors="ignore")
                       .to_csv(index=False, float_format="%.5f"))
     return out
+
+
+DEFAULT_FILE = "default.json"
+
+
+def default_models(folder: Path | None = None) -> tuple[list[str], str]:
+    """The shipped models the Predict page selects by default, and why.
+
+    ``models/default.json`` (``{"models": [...], "why": "..."}``) names them when present;
+    otherwise the shipped ensemble's members; otherwise every shipped model.
+    """
+    from ser.ensemble import read_ensemble
+
+    root = Path(folder or config.models_dir())
+    shipped = {e.name for e in shipped_models(root)}
+    path = root / DEFAULT_FILE
+    if path.exists():
+        try:
+            d = read_json(path)
+            names = [n for n in d.get("models", []) if n in shipped]
+            if names:
+                return names, str(d.get("why", ""))
+        except ValueError:
+            pass
+    ens = read_ensemble(root)
+    if ens is not None:
+        names = [n for n in ens.members if n in shipped]
+        if names:
+            return names, f"the shipped ensemble ({ens.selection})"
+    return sorted(shipped), "every shipped model"

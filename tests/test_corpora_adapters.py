@@ -188,9 +188,12 @@ def test_urdu(tmp_path):
 
 
 def test_crema_d_gains_shared_columns(tmp_path):
-    noise(tmp_path / "AudioWAV" / "1001_DFA_ANG_XX.wav")
-    noise(tmp_path / "AudioWAV" / "1002_IEO_NEU_HI.wav")
-    c = load_corpus(tmp_path)
+    # Nested one level: the folder's parent is this test's own (the parent's other
+    # children are searched for metadata; other tests' folders must not be).
+    root = tmp_path / "crema"
+    noise(root / "AudioWAV" / "1001_DFA_ANG_XX.wav")
+    noise(root / "AudioWAV" / "1002_IEO_NEU_HI.wav")
+    c = load_corpus(root)
     check_common(c, "crema-d", "en")
     assert c.name == "CREMA-D"
     m = by_clip(c)

@@ -140,3 +140,15 @@ def test_demo_and_crema_keys_and_new_summary_fields(mini_crema, demo_root):
     assert s["corpora"] == ["crema-d"] and s["outside_six"] == 0
     assert s["per_corpus"]["crema-d"]["clips"] == s["clips"] and s["has_demographics"]
     assert set(crema.manifest["label_raw"]) == set(EMOS)
+
+
+def test_a_corpus_does_not_borrow_metadata_of_a_folder_beside_it(tmp_path):
+    """Regression: metadata was searched in the grandparent's children, so clips in
+    datasets/mine/audio picked up datasets/crema-d/VideoDemographics.csv."""
+    other = tmp_path / "datasets" / "crema-d"
+    other.mkdir(parents=True)
+    pd.DataFrame({"ActorID": [1001], "Age": [30], "Sex": ["Male"], "Race": ["x"],
+                  "Ethnicity": ["y"]}).to_csv(other / "VideoDemographics.csv", index=False)
+    write_clip(tmp_path / "datasets" / "mine" / "audio" / "1001_DFA_ANG_XX.wav", 0.5)
+    m = load_corpus(tmp_path / "datasets" / "mine" / "audio").manifest
+    assert "age" not in m and set(m["sex"]) == {""}

@@ -242,3 +242,36 @@ def reference_tuning(S_pow, sr=22050, n_fft=2048, fmin=150.0, fmax=4000.0, thres
     floor = np.median(mag[voiced]) if voiced.any() else 0.0
     return float(librosa.pitch_tuning(pitch[(mag >= floor) & voiced], resolution=0.01,
                                       bins_per_octave=12))
+
+
+def test_utterance_normalisation_removes_a_fixed_channel_gain():
+    # A microphone or room that boosts some bands by a fixed amount adds a per-band offset
+    # in dB: after normalisation the two recordings are the same image.
+    rng = np.random.default_rng(0)
+    db = np.clip(rng.normal(-30, 8, (128, 216)), -80, 0).astype(np.float32)
+    db[:, 150:] = -80.0  # padding: not a sounding frame
+    channel = np.linspace(-12, 6, 128, dtype=np.float32)[:, None]
+    coloured = db.copy()
+    coloured[:, :150] += channel
+    a, b = features.utterance_normalise(db), features.utterance_normalise(coloured)
+    np.testing.assert_allclose(a[:, :150], b[:, :150], atol=1e-4)
+    np.testing.assert_allclose(a[:, :150].mean(axis=1), 0, atol=1e-4)
+    batch = features.utterance_normalise(np.stack([db, coloured]))
+    np.testing.assert_allclose(batch[0], a, atol=1e-6)
+    silent = np.full((128, 216), -80.0, np.float32)
+    np.testing.assert_array_equal(features.utterance_normalise(silent), silent)
+
+
+def test_normalised_config_shares_the_cache_and_keeps_old_keys(tmp_path):
+    paths = [write_clip(tmp_path / "1001_DFA_ANG_XX.wav", 1.2)]
+    cfg = features.FeatureConfig(fs2_norm="utterance")
+    assert "fs2_norm" not in DEFAULT.as_dict() and cfg.as_dict()["fs2_norm"] == "utterance"
+    plain = plain_store(tmp_path, workers=1).features(paths)
+    normed = plain_store(tmp_path, cfg=cfg, workers=1).features(paths)
+    assert len(list((tmp_path / "features").iterdir())) == 1  # one extraction serves both
+    np.testing.assert_allclose(normed["fs2"], features.utterance_normalise(plain["fs2"]))
+    y, _ = load_audio(paths[0], sr=22050)
+    np.testing.assert_allclose(features.clip_features(y, cfg=cfg)["fs2"], normed["fs2"][0],
+                               atol=1e-4)
+    with pytest.raises(ValueError, match="fs2_norm"):
+        features.FeatureConfig(fs2_norm="speaker")

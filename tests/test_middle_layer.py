@@ -220,10 +220,12 @@ def test_select_repeats_the_recorded_sample_and_fold(demo_root):
     assert set(a.part("test")["clip"]).isdisjoint(other.part("test")["clip"])
 
 
-def test_evaluate_scores_a_kfold_bundle_on_its_own_fold(demo_root, tmp_path):
+def test_evaluate_scores_a_kfold_bundle_on_its_own_fold(demo_root, tmp_path, monkeypatch):
     """Regression: `python -m ser evaluate` split the full manifest with fold 0 and without
     max_clips, so a fold-2 model was scored on other clips, some of them its training clips."""
     from ser import runs
+
+    monkeypatch.setenv("SER_RUNS_DIR", str(tmp_path / "runs"))  # not in the pages' list
 
     run_id = runs.create(TrainConfig(arch="lenet1d", epochs=1, noise=False, split="kfold",
                                      fold=2, max_clips=240, seed=3))

@@ -116,10 +116,27 @@ def test_model_input_space() -> None:
 def test_defaults_are_keyword_arguments() -> None:
     for name in ALL_MODELS:
         defaults = default_kwargs(name)
-        assert set(defaults) == {"activation", "width", "dropout", "n_classes"}
+        assert set(defaults) == {"activation", "width", "dropout", "n_classes", "fs1_dim",
+                                 "n_mels", "frames"}
         assert defaults["n_classes"] == config.N_CLASSES
+        assert (defaults["fs1_dim"], defaults["n_mels"], defaults["frames"]) == (169, 128, 216)
     assert default_kwargs("ser2d")["activation"] == "silu"
     assert default_kwargs("lenet2d")["activation"] == "relu"
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_input_size_follows_the_feature_config(name: str) -> None:
+    # The seeds' sizes stay out of hparams, so bundles written before feature configs
+    # existed rebuild unchanged; other sizes are recorded and rebuild the same model.
+    assert not {"fs1_dim", "n_mels", "frames"} & set(create_model(name).hparams)
+    model = create_model(name, fs1_dim=150, n_mels=64, frames=300).eval()
+    assert model.hparams["n_mels"] == 64
+    x = model.example_input(batch=2)
+    with torch.no_grad():
+        out = model(*x) if isinstance(x, tuple) else model(x)
+    assert out.shape == (2, config.N_CLASSES)
+    twin = create_model(name, **model.hparams)
+    twin.load_state_dict(model.state_dict())
 
 
 def test_hparams_rebuild_the_same_model() -> None:

@@ -84,11 +84,33 @@ def add_commands(sub) -> None:
     ens.add_argument("--write", action="store_true", help="save it as models/ensemble.json")
     ens.set_defaults(func=cmd_ensemble)
 
+    x = sub.add_parser("crosscorpus", help="score models on several corpora (the cross-corpus "
+                       "matrix: UAR, and the share of the most predicted label)")
+    x.add_argument("models", nargs="+", help="bundles, model folders or shipped names")
+    x.add_argument("--corpus", action="append", required=True, metavar="KEY=FOLDER",
+                   help="a test corpus (repeatable), e.g. --corpus tess=/data/tess")
+    x.add_argument("--data", help="the models' own corpus, if not where their cards say")
+    x.add_argument("--write", action="store_true", help="save each model's row as "
+                   "cross_corpus.json in its folder (the Results page draws it)")
+    x.add_argument("--average", action="store_true", help="score the average of the models' "
+                   "probabilities as one row (an ensemble), on corpora none of them trained on; "
+                   "with `ensemble` and --write it is stored in models/ensemble.json")
+    x.set_defaults(func=cmd_crosscorpus)
+
     r = sub.add_parser("runs", help="list, show, cancel or delete training runs")
     r.add_argument("action", nargs="?", default="list", choices=["list", "show", "cancel",
                                                                   "delete"])
     r.add_argument("run_id", nargs="?")
     r.set_defaults(func=cmd_runs)
+
+
+def _number_or_text(value: str):
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
 
 
 def _config_from_args(args) -> TrainConfig:
@@ -111,7 +133,7 @@ def _config_from_args(args) -> TrainConfig:
         key, sep, value = item.partition("=")
         if not sep:
             raise ValueError(f"--feature takes KEY=VALUE, not {item!r}")
-        features[key.strip()] = float(value) if "." in value else int(value)
+        features[key.strip()] = _number_or_text(value.strip())
     base["features"] = features
     return TrainConfig.from_dict(base).check()
 
@@ -331,6 +353,54 @@ def cmd_ensemble(args) -> int:
           f"{t.macro_f1:.4f}  precision {t.macro_precision:.4f}  (n={t.n})")
     if args.write:
         print(f"written to {write_ensemble(ens)}")
+    return 0
+
+
+def _cell_text(cell) -> str:
+    if cell is None:
+        return f"{'–':>16}"
+    mark = " " if cell.kind == "unseen" else "*"
+    return f"{cell.uar:>7.1%} top {cell.top_share:>3.0%}{mark}"
+
+
+def cmd_crosscorpus(args) -> int:
+    from ser import crosscorpus
+    from ser.bundle import load_bundle
+
+    corpora = {}
+    for item in args.corpus:
+        key, sep, folder = item.partition("=")
+        if not sep:
+            raise ValueError(f"--corpus takes KEY=FOLDER, not {item!r}")
+        corpora[key.strip()] = folder.strip()
+    paths = [p for m in args.models for p in resolve_bundles(m)]
+    if not paths:
+        print("error: no models found", file=sys.stderr)
+        return 2
+    print(f"{'model':<44} " + " ".join(f"{k:>16}" for k in corpora))
+    if args.average:
+        from ser.ensemble import read_ensemble, write_ensemble
+
+        cells = {c.corpus: c for c in crosscorpus.score_average(
+            [load_bundle(p) for p in paths], corpora)}
+        print(f"{'average of ' + str(len(paths)) + ' models':<44} "
+              + " ".join(_cell_text(cells.get(k)) for k in corpora), flush=True)
+        ens = read_ensemble() if args.models == ["ensemble"] else None
+        if args.write and ens is not None:
+            from dataclasses import asdict
+
+            ens.cross_corpus = [asdict(c) for c in cells.values()]
+            print(f"written to {write_ensemble(ens)}")
+        return 0
+    for path in paths:
+        b = load_bundle(path)
+        cells = {c.corpus: c for c in crosscorpus.score(b, corpora, own_data=args.data)}
+        print(f"{b.name:<44} " + " ".join(_cell_text(cells.get(k)) for k in corpora),
+              flush=True)
+        if args.write:
+            crosscorpus.write(path.parent, list(cells.values()))
+    print("UAR; top = share of the most predicted label; * = the corpus was in training "
+          "(its held-out test speakers are scored)")
     return 0
 
 

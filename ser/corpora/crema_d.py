@@ -76,12 +76,17 @@ def parse_path(path: Path) -> dict | None:
 
 
 def _find_near(folder: Path, filename: str) -> Path | None:
-    """Look for a metadata file in the folder, its parents (2 levels) and their children."""
+    """Look for a metadata file in the folder and its sub-folders, in its parent and the
+    parent's sub-folders (the release keeps ``processedResults/`` beside ``AudioWAV/``),
+    and in the grandparent itself. Not in the grandparent's other children: a folder of
+    clips two levels below a datasets folder must not borrow another corpus's files.
+    """
     folder = Path(folder).resolve()
-    for base in (folder, folder.parent, folder.parent.parent):
-        for candidate in (base / filename, *base.glob(f"*/{filename}")):
-            if candidate.is_file():
-                return candidate
+    for candidate in (folder / filename, *sorted(folder.glob(f"*/{filename}")),
+                      folder.parent / filename, *sorted(folder.parent.glob(f"*/{filename}")),
+                      folder.parent.parent / filename):
+        if candidate.is_file():
+            return candidate
     return None
 
 

@@ -1,0 +1,129 @@
+"""Cross-corpus scores: how a model does on every corpus, seen in training or not.
+
+For each test corpus a model gets one cell:
+
+- **unseen**: the corpus had no clip in the model's training data (a CREMA-D model on TESS,
+  or a leave-one-corpus-out model on its held-out corpus): every six-emotion clip of it is
+  scored;
+- **held-out speakers**: the corpus was in the training pool; only its test speakers of the
+  model's own split are scored (the report's per-corpus slice).
+
+Every cell carries accuracy, UAR, per-class recall and the share of clips given each label,
+so a collapse onto one class ("everything is angry") is visible at a glance. Scores are
+stored beside the model as ``cross_corpus.json`` and drawn by the Results page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ser import config
+from ser.bundle import Bundle
+from ser.fileio import read_json, write_json
+
+FILE = "cross_corpus.json"
+
+
+@dataclass
+class Cell:
+    """One model on one test corpus."""
+
+    corpus: str  # corpus key
+    kind: str  # "unseen" | "held-out speakers"
+    n: int
+    accuracy: float
+    uar: float
+    recall: dict[str, float] = field(default_factory=dict)
+    predicted_share: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def top_share(self) -> float:
+        """Share of clips given the most frequent label (≈ 1/6 when balanced)."""
+        return max(self.predicted_share.values()) if self.predicted_share else float("nan")
+
+    @property
+    def top_label(self) -> str:
+        return max(self.predicted_share, key=self.predicted_share.get) if \
+            self.predicted_share else ""
+
+
+def _cell(corpus: str, kind: str, y: np.ndarray, pred: np.ndarray) -> Cell:
+    present = sorted(set(y.tolist()))
+    recall = {config.LABELS[c]: float(np.mean(pred[y == c] == c)) for c in present}
+    share = {lab: float(np.mean(pred == i)) for i, lab in enumerate(config.LABELS)}
+    return Cell(corpus, kind, int(len(y)), float(np.mean(pred == y)),
+                float(np.mean(list(recall.values()))), recall, share)
+
+
+def trained_corpora(bundle: Bundle) -> set[str]:
+    """Corpus keys whose clips (some speakers of them) the model trained on."""
+    split = bundle.card.split
+    keys = set(split.get("corpora") or [])
+    if not keys:  # cards written before pools existed: one corpus, named in the card
+        keys = {"crema-d"} if bundle.card.corpus == "CREMA-D" else {bundle.card.corpus}
+    return keys - {split.get("test_corpus")}
+
+
+def score(bundle: Bundle, corpora: dict[str, str], *, own_data: str | None = None,
+          progress=None) -> list[Cell]:
+    """One `Cell` per corpus in ``corpora`` (key → folder). ``own_data`` points at the
+    model's own training data when it is not where the card says."""
+    from ser.dataset import encode_labels
+    from ser.evaluation import evaluate_bundle, evaluate_on_corpus
+
+    cells = []
+    seen = trained_corpora(bundle)
+    own = None
+    for key, folder in corpora.items():
+        if key in seen:
+            if own is None:
+                _, own = evaluate_bundle(bundle, own_data, progress=progress)
+            rows = own[own["corpus"] == key] if "corpus" in own else own
+            kind = "held-out speakers"
+        else:
+            _, rows = evaluate_on_corpus(bundle, folder, progress=progress)
+            kind = "unseen"
+        if not len(rows):
+            continue
+        y = encode_labels(rows["true"])
+        pred = encode_labels(rows["predicted"])
+        cells.append(_cell(key, kind, y, pred))
+    return cells
+
+
+def write(folder: Path, cells: list[Cell]) -> Path:
+    path = Path(folder) / FILE
+    write_json(path, {"cells": [asdict(c) for c in cells]})
+    return path
+
+
+def read(folder: Path) -> list[Cell]:
+    path = Path(folder) / FILE
+    if not path.exists():
+        return []
+    try:
+        return [Cell(**c) for c in read_json(path).get("cells", [])]
+    except (TypeError, ValueError):
+        return []
+
+
+def score_average(bundles: list[Bundle], corpora: dict[str, str], *, progress=None
+                  ) -> list[Cell]:
+    """Cells of the average of several models' probabilities (an ensemble) on corpora that
+    none of them trained on (each member scores every six-emotion clip)."""
+    from ser.dataset import encode_labels
+    from ser.evaluation import evaluate_on_corpus
+
+    cells = []
+    cols = [f"p_{lab}" for lab in config.LABELS]
+    for key, folder in corpora.items():
+        if any(key in trained_corpora(b) for b in bundles):
+            continue
+        frames = [evaluate_on_corpus(b, folder, progress=progress)[1] for b in bundles]
+        probs = np.mean([f[cols].to_numpy() for f in frames], axis=0)
+        y = encode_labels(frames[0]["true"])
+        cells.append(_cell(key, "unseen", y, probs.argmax(1)))
+    return cells
