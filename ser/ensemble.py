@@ -5,6 +5,11 @@ protocol by their own best validation UAR; the ensemble is the leading group of 
 ranking whose averaged probabilities score the best validation UAR (at least two members).
 Its test figures come from the members' stored test predictions, which selection never
 reads.
+
+Calibration: the app averages the members' *calibrated* probabilities (each member's own
+temperature), so the ensemble's temperature and "uncertain" threshold are fitted on the
+average of the members' calibrated validation probabilities (`calibrate_ensemble`) and
+stored in ``ensemble.json``. They apply only when exactly the members are averaged.
 """
 
 from __future__ import annotations
@@ -38,6 +43,9 @@ class Ensemble:
     per_class: dict = field(default_factory=dict)
     #: Scores on corpora none of the members trained on (`ser.crosscorpus.Cell` dicts).
     cross_corpus: list = field(default_factory=list)
+    #: `ser.calibration.Calibration.to_dict()` of the averaged members (see the module
+    #: docstring), or None before ``python -m ser calibrate --write``.
+    calibration: dict | None = None
 
     @property
     def test(self) -> Scores | None:
@@ -133,3 +141,76 @@ def write_ensemble(ens: Ensemble, folder: Path | None = None) -> Path:
     p = Path(folder or config.models_dir()) / ENSEMBLE_FILE
     write_json(p, ens.to_dict())
     return p
+
+
+# ------------------------------------------------------------------------ calibration
+
+def _member_calibration(entry: ModelEntry, given: dict | None):
+    from ser.calibration import Calibration
+
+    if given is not None and entry.name in given:
+        return given[entry.name]
+    record = entry.card.calibration
+    return Calibration.from_dict(record) if record else None
+
+
+def member_probs(ens: Ensemble, entries: list[ModelEntry], part: str = "val", *,
+                 calibrations: dict | None = None, calibrated: bool = True
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The labels and the average of the members' probabilities on their stored ``part``
+    ("val" or "test") predictions: ``(y (N,), probs (N, C))``.
+
+    With ``calibrated`` (default) each member's probabilities are first temperature-scaled
+    with ``calibrations[name]`` when given, else with its card's calibration, else left as
+    they are (T = 1), exactly as `ser.inference.analyse` does before averaging.
+    """
+    from ser.calibration import apply_temperature, log_probs, prediction_arrays
+
+    by_name = {e.name: e for e in entries}
+    missing = [n for n in ens.members if n not in by_name]
+    if missing:
+        raise ValueError(f"ensemble members not found among the shipped models: {missing}")
+    members = [by_name[n] for n in ens.members]
+    frames = [e.predictions(part) for e in members]
+    absent = [e.name for e, f in zip(members, frames) if f is None]
+    if absent:
+        what = "validation" if part == "val" else "test"
+        raise ValueError(f"no stored {what} predictions for {absent}")
+    y, _ = _probs_of(frames, "validation" if part == "val" else "test")
+    probs = []
+    for e, f in zip(members, frames):
+        p, _ = prediction_arrays(f)
+        cal = _member_calibration(e, calibrations) if calibrated else None
+        probs.append(apply_temperature(log_probs(p), cal.temperature) if cal else p)
+    return y, np.mean(probs, axis=0)
+
+
+def calibrate_ensemble(ens: Ensemble, entries: list[ModelEntry], *,
+                       calibrations: dict | None = None, target_precision: float = 0.7):
+    """Temperature and "uncertain" threshold of the ensemble, fitted on the average of its
+    members' calibrated validation probabilities (see `member_probs`). Returns a
+    `ser.calibration.Calibration`; store it with ``ens.calibration = cal.to_dict()`` and
+    `write_ensemble`."""
+    from ser.calibration import calibrate, log_probs
+
+    y, avg = member_probs(ens, entries, "val", calibrations=calibrations)
+    return calibrate(log_probs(avg), y, target_precision=target_precision)
+
+
+def ensemble_reliability(ens: Ensemble, entries: list[ModelEntry], *, part: str = "test",
+                         n_bins: int = 15) -> dict:
+    """Reliability data of the ensemble (same dict as `ser.calibration.reliability_for`) on
+    the stored ``part`` predictions (test by default: clips no temperature was fitted on).
+    "Before" is the plain average of the members' softmax outputs; "after" the whole chain
+    the app applies: each member's temperature, the average, the ensemble's temperature.
+    """
+    from ser.calibration import Calibration, apply_temperature, log_probs, reliability_from
+
+    y, raw = member_probs(ens, entries, part, calibrated=False)
+    cal = Calibration.from_dict(ens.calibration) if ens.calibration else None
+    after = None
+    if cal is not None:
+        after = apply_temperature(log_probs(member_probs(ens, entries, part)[1]),
+                                  cal.temperature)
+    return reliability_from(raw, y, cal, after=after, name=ens.name, part=part,
+                            n_bins=n_bins)

@@ -160,10 +160,15 @@ class FeatureStore:
         cfg = self.cfg
         out = {k: {s: np.empty((len(jobs[k][0]), *cfg.input_shape(s)[1:]), np.float32)
                    for s in spaces} for k in todo}
-        # One task per distinct clip; remember where each of its batches' rows go.
+        # One task per distinct clip; remember where each of its batches' rows go. An
+        # augmented copy depends only on the clip, the config and the augmentation (not on
+        # the run), so copies made for another run's batch are read back per clip.
         where: dict[str, dict[str, list[int]]] = {}
         for k in todo:
+            clip_dir = self._copy_dir(jobs[k][1], spaces)
             for i, p in enumerate(jobs[k][0]):
+                if clip_dir is not None and self._read_copy(clip_dir, p, out[k], i, spaces):
+                    continue
                 where.setdefault(p, {}).setdefault(k, []).append(i)
         unique = list(where)
         tasks = [(j, p, cfg, spaces, "plain" in where[p],
@@ -180,6 +185,9 @@ class FeatureStore:
                 for i in rows:
                     for s in spaces:
                         out[k][s][i] = result[k][s]
+                clip_dir = self._copy_dir(jobs[k][1], spaces)
+                if clip_dir is not None:
+                    _write_copy(clip_dir / _clip_file(p), result[k])
         if failures:
             raise FeatureError(failures)
         for k in todo:
@@ -189,6 +197,46 @@ class FeatureStore:
                                                   "spaces": spaces,
                                                   "augment": aug.as_dict() if aug else None})
             results[k] = out[k]
+
+
+    def _copy_dir(self, aug: AugmentConfig | None, spaces: tuple[str, ...]) -> Path | None:
+        """Folder of per-clip augmented copies for this config/augmentation, or None."""
+        if aug is None or not self.cache:
+            return None
+        key = hashlib.sha1(json.dumps({"cfg": self.cfg.as_dict(), "spaces": sorted(spaces),
+                                       "aug": aug.as_dict()}, sort_keys=True).encode())
+        return self.root / "copies" / key.hexdigest()[:20]
+
+    @staticmethod
+    def _read_copy(clip_dir: Path, path: str, out: dict, i: int,
+                   spaces: tuple[str, ...]) -> bool:
+        f = clip_dir / _clip_file(path)
+        if not f.exists():
+            return False
+        try:
+            with np.load(f) as z:
+                rows = {s: z[s] for s in spaces}
+        except (OSError, ValueError, KeyError):
+            return False  # damaged: recompute it
+        for s in spaces:
+            if rows[s].shape != out[s].shape[1:]:
+                return False
+        for s in spaces:
+            out[s][i] = rows[s]
+        return True
+
+
+def _clip_file(path: str) -> str:
+    """Per-clip cache file name: the clip's path, size and mtime, hashed."""
+    return hashlib.sha1(_file_key(path).encode()).hexdigest()[:24] + ".npz"
+
+
+def _write_copy(target: Path, arrays: dict[str, np.ndarray]) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + f".{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+    os.replace(tmp, target)
 
 
 def _write_cache(folder: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:

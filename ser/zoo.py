@@ -244,3 +244,54 @@ def default_models(folder: Path | None = None) -> tuple[list[str], str]:
         if names:
             return names, f"the shipped ensemble ({ens.selection})"
     return sorted(shipped), "every shipped model"
+
+
+# ------------------------------------------------------------------------ calibration
+
+def calibrate_entry(entry: ModelEntry, *, target_precision: float = 0.7):
+    """Fit temperature scaling and the "uncertain" threshold of ``entry`` on its stored
+    validation predictions (``val_predictions.csv``; the log of the probabilities serve as
+    logits). Returns a `ser.calibration.Calibration`, or None when the model has no
+    validation predictions."""
+    from ser.calibration import calibrate, log_probs, prediction_arrays
+
+    frame = entry.predictions("val")
+    if frame is None or not len(frame):
+        return None
+    probs, y = prediction_arrays(frame)
+    return calibrate(log_probs(probs), y, target_precision=target_precision)
+
+
+def write_calibration(path: str | Path, calibration) -> Path:
+    """Store ``calibration`` in the card of the bundle at ``path``: ``model.pt`` is re-saved
+    (same weights, same dtype) and its ``card.json`` rewritten. ``calibration`` is a
+    `ser.calibration.Calibration` or its dict; None removes a stored one.
+
+    Raises `BundleError` (and writes nothing) if re-saving would change the weights, and
+    after writing checks that the file reads back with its original weights digest.
+    """
+    import torch
+
+    from ser.bundle import read, weights_digest
+
+    path = Path(path)
+    b = load_bundle(path)
+    card = b.card
+    digest = card.extra.get("weights_sha256")
+    half = card.extra.get("weights_dtype") == "float16"
+    # The exact state save_bundle will write: float32 in memory, cast back when stored as
+    # float16 (a lossless round trip, so the digest must come out the same).
+    state = {k: v.detach().cpu().clone() for k, v in b.model.state_dict().items()}
+    if half:
+        state = {k: v.to(torch.float16) if v.is_floating_point() else v
+                 for k, v in state.items()}
+    if weights_digest(state) != digest:
+        raise BundleError(f"{path}: re-saving would change the weights (digest mismatch); "
+                          "calibration not written.")
+    record = calibration.to_dict() if hasattr(calibration, "to_dict") else calibration
+    card.calibration = dict(record) if record is not None else None
+    save_bundle(path, b.model, card, half=half)
+    stored, _ = read(path)
+    if stored.get("weights_sha256") != digest:  # pragma: no cover - guarded above
+        raise BundleError(f"{path}: the weights digest changed while writing the calibration.")
+    return path
