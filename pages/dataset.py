@@ -1,19 +1,29 @@
-"""Dataset: class balance, speakers, sentences, quirks, and a clip browser with features."""
+"""Dataset: class balance, speakers, sentences, quirks, a clip browser with features, and
+a side-by-side comparison of the corpora in a pool (counts, loudness, bandwidth, spectra)."""
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from ser import config, plots
+from ser.acoustics import corpus_acoustics, corpus_counts, describe_measures, ltas_table
 from ser.audio import AudioError, load_audio
 from ser.features import clip_features
-from ui.state import corpus_badge, corpus_sidebar, get_corpus
+from ui.state import (
+    corpus_badge,
+    corpus_dir,
+    corpus_names,
+    corpus_sidebar,
+    get_corpus,
+    with_progress,
+)
 
 st.title("📊 Dataset")
 corpus_sidebar()
 corpus = get_corpus()
 corpus_badge(corpus)
 m = corpus.manifest
+names = corpus_names(corpus)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -23,20 +33,24 @@ def analyse(path: str):
     return y, sr, f["fs1"], f["fs2"]
 
 
-@st.cache_data(show_spinner=False, max_entries=4)
-def scan_quirks(root: str, n: int, _manifest: pd.DataFrame, _bar=None):
-    from ser.corpora.crema_d import quirks
+def scan_quirks(manifest: pd.DataFrame):
+    def compute(progress):
+        from ser.corpora.crema_d import quirks
 
-    def progress(done, total):
-        if _bar is not None:
-            _bar.progress(done / max(total, 1), text=f"Scanning audio: {done:,}/{total:,} clips")
+        q = quirks(manifest, progress=progress)
+        q.pop("peak", None)
+        return q
 
-    q = quirks(_manifest, progress=progress)
-    q.pop("peak", None)
-    return q
+    return compute
 
 
-overview, browser, compare = st.tabs(["Overview", "Clip browser", "Same words, two emotions"])
+def measure(manifest: pd.DataFrame, per_group: int):
+    return lambda progress: corpus_acoustics(manifest, per_corpus_emotion=per_group,
+                                             progress=progress)
+
+
+overview, browser, compare, corpora_tab = st.tabs(
+    ["Overview", "Clip browser", "Same words, two emotions", "Compare corpora"])
 
 with overview:
     c1, c2 = st.columns(2)
@@ -44,36 +58,55 @@ with overview:
     c2.plotly_chart(plots.duration_histogram(m), width="stretch")
     st.plotly_chart(plots.stacked_counts(m, "speaker", "Clips per speaker"),
                     width="stretch")
+    sentences = m["sentence"].fillna("").astype(str)
+    n_sentences = sentences[sentences != ""].nunique()
+    levels = set(m["intensity"].fillna("unspecified").astype(str)) - {"unspecified", ""}
     c1, c2 = st.columns(2)
-    c1.plotly_chart(plots.stacked_counts(m, "sentence", "Clips per sentence"),
-                    width="stretch")
-    c2.plotly_chart(plots.stacked_counts(m, "intensity", "Clips per intensity level"),
-                    width="stretch")
-    with st.expander("The 12 sentences"):
-        st.table(pd.DataFrame({"code": list(config.SENTENCES), "sentence": list(
-            config.SENTENCES.values())}))
+    if 1 < n_sentences <= 60:
+        c1.plotly_chart(plots.stacked_counts(m[sentences != ""], "sentence",
+                                             "Clips per sentence"), width="stretch")
+    elif n_sentences:
+        c1.caption(f"{n_sentences:,} different sentences or words (too many to chart).")
+    if len(levels) > 1:
+        c2.plotly_chart(plots.stacked_counts(m, "intensity", "Clips per intensity level"),
+                        width="stretch")
+    codes = {s.rsplit(":", 1)[-1] for s in sentences.unique()}
+    if codes & set(config.SENTENCES):
+        with st.expander("The 12 CREMA-D sentences"):
+            st.table(pd.DataFrame({"code": list(config.SENTENCES), "sentence": list(
+                config.SENTENCES.values())}))
     if "sex" in m:
         spk = m.drop_duplicates("speaker")
+        sexes = spk["sex"].fillna("").astype(str).replace("", "sex not recorded")
+        ages = pd.to_numeric(spk["age"], errors="coerce").dropna() if "age" in spk else \
+            pd.Series(dtype=float)
         st.markdown(f"**Speakers:** {len(spk)} — " + ", ".join(
-            f"{v} {k}" for k, v in spk["sex"].value_counts().items())
-            + (f"; age {int(spk['age'].min())}–{int(spk['age'].max())} (median "
-               f"{int(spk['age'].median())})" if "age" in spk and spk["age"].notna().any()
-               else ""))
+            f"{v} {k}" for k, v in sexes.value_counts().items())
+            + (f"; age {int(ages.min())}–{int(ages.max())} (median {int(ages.median())}"
+               + (f", {len(ages)} speakers with a recorded age" if len(ages) < len(spk)
+                  else "") + ")" if len(ages) else ""))
     if "human_vote" in m:
         from ser.metrics import human_vote_accuracy
 
-        acc = human_vote_accuracy(m["emotion"], m["human_vote"])
+        votes = m["human_vote"].where(m["human_vote"].astype(str) != "")
+        acc = human_vote_accuracy(m["emotion"], votes)
         if acc is not None:
+            n_votes = int(votes.notna().sum())
             st.markdown(f"**Human raters, voice only:** the majority vote matched the intended "
-                        f"emotion on **{acc:.1%}** of clips (ties split).")
+                        f"emotion on **{acc:.1%}** of the {n_votes:,} clips with votes "
+                        + ("(CREMA-D only; " if len(names) > 1 else "(") + "ties split).")
+    outside = m[~m["emotion"].isin(config.LABELS)]
+    if len(outside):
+        st.caption(f"{len(outside):,} clips carry a label outside the six ("
+                   + ", ".join(f"{k}: {v}" for k, v in outside["label_raw"].value_counts()
+                               .items()) + "); they are listed here but not used for "
+                   "training or scoring by default.")
     st.subheader("Quirks")
     st.caption("Digital silence, identical recordings filed under different emotions, and "
                "clipping. Scanning decodes every clip once (cached afterwards).")
-    key = f"quirks::{corpus.root}::{len(m)}"
+    key = f"quirks::{corpus_dir()}::{corpus.root}::{len(m)}"
     if st.button("Scan the audio for quirks", key="scan") or key in st.session_state:
-        bar = st.progress(0.0, text="Scanning audio…")
-        q = scan_quirks(str(corpus.root), len(m), m, bar)
-        bar.empty()
+        q = with_progress(key, scan_quirks(m), "Scanning audio:")
         st.session_state[key] = True
         c1, c2, c3 = st.columns(3)
         c1.metric("Digital silence", len(q["silent"]))
@@ -85,16 +118,26 @@ with overview:
             st.write("Identical: " + " = ".join(d))
     if corpus.unparsed:
         st.warning(f"{len(corpus.unparsed)} audio files were skipped because their names do "
-                   "not follow ActorID_SENTENCE_EMOTION_LEVEL.")
+                   "not follow the corpus's naming scheme (first: "
+                   f"`{corpus.unparsed[0]}`).")
 
 with browser:
-    c = st.columns(4)
+    pooled = len(names) > 1
+    c = st.columns(5 if pooled else 4)
+    if pooled:
+        corp = c[4].selectbox("Corpus", ["any", *names], key="f_corpus",
+                              format_func=lambda k: names.get(k, k))
+        scope = m if corp == "any" else m[m["corpus"] == corp]
+    else:
+        scope = m
     emo = c[0].selectbox("Emotion", ["any", *config.LABELS], key="f_emotion")
-    spk = c[1].selectbox("Speaker", ["any", *sorted(m["speaker"].unique())], key="f_speaker")
-    sen = c[2].selectbox("Sentence", ["any", *sorted(m["sentence"].unique())], key="f_sentence")
-    inten = c[3].selectbox("Intensity", ["any", *sorted(m["intensity"].unique())],
+    spk = c[1].selectbox("Speaker", ["any", *sorted(scope["speaker"].unique())],
+                         key="f_speaker")
+    sen = c[2].selectbox("Sentence", ["any", *sorted(scope["sentence"].unique())],
+                         key="f_sentence")
+    inten = c[3].selectbox("Intensity", ["any", *sorted(scope["intensity"].unique())],
                            key="f_intensity")
-    sel = m
+    sel = scope
     for col, v in (("emotion", emo), ("speaker", spk), ("sentence", sen), ("intensity", inten)):
         if v != "any":
             sel = sel[sel[col] == v]
@@ -103,10 +146,13 @@ with browser:
     else:
         clip = st.selectbox(f"Clip ({len(sel):,} match)", sel["clip"].tolist(), key="clip")
         row = sel.set_index("clip").loc[clip]
-        info = (f"**{clip}** — speaker {row['speaker']}, “{row['sentence_text']}”, "
-                f"**{row['emotion']}** ({row['intensity']}), {row['duration_s']:.2f} s")
-        if "sex" in row and isinstance(row.get("sex"), str):
-            info += f"; {row['sex']}, {row.get('age', '?')}"
+        label = row["emotion"] or f"{row.get('label_raw', '?')} (outside the six)"
+        said = f", “{row['sentence_text']}”" if row.get("sentence_text") else ""
+        info = (f"**{clip}** — speaker {row['speaker']}{said}, **{label}** "
+                f"({row['intensity']}), {row['duration_s']:.2f} s")
+        if isinstance(row.get("sex"), str) and row["sex"]:
+            age = pd.to_numeric(pd.Series([row.get("age")]), errors="coerce").iloc[0]
+            info += f"; {row['sex']}" + (f", {int(age)}" if pd.notna(age) else "")
         st.markdown(info)
         if isinstance(row.get("human_vote"), str) and row["human_vote"]:
             agree = row["emotion"] in row["human_vote"].split(":")
@@ -136,14 +182,14 @@ with compare:
     sub = m[m["speaker"] == spk2]
     sen2 = c[1].selectbox("Sentence", sorted(sub["sentence"].unique()), key="cmp_sentence")
     sub = sub[sub["sentence"] == sen2]
-    emos = [e for e in config.LABELS if e in set(sub["emotion"])]
+    emos = [e for e in config.LABELS if e in set(sub["emotion"])] or [""]
     e1 = c[2].selectbox("Emotion A", emos, index=0, key="cmp_a")
     e2 = c[3].selectbox("Emotion B", emos, index=min(len(emos) - 1, emos.index("neutral") if
                                                       "neutral" in emos else 1), key="cmp_b")
     cols = st.columns(2)
-    for col, e in zip(cols, (e1, e2)):
+    for i, (col, e) in enumerate(zip(cols, (e1, e2))):
         rows = sub[sub["emotion"] == e]
-        if rows.empty:
+        if rows.empty or not e:
             continue
         r = rows.iloc[0]
         with col:
@@ -154,8 +200,83 @@ with compare:
             except AudioError as err:
                 st.error(str(err))
                 continue
-            st.plotly_chart(plots.waveform(y, sr), width="stretch", key=f"w{e}{col}")
+            st.plotly_chart(plots.waveform(y, sr), width="stretch", key=f"w{e}{i}")
             st.plotly_chart(plots.mel_image(v2, title=f"Mel-spectrogram ({e})"),
-                            width="stretch", key=f"m{e}{col}")
+                            width="stretch", key=f"m{e}{i}")
             st.caption(f"RMS level {20 * np.log10(max(float(v1[1]), 1e-9)):.1f} dBFS · "
                        f"ZCR {float(v1[0]):.3f}")
+
+with corpora_tab:
+    counts = corpus_counts(m)
+    who = (f"the {len(names)} corpora of this pool" if len(names) > 1 else
+           f"{corpus.name} (one corpus; choose several folders separated by commas in the "
+           "sidebar to compare corpora side by side)")
+    st.caption(f"Comparing {who}. A model trained on one corpus also learns its microphones, "
+               "rooms and level settings; the charts below show how far apart the corpora "
+               "are before any model is involved.")
+    c1, c2 = st.columns([3, 2])
+    c1.plotly_chart(plots.corpus_emotion_bars(counts["emotions"], names), width="stretch",
+                    key="cc_emotions")
+    c2.plotly_chart(plots.speakers_by_corpus(counts["speakers"], names), width="stretch",
+                    key="cc_speakers")
+    if len(counts["outside"]):
+        c1, c2 = st.columns([3, 2])
+        c1.plotly_chart(plots.outside_label_bars(counts["outside"], names), width="stretch",
+                        key="cc_outside")
+        c2.dataframe(counts["outside"].assign(corpus=counts["outside"]["corpus"].map(
+            lambda k: names.get(k, k))), hide_index=True, width="stretch")
+        c2.caption("Labels with no counterpart among the six emotions: not used for "
+                   "training or scoring by default.")
+    st.plotly_chart(plots.distribution_by_corpus(counts["durations"], "duration_s",
+                                                 "Clip durations (every clip)", "seconds",
+                                                 names), width="stretch", key="cc_durations")
+
+    st.markdown("**Loudness, bandwidth and spectrum**")
+    per_group = st.select_slider("Clips measured per corpus and emotion", [20, 60, 150],
+                                 value=60, key="cc_per_group",
+                                 help="A seeded stratified sample; 60 takes about a minute "
+                                      "for five corpora on two cores (cached afterwards).")
+    key = f"acoustics::{corpus_dir()}::{corpus.root}::{len(m)}::{per_group}"
+    if st.button("Measure the audio", key="measure") or key in st.session_state:
+        clips, ltas = with_progress(key, measure(m, int(per_group)), "Measuring audio:")
+        st.session_state[key] = True
+        failed = int((clips["error"] != "").sum())
+        st.caption(f"Measured {len(clips) - failed:,} clips at 22.05 kHz (at most {per_group} "
+                   "per corpus and emotion, seed 0)"
+                   + (f"; {failed} could not be decoded" if failed else "") + ". Level in "
+                   "dBFS (0 = full scale); bandwidth = the highest frequency whose long-term "
+                   "spectrum is within 50 dB of its peak (a 16-kHz recording stops near 8 kHz)"
+                   "; active = share of frames within 40 dB of the clip's loudest.")
+        c1, c2 = st.columns(2)
+        c1.plotly_chart(plots.distribution_by_corpus(clips, "rms_dbfs", "Loudness (RMS)",
+                                                     "dBFS", names), width="stretch",
+                        key="cc_rms")
+        c2.plotly_chart(plots.distribution_by_corpus(clips, "bandwidth_hz", "Bandwidth",
+                                                     "Hz", names), width="stretch",
+                        key="cc_bandwidth")
+        c1, c2 = st.columns(2)
+        c1.plotly_chart(plots.distribution_by_corpus(clips, "noise_floor_dbfs",
+                                                     "Noise floor (quietest 10 % of frames)",
+                                                     "dBFS", names), width="stretch",
+                        key="cc_noise")
+        c2.plotly_chart(plots.distribution_by_corpus(clips, "active_fraction",
+                                                     "Active speech fraction", "share of "
+                                                     "frames", names), width="stretch",
+                        key="cc_active")
+        st.plotly_chart(plots.ltas_lines(ltas_table(clips, ltas, "corpus"),
+                                         "Long-term average spectrum per corpus", names),
+                        width="stretch", key="cc_ltas")
+        pick = st.selectbox("Corpus for the spectrum per emotion", list(names),
+                            format_func=lambda k: names.get(k, k), key="cc_ltas_corpus")
+        per_emotion = ltas_table(clips, ltas, ("corpus", "label"))
+        if pick in per_emotion.index.get_level_values("corpus"):
+            st.plotly_chart(plots.ltas_lines(per_emotion.xs(pick, level="corpus"),
+                                             "Long-term average spectrum per emotion: "
+                                             f"{names.get(pick, pick)}"),
+                            width="stretch", key="cc_ltas_emotion")
+        else:
+            st.info(f"No clip of {names.get(pick, pick)} could be measured.")
+        st.dataframe(describe_measures(clips).rename(index=lambda k: names.get(k, k)),
+                     width="stretch")
+        st.caption("Medians per corpus. Spectra are averaged in dB after setting each clip's "
+                   "loudest band to 0 dB, so they compare spectral shape, not level.")

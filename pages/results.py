@@ -1,10 +1,12 @@
-"""Results: every trained model on one table, charts by architecture, errors clip by clip."""
+"""Results: every trained model on one table, cross-corpus scores, charts by architecture,
+errors clip by clip."""
 
 from pathlib import Path
 
 import streamlit as st
 
-from ser import config, plots
+from ser import config, crosscorpus, plots
+from ser.corpora import list_corpora
 from ser.zoo import all_models, table
 from ui.state import corpus_sidebar, get_corpus, pct
 
@@ -27,6 +29,42 @@ st.dataframe(df, hide_index=True, width="stretch", column_config={
 st.download_button("Download table (CSV)", df.to_csv(index=False).encode(), "ser-results.csv",
                    "text/csv")
 
+st.subheader("Cross-corpus")
+scored = {e.name: (e, cells) for e in entries if (cells := crosscorpus.read(e.folder))}
+corpus_name = {spec.key: spec.name for spec in list_corpora()}
+if not scored:
+    st.info("No model has cross-corpus scores yet. Score models on other corpora from the "
+            "command line, e.g. `python -m ser crosscorpus MODEL --corpus tess=/path/to/tess "
+            "--corpus savee=/path/to/savee --write` (MODEL: a shipped name, model folder or "
+            "bundle); `--write` stores `cross_corpus.json` beside the model and this section "
+            "draws it.")
+else:
+    st.caption("UAR of each model (rows: the model, its training data and split) on each "
+               "test corpus (columns). **Unseen**: every six-emotion clip of a corpus that had "
+               "no clip in the model's training data. **Held-out speakers**: the corpus was "
+               "in training, and only its test speakers of the model's own split are scored. "
+               "Chance is 1/6 ≈ 17 %; ⚠ marks a cell where one label took ≥ 35 % of the "
+               "predictions (the model collapsed onto it for that corpus).")
+    rows = {f"{name} · {e.card.corpus}, {e.card.protocol_name}": cells
+            for name, (e, cells) in scored.items()}
+    st.plotly_chart(plots.crosscorpus_matrix(rows, corpus_name), width="stretch",
+                    key="xc_matrix")
+    xc_model = st.selectbox("Model for the per-corpus detail", list(scored), key="xc_model")
+    xc_entry, xc_cells = scored[xc_model]
+    st.caption(f"{xc_model}: trained on {xc_entry.card.corpus} "
+               f"({xc_entry.card.protocol_caption()}); one row per test corpus, with how it "
+               "was scored.")
+    st.plotly_chart(plots.crosscorpus_recall(xc_cells, corpus_name), width="stretch",
+                    key="xc_recall")
+    st.plotly_chart(plots.predicted_share_bars(xc_cells, corpus_name), width="stretch",
+                    key="xc_share")
+    st.caption("Above: the share of each test corpus's clips given each label, largest "
+               "first. A model that spreads its answers like the six balanced classes keeps "
+               "the first segment near the 1/6 line; past the red 35 % line it answers one "
+               "emotion for most clips of that corpus, whatever was said.")
+
+
+st.subheader("By protocol and data")
 groups = sorted({(r["split"], r["data"]) for _, r in df.iterrows()}, key=str)
 label = st.selectbox("Protocol and data for the charts", groups,
                      format_func=lambda g: f"{g[0]} — {g[1]}")

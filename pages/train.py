@@ -1,4 +1,8 @@
-"""Train: choose architectures and options, launch background runs, watch them live."""
+"""Train: choose architectures and options, launch background runs, watch them live.
+
+The options are plain widgets (no form), so the split caption, sizes and time estimates
+follow every change at once; only the Launch button starts runs.
+"""
 
 import time
 
@@ -11,12 +15,14 @@ from ser.models import describe, list_models, model_input_space
 from ser.recipe import MAX_COPIES, TrainConfig
 from ser.splits import make_split
 from ser.training import estimate_throughput
-from ui.state import corpus_badge, corpus_dir, corpus_sidebar, get_corpus
+from ui.state import corpus_badge, corpus_dir, corpus_names, corpus_sidebar, get_corpus
 
 st.title("🏋️ Train")
 corpus_sidebar()
 corpus = get_corpus()
 corpus_badge(corpus)
+corpus_keys = corpus_names(corpus)
+pooled = len(corpus_keys) >= 2
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -27,76 +33,119 @@ def throughput(arch: str, activation: str, width: float, batch: int, device: str
                                batch_size=min(batch, 16), device=device, steps=1)
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
-def split_sizes(root: str, n: int, protocol: str, seed: int, _manifest) -> dict:
-    s = make_split(_manifest, protocol, seed=seed)
+@st.cache_data(show_spinner=False, max_entries=16)
+def split_sizes(data: str, n: int, protocol: str, seed: int, test_corpus: str,
+                _manifest) -> dict:
+    s = make_split(_manifest, protocol, seed=seed, test_corpus=test_corpus or None)
     return {"train": len(s.train), "val": len(s.val), "test": len(s.test),
             "description": s.description}
 
 
-def feature_settings(n_mels: int, n_mfcc: int, hop: int) -> dict:
+def feature_settings(n_mels: int, n_mfcc: int, hop: int, utterance_norm: bool = False) -> dict:
     """Only what differs from the seeds' config; a shorter hop keeps the 5-s window."""
     out = {k: v for k, v in (("n_mels", n_mels), ("n_mfcc", n_mfcc), ("hop_length", hop))
            if v != {"n_mels": 128, "n_mfcc": 20, "hop_length": 512}[k]}
     if hop != 512:
         out["fs2_frames"] = int(round(216 * 512 / hop))
+    if utterance_norm:
+        out["fs2_norm"] = "utterance"
     return out
 
 
+PROTOCOL_LABELS = {
+    "speaker": "Speaker-independent (honest)",
+    "random": "Random 70/30 (seed notebook; leaks speakers)",
+    "loco": "Leave one corpus out (test on a corpus never seen in training)",
+}
+
 names = list_models()
-with st.form("launch"):
-    c1, c2 = st.columns([2, 1])
-    archs = c1.multiselect("Architectures (each becomes a run; runs queue one after another)",
-                           names, default=["lenet2d"], key="archs",
-                           format_func=lambda n: f"{n} — {describe(n)['display_name']}")
-    activation = c2.selectbox("Activation", ["relu", "silu", "elu"],
-                              help="The PyTorch seed compared these three.")
-    c1, c2, c3, c4 = st.columns(4)
-    lr = c1.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], value=1e-3)
-    epochs = c2.number_input("Epochs (0 = seed default: 30 for 1D, 20 for 2D)", 0, 300, 0,
-                             key="epochs")
-    batch = c3.select_slider("Batch size", [16, 32, 64, 128, 256], value=64)
-    width = c4.select_slider("Width ×", [0.5, 1.0, 1.5, 2.0, 4.0], value=1.0,
-                             help="Channel multiplier; >1 for a GPU.")
-    c1, c2, c3 = st.columns(3)
-    split = c1.radio("Split protocol", ["speaker", "random"], format_func=lambda s: {
-        "speaker": "Speaker-independent (honest)",
-        "random": "Random 70/30 (seed notebook; leaks speakers)"}[s])
-    seed = c2.number_input("Seed", 0, 10_000, 0)
-    devices = ["auto", "cpu"] + (["cuda"] if "CUDA" in device_description() else [])
-    device = c3.selectbox("Device", devices, help=f"auto = {device_description()}")
-    st.markdown("**Augmentation and regularisation**")
-    c = st.columns(4)
-    noise = c[0].checkbox("White noise copy", True, key="noise",
-                          help="The seed's noise-augmented copy of every training clip "
-                               "(factor 0.01).")
-    pitch = c[1].checkbox("Pitch shift", False, key="pitch",
-                          help="The copy is also shifted by up to ±2 semitones.")
-    stretch = c[2].checkbox("Time stretch", False, key="stretch",
-                            help="The copy is also sped up or slowed down by up to 10 %.")
-    copies = c[3].number_input("Copies per clip", 1, MAX_COPIES, 1, key="copies",
-                               help="How many augmented copies of each training clip (each "
-                                    "drawn anew) when noise, pitch or stretch is on.")
-    c = st.columns(4)
-    specaug = c[0].checkbox("SpecAugment", False, help="Masks mel bands and frames (2D input).")
-    mixup = c[1].checkbox("Mixup", False)
-    shift = c[2].checkbox("Band/time shift", False, key="shift",
-                          help="Moves each spectrogram up or down by up to 4 mel bands and "
-                               "rotates it in time by up to a quarter (2D input).")
-    patience = c[3].number_input("Early-stop patience", 0, 50, 8,
-                                 help="Epochs without a better validation UAR; 0 = off.")
-    schedule = st.radio("Learning-rate schedule", ["none", "cosine", "plateau"],
-                        horizontal=True)
-    with st.expander("Feature settings (default: the seeds' FS1/FS2)"):
-        c = st.columns(3)
-        n_mels = c[0].selectbox("Mel bands", [128, 80, 64], key="n_mels",
-                                help="Rows of the log-mel image (FS2) and of FS1's mel block.")
-        n_mfcc = c[1].selectbox("MFCCs", [20, 13, 40], key="n_mfcc",
-                                help="MFCC coefficients in FS1 (its length follows).")
-        hop = c[2].selectbox("Hop (samples at 22.05 kHz)", [512, 220], key="hop",
-                             help="512 ≈ 23 ms (seed); 220 ≈ 10 ms, a speech front end. "
-                                  "Frames per 5-s window follow.")
-    submitted = st.form_submit_button("🚀 Launch", type="primary")
+c1, c2 = st.columns([2, 1])
+archs = c1.multiselect("Architectures (each becomes a run; runs queue one after another)",
+                       names, default=["lenet2d"], key="archs",
+                       format_func=lambda n: f"{n} — {describe(n)['display_name']}")
+activation = c2.selectbox("Activation", ["relu", "silu", "elu"], key="activation",
+                          help="The PyTorch seed compared these three.")
+c1, c2, c3, c4 = st.columns(4)
+lr = c1.select_slider("Learning rate", [1e-4, 3e-4, 1e-3, 3e-3, 1e-2], value=1e-3, key="lr")
+epochs = c2.number_input("Epochs (0 = seed default: 30 for 1D, 20 for 2D)", 0, 300, 0,
+                         key="epochs")
+batch = c3.select_slider("Batch size", [16, 32, 64, 128, 256], value=64, key="batch")
+width = c4.select_slider("Width ×", [0.5, 1.0, 1.5, 2.0, 4.0], value=1.0, key="width",
+                         help="Channel multiplier; >1 for a GPU.")
+c1, c2, c3 = st.columns(3)
+protocols = ["speaker", "random"] + (["loco"] if pooled else [])
+if st.session_state.get("split") not in protocols:  # e.g. loco chosen, then one corpus
+    st.session_state.pop("split", None)
+split = c1.radio("Split protocol", protocols, format_func=PROTOCOL_LABELS.get, key="split",
+                 help=None if pooled else "Leave one corpus out needs a pool of at least two "
+                 "corpora (several folders separated by commas in the sidebar).")
+test_corpus = ""
+if split == "loco":
+    test_corpus = c1.selectbox("Test corpus (held out entirely)", list(corpus_keys),
+                               key="test_corpus", format_func=lambda k: corpus_keys.get(k, k),
+                               help="Every six-emotion clip of this corpus is the test set; "
+                                    "the other corpora train, with validation speakers "
+                                    "taken from each.")
+seed = c2.number_input("Seed", 0, 10_000, 0, key="seed",
+                       help="Seeds the weights, batch order and augmentation. The split "
+                            "uses its own seed (0), so runs with different seeds share one "
+                            "split.")
+devices = ["auto", "cpu"] + (["cuda"] if "CUDA" in device_description() else [])
+device = c3.selectbox("Device", devices, key="device", help=f"auto = {device_description()}")
+balance = c3.checkbox("Balance corpora", False, key="balance", disabled=not pooled,
+                      help="Every corpus weighs the same in the training batches, however "
+                           "many clips it has (and inside a corpus every emotion does). "
+                           + ("" if pooled else "Needs a pool of at least two corpora."))
+st.markdown("**Augmentation and regularisation**")
+c = st.columns(4)
+noise = c[0].checkbox("White noise copy", True, key="noise",
+                      help="The seed's noise-augmented copy of every training clip "
+                           "(factor 0.01).")
+pitch = c[1].checkbox("Pitch shift", False, key="pitch",
+                      help="The copy is also shifted by up to ±2 semitones.")
+stretch = c[2].checkbox("Time stretch", False, key="stretch",
+                        help="The copy is also sped up or slowed down by up to 10 %.")
+copies = c[3].number_input("Copies per clip", 1, MAX_COPIES, 1, key="copies",
+                           help="How many augmented copies of each training clip (each "
+                                "drawn anew) when noise, pitch or stretch is on.")
+c = st.columns(4)
+specaug = c[0].checkbox("SpecAugment", False, key="specaug",
+                        help="Masks mel bands and frames (2D input).")
+mixup = c[1].checkbox("Mixup", False, key="mixup")
+shift = c[2].checkbox("Band/time shift", False, key="shift",
+                      help="Moves each spectrogram up or down by up to 4 mel bands and "
+                           "rotates it in time by up to a quarter (2D input).")
+patience = c[3].number_input("Early-stop patience", 0, 50, 8, key="patience",
+                             help="Epochs without a better validation UAR; 0 = off.")
+schedule = st.radio("Learning-rate schedule", ["none", "cosine", "plateau"], horizontal=True,
+                    key="schedule")
+with st.expander("Feature settings (default: the seeds' FS1/FS2)"):
+    c = st.columns(3)
+    n_mels = c[0].selectbox("Mel bands", [128, 80, 64], key="n_mels",
+                            help="Rows of the log-mel image (FS2) and of FS1's mel block.")
+    n_mfcc = c[1].selectbox("MFCCs", [20, 13, 40], key="n_mfcc",
+                            help="MFCC coefficients in FS1 (its length follows).")
+    hop = c[2].selectbox("Hop (samples at 22.05 kHz)", [512, 220], key="hop",
+                         help="512 ≈ 23 ms (seed); 220 ≈ 10 ms, a speech front end. "
+                              "Frames per 5-s window follow.")
+    utt_norm = st.checkbox(
+        "Per-utterance channel normalisation", False, key="fs2_norm",
+        help="Removes each mel band's mean over the clip from the log-mel image (2D "
+             "models), i.e. what a microphone, room or codec adds to every frame. "
+             "Recommended for voices from other recordings than the training corpus.")
+
+
+def make_config(arch: str) -> TrainConfig:
+    return TrainConfig(arch=arch, activation=activation, width=float(width), lr=float(lr),
+                       epochs=int(epochs) or None, batch_size=int(batch), split=split,
+                       test_corpus=test_corpus, balance="corpus" if balance and pooled
+                       else "none", seed=int(seed), device=device, noise=noise,
+                       pitch=pitch, stretch=stretch, copies=int(copies),
+                       spec_augment=specaug, mixup=0.2 if mixup else 0.0,
+                       freq_shift=4 if shift else 0, time_shift=0.25 if shift else 0.0,
+                       patience=int(patience), schedule=schedule, data=corpus_dir(),
+                       features=feature_settings(n_mels, n_mfcc, hop, utt_norm))
+
 
 if split == "random":
     st.warning("The random split puts the **same speakers** (and often the same sentences) "
@@ -104,16 +153,22 @@ if split == "random":
                "new ones. It is how the notebook seed reached 94 %. Use it to compare, not to "
                "judge a model.", icon="⚠️")
 
+recipe = make_config(archs[0] if archs else "lenet2d")
 try:
-    sizes = split_sizes(str(corpus.root), len(corpus.manifest), split, int(seed),
-                        corpus.manifest)
+    sizes = split_sizes(f"{corpus_dir()}::{corpus.root}", len(corpus.manifest), split,
+                        recipe.split_seed, test_corpus, corpus.manifest)
 except ValueError as err:
+    sizes = None
     st.error(f"This corpus cannot be split that way: {err}")
-    st.stop()
-st.caption(f"Split: {sizes['description']} — {sizes['train']:,} train / {sizes['val']:,} "
-           f"validation / {sizes['test']:,} test clips.")
+else:
+    st.caption(f"Split on **{corpus.name}**: {sizes['description']} — {sizes['train']:,} "
+               f"train / {sizes['val']:,} validation / {sizes['test']:,} test clips.")
+    if split == "loco":
+        st.caption(f"The test score will be on {corpus_keys.get(test_corpus, test_corpus)}, "
+                   "a corpus the model never heard: expect it well below a speaker-"
+                   "independent score inside one corpus.")
 
-if archs:
+if archs and sizes:
     n_train = sizes["train"] * (1 + int(copies) if (noise or pitch or stretch) else 1)
     rows = []
     for a in archs:
@@ -128,20 +183,16 @@ if archs:
     st.caption(f"Estimated on {device_description()} from two timed training steps; "
                "the first run also extracts features (cached afterwards).")
 
-if submitted:
+if st.button("🚀 Launch", type="primary", key="launch", disabled=sizes is None):
     if not archs:
         st.error("Choose at least one architecture.")
     else:
         for a in archs:
-            cfg = TrainConfig(arch=a, activation=activation, width=float(width), lr=float(lr),
-                              epochs=int(epochs) or None, batch_size=int(batch), split=split,
-                              seed=int(seed), device=device, noise=noise, pitch=pitch,
-                              stretch=stretch, copies=int(copies), spec_augment=specaug,
-                              mixup=0.2 if mixup else 0.0,
-                              freq_shift=4 if shift else 0, time_shift=0.25 if shift else 0.0,
-                              patience=int(patience), schedule=schedule, data=corpus_dir(),
-                              features=feature_settings(n_mels, n_mfcc, hop))
-            run_id = runs.start(cfg)
+            try:
+                run_id = runs.start(make_config(a).check())
+            except ValueError as err:
+                st.error(f"{a}: {err}")
+                continue
             st.toast(f"Queued {run_id}")
         st.session_state["watch"] = True
 
@@ -171,8 +222,10 @@ def live_runs():
                 "cancelled": "⏹️"}[state]
         with st.container(border=True):
             head, btn = st.columns([5, 1])
+            held_out = f" (test: {cfg['test_corpus']})" if cfg.get("test_corpus") else ""
             head.markdown(f"{icon} **{cfg['arch']}** · `{rid}` · **{state}** · split "
-                          f"{cfg['split']} · lr {cfg['lr']:g} · {cfg.get('activation') or ''}")
+                          f"{cfg['split']}{held_out} · lr {cfg['lr']:g} · "
+                          f"{cfg.get('activation') or ''}")
             if state in runs.ACTIVE and btn.button("Cancel", key=f"cancel-{rid}"):
                 runs.cancel(rid)
                 st.toast(f"Cancelling {rid}…")

@@ -85,8 +85,8 @@ def clip_acoustics(y: np.ndarray, sr: int = SAMPLE_RATE) -> dict:
         ``rms_dbfs``, ``peak_dbfs``
             RMS and absolute peak of the whole clip, in dB re full scale (0 dBFS = 1.0).
         ``noise_floor_dbfs``
-            Level of the quiet frames: the 10th percentile of the frame RMS levels (frames
-            of 2048 samples, hop 512), in dBFS.
+            Level of the quiet frames: the 10th percentile of the frame RMS levels (Hann
+            frames of 2048 samples, hop 512, wholly inside the clip), in dBFS.
         ``active_fraction``
             Share of frames whose RMS level is within 40 dB of the clip's loudest frame
             (a crude voice-activity measure: leading/trailing silence lowers it).
@@ -118,7 +118,9 @@ def clip_acoustics(y: np.ndarray, sr: int = SAMPLE_RATE) -> dict:
     out["peak_dbfs"] = float(_db(np.max(np.abs(y64)) ** 2))
     if n < N_FFT:  # too short for one frame: zero-pad to one
         y64 = np.pad(y64, (0, N_FFT - n))
-    power = np.abs(librosa.stft(y64, n_fft=N_FFT, hop_length=HOP, center=True)) ** 2
+    # Frames lie wholly inside the clip (no padding): a frame straddling a padded edge
+    # would see the clip's first sample as a click and spread energy up to Nyquist.
+    power = np.abs(librosa.stft(y64, n_fft=N_FFT, hop_length=HOP, center=False)) ** 2
     # Frame level from the spectrum (Parseval): mean square of the Hann-windowed frame.
     window = np.hanning(N_FFT + 1)[:-1]
     frame_ms = (power[0] + power[-1] + 2 * power[1:-1].sum(axis=0)) / (
@@ -258,11 +260,13 @@ def ltas_table(clips: pd.DataFrame, ltas: np.ndarray, by: str | tuple[str, ...] 
         Index: the group values (a MultiIndex for several columns); columns: band centre
         frequencies in Hz; values: mean dB over the group's clips (averaged in dB, so one
         loud clip does not dominate), plus a column ``n`` with the clip count. Clips that
-        could not be decoded are left out.
+        could not be decoded, and silent ones, are left out.
     """
     by = [by] if isinstance(by, str) else list(by)
     ltas = np.asarray(ltas, dtype=np.float64)
-    ok = np.isfinite(ltas).all(axis=1)
+    # Undecodable (NaN) and silent clips have no spectrum to average.
+    ok = np.isfinite(ltas).all(axis=1) & (np.nan_to_num(ltas, nan=FLOOR_DB).max(axis=1)
+                                          > FLOOR_DB)
     values = ltas - ltas.max(axis=1, keepdims=True) if relative else ltas
     freqs = np.round(band_frequencies(), 1)
     frame = pd.DataFrame(values[ok], columns=freqs)
@@ -270,6 +274,16 @@ def ltas_table(clips: pd.DataFrame, ltas: np.ndarray, by: str | tuple[str, ...] 
     grouped = pd.concat([keys, frame], axis=1).groupby(by, sort=False)
     table = grouped[list(freqs)].mean()
     table.insert(0, "n", grouped.size())
+    if "label" in by:  # groups in order of appearance; the six emotions first, in order
+        rank = {lab: i for i, lab in enumerate(config.LABELS)}
+        pos = by.index("label")
+        keys = [k if isinstance(k, tuple) else (k,) for k in table.index]
+        first: dict = {}
+        for k in keys:
+            first.setdefault(k[:pos], len(first))
+        order = sorted(range(len(keys)), key=lambda i: (
+            first[keys[i][:pos]], rank.get(keys[i][pos], len(rank)), str(keys[i][pos])))
+        table = table.iloc[order]
     return table
 
 

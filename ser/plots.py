@@ -270,3 +270,316 @@ def architecture_diagram(layers: list[dict], title: str = "") -> go.Figure:
     fig.update_yaxes(visible=False, range=[-len(shown) + 0.5, 0.6])
     fig.update_layout(margin=dict(l=10, r=10, t=40, b=10))
     return fig
+
+
+# ------------------------------------------------------------------ comparing corpora
+
+#: Colours of corpora, in the order they appear (a pool rarely has more than eight).
+CORPUS_PALETTE = ["#4361ee", "#e76f51", "#2a9d8f", "#9b5de5", "#f4a261", "#577590",
+                  "#d62828", "#6a994e", "#8d99ae"]
+#: A model whose most frequent prediction takes this share of a corpus has collapsed.
+COLLAPSE_SHARE = 0.35
+
+
+def _corpus_colors(corpora) -> dict[str, str]:
+    return {c: CORPUS_PALETTE[i % len(CORPUS_PALETTE)] for i, c in enumerate(corpora)}
+
+
+def corpus_emotion_bars(emotions: pd.DataFrame, names: dict[str, str] | None = None
+                        ) -> go.Figure:
+    """Grouped bars: clips per emotion (x) for each corpus (one bar per corpus).
+
+    ``emotions`` has corpora as rows and the six emotions as columns (see
+    :func:`ser.acoustics.corpus_counts`); ``names`` maps corpus keys to display names."""
+    names = names or {}
+    colors = _corpus_colors(emotions.index)
+    fig = _fig("Clips per emotion and corpus", barmode="group")
+    for key, row in emotions.iterrows():
+        fig.add_bar(x=list(emotions.columns), y=row.values, name=names.get(key, key),
+                    marker_color=colors[key],
+                    text=row.values if len(emotions) <= 3 else None, textposition="outside")
+    fig.update_layout(yaxis_title="clips")
+    return fig
+
+
+def outside_label_bars(outside: pd.DataFrame, names: dict[str, str] | None = None
+                       ) -> go.Figure:
+    """Clips whose corpus label is none of the six, by corpus and raw label."""
+    names = names or {}
+    fig = _fig("Labels outside the six (not used for training or scoring by default)",
+               height=280)
+    colors = _corpus_colors(dict.fromkeys(outside["corpus"]))
+    for key, rows in outside.groupby("corpus", sort=False):
+        fig.add_bar(x=[f"{names.get(key, key)}: {lab}" for lab in rows["label"]],
+                    y=rows["clips"], name=names.get(key, key), marker_color=colors[key],
+                    text=rows["clips"], textposition="outside")
+    fig.update_layout(yaxis_title="clips", showlegend=False)
+    return fig
+
+
+def speakers_by_corpus(speakers: pd.DataFrame, names: dict[str, str] | None = None
+                       ) -> go.Figure:
+    """Stacked bars: speakers of each corpus by sex (``unknown`` where not recorded)."""
+    names = names or {}
+    order = list(dict.fromkeys(speakers["corpus"]))
+    fig = _fig("Speakers per corpus", barmode="stack", height=300)
+    for sex, color in (("female", "#e76f51"), ("male", "#4361ee"), ("unknown", "#adb5bd")):
+        sub = speakers[speakers["sex"] == sex].set_index("corpus")["speakers"]
+        if sub.empty:
+            continue
+        y = [int(sub.get(c, 0)) for c in order]
+        fig.add_bar(x=[names.get(c, c) for c in order], y=y, name=sex, marker_color=color,
+                    text=[v or "" for v in y])
+    fig.update_layout(yaxis_title="speakers", xaxis_type="category")
+    return fig
+
+
+def distribution_by_corpus(df: pd.DataFrame, column: str, title: str, axis: str,
+                           names: dict[str, str] | None = None, *, log: bool = False
+                           ) -> go.Figure:
+    """One box (with its points' spread) per corpus of ``df[column]``."""
+    names = names or {}
+    order = list(dict.fromkeys(df["corpus"]))
+    colors = _corpus_colors(order)
+    fig = _fig(title, height=320)
+    for key in order:
+        vals = df.loc[df["corpus"] == key, column].dropna()
+        fig.add_box(y=vals, name=names.get(key, key), marker_color=colors[key],
+                    boxmean=True, boxpoints="outliers")
+    fig.update_layout(yaxis_title=axis, showlegend=False)
+    if log:
+        fig.update_yaxes(type="log")
+    return fig
+
+
+def ltas_lines(table: pd.DataFrame, title: str = "Long-term average spectrum",
+               names: dict[str, str] | None = None, *, relative: bool = True,
+               colors: dict[str, str] | None = None) -> go.Figure:
+    """One line per row of an LTAS table (:func:`ser.acoustics.ltas_table`), frequency on a
+    log axis; the legend gives each group's clip count."""
+    names = names or {}
+    freqs = [c for c in table.columns if c != "n"]
+    fig = _fig(title, height=360)
+    for i, (key, row) in enumerate(table.iterrows()):
+        label = names.get(key, key if isinstance(key, str) else " / ".join(map(str, key)))
+        color = (colors or {}).get(key) or EMOTION_COLORS.get(key) or \
+            CORPUS_PALETTE[i % len(CORPUS_PALETTE)]
+        fig.add_scatter(x=freqs, y=row[freqs].to_numpy(dtype=float), mode="lines",
+                        name=f"{label} ({int(row['n'])})", line=dict(color=color, width=2),
+                        hovertemplate="%{x:.0f} Hz: %{y:.1f} dB<extra>" + label + "</extra>")
+    fig.update_layout(xaxis_title="frequency (Hz, mel bands)", xaxis_type="log",
+                      yaxis_title="dB re each clip's loudest band" if relative
+                      else "dB re full scale")
+    return fig
+
+
+# ------------------------------------------------------------------ cross-corpus scores
+
+def _cells_by_corpus(cells) -> dict:
+    return {c.corpus: c for c in cells}
+
+
+def _test_corpora(rows: dict[str, list]) -> list[str]:
+    return list(dict.fromkeys(c.corpus for cells in rows.values() for c in cells))
+
+
+def crosscorpus_matrix(rows: dict[str, list], names: dict[str, str] | None = None
+                       ) -> go.Figure:
+    """Heatmap of UAR: models (rows) × test corpora (columns).
+
+    ``rows`` maps a row label (model and its training data) to its
+    :class:`ser.crosscorpus.Cell` list. Each cell shows the UAR and whether the corpus was
+    unseen in training or only its held-out speakers were scored; ⚠ marks a cell where one
+    label took at least :data:`COLLAPSE_SHARE` of the predictions.
+    """
+    names = names or {}
+    corpora = _test_corpora(rows)
+    labels = list(rows)
+    z, text, hover = [], [], []
+    for label in labels:
+        by = _cells_by_corpus(rows[label])
+        zr, tr, hr = [], [], []
+        for key in corpora:
+            c = by.get(key)
+            if c is None:
+                zr.append(None)
+                tr.append("")
+                hr.append("not scored")
+                continue
+            flag = " ⚠" if c.top_share >= COLLAPSE_SHARE else ""
+            kind = "held-out speakers" if c.kind != "unseen" else "unseen"
+            zr.append(c.uar)
+            tr.append(f"<b>{c.uar:.0%}</b>{flag}<br><span style='font-size:10px'>{kind}"
+                      "</span>")
+            hr.append(f"UAR {c.uar:.1%}, accuracy {c.accuracy:.1%} on {c.n:,} clips ({kind});"
+                      f"<br>most predicted: {c.top_label} {c.top_share:.0%} of clips")
+        z.append(zr)
+        text.append(tr)
+        hover.append(hr)
+    fig = _fig("Cross-corpus UAR (chance = 1/6 ≈ 17 %)", height=140 + 46 * len(labels))
+    fig.add_heatmap(z=z, x=[names.get(k, k) for k in corpora], y=labels, text=text,
+                    texttemplate="%{text}", customdata=hover, colorscale="RdYlGn", zmin=0,
+                    zmax=1, colorbar=dict(title="UAR", tickformat=".0%"),
+                    hovertemplate="%{y} on %{x}:<br>%{customdata}<extra></extra>",
+                    xgap=2, ygap=2)
+    fig.update_layout(xaxis_title="test corpus", yaxis=dict(autorange="reversed",
+                                                            automargin=True),
+                      xaxis=dict(side="top"), margin=dict(l=20, r=20, t=90, b=30))
+    return fig
+
+
+def crosscorpus_recall(cells: list, names: dict[str, str] | None = None, title: str = ""
+                       ) -> go.Figure:
+    """Heatmap: test corpora (rows) × emotions (columns) → recall of one model."""
+    names = names or {}
+    corpora = [c.corpus for c in cells]
+    z = [[c.recall.get(e) for e in config.LABELS] for c in cells]
+    text = [["–" if v is None else f"{v:.0%}" for v in r] for r in z]
+    fig = _fig(title or "Recall per emotion on each test corpus",
+               height=130 + 40 * len(cells))
+    fig.add_heatmap(z=z, x=list(config.LABELS),
+                    y=[f"{names.get(k, k)} ({c.kind})" for k, c in zip(corpora, cells)],
+                    text=text, texttemplate="%{text}", colorscale="Viridis", zmin=0, zmax=1,
+                    colorbar=dict(title="recall", tickformat=".0%"),
+                    hovertemplate="%{y}, %{x}: recall %{text}<extra></extra>")
+    fig.update_layout(yaxis=dict(autorange="reversed", automargin=True),
+                      margin=dict(l=20, r=20, t=50, b=40))
+    return fig
+
+
+def predicted_share_bars(cells: list, names: dict[str, str] | None = None, title: str = ""
+                         ) -> go.Figure:
+    """Stacked 100 % bars: the share of each test corpus's clips given each label.
+
+    Segments are sorted largest first, so the first segment is the most predicted label:
+    in a balanced model it ends near the 1/6 line; past the 35 % line the model has
+    collapsed onto that label for this corpus (flagged ⚠ beside the bar).
+    """
+    names = names or {}
+    ylab = [f"{names.get(c.corpus, c.corpus)} ({c.kind})" for c in cells]
+    ranked = [sorted(((c.predicted_share.get(e, 0.0), e) for e in config.LABELS),
+                     reverse=True) for c in cells]
+    fig = _fig(title or "Predicted labels on each test corpus (share of its clips)",
+               barmode="stack", height=170 + 44 * len(cells))
+    for r in range(len(config.LABELS)):
+        shares = [rk[r][0] for rk in ranked]
+        labs = [rk[r][1] for rk in ranked]
+        fig.add_bar(x=shares, y=ylab, orientation="h", showlegend=False,
+                    marker=dict(color=[EMOTION_COLORS[lab] for lab in labs],
+                                line=dict(color="white", width=1)),
+                    text=[f"{lab} {s:.0%}" if s >= 0.06 else "" for s, lab in zip(shares, labs)],
+                    textposition="inside", insidetextanchor="middle", customdata=labs,
+                    hovertemplate="%{y}: %{customdata} %{x:.1%}<extra></extra>")
+    for e in config.LABELS:  # legend entries: one per emotion colour
+        fig.add_bar(x=[None], y=[None], orientation="h", name=e,
+                    marker_color=EMOTION_COLORS[e])
+    for x, color, label, where in (
+            (1 / 6, "#343a40", "1/6 = balanced", "top left"),
+            (COLLAPSE_SHARE, "#d62828", f"{COLLAPSE_SHARE:.0%} = collapse", "top right")):
+        fig.add_vline(x=x, line=dict(color=color, width=2, dash="dash"),
+                      annotation_text=label, annotation_position=where,
+                      annotation_font_color=color)
+    for y, c in zip(ylab, cells):
+        if c.top_share >= COLLAPSE_SHARE:
+            fig.add_annotation(x=1.0, y=y, xanchor="left", showarrow=False,
+                               text=f" ⚠ {c.top_share:.0%} {c.top_label}",
+                               font=dict(color="#d62828"))
+    fig.update_layout(xaxis=dict(range=[0, 1], tickformat=".0%", title="share of clips"),
+                      yaxis=dict(autorange="reversed", automargin=True),
+                      legend=dict(orientation="h", y=-0.25),
+                      margin=dict(l=20, r=120, t=70, b=40))
+    return fig
+
+
+# ------------------------------------------------------------------------ calibration, timeline
+
+def _curve_ece(curve: dict) -> float | None:
+    count = np.asarray(curve["count"], dtype=np.float64)
+    if count.sum() == 0:
+        return None
+    gap = np.abs(np.asarray(curve["accuracy"], dtype=np.float64)
+                 - np.asarray(curve["confidence"], dtype=np.float64))
+    return float(np.sum(np.where(count > 0, count * np.nan_to_num(gap), 0.0)) / count.sum())
+
+
+def reliability_diagram(curves: dict[str, dict], title: str = "Reliability diagram"
+                        ) -> go.Figure:
+    """Accuracy against confidence for one or more ``ser.calibration.reliability_curve``
+    dicts (legend name → curve), with each curve's ECE in the legend and the diagonal of
+    perfect calibration. Marker size follows the number of predictions in the bin; empty
+    bins are left out. ``ser.calibration.reliability_for(entry)["curves"]`` fits as is."""
+    palette = ["#d62828", "#277da1", "#6a994e", "#7b2cbf", "#f4a261", "#8d99ae"]
+    fig = _fig(title, height=380)
+    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfectly calibrated",
+                    line=dict(color="#adb5bd", dash="dash", width=1))
+    for i, (name, c) in enumerate(curves.items()):
+        count = np.asarray(c["count"])
+        keep = count > 0
+        conf = np.asarray(c["confidence"], dtype=np.float64)[keep]
+        acc = np.asarray(c["accuracy"], dtype=np.float64)[keep]
+        n = count[keep]
+        ece = _curve_ece(c)
+        size = 6 + 18 * np.sqrt(n / n.max()) if len(n) else []
+        fig.add_scatter(x=conf, y=acc, mode="lines+markers", customdata=n,
+                        name=name + (f" (ECE {ece:.3f})" if ece is not None else ""),
+                        line=dict(color=palette[i % len(palette)], width=2),
+                        marker=dict(size=size),
+                        hovertemplate="confidence %{x:.2f}<br>accuracy %{y:.2f}<br>"
+                                      "%{customdata} predictions<extra></extra>")
+    fig.update_layout(xaxis=dict(range=[0, 1], title="confidence (top probability)",
+                                 tickformat=".0%"),
+                      yaxis=dict(range=[0, 1], title="accuracy", tickformat=".0%"),
+                      legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+def segment_timeline(y: np.ndarray, sr: int, timeline: pd.DataFrame,
+                     threshold: float | None = None,
+                     title: str = "Emotion timeline (speech segments)") -> go.Figure:
+    """The waveform with each scored segment shaded in its emotion's colour (grey when
+    uncertain), and below it each segment's calibrated confidence as a bar as wide as the
+    segment, with the "uncertain" threshold. ``timeline`` is
+    ``ser.inference.ClipAnalysis.table()``."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.06,
+                        row_heights=[0.55, 0.45])
+    fig.update_layout(title=title, **{**_LAYOUT, "height": 460})
+    step = max(1, len(y) // 6000)
+    t = np.arange(0, len(y), step) / sr
+    fig.add_scatter(x=t, y=y[::step], mode="lines", line=dict(width=1, color="#4361ee"),
+                    name="waveform", showlegend=False, hoverinfo="skip", row=1, col=1)
+    label_each = len(timeline) <= 40
+    for r in timeline.itertuples():
+        colour = "#adb5bd" if r.uncertain else EMOTION_COLORS[r.emotion]
+        fig.add_vrect(x0=r.start_s, x1=r.end_s, fillcolor=colour, opacity=0.3, line_width=0,
+                      row=1, col=1)
+        if label_each:
+            text = "?" if r.uncertain else f"{r.emotion} {r.confidence:.0%}"
+            fig.add_annotation(x=(r.start_s + r.end_s) / 2, y=1.0, text=text,
+                               showarrow=False, yanchor="bottom", font=dict(size=10),
+                               row=1, col=1)
+    mid = ((timeline["start_s"] + timeline["end_s"]) / 2).to_numpy()
+    unsure = timeline["uncertain"].to_numpy(dtype=bool)
+    groups = [(e, EMOTION_COLORS[e], (timeline["emotion"] == e).to_numpy() & ~unsure)
+              for e in config.LABELS] + [("uncertain", "#adb5bd", unsure)]
+    for name, colour, rows in groups:
+        if not rows.any():
+            continue
+        sub = timeline[rows]
+        fig.add_bar(x=mid[rows], y=sub["confidence"], width=sub["duration_s"], name=name,
+                    marker_color=colour, marker_line_width=0,
+                    customdata=np.stack([sub["segment"], sub["emotion"], sub["runner_up"],
+                                         sub["runner_up_confidence"]], axis=1),
+                    hovertemplate="segment %{customdata[0]}: %{customdata[1]} %{y:.0%}, "
+                                  "next %{customdata[2]} %{customdata[3]:.0%}<extra></extra>",
+                    row=2, col=1)
+    if threshold is not None:
+        fig.add_hline(y=threshold, line=dict(color="#343a40", dash="dot", width=1),
+                      annotation_text=f"uncertain below {threshold:.0%}",
+                      annotation_position="top left", row=2, col=1)
+    fig.update_layout(barmode="overlay", bargap=0, legend=dict(orientation="h", y=-0.15))
+    fig.update_yaxes(range=[-1, 1.25], title_text="amplitude", row=1, col=1)
+    fig.update_yaxes(range=[0, 1], tickformat=".0%", title_text="confidence", row=2, col=1)
+    fig.update_xaxes(title_text="time (s)", row=2, col=1)
+    return fig
