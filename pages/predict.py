@@ -1,4 +1,7 @@
-"""Predict: upload, record or pick a clip; every selected model's probabilities."""
+"""Predict: upload, record or pick a clip; its speech segments, an emotion timeline and
+calibrated confidence from every selected model."""
+
+from pathlib import Path
 
 import streamlit as st
 
@@ -6,22 +9,28 @@ from ser import plots
 from ser.audio import AudioError
 from ser.bundle import BundleError
 from ser.ensemble import read_ensemble
-from ser.inference import Predictor, open_clip, score_clip
-from ser.zoo import all_models
+from ser.inference import Predictor, analyse, open_clip
+from ser.segments import SegmentationError
+from ser.zoo import all_models, default_models
+from ui.memo import digest, memo
 from ui.state import corpus_sidebar, get_corpus, get_predictor, pct
+
+PLAYERS = 12  # up to this many segments get a player each; more get a chooser
 
 st.title("🎧 Predict")
 corpus_sidebar()
-st.caption("Speak a sentence in an emotion (or upload a recording) and see what every model "
-           "hears. Models trained on acted CREMA-D sentences; expect them to be less sure on "
-           "spontaneous speech.")
+st.caption("Speak a sentence in an emotion (or upload a recording, up to 10 minutes) and see "
+           "what every model hears. Only the speech is scored: silence and noise are left "
+           "out, and each stretch of speech gets its own emotion. Models trained on acted "
+           "CREMA-D sentences; expect them to be less sure on spontaneous speech.")
 
 upload_tab, record_tab, corpus_tab = st.tabs(["Upload", "Record", "Corpus clip"])
 source, source_name = None, None
 with upload_tab:
     up = st.file_uploader("Audio file", type=["wav", "mp3", "flac", "ogg", "opus", "m4a",
                                               "aiff", "aif"],
-                          help="Up to 50 MB; longer than 5 s is scored in windows.")
+                          help="Up to 50 MB and 10 minutes. The speech in it is found and "
+                               "cut into stretches of at most 5 s, each scored on its own.")
     if up is not None:
         source, source_name = up.getvalue(), up.name
 with record_tab:
@@ -51,7 +60,8 @@ with st.expander("Use your own model file (.pt bundle)"):
     own_predictor = None
     if own is not None:
         try:
-            own_predictor = Predictor(own.getvalue())
+            own_predictor = memo("own_bundle", digest(own.getvalue()),
+                                 lambda: Predictor(own.getvalue()))
             st.success(f"Loaded {own_predictor.card.display_name or own_predictor.name}")
         except BundleError as err:
             st.error(f"That model file cannot be used: {err}")
@@ -60,8 +70,9 @@ if source is None:
     st.info("Upload a file, record your voice, or pick a corpus clip to begin.")
     st.stop()
 
+clip_key = (source_name, digest(source))
 try:
-    clip = open_clip(source, source_name)
+    clip = memo("clip", clip_key, lambda: open_clip(source, source_name))
 except AudioError as err:
     st.error(f"**{source_name}**: {err}")
     st.stop()
@@ -81,22 +92,26 @@ if clip.channels > 1:
 st.audio(source)
 c1, c2 = st.columns(2)
 c1.plotly_chart(plots.waveform(clip.y, clip.sr), width="stretch")
-c2.plotly_chart(plots.mel_image(clip.mel_db, title="Mel-spectrogram (whole clip)"),
+mel, mel_hop = clip.mel_display()
+c2.plotly_chart(plots.mel_image(mel, hop=mel_hop, title="Mel-spectrogram (whole clip)"),
                 width="stretch")
 
 entries = {e.name: e for e in all_models()}
 names = list(entries)
 shipped_ens = read_ensemble()
-default = [n for n in (shipped_ens.members if shipped_ens else []) if n in entries]
-default = default or [n for n, e in entries.items() if e.source == "shipped"] or names[:3]
+default_names, why = default_models()
+default = [n for n in default_names if n in entries] or names[:3]
 chosen = st.multiselect("Models", names, default=default,
-                        help="By default the shipped ensemble: the models with the best "
-                             "validation UAR.")
+                        help=f"By default {why}." if why else None)
 if shipped_ens and sorted(chosen) == sorted(shipped_ens.members):
     t = shipped_ens.test
     st.caption(f"Shipped ensemble ({shipped_ens.selection}): test accuracy "
                f"{pct(t.accuracy)}, UAR {pct(t.uar)} on {t.n:,} clips of unseen "
                f"speakers ({shipped_ens.protocol_caption()}).")
+find_speech = st.toggle("Score speech only", value=True, key="vad",
+                        help="Find the speech with a voice activity detector (Silero VAD) and "
+                             "score each stretch of it; silence and noise get no emotion. "
+                             "Off: the whole clip is scored in equal parts of at most 5 s.")
 if not chosen and own_predictor is None:
     st.info("No model selected. Shipped models live in `models/`; train one on the Train page.")
     st.stop()
@@ -104,40 +119,102 @@ if not chosen and own_predictor is None:
 models = [(n, lambda path=entries[n].bundle: get_predictor(path)) for n in chosen]
 if own_predictor is not None:
     models.append((f"{own_predictor.name} (uploaded)", lambda: own_predictor))
-bar = st.progress(0.0, text="Scoring…")
-scores = score_clip(clip, models, progress=lambda i, n: bar.progress(
-    i / n, text=f"Scored {i}/{n} models"))
-bar.empty()
-for name, message in scores.errors:
+analysis_key = (clip_key, find_speech, digest(own.getvalue()) if own is not None else None,
+                tuple((n, str(entries[n].bundle), Path(entries[n].bundle).stat().st_mtime)
+                      for n in chosen))
+
+
+def run_analysis():
+    bar = st.progress(0.0, text="Finding speech…")
+    try:
+        return analyse(clip, models, segments=find_speech, ensemble=shipped_ens,
+                       progress=bar.progress)
+    finally:
+        bar.empty()
+
+
+try:
+    a = memo("analysis", analysis_key, run_analysis)
+except SegmentationError as err:
+    st.error(f"Speech could not be segmented: {err} Switch off 'Score speech only' to score "
+             "the whole clip.")
+    st.stop()
+for name, message in a.errors:
     st.error(f"{name}: {message}")
-if not scores.results:
+if not a.ok:
+    st.warning(a.message)
     st.stop()
 
 st.subheader("Verdict")
-c1, c2, c3 = st.columns([2, 1, 1])
-who = (f"Ensemble of {len(scores.results)} models" if len(scores.results) > 1
-       else scores.results[0].name)
-c1.markdown(f"## {scores.verdict.upper()}  \n{who}")
-c2.metric("Confidence", pct(scores.confidence))
-c3.metric("Models agreeing", f"{scores.agreement:.0%}")
-if scores.confidence < 0.4:
-    st.caption("Low confidence: the models spread their belief over several emotions.")
-st.plotly_chart(plots.probability_bars(scores.probs, "Ensemble probabilities"),
-                width="stretch")
+c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
+who = f"Ensemble of {len(a.models)} models" if len(a.models) > 1 else a.models[0].name
+if a.uncertain:
+    (l1, p1), (l2, p2) = a.top2
+    c1.markdown(f"## UNCERTAIN  \n**{l1}** {pct(p1)} or **{l2}** {pct(p2)} · {who}")
+else:
+    c1.markdown(f"## {a.label.upper()}  \n{who}")
+c2.metric("Confidence", pct(a.confidence),
+          help="Calibrated probability of the leading emotion, over the scored speech "
+               "weighted by duration." if a.calibrated else
+               "Raw softmax output of uncalibrated models: usually overstated.")
+c3.metric("Models agreeing", f"{a.agreement:.0%}")
+c4.metric("Speech scored" if a.segmented else "Audio scored", f"{a.speech_s:.1f} s",
+          help=f"{len(a.segments)} segment(s) of a {a.duration_s:.1f} s clip.")
+if a.uncertain:
+    st.info(f"No single emotion is named: the leading one's probability ({pct(a.confidence)}) "
+            f"is below the threshold ({pct(a.threshold)}) under which, on validation clips, "
+            "predictions were right less often than intended. The two leading emotions are "
+            "shown instead.")
+st.caption(f"Confidence: {a.calibration_note}.")
+if a.uncalibrated_models and len(a.models) > 1:
+    st.caption("Uncalibrated (raw softmax, T = 1): " + ", ".join(a.uncalibrated_models))
+if a.disagree:
+    votes = ", ".join(f"{n} × {lab}" for lab, n in a.votes.items())
+    (st.warning if a.agreement <= 0.5 else st.caption)(f"The models disagree: {votes}.")
+st.plotly_chart(plots.probability_bars(
+    a.clip_probs, "Probabilities" + (" (calibrated)" if a.calibrated else " (uncalibrated)")
+    + (", speech only" if a.segmented else "") + ", weighted by duration"), width="stretch")
+
+st.subheader("Emotion over time")
+timeline = a.table()
+st.plotly_chart(plots.segment_timeline(
+    clip.y, clip.sr, timeline, a.threshold,
+    title="Speech segments and their emotion" if a.segmented else
+    "Equal parts of the clip and their emotion"), width="stretch", key="timeline")
+st.dataframe(timeline, hide_index=True, width="stretch")
+st.download_button("Download the timeline (CSV)", timeline.to_csv(index=False),
+                   file_name=f"{Path(clip.name).stem}-timeline.csv", mime="text/csv",
+                   on_click="ignore", key="timeline_csv")
+
+
+def segment_label(i: int) -> str:
+    r = timeline.iloc[i]
+    verdict = (f"uncertain ({r['emotion']} / {r['runner_up']})" if r["uncertain"]
+               else f"{r['emotion']} {pct(r['confidence'])}")
+    return f"#{i + 1}  {r['start_s']:.2f}–{r['end_s']:.2f} s: {verdict}"
+
+
+with st.expander("Listen to the segments", expanded=len(a.segments) <= 3):
+    if len(a.segments) <= PLAYERS:
+        for i, seg in enumerate(a.segments):
+            st.caption(segment_label(i))
+            st.audio(clip.samples(seg), sample_rate=clip.sr)
+    else:
+        i = st.selectbox("Segment", range(len(a.segments)), format_func=segment_label,
+                         key="segment")
+        st.audio(clip.samples(a.segments[i]), sample_rate=clip.sr)
 
 st.subheader("Every model")
-cols = st.columns(min(3, len(scores.results)))
-for i, r in enumerate(scores.results):
+cols = st.columns(min(3, len(a.models)))
+for i, (sm, p) in enumerate(zip(a.models, a.model_probs())):
     with cols[i % len(cols)]:
-        p, card = r.prediction, r.card
-        st.markdown(f"**{r.name}** → {p.label} ({pct(p.confidence)})")
+        card = sm.card
+        label = a.model_labels[i]
+        st.markdown(f"**{sm.name}** → {label} ({pct(p.max())})")
         acc = card.test.accuracy if card.test else None
+        cal = f"T = {sm.temperature:.2f}" if sm.calibrated else "uncalibrated"
         st.caption(f"{card.display_name or card.arch}; test accuracy {pct(acc)} "
-                   f"({card.protocol_caption()})")
-        st.plotly_chart(plots.probability_bars(p.probs), width="stretch", key=f"p-{i}")
-timeline = scores.timeline()
-if timeline is not None:
-    st.subheader("Emotion over time")
-    st.plotly_chart(plots.emotion_timeline(*timeline), width="stretch")
+                   f"({card.protocol_caption()}); {cal}")
+        st.plotly_chart(plots.probability_bars(p), width="stretch", key=f"p-{i}")
 with st.expander("Probabilities as a table"):
-    st.dataframe(scores.table(), hide_index=True, width="stretch")
+    st.dataframe(a.model_table(), hide_index=True, width="stretch")

@@ -108,6 +108,24 @@ if with_reports:
                                               for e in with_reports}, by),
                             width="stretch")
 
+st.subheader("Honest confidence")
+st.caption("Reliability on each model's test clips: of the clips given ~70 % confidence, ~70 % "
+           "should be right (the diagonal). Calibration (temperature scaling) was fitted on the "
+           "validation clips only; ECE = expected calibration error.")
+rel_cols = st.columns(max(1, min(3, len(sel))))
+for col, e in zip(rel_cols, sel[:3]):
+    with col:
+        try:
+            r = reliability_for(e)
+        except ValueError as err:
+            st.info(f"{e.name}: {err}")
+            continue
+        st.plotly_chart(plots.reliability_diagram(
+            r["curves"], title=f"{e.name}: {r['n']} {r['part']} clips"), width="stretch",
+            key=f"rel-{e.name}")
+        if r["calibration"] is None:
+            st.caption("Not calibrated: run `python -m ser calibrate --write`.")
+
 
 st.subheader("Clips behind a confusion cell")
 if picked is None and with_reports:

@@ -40,7 +40,11 @@ __all__ = [
     "choose_uncertainty_threshold",
     "expected_calibration_error",
     "fit_temperature",
+    "log_probs",
     "nll",
+    "prediction_arrays",
+    "reliability_for",
+    "reliability_from",
     "reliability_curve",
 ]
 
@@ -340,6 +344,10 @@ class Calibration:
     ``threshold``: calibrated confidence below which a prediction is shown as
     "uncertain". ``ece_before`` / ``ece_after``: validation ECE without / with the
     temperature. ``n_val``: validation examples used. ``method``: "temperature".
+    Optional (absent from records written before they existed): ``target_precision``, the
+    accuracy the threshold was chosen to guarantee on validation data; ``coverage``, the
+    share of validation predictions at or above the threshold; ``precision_above``, their
+    accuracy.
     """
 
     temperature: float
@@ -348,12 +356,22 @@ class Calibration:
     ece_after: float
     n_val: int
     method: str = "temperature"
+    target_precision: float | None = None
+    coverage: float | None = None
+    precision_above: float | None = None
+
+    _OPTIONAL = ("target_precision", "coverage", "precision_above")
 
     def to_dict(self) -> dict:
-        """Plain JSON-ready dict (floats, int, str)."""
-        return {"temperature": float(self.temperature), "threshold": float(self.threshold),
-                "ece_before": float(self.ece_before), "ece_after": float(self.ece_after),
-                "n_val": int(self.n_val), "method": str(self.method)}
+        """Plain JSON-ready dict (floats, int, str); optional facts only when known."""
+        out = {"temperature": float(self.temperature), "threshold": float(self.threshold),
+               "ece_before": float(self.ece_before), "ece_after": float(self.ece_after),
+               "n_val": int(self.n_val), "method": str(self.method)}
+        for key in self._OPTIONAL:
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = float(value)
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> Calibration:
@@ -361,9 +379,11 @@ class Calibration:
         missing = {"temperature", "threshold", "ece_before", "ece_after", "n_val"} - set(d)
         if missing:
             raise ValueError(f"calibration record lacks {sorted(missing)}")
+        optional = {k: float(d[k]) for k in cls._OPTIONAL if d.get(k) is not None}
         return cls(temperature=float(d["temperature"]), threshold=float(d["threshold"]),
                    ece_before=float(d["ece_before"]), ece_after=float(d["ece_after"]),
-                   n_val=int(d["n_val"]), method=str(d.get("method", "temperature")))
+                   n_val=int(d["n_val"]), method=str(d.get("method", "temperature")),
+                   **optional)
 
     def probs(self, log_probs: np.ndarray) -> np.ndarray:
         """Calibrated probabilities for new logits or log-probabilities."""
@@ -393,4 +413,107 @@ def calibrate(log_probs: np.ndarray, y: np.ndarray, *, target_precision: float =
         ece_before=expected_calibration_error(before, y, n_bins=n_bins),
         ece_after=expected_calibration_error(after, y, n_bins=n_bins),
         n_val=len(z),
+        target_precision=target_precision,
+        coverage=choice.coverage,
+        precision_above=choice.precision_above,
     )
+
+
+# --------------------------------------------------------------------------------------
+# Stored predictions (val_predictions.csv, predictions.csv) and reliability diagrams
+# --------------------------------------------------------------------------------------
+
+#: Floor put under stored probabilities before taking logs. The CSV files keep five
+#: decimals, so a stored 0 only says "below 5e-6"; flooring at 1e-6 keeps the log finite
+#: without inventing mass the model might have had.
+PROB_FLOOR = 1e-6
+
+
+def prediction_arrays(frame) -> tuple[np.ndarray, np.ndarray]:
+    """``(probs (N, C), y (N,))`` from a per-clip predictions table.
+
+    ``frame`` is a pandas DataFrame with a ``true`` column (label names) and one
+    ``p_<label>`` column per label of :data:`ser.config.LABELS`, as written in
+    ``val_predictions.csv`` and ``predictions.csv``. Rows are renormalised (the files keep
+    five decimals, so they sum to 1 only up to rounding).
+    """
+    from ser import config
+
+    cols = [f"p_{lab}" for lab in config.LABELS]
+    missing = [c for c in [*cols, "true"] if c not in frame.columns]
+    if missing:
+        raise ValueError(f"the predictions table lacks columns {missing}")
+    index = {lab: i for i, lab in enumerate(config.LABELS)}
+    unknown = sorted(set(frame["true"]) - set(index))
+    if unknown:
+        raise ValueError(f"the predictions table has unknown labels {unknown}")
+    p = frame[cols].to_numpy(dtype=np.float64)
+    p = np.clip(p, 0.0, None)
+    p = p / p.sum(axis=1, keepdims=True)
+    return p, frame["true"].map(index).to_numpy(dtype=np.int64)
+
+
+def log_probs(probs: np.ndarray) -> np.ndarray:
+    """Log of (stored) probabilities, floored at :data:`PROB_FLOOR`: logits for fitting."""
+    return np.log(np.maximum(np.asarray(probs, dtype=np.float64), PROB_FLOOR))
+
+
+def reliability_from(probs: np.ndarray, y: np.ndarray, calibration: Calibration | None, *,
+                     after: np.ndarray | None = None, name: str = "", part: str = "",
+                     n_bins: int = 15) -> dict:
+    """Reliability curves and ECE of ``probs`` before and (with ``calibration``) after
+    calibration; the dict :func:`reliability_for` returns. ``after`` gives the calibrated
+    probabilities directly when they are not simply ``calibration`` applied to ``probs``
+    (an ensemble whose members are calibrated first)."""
+    p = _probs(probs)
+    curves = {"before calibration": reliability_curve(p, y, n_bins=n_bins)}
+    ece = {"before": expected_calibration_error(p, y, n_bins=n_bins), "after": None}
+    if calibration is not None:
+        q = calibration.probs(log_probs(p)) if after is None else _probs(after)
+        curves["after calibration"] = reliability_curve(q, y, n_bins=n_bins)
+        ece["after"] = expected_calibration_error(q, y, n_bins=n_bins)
+    return {"name": name, "part": part, "n": int(len(p)),
+            "calibration": calibration.to_dict() if calibration else None,
+            "curves": curves, "ece": ece}
+
+
+def reliability_for(entry, *, part: str = "test", n_bins: int = 15) -> dict:
+    """Reliability data of a trained model, for the Results page.
+
+    Parameters
+    ----------
+    entry : ser.zoo.ModelEntry
+        Anything with ``name``, ``card.calibration`` (a :meth:`Calibration.to_dict`
+        record or None) and ``predictions(part)`` returning the stored per-clip
+        probabilities (or None).
+    part : str
+        ``"test"`` (default): the held-out test clips, which the temperature was *not*
+        fitted on, so "after" is an honest check. Falls back to ``"val"`` (the clips it
+        was fitted on) when the model has no test predictions.
+    n_bins : int
+        Equal-width confidence bins.
+
+    Returns
+    -------
+    dict
+        ``name``; ``part`` (the clips actually used, "test" or "val"); ``n``;
+        ``calibration`` (the card's record or None); ``curves``: ``{"before calibration":
+        curve, "after calibration": curve}`` (:func:`reliability_curve` dicts; "after" only
+        for a calibrated model), ready for ``ser.plots.reliability_diagram``; ``ece``:
+        ``{"before": float, "after": float | None}`` on those clips.
+
+    Raises
+    ------
+    ValueError
+        If the model has no stored predictions, or its calibration record is malformed.
+    """
+    used, frame = part, entry.predictions(part)
+    if frame is None and part == "test":
+        used, frame = "val", entry.predictions("val")
+    if frame is None:
+        raise ValueError(f"{entry.name} has no stored per-clip predictions to draw a "
+                         "reliability diagram from.")
+    record = entry.card.calibration
+    calibration = Calibration.from_dict(record) if record else None
+    probs, y = prediction_arrays(frame)
+    return reliability_from(probs, y, calibration, name=entry.name, part=used, n_bins=n_bins)

@@ -190,11 +190,20 @@ def calibrate_ensemble(ens: Ensemble, entries: list[ModelEntry], *,
     """Temperature and "uncertain" threshold of the ensemble, fitted on the average of its
     members' calibrated validation probabilities (see `member_probs`). Returns a
     `ser.calibration.Calibration`; store it with ``ens.calibration = cal.to_dict()`` and
-    `write_ensemble`."""
-    from ser.calibration import calibrate, log_probs
+    `write_ensemble`.
+
+    Its ``ece_before`` is that of the plain average of the members' softmax outputs (what
+    the app showed before any calibration) and ``ece_after`` that of the whole chain
+    (members' temperatures, average, ensemble temperature), both on the validation clips.
+    """
+    from dataclasses import replace
+
+    from ser.calibration import calibrate, expected_calibration_error, log_probs
 
     y, avg = member_probs(ens, entries, "val", calibrations=calibrations)
-    return calibrate(log_probs(avg), y, target_precision=target_precision)
+    _, raw = member_probs(ens, entries, "val", calibrated=False)
+    cal = calibrate(log_probs(avg), y, target_precision=target_precision)
+    return replace(cal, ece_before=expected_calibration_error(raw, y))
 
 
 def ensemble_reliability(ens: Ensemble, entries: list[ModelEntry], *, part: str = "test",

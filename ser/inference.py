@@ -2,17 +2,32 @@
 Predict page and ``python -m ser predict`` share.
 
 The clip goes through `ser.audio.load_audio` and the same feature code as training, with
-the bundle's own feature config and normalisation. A clip longer than the model's window
-(216 frames ≈ 5 s) is scored in half-overlapping windows whose probabilities are averaged;
-the per-window scores are kept for an emotion-over-time view.
+the bundle's own feature config and normalisation.
 
-`open_clip` decodes an upload once (level, clipping, spectrogram); `score_clip` runs every
-chosen model on it and returns the ensemble verdict, agreement and per-model detail.
+`Predictor.predict_samples` scores a clip as a whole: a clip longer than the model's window
+(216 frames ≈ 5 s) is scored in half-overlapping windows whose probabilities are averaged.
+
+`analyse` is the chain for real recordings (silence, breaths, several utterances, several
+emotions, minutes long):
+
+1. `open_clip` decodes the upload once (level, clipping, spectrogram).
+2. Silero VAD (`ser.segments.speech_segments`) cuts it into speech segments no longer than
+   the models' window; non-speech is dropped. Without speech there is no verdict.
+3. Every selected model scores every segment. A segment shorter than the window is padded
+   by the feature code (FS2 with the -80 dB floor), as in training.
+4. Each model's probabilities are calibrated with its own temperature (its card's
+   ``calibration``; T = 1 and "uncalibrated" without one). The models' calibrated
+   probabilities are averaged per segment; that average is calibrated again with the shipped
+   ensemble's temperature only when the models are exactly the ensemble's members.
+5. The clip's verdict is the duration-weighted mean over the speech segments. Below the
+   validation-chosen confidence threshold the verdict is "uncertain" and the two leading
+   emotions are given instead.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,9 +38,16 @@ import torch
 from ser import config
 from ser.audio import QualityReport, info, load_audio, quality_report, resample
 from ser.bundle import Bundle, BundleError, load_bundle
+from ser.calibration import Calibration, apply_temperature, log_probs
 from ser.card import Card
 from ser.dataset import model_inputs, spaces_for
 from ser.features import clip_features, fs2
+from ser.segments import Segment, fixed_segments, slice_segments, speech_segments
+
+#: The shortest part a long speech segment may be split into (seconds).
+MIN_SPLIT_S = 1.0
+#: Windows per forward pass when scoring segments.
+BATCH = 32
 
 
 @dataclass
@@ -64,10 +86,21 @@ class Predictor:
         self.cfg = self.card.features
         self.space = self.card.input_space
         self.norm = self.bundle.normalisation
+        try:
+            self.calibration: Calibration | None = (
+                Calibration.from_dict(self.card.calibration) if self.card.calibration
+                else None)
+        except (TypeError, ValueError) as err:
+            raise BundleError(f"The model's calibration record is damaged: {err}") from None
 
     @property
     def name(self) -> str:
         return self.bundle.name
+
+    @property
+    def temperature(self) -> float:
+        """The card's calibration temperature (1.0 for an uncalibrated model)."""
+        return self.calibration.temperature if self.calibration else 1.0
 
     def windows(self, y: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
         """Split samples into model-sized windows (hop = half a window)."""
@@ -80,8 +113,22 @@ class Predictor:
             starts.append(len(y) - win)
         return [y[s:s + win] for s in starts], np.asarray(starts) / self.cfg.sample_rate
 
+    def _log_probs(self, arrays: dict[str, np.ndarray],
+                   progress: Callable[[float], None] | None = None) -> np.ndarray:
+        """Log-softmax outputs ``(N, C)`` for stacked features, in batches."""
+        inputs = model_inputs(arrays, self.space, self.norm)
+        n = len(inputs[0])
+        out = []
+        with torch.inference_mode():
+            for i in range(0, n, BATCH):
+                xb = [x[i:i + BATCH].to(self.device) for x in inputs]
+                out.append(torch.log_softmax(self.model(*xb).float(), dim=1).cpu().numpy())
+                if progress:
+                    progress(min(i + BATCH, n) / n)
+        return np.concatenate(out).astype(np.float64)
+
     def predict_samples(self, y: np.ndarray, sr: int) -> Prediction:
-        """Probabilities for mono float samples ``y`` at ``sr`` Hz."""
+        """Probabilities for mono float samples ``y`` at ``sr`` Hz (uncalibrated softmax)."""
         if sr != self.cfg.sample_rate:
             y = resample(np.asarray(y, dtype=np.float32), sr, self.cfg.sample_rate)
         chunks, starts = self.windows(np.asarray(y, dtype=np.float32))
@@ -97,6 +144,75 @@ class Predictor:
         """Probabilities for a path, bytes or file-like clip (raises `AudioError`)."""
         y, sr = load_audio(source, sr=self.cfg.sample_rate)
         return self.predict_samples(y, sr)
+
+    def calibrated(self, prediction: Prediction) -> Prediction:
+        """``prediction`` with the card's temperature applied to every window (then
+        averaged again); unchanged for an uncalibrated model."""
+        if self.calibration is None:
+            return prediction
+        w = apply_temperature(log_probs(prediction.window_probs), self.temperature)
+        return Prediction(w.mean(axis=0), w, prediction.window_starts_s, prediction.window_s)
+
+    def segment_probs(self, y: np.ndarray, sr: int, segments: Sequence[Segment], *,
+                      features: dict | None = None,
+                      progress: Callable[[float], None] | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities of every segment of ``y`` (mono, ``sr`` Hz).
+
+        A segment longer than the model's window is scored in half-overlapping windows
+        whose probabilities are averaged; a shorter one is padded by the feature code.
+
+        Parameters
+        ----------
+        features
+            A dict shared by the predictors scoring the same clip and segments: features
+            are computed once per feature config and input space and reused.
+        progress
+            Called with the fraction done (0–1).
+
+        Returns
+        -------
+        raw, calibrated : np.ndarray, shape (segments, C)
+            Softmax outputs, and the same after the card's temperature (identical for an
+            uncalibrated model). Rows sum to 1.
+        """
+        if not len(segments):
+            empty = np.zeros((0, config.N_CLASSES))
+            return empty, empty.copy()
+        spaces = spaces_for(self.space)
+        key = (self.cfg.key(), spaces, tuple((s.start_s, s.end_s) for s in segments))
+        cache = features if features is not None else {}
+        fresh = key not in cache
+        if fresh:
+            rate = self.cfg.sample_rate
+            samples = (np.asarray(y, dtype=np.float32) if sr == rate
+                       else resample(np.asarray(y, dtype=np.float32), sr, rate))
+            chunks, owner = [], []
+            for i, piece in enumerate(slice_segments(samples, rate, list(segments))):
+                if not len(piece):  # a segment shorter than one sample: score silence
+                    piece = np.zeros(self.cfg.hop_length, np.float32)
+                parts, _ = self.windows(piece)
+                chunks += parts
+                owner += [i] * len(parts)
+            feats = []
+            for j, c in enumerate(chunks):
+                feats.append(clip_features(c, cfg=self.cfg, spaces=spaces))
+                if progress:
+                    progress(0.8 * (j + 1) / len(chunks))
+            cache[key] = ({s: np.stack([f[s] for f in feats]) for s in spaces},
+                          np.asarray(owner))
+        arrays, owner = cache[key]
+        start = 0.8 if fresh else 0.0
+        lp = self._log_probs(arrays, progress and (lambda f: progress(start + (1 - start) * f)))
+        raw_w = np.exp(lp)
+        raw_w /= raw_w.sum(axis=1, keepdims=True)
+        cal_w = apply_temperature(lp, self.temperature) if self.calibration else raw_w
+        counts = np.bincount(owner, minlength=len(segments))[:, None]
+        raw = np.zeros((len(segments), raw_w.shape[1]))
+        cal = np.zeros_like(raw)
+        np.add.at(raw, owner, raw_w)
+        np.add.at(cal, owner, cal_w)
+        return raw / counts, cal / counts
 
 
 def ensemble(predictions: list[Prediction], weights: list[float] | None = None) -> np.ndarray:
@@ -129,6 +245,26 @@ class Clip:
     y_model: np.ndarray  # at config.SAMPLE_RATE
     mel_db: np.ndarray  # whole-clip log-mel (n_mels, frames)
 
+    @property
+    def duration_s(self) -> float:
+        return len(self.y) / self.sr
+
+    def mel_display(self, max_frames: int = 1500) -> tuple[np.ndarray, int]:
+        """The log-mel image thinned in time for drawing (a browser chokes on a
+        10-minute spectrogram at full resolution): ``(image, hop in samples)``. Each shown
+        column is the loudest of the frames it stands for, so short events stay visible."""
+        n = self.mel_db.shape[1]
+        k = max(1, -(-n // max_frames))
+        if k == 1:
+            return self.mel_db, config.HOP_LENGTH
+        pad = -n % k
+        m = np.pad(self.mel_db, ((0, 0), (0, pad)), constant_values=-config.FS2_TOP_DB)
+        return m.reshape(m.shape[0], -1, k).max(axis=2), config.HOP_LENGTH * k
+
+    def samples(self, segment: Segment) -> np.ndarray:
+        """The segment's samples at the clip's own rate (for a player)."""
+        return slice_segments(self.y, self.sr, [segment])[0]
+
 
 def open_clip(source, name: str = "clip") -> Clip:
     """Decode ``source`` once and check it (raises `ser.audio.AudioError` naming the
@@ -141,68 +277,345 @@ def open_clip(source, name: str = "clip") -> Clip:
 
 
 @dataclass
-class ModelResult:
+class ScoredModel:
+    """One model's view of the segments of a clip."""
+
     name: str
     card: Card
-    prediction: Prediction
+    calibration: Calibration | None
+    raw: np.ndarray  # (segments, C) softmax outputs
+    probs: np.ndarray  # (segments, C) after the model's temperature (= raw if uncalibrated)
+
+    @property
+    def calibrated(self) -> bool:
+        return self.calibration is not None
+
+    @property
+    def temperature(self) -> float:
+        return self.calibration.temperature if self.calibration else 1.0
+
+
+def _top(p: np.ndarray, k: int = 2) -> list[tuple[str, float]]:
+    order = np.argsort(-p, kind="stable")[:k]
+    return [(config.LABELS[i], float(p[i])) for i in order]
+
+
+def _majority(labels: list[str]) -> float:
+    return max(Counter(labels).values()) / len(labels) if labels else 0.0
 
 
 @dataclass
-class ClipScores:
-    """Everything the Predict page draws about the models' view of one clip."""
+class ClipAnalysis:
+    """Everything the Predict page and the CLI report about one clip.
 
-    results: list[ModelResult]
+    ``probs`` holds the combined, calibrated probabilities of every segment (the models'
+    calibrated average, with the ensemble's temperature when it applies); the clip-level
+    figures weight the segments by duration.
+    """
+
+    name: str
+    duration_s: float
+    segments: list[Segment]
+    #: True: speech segments found by voice activity detection; False: the whole clip in
+    #: equal parts, silence included.
+    segmented: bool
+    models: list[ScoredModel]
+    probs: np.ndarray  # (segments, C)
+    #: Calibrated confidence below which a verdict is "uncertain" (None: no threshold).
+    threshold: float | None
+    #: Where the threshold and the combined calibration come from, in words.
+    calibration_note: str
+    ensemble_calibration: Calibration | None = None
     errors: list[tuple[str, str]] = field(default_factory=list)
 
+    # ------------------------------------------------------------------ the clip
     @property
-    def predictions(self) -> list[Prediction]:
-        return [r.prediction for r in self.results]
+    def speech(self) -> bool:
+        return bool(self.segments)
 
     @property
-    def probs(self) -> np.ndarray:
-        return ensemble(self.predictions)
+    def ok(self) -> bool:
+        """A verdict exists: there are segments and at least one model scored them."""
+        return bool(self.segments) and bool(self.models)
 
     @property
-    def verdict(self) -> str:
-        return config.LABELS[int(np.argmax(self.probs))]
+    def message(self) -> str | None:
+        """Why there is no verdict (None when there is one)."""
+        if not self.segments:
+            if self.segmented:
+                return (f"No speech found in {self.name}: the voice activity detector "
+                        "heard no speech in it, so there is nothing to judge. Silence, "
+                        "noise and music are not given an emotion.")
+            return f"{self.name} holds no audio to score."
+        if not self.models:
+            return "None of the selected models could be loaded or run."
+        return None
 
     @property
-    def confidence(self) -> float:
-        return float(np.max(self.probs))
+    def speech_s(self) -> float:
+        return float(sum(s.duration_s for s in self.segments))
+
+    @property
+    def weights(self) -> np.ndarray:
+        """Each segment's share of the scored time (sums to 1)."""
+        d = np.array([s.duration_s for s in self.segments], dtype=np.float64)
+        return d / d.sum() if d.sum() > 0 else np.full(len(d), 1 / max(len(d), 1))
+
+    @property
+    def clip_probs(self) -> np.ndarray | None:
+        """Duration-weighted mean of the segments' combined probabilities."""
+        return self.weights @ self.probs if self.ok else None
+
+    @property
+    def label(self) -> str | None:
+        """The leading emotion of the clip (even when uncertain; see `verdict`)."""
+        p = self.clip_probs
+        return None if p is None else config.LABELS[int(np.argmax(p))]
+
+    @property
+    def confidence(self) -> float | None:
+        p = self.clip_probs
+        return None if p is None else float(np.max(p))
+
+    @property
+    def uncertain(self) -> bool:
+        return (self.ok and self.threshold is not None
+                and self.confidence < self.threshold)
+
+    @property
+    def verdict(self) -> str | None:
+        """The leading emotion, "uncertain" below the threshold, None without a result."""
+        if not self.ok:
+            return None
+        return "uncertain" if self.uncertain else self.label
+
+    @property
+    def top2(self) -> list[tuple[str, float]]:
+        p = self.clip_probs
+        return [] if p is None else _top(p, 2)
+
+    @property
+    def calibrated(self) -> bool:
+        """Every model has a calibration (then the probabilities are calibrated ones)."""
+        return bool(self.models) and all(m.calibrated for m in self.models)
+
+    @property
+    def uncalibrated_models(self) -> list[str]:
+        return [m.name for m in self.models if not m.calibrated]
+
+    # ------------------------------------------------------------------ the models
+    def model_probs(self) -> np.ndarray:
+        """Each model's duration-weighted calibrated probabilities ``(models, C)``."""
+        if not self.ok:
+            return np.zeros((len(self.models), config.N_CLASSES))
+        return np.stack([self.weights @ m.probs for m in self.models])
+
+    @property
+    def model_labels(self) -> list[str]:
+        return [config.LABELS[int(i)] for i in self.model_probs().argmax(axis=1)]
+
+    @property
+    def votes(self) -> dict[str, int]:
+        """How many models name each emotion for the clip, most votes first."""
+        return dict(Counter(self.model_labels).most_common())
 
     @property
     def agreement(self) -> float:
-        return agreement(self.predictions)
+        """Share of models whose clip label is the most common one."""
+        return _majority(self.model_labels)
 
-    def timeline(self) -> tuple[np.ndarray, np.ndarray, float] | None:
-        """``(window starts, mean window probabilities, window seconds)`` when the clip was
-        scored in several windows, else None."""
-        preds = self.predictions
-        if not any(len(p.window_probs) > 1 for p in preds):
-            return None
-        longest = max(preds, key=lambda p: len(p.window_probs))
-        same = [p.window_probs for p in preds if len(p.window_probs) == len(longest.window_probs)]
-        return longest.window_starts_s, np.mean(same, axis=0), longest.window_s
+    @property
+    def disagree(self) -> bool:
+        """The models do not all name the same emotion for the clip."""
+        return len(self.votes) > 1
 
+    def segment_agreement(self) -> np.ndarray:
+        """Per segment, the share of models naming its most common label."""
+        if not self.ok:
+            return np.zeros(len(self.segments))
+        labels = np.stack([m.probs.argmax(axis=1) for m in self.models])  # (M, S)
+        return np.array([_majority(list(col)) for col in labels.T])
+
+    def segment_uncertain(self) -> np.ndarray:
+        if not self.ok or self.threshold is None:
+            return np.zeros(len(self.segments), dtype=bool)
+        return self.probs.max(axis=1) < self.threshold
+
+    # ------------------------------------------------------------------ tables
     def table(self) -> pd.DataFrame:
-        return pd.DataFrame([{"model": r.name, "prediction": r.prediction.label,
-                              **{lab: round(float(v), 3) for lab, v in
-                                 zip(config.LABELS, r.prediction.probs)}}
-                             for r in self.results])
+        """The emotion timeline: one row per segment (the CSV download)."""
+        cols = ["segment", "start_s", "end_s", "duration_s", "emotion", "confidence",
+                "uncertain", "runner_up", "runner_up_confidence", "agreement",
+                *[f"p_{lab}" for lab in config.LABELS]]
+        if not self.ok:
+            return pd.DataFrame(columns=cols)
+        unsure, agree = self.segment_uncertain(), self.segment_agreement()
+        rows = []
+        for i, (seg, p) in enumerate(zip(self.segments, self.probs)):
+            (first, p1), (second, p2) = _top(p, 2)
+            rows.append({"segment": i + 1, "start_s": round(seg.start_s, 3),
+                         "end_s": round(seg.end_s, 3), "duration_s": round(seg.duration_s, 3),
+                         "emotion": first, "confidence": round(p1, 4),
+                         "uncertain": bool(unsure[i]), "runner_up": second,
+                         "runner_up_confidence": round(p2, 4),
+                         "agreement": round(float(agree[i]), 3),
+                         **{f"p_{lab}": round(float(v), 4)
+                            for lab, v in zip(config.LABELS, p)}})
+        return pd.DataFrame(rows, columns=cols)
+
+    def model_table(self) -> pd.DataFrame:
+        """One row per model: its clip-level calibrated probabilities and temperature."""
+        rows = []
+        for m, p in zip(self.models, self.model_probs()):
+            rows.append({"model": m.name, "prediction": config.LABELS[int(np.argmax(p))],
+                         "confidence": round(float(np.max(p)), 3),
+                         "temperature": round(m.temperature, 3) if m.calibrated else None,
+                         "calibrated": m.calibrated,
+                         **{lab: round(float(v), 3) for lab, v in zip(config.LABELS, p)}})
+        return pd.DataFrame(rows)
+
+    def as_dict(self) -> dict:
+        """JSON-ready summary (the CLI's ``--json``)."""
+        out = {"clip": self.name, "duration_s": round(self.duration_s, 3),
+               "speech": self.speech, "segmented": self.segmented,
+               "models": [m.name for m in self.models],
+               "errors": [{"model": n, "error": e} for n, e in self.errors]}
+        if not self.ok:
+            return {**out, "verdict": None, "message": self.message}
+        return {**out, "speech_s": round(self.speech_s, 3), "verdict": self.verdict,
+                "label": self.label, "confidence": self.confidence,
+                "uncertain": self.uncertain, "threshold": self.threshold,
+                "top2": [{"emotion": lab, "probability": p} for lab, p in self.top2],
+                "probs": dict(zip(config.LABELS, map(float, self.clip_probs))),
+                "agreement": self.agreement, "votes": self.votes,
+                "calibrated": self.calibrated, "calibration": self.calibration_note,
+                "temperatures": {m.name: (m.temperature if m.calibrated else None)
+                                 for m in self.models},
+                "segments": self.table().to_dict(orient="records")}
 
 
-def score_clip(clip: Clip, predictors: list[tuple[str, Callable[[], Predictor]]], *,
-               progress: Callable[[int, int], None] | None = None) -> ClipScores:
-    """Score ``clip`` with every model. ``predictors`` are ``(name, loader)`` pairs; a model
-    that cannot be loaded is reported in ``errors`` and the others still run."""
-    out = ClipScores([])
-    for i, (name, get) in enumerate(predictors, 1):
+PredictorSource = Predictor | tuple[str, Callable[[], Predictor]]
+
+
+def _load(predictors: Sequence[PredictorSource]
+          ) -> tuple[list[tuple[str, Predictor]], list[tuple[str, str]]]:
+    loaded, errors = [], []
+    for item in predictors:
+        if isinstance(item, Predictor):
+            loaded.append((item.name, item))
+            continue
+        name, get = item
         try:
-            p = get()
-            out.results.append(ModelResult(name, p.card, p.predict_samples(
-                clip.y_model, config.SAMPLE_RATE)))
+            loaded.append((name, get()))
         except BundleError as err:
-            out.errors.append((name, str(err)))
+            errors.append((name, str(err)))
+    return loaded, errors
+
+
+def _combined_calibration(models: list[ScoredModel], ensemble
+                          ) -> tuple[Calibration | None, float | None, str]:
+    """The ensemble calibration that applies to these models (if any), the threshold and
+    a sentence saying where both come from."""
+    names = sorted(m.name for m in models)
+    record = getattr(ensemble, "calibration", None) if ensemble is not None else None
+    if len(models) > 1 and record and names == sorted(ensemble.members):
+        cal = Calibration.from_dict(record)
+        return cal, cal.threshold, (
+            f"the shipped ensemble's calibration (T = {cal.temperature:.2f} on the average "
+            f"of its {len(models)} calibrated members; threshold {cal.threshold:.1%}, "
+            "chosen on validation data)")
+    cals = [m.calibration for m in models if m.calibration is not None]
+    if len(models) == 1:
+        if cals:
+            c = cals[0]
+            return None, c.threshold, (f"calibrated on validation data (T = "
+                                       f"{c.temperature:.2f}; threshold {c.threshold:.1%})")
+        return None, None, ("uncalibrated: raw softmax outputs, which usually overstate "
+                            "confidence; no 'uncertain' threshold")
+    if not cals:
+        return None, None, ("uncalibrated models: raw softmax outputs averaged; no "
+                            "'uncertain' threshold")
+    thr = float(np.mean([c.threshold for c in cals]))
+    note = (f"each model's own temperature; this combination was not calibrated as a whole, "
+            f"so the threshold ({thr:.1%}) is the mean of the models' own thresholds")
+    if len(cals) < len(models):
+        note += f" ({len(models) - len(cals)} model(s) uncalibrated)"
+    return None, thr, note
+
+
+def analyse(clip: Clip, predictors: Sequence[PredictorSource], *, segments: bool = True,
+            ensemble=None, progress: Callable[[float, str], None] | None = None,
+            vad: dict | None = None) -> ClipAnalysis:
+    """Run the whole Predict chain on ``clip`` (see the module docstring).
+
+    Parameters
+    ----------
+    clip
+        From `open_clip`.
+    predictors
+        `Predictor` objects, or ``(name, loader)`` pairs whose loader returns one; a model
+        that cannot be loaded (`BundleError`) is reported in ``errors``, the others run.
+    segments
+        True: score only the speech Silero VAD finds. False: score the whole clip, cut into
+        equal parts no longer than the models' window.
+    ensemble
+        The shipped `ser.ensemble.Ensemble` (or None). Its calibration is applied to the
+        models' average only when the loaded models are exactly its members.
+    progress
+        ``progress(fraction, text)``, e.g. a Streamlit progress bar's ``progress``.
+    vad
+        Extra keyword arguments for `ser.segments.speech_segments`.
+
+    Raises
+    ------
+    ser.segments.SegmentationError
+        If ``segments`` and the voice activity detector cannot be loaded.
+    """
+    def report(fraction: float, text: str) -> None:
         if progress:
-            progress(i, len(predictors))
-    return out
+            progress(float(min(max(fraction, 0.0), 1.0)), text)
+
+    report(0.0, "Loading models…")
+    loaded, errors = _load(predictors)
+    window = min((p.cfg.window_seconds for _, p in loaded),
+                 default=config.FS2_FRAMES * config.HOP_LENGTH / config.SAMPLE_RATE)
+    if segments:
+        report(0.02, "Finding speech…")
+        segs = speech_segments(clip.y, clip.sr, **{
+            "max_segment_s": window, "min_segment_s": min(MIN_SPLIT_S, window / 2),
+            **(vad or {})})
+    else:
+        segs = fixed_segments(clip.duration_s, window)
+
+    def result(models: list[ScoredModel], probs: np.ndarray, cal=None, thr=None,
+               note: str = "") -> ClipAnalysis:
+        return ClipAnalysis(clip.name, clip.duration_s, segs, segments, models, probs, thr,
+                            note, cal, errors)
+
+    if not segs or not loaded:
+        report(1.0, "Done")
+        return result([], np.zeros((len(segs), config.N_CLASSES)))
+
+    shared: dict = {}
+    scored = []
+    for i, (name, p) in enumerate(loaded):
+        text = f"Scoring {len(segs)} segment{'s' * (len(segs) > 1)} with {name} " \
+               f"({i + 1}/{len(loaded)})"
+        try:
+            raw, cal = p.segment_probs(
+                clip.y_model, config.SAMPLE_RATE, segs, features=shared,
+                progress=lambda f, i=i, text=text: report(
+                    0.05 + 0.95 * (i + f) / len(loaded), text))
+        except (RuntimeError, ValueError) as err:  # e.g. weights that do not fit the input
+            errors.append((name, f"could not score the clip: {err}"))
+            continue
+        scored.append(ScoredModel(name, p.card, p.calibration, raw, cal))
+    if not scored:
+        report(1.0, "Done")
+        return result([], np.zeros((len(segs), config.N_CLASSES)))
+    ens_cal, threshold, note = _combined_calibration(scored, ensemble)
+    combined = np.mean([m.probs for m in scored], axis=0)
+    if ens_cal is not None:
+        combined = apply_temperature(log_probs(combined), ens_cal.temperature)
+    report(1.0, "Done")
+    return result(scored, combined, ens_cal, threshold, note)

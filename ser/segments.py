@@ -56,6 +56,7 @@ __all__ = [
     "FRAME_SECONDS",
     "Segment",
     "SegmentationError",
+    "fixed_segments",
     "frame_speech_probs",
     "slice_segments",
     "speech_ratio",
@@ -374,6 +375,19 @@ def speech_segments(
         edges = [round(e, 4) for e in edges]
         out.extend(Segment(s, e) for s, e in zip(edges[:-1], edges[1:]))
     return out
+
+
+def fixed_segments(duration_s: float, max_segment_s: float) -> list[Segment]:
+    """The whole clip cut into the fewest equal parts no longer than ``max_segment_s``,
+    without looking for speech (for when voice activity detection is switched off)."""
+    if max_segment_s <= 0:
+        raise ValueError("max_segment_s must be positive")
+    if duration_s <= 0:
+        return []
+    k = max(1, math.ceil(duration_s / max_segment_s - 1e-9))
+    edges = [round(duration_s * i / k, 4) for i in range(k + 1)]
+    edges[-1] = duration_s
+    return [Segment(a, b) for a, b in zip(edges[:-1], edges[1:])]
 
 
 def slice_segments(y: np.ndarray, sr: int, segments: list[Segment]) -> list[np.ndarray]:

@@ -280,3 +280,56 @@ def test_calibrate_end_to_end():
     assert ((probs.argmax(axis=1) == y)[~uncertain].mean()) >= 0.7
     # to_dict holds plain Python types, so json can write it.
     assert all(type(v) in (float, int, str) for v in c.to_dict().values())
+
+
+def test_calibrate_records_what_the_threshold_does_on_validation_data():
+    z, y = _calibrated_set(1500, seed=13)
+    c = cal.calibrate(2.0 * z, y, target_precision=0.7)
+    probs = c.probs(2.0 * z)
+    kept = ~c.is_uncertain(probs)
+    assert c.target_precision == 0.7
+    assert c.coverage == pytest.approx(kept.mean())
+    assert c.precision_above == pytest.approx((probs.argmax(1) == y)[kept].mean())
+    d = json.loads(json.dumps(c.to_dict()))
+    assert {"target_precision", "coverage", "precision_above"} <= set(d)
+    assert cal.Calibration.from_dict(d) == c
+    # Records written before these facts existed still read, without them.
+    old = {k: v for k, v in d.items() if k not in ("coverage", "precision_above",
+                                                  "target_precision")}
+    assert cal.Calibration.from_dict(old).coverage is None
+
+
+# --------------------------------------------------------------------------------------
+# Stored predictions
+# --------------------------------------------------------------------------------------
+
+
+def test_prediction_arrays_and_log_probs_from_a_predictions_table():
+    import pandas as pd
+
+    from ser import config
+
+    rows = [dict(true="sad", **{f"p_{lab}": 0.0 for lab in config.LABELS}),
+            dict(true="angry", **{f"p_{lab}": 0.16667 for lab in config.LABELS})]
+    rows[0]["p_sad"] = 1.00001  # five-decimal rounding
+    probs, y = cal.prediction_arrays(pd.DataFrame(rows))
+    assert y.tolist() == [config.LABELS.index("sad"), 0]
+    np.testing.assert_allclose(probs.sum(1), 1.0)
+    lp = cal.log_probs(probs)
+    assert np.isfinite(lp).all() and lp.min() == pytest.approx(np.log(cal.PROB_FLOOR))
+    with pytest.raises(ValueError, match="lacks columns"):
+        cal.prediction_arrays(pd.DataFrame(rows).drop(columns=["p_fear"]))
+    with pytest.raises(ValueError, match="unknown labels"):
+        cal.prediction_arrays(pd.DataFrame([{**rows[1], "true": "calm"}]))
+
+
+def test_reliability_from_before_and_after():
+    z, y = _calibrated_set(2000, seed=14)
+    over = cal.apply_temperature(3.0 * z, 1.0)  # an over-confident model's outputs
+    c = cal.calibrate(np.log(over), y)
+    r = cal.reliability_from(over, y, c, name="m", part="test")
+    assert list(r["curves"]) == ["before calibration", "after calibration"]
+    assert r["ece"]["after"] < r["ece"]["before"] and r["n"] == 2000
+    assert sum(r["curves"]["after calibration"]["count"]) == 2000
+    none = cal.reliability_from(over, y, None)
+    assert list(none["curves"]) == ["before calibration"] and none["ece"]["after"] is None

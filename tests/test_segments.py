@@ -334,3 +334,14 @@ def test_bad_audio_is_rejected():
         segments.speech_segments(np.full(SR, np.nan, np.float32), SR)
     with pytest.raises(ValueError, match="sample rate"):
         segments.speech_segments(np.zeros(SR, np.float32), 0)
+
+
+def test_fixed_segments_cover_the_clip_in_equal_parts():
+    assert segments.fixed_segments(0.0, 5.0) == []
+    assert segments.fixed_segments(3.0, 5.0) == [Segment(0.0, 3.0)]
+    parts = segments.fixed_segments(12.3, 5.0)
+    assert len(parts) == 3 and parts[0].start_s == 0.0 and parts[-1].end_s == 12.3
+    assert all(a.end_s == b.start_s for a, b in zip(parts[:-1], parts[1:]))
+    assert all(abs(p.duration_s - 4.1) < 1e-3 for p in parts)
+    with pytest.raises(ValueError):
+        segments.fixed_segments(3.0, 0.0)

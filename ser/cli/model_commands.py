@@ -1,4 +1,4 @@
-"""CLI commands about models: train, evaluate, predict, results, ensemble, runs."""
+"""CLI commands about models: train, evaluate, predict, calibrate, results, ensemble, runs."""
 
 from __future__ import annotations
 
@@ -67,8 +67,23 @@ def add_commands(sub) -> None:
     p.add_argument("bundle", help="a .pt bundle, a model folder, a folder of model folders, "
                    "a shipped model's name, or 'ensemble' (the shipped ensemble)")
     p.add_argument("clips", nargs="+")
+    p.add_argument("--segments", action="store_true",
+                   help="find the speech with voice activity detection (Silero VAD), score "
+                   "each speech segment and give the clip's verdict from speech only, "
+                   "weighted by duration; exit code 1 when a clip holds no speech")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_predict)
+
+    cal = sub.add_parser("calibrate", help="fit temperature scaling and the 'uncertain' "
+                         "threshold of every shipped model and the ensemble on their "
+                         "validation predictions")
+    cal.add_argument("--write", action="store_true", help="store each calibration in the "
+                     "model's card (model.pt and card.json; the weights are unchanged) and "
+                     "the ensemble's in models/ensemble.json")
+    cal.add_argument("--target", type=float, default=0.7, help="accuracy the predictions "
+                     "shown as an emotion (not 'uncertain') must reach on the validation "
+                     "clips (default 0.7)")
+    cal.set_defaults(func=cmd_calibrate)
 
     res = sub.add_parser("results", help="the results table of shipped models and runs")
     res.add_argument("--markdown", action="store_true", help="as a Markdown table (README)")
@@ -292,17 +307,21 @@ def cmd_predict(args) -> int:
         print(f"error: no bundles in {args.bundle}", file=sys.stderr)
         return 2
     predictors = [Predictor(p) for p in paths]
+    if args.segments:
+        return _predict_segments(args, predictors)
     status = 0
     results = {}
     for clip in args.clips:
         try:
-            preds = [p.predict(clip) for p in predictors]
+            preds = [p.calibrated(p.predict(clip)) for p in predictors]
         except AudioError as err:
             print(f"{clip}: error: {err}", file=sys.stderr)
             status = 2
             continue
         probs = ensemble(preds)
-        results[clip] = {p.name: r.as_dict() for p, r in zip(predictors, preds)}
+        results[clip] = {p.name: {**r.as_dict(), "calibrated": p.calibration is not None,
+                                  "temperature": p.temperature}
+                         for p, r in zip(predictors, preds)}
         label = config.LABELS[int(probs.argmax())]
         if not args.json:
             print(f"{clip}: {label} ({probs.max():.0%})" + ("  [ensemble of "
@@ -311,10 +330,128 @@ def cmd_predict(args) -> int:
                 top = ", ".join(f"{lab} {v:.2f}" for lab, v in sorted(
                     zip(config.LABELS, r.probs), key=lambda x: -x[1])[:3])
                 print(f"  {p.name:<28} {top}" + (f"  ({len(r.window_probs)} windows)"
-                                                 if len(r.window_probs) > 1 else ""))
+                                                 if len(r.window_probs) > 1 else "")
+                      + ("" if p.calibration else "  (uncalibrated)"))
     if args.json:
         print(json.dumps(results, indent=2))
     return status
+
+
+def _predict_segments(args, predictors) -> int:
+    """``predict --segments``: the Predict page's chain (`ser.inference.analyse`)."""
+    from ser.audio import AudioError
+    from ser.ensemble import read_ensemble
+    from ser.inference import analyse, open_clip
+
+    ens = read_ensemble()
+    status = 0
+    results = {}
+    for clip_path in args.clips:
+        try:
+            clip = open_clip(clip_path, Path(clip_path).name)
+        except AudioError as err:
+            print(f"{clip_path}: error: {err}", file=sys.stderr)
+            status = 2
+            continue
+        a = analyse(clip, predictors, segments=True, ensemble=ens)
+        results[clip_path] = a.as_dict()
+        if not a.ok:
+            print(f"{clip_path}: {a.message}", file=sys.stderr)
+            status = max(status, 1)
+            continue
+        if args.json:
+            continue
+        if a.uncertain:
+            (l1, p1), (l2, p2) = a.top2
+            head = f"uncertain: {l1} {p1:.0%} or {l2} {p2:.0%}"
+        else:
+            head = f"{a.label} ({a.confidence:.0%})"
+        who = f"ensemble of {len(a.models)}" if len(a.models) > 1 else a.models[0].name
+        print(f"{clip_path}: {head}  [{who}; {len(a.segments)} speech segment"
+              f"{'s' * (len(a.segments) > 1)}, {a.speech_s:.1f} s of {a.duration_s:.1f} s]")
+        print(f"  confidence: {a.calibration_note}")
+        if a.disagree:
+            print("  models disagree: " + ", ".join(f"{n} {lab}" for lab, n in
+                                                   a.votes.items()))
+        print(f"  {'#':>3} {'start':>7} {'end':>7}  {'emotion':<10} {'conf.':>5}  next")
+        for r in a.table().itertuples():
+            mark = "?" if r.uncertain else " "
+            print(f"  {r.segment:>3} {r.start_s:>7.2f} {r.end_s:>7.2f}  {r.emotion:<9}{mark} "
+                  f"{r.confidence:>5.0%}  {r.runner_up} {r.runner_up_confidence:.0%}")
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return status
+
+
+def cmd_calibrate(args) -> int:
+    from ser.calibration import (
+        apply_temperature,
+        expected_calibration_error,
+        log_probs,
+        prediction_arrays,
+    )
+    from ser.ensemble import calibrate_ensemble, member_probs, read_ensemble, write_ensemble
+    from ser.zoo import calibrate_entry, shipped_models, write_calibration
+
+    entries = shipped_models()
+    if not entries:
+        print(f"no shipped models in {config.models_dir()}")
+        return 0
+
+    def test_ece(probs, y, T) -> tuple[float, float]:
+        return (expected_calibration_error(probs, y),
+                expected_calibration_error(apply_temperature(log_probs(probs), T), y))
+
+    print(f"{'model':<40} {'n val':>5} {'T':>6} {'ECE val':>15} {'ECE test':>15} "
+          f"{'threshold':>9} {'coverage':>8} {'acc>=thr':>8}")
+    print(f"{'':<40} {'':>5} {'':>6} {'before → after':>15} {'before → after':>15}")
+
+    def row(name, cal, test) -> None:
+        t = f"{test[0]:.3f} → {test[1]:.3f}" if test else "–"
+        print(f"{name:<40} {cal.n_val:>5} {cal.temperature:>6.3f} "
+              f"{cal.ece_before:.3f} → {cal.ece_after:.3f} {t:>15} {cal.threshold:>9.3f} "
+              f"{cal.coverage:>8.1%} {cal.precision_above:>8.1%}", flush=True)
+
+    fitted = {}
+    for e in entries:
+        cal = calibrate_entry(e, target_precision=args.target)
+        if cal is None:
+            print(f"{e.name:<40} no val_predictions.csv: not calibrated")
+            continue
+        fitted[e.name] = cal
+        test = e.predictions("test")
+        row(e.name, cal, test_ece(*prediction_arrays(test), cal.temperature)
+            if test is not None else None)
+        if args.write:
+            write_calibration(e.bundle, cal)
+    ens = read_ensemble()
+    if ens is not None:
+        try:
+            cal = calibrate_ensemble(ens, entries, calibrations=fitted,
+                                     target_precision=args.target)
+        except ValueError as err:
+            print(f"{ens.name:<40} not calibrated: {err}")
+        else:
+            y, raw = member_probs(ens, entries, "test", calibrations=fitted, calibrated=False)
+            _, chain = member_probs(ens, entries, "test", calibrations=fitted)
+            after = apply_temperature(log_probs(chain), cal.temperature)
+            row(ens.name + " (mean of members)", cal,
+                (expected_calibration_error(raw, y), expected_calibration_error(after, y)))
+            if args.write:
+                ens.calibration = cal.to_dict()
+                write_ensemble(ens)
+    print(f"T > 1: the model was over-confident. ECE val: on the validation clips T was "
+          f"fitted on; ECE test: on the unseen test clips (for the ensemble, 'before' is "
+          f"the plain average of the members' outputs, 'after' the members' temperatures, "
+          f"the average and the ensemble's temperature). Below the threshold the app says "
+          f"'uncertain'; coverage: share of validation clips at or above it; acc>=thr: "
+          f"their accuracy (target {args.target:.0%}).")
+    if args.write:
+        print(f"written: {len(fitted)} model cards" + (" and models/ensemble.json"
+                                                       if ens is not None else ""))
+    else:
+        print("nothing written (use --write)")
+    return 0
 
 
 def cmd_results(args) -> int:
