@@ -6,6 +6,7 @@ from pathlib import Path
 import streamlit as st
 
 from ser import config, crosscorpus, plots
+from ser.calibration import reliability_for
 from ser.corpora import list_corpora
 from ser.zoo import all_models, table
 from ui.state import corpus_sidebar, get_corpus, pct
