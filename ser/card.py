@@ -169,13 +169,19 @@ class Card:
 
     def protocol_caption(self) -> str:
         """e.g. ``speaker-independent split on CREMA-D; 1558 test clips``."""
-        synth = " (synthetic)" if self.synthetic else ""
-        return (f"{self.protocol_name} split on {self.corpus}{synth}; "
-                f"{self.split.get('counts', {}).get('test', '?')} test clips")
+        return protocol_caption(self.split, self.data)
 
     def normalisation_arrays(self) -> dict[str, dict[str, np.ndarray]]:
         return {space: {k: np.asarray(v, dtype=np.float32) for k, v in stats.items()}
                 for space, stats in self.normalisation.items()}
+
+
+def protocol_caption(split: dict, data: dict) -> str:
+    """What a test figure was measured on, from a card's (or ensemble's) split and data."""
+    synth = " (synthetic)" if data.get("synthetic") else ""
+    return (f"{split.get('protocol_name', split.get('protocol', '?'))} split on "
+            f"{data.get('corpus', '?')}{synth}; {split.get('counts', {}).get('test', '?')} "
+            "test clips")
 
 
 def _plain(o: Any) -> Any:

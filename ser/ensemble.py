@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ser import config
-from ser.card import Scores
+from ser.card import Scores, protocol_caption
 from ser.fileio import read_json, write_json
 from ser.metrics import classification_metrics
 from ser.zoo import ModelEntry
@@ -56,10 +56,7 @@ class Ensemble:
         return self.metrics.get("val_uar")
 
     def protocol_caption(self) -> str:
-        synth = " (synthetic)" if self.data.get("synthetic") else ""
-        return (f"{self.split.get('protocol_name', self.split.get('protocol', '?'))} split on "
-                f"{self.data.get('corpus', '?')}{synth}; "
-                f"{self.split.get('counts', {}).get('test', '?')} test clips")
+        return protocol_caption(self.split, self.data)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -98,7 +95,11 @@ def build_ensemble(entries: list[ModelEntry], *, top: int | None = None,
     only (see the module docstring), then score the average of their probabilities on
     their shared test clips. Without validation predictions for every candidate, the
     ``top`` (default 3) leading models are averaged."""
+    # Members must have been scored on the same clips: one protocol on one corpus (the
+    # corpus of the best-ranked candidate; CREMA-D for the shipped models).
     pool = [e for e in entries if e.source == "shipped" and e.card.protocol == split]
+    corpora = sorted({e.card.corpus for e in pool}, key=lambda c: (c != "CREMA-D", c))
+    pool = [e for e in pool if corpora and e.card.corpus == corpora[0]]
     pool.sort(key=lambda e: (-e.card.val_uar_best, e.name))
     if len(pool) < 2:
         raise ValueError("An ensemble needs at least two shipped models on the same split.")

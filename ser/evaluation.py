@@ -66,9 +66,10 @@ def evaluate_on_corpus(bundle: Bundle, data: str, *, progress=None
     pred = probs.argmax(1)
     report["predicted_share"] = {lab: float((pred == i).mean())
                                  for i, lab in enumerate(config.LABELS)}
+    trained = ", ".join(sorted(trained_on)) or bundle.card.corpus
     report["protocol"] = {"protocol": "cross-corpus", "protocol_name": "cross-corpus",
                           "description": f"every six-emotion clip of {corpus.name}; the model "
-                          f"was trained on {bundle.card.corpus} only"}
+                          f"trained on {trained} only"}
     report["data"] = {"corpus": corpus.name, "synthetic": corpus.is_demo, "clips": len(clips),
                       "part": "all"}
     return report, predictions_frame(clips, y, probs)

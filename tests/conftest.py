@@ -57,3 +57,14 @@ def write_clip(path: Path, seconds: float = 1.0, sr: int = 16000, **kwargs) -> P
     fmt = kwargs.pop("format", None)
     sf.write(path, tone(seconds, sr, **kwargs), sr, subtype=subtype, format=fmt)
     return path
+
+
+def noise_clip(path: Path, sr: int = 16000, seconds: float = 0.3) -> Path:
+    """A short burst of quiet noise, seeded by the path: enough for a readable header and a
+    duration (corpus adapter and split tests)."""
+    import zlib
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(zlib.crc32(str(path).encode()))
+    sf.write(path, (0.1 * rng.standard_normal(int(sr * seconds))).astype(np.float32), sr)
+    return path

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import zlib
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
-import soundfile as sf
+from conftest import noise_clip as noise
 
 from ser import config
 from ser.corpora import (
@@ -19,14 +17,6 @@ from ser.corpora import (
     load_corpus,
     summary,
 )
-
-
-def noise(path: Path, sr: int = 16000, seconds: float = 0.3) -> Path:
-    """A short burst of quiet noise: enough for a readable header and a duration."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(zlib.crc32(path.name.encode()))
-    sf.write(path, (0.1 * rng.standard_normal(int(sr * seconds))).astype(np.float32), sr)
-    return path
 
 
 def by_clip(corpus) -> pd.DataFrame:

@@ -17,6 +17,7 @@ import threading
 import numpy as np
 import pytest
 import soundfile as sf
+from predict_helpers import floor, place
 
 from ser import segments
 from ser.audio import resample
@@ -78,30 +79,6 @@ def fluent(tmp_path_factory) -> list[np.ndarray]:
     return clips
 
 
-def _floor(seconds: float, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return (rng.standard_normal(int(round(seconds * SR))) * 10 ** (FLOOR_DBFS / 20)
-            ).astype(np.float32)
-
-
-def _place(parts: list[np.ndarray | float]) -> tuple[np.ndarray, list[tuple[float, float]]]:
-    """Concatenate utterances and pauses (floats, seconds); return audio and true spans."""
-    out, truth, t = [], [], 0.0
-    for i, part in enumerate(parts):
-        if isinstance(part, float):
-            part = _floor(part, seed=i)
-        else:
-            truth.append((t, t + len(part) / SR))
-        out.append(part)
-        t += len(part) / SR
-    return np.concatenate(out), truth
-
-
-# --------------------------------------------------------------------------------------
-# Nothing to find
-# --------------------------------------------------------------------------------------
-
-
 def test_empty_input_gives_nothing():
     assert segments.speech_segments(np.zeros(0, np.float32), SR) == []
     times, probs = segments.frame_speech_probs(np.zeros(0, np.float32), SR)
@@ -130,7 +107,7 @@ def test_noise_only_gives_nothing(colour, level_dbfs):
 
 
 def test_sub_frame_input_works():
-    y = _floor(0.01, seed=0)  # 160 samples: less than one 512-sample frame
+    y = floor(0.01, seed=0)  # 160 samples: less than one 512-sample frame
     times, probs = segments.frame_speech_probs(y, SR)
     assert len(times) == len(probs) == 1
     assert segments.speech_segments(y, SR) == []
@@ -142,7 +119,7 @@ def test_sub_frame_input_works():
 
 
 def test_synthetic_voice_is_speech_to_the_vad(fluent):
-    y, [(a, b)] = _place([0.8, fluent[0], 0.8])
+    y, [(a, b)] = place([0.8, fluent[0], 0.8])
     times, probs = segments.frame_speech_probs(y, SR)
     assert np.allclose(np.diff(times), segments.FRAME_SECONDS)
     assert len(probs) == int(np.ceil(len(y) / 512))
@@ -155,7 +132,7 @@ def test_synthetic_voice_is_speech_to_the_vad(fluent):
 
 @pytest.mark.parametrize("sr", [8000, 16000, 22050, 44100])
 def test_two_utterances_give_two_segments_at_the_right_times(fluent, sr):
-    y, truth = _place([1.0, fluent[1], 1.5, fluent[2], 1.0])
+    y, truth = place([1.0, fluent[1], 1.5, fluent[2], 1.0])
     if sr != SR:
         y = resample(y, SR, sr)
     segs = segments.speech_segments(y, sr, pad_s=0.0)
@@ -166,7 +143,7 @@ def test_two_utterances_give_two_segments_at_the_right_times(fluent, sr):
 
 
 def test_padding_widens_segments_but_stays_inside_the_clip(fluent):
-    y, _ = _place([0.05, fluent[3], 1.5, fluent[4], 1.0])
+    y, _ = place([0.05, fluent[3], 1.5, fluent[4], 1.0])
     bare = segments.speech_segments(y, SR, pad_s=0.0)
     padded = segments.speech_segments(y, SR, pad_s=0.1)
     assert len(bare) == len(padded) == 2
@@ -182,7 +159,7 @@ def test_padding_widens_segments_but_stays_inside_the_clip(fluent):
 
 
 def test_pauses_shorter_than_min_silence_are_merged(fluent):
-    y, truth = _place([1.0, fluent[5], 0.6, fluent[6], 1.0])
+    y, truth = place([1.0, fluent[5], 0.6, fluent[6], 1.0])
     assert len(segments.speech_segments(y, SR, max_segment_s=None)) == 2
     merged = segments.speech_segments(y, SR, min_silence_s=1.0, max_segment_s=None)
     assert len(merged) == 1
@@ -191,7 +168,7 @@ def test_pauses_shorter_than_min_silence_are_merged(fluent):
 
 
 def test_min_speech_drops_short_segments(fluent):
-    y, [(a, b)] = _place([1.0, fluent[0], 1.0])
+    y, [(a, b)] = place([1.0, fluent[0], 1.0])
     assert len(segments.speech_segments(y, SR)) == 1
     assert segments.speech_segments(y, SR, min_speech_s=(b - a) + 1.0) == []
 
@@ -205,7 +182,7 @@ def test_long_utterance_is_split_into_near_equal_parts(fluent):
         if speech >= 12.0:
             break
     parts[-1] = 0.5
-    y, truth = _place(parts)
+    y, truth = place(parts)
     whole = segments.speech_segments(y, SR, max_segment_s=None)
     assert len(whole) == 1, whole
     assert whole[0].duration_s >= 12.0
@@ -235,7 +212,7 @@ def test_long_utterance_is_split_into_near_equal_parts(fluent):
 
 
 def test_split_respects_tight_limits(fluent):
-    y, _ = _place([0.3, *fluent[:4], 0.3])  # ~7-9 s of continuous speech
+    y, _ = place([0.3, *fluent[:4], 0.3])  # ~7-9 s of continuous speech
     for max_s, min_s in [(2.0, 1.0), (3.0, 0.5), (1.0, 0.0)]:
         segs = segments.speech_segments(y, SR, max_segment_s=max_s, min_segment_s=min_s)
         assert segs
@@ -243,7 +220,7 @@ def test_split_respects_tight_limits(fluent):
 
 
 def test_precomputed_probs_give_the_same_segments(fluent):
-    y, _ = _place([1.0, fluent[1], 1.5, fluent[2], 1.0])
+    y, _ = place([1.0, fluent[1], 1.5, fluent[2], 1.0])
     _, probs = segments.frame_speech_probs(y, SR)
     assert segments.speech_segments(y, SR, probs=probs) == segments.speech_segments(y, SR)
     with pytest.raises(ValueError, match="frames"):
@@ -251,7 +228,7 @@ def test_precomputed_probs_give_the_same_segments(fluent):
 
 
 def test_speech_ratio_and_slices(fluent):
-    y, [(a, b)] = _place([2.0, fluent[0], 2.0])
+    y, [(a, b)] = place([2.0, fluent[0], 2.0])
     ratio = segments.speech_ratio(y, SR)
     assert abs(ratio - (b - a) / (len(y) / SR)) < 0.1
     segs = segments.speech_segments(y, SR)
@@ -273,7 +250,7 @@ def test_segment_dataclass():
 
 def test_concurrent_calls_match_sequential_ones(fluent):
     # Streamlit serves each session from its own thread; the stateful model is shared.
-    clips = [_place([0.7, fluent[i], 1.0, fluent[i + 1], 0.7])[0] for i in range(4)]
+    clips = [place([0.7, fluent[i], 1.0, fluent[i + 1], 0.7])[0] for i in range(4)]
     expected = [segments.speech_segments(y, SR) for y in clips]
     results: dict[int, list] = {}
     errors: list[BaseException] = []
@@ -299,7 +276,7 @@ def test_does_not_change_torch_thread_count(fluent):
     import torch
 
     before = torch.get_num_threads()
-    segments.speech_segments(_place([0.5, fluent[0], 0.5])[0], SR)
+    segments.speech_segments(place([0.5, fluent[0], 0.5])[0], SR)
     assert torch.get_num_threads() == before
     assert "silero_vad" not in sys.modules  # its __init__ would set 1 thread globally
 
@@ -308,7 +285,7 @@ def test_missing_package_raises_a_clear_error(monkeypatch, fluent):
     # Make the package unfindable and forget the loaded model, as on a machine without it.
     monkeypatch.setitem(sys.modules, "silero_vad", None)
     monkeypatch.setattr(segments, "_model", None)
-    y = _place([0.5, fluent[0], 0.5])[0]
+    y = place([0.5, fluent[0], 0.5])[0]
     with pytest.raises(SegmentationError, match="silero-vad"):
         segments.speech_segments(y, SR)
     with pytest.raises(SegmentationError, match="pip install"):
@@ -324,7 +301,7 @@ def test_missing_package_raises_a_clear_error(monkeypatch, fluent):
 ])
 def test_bad_options_are_rejected(kwargs):
     with pytest.raises(ValueError):
-        segments.speech_segments(_floor(1.0, seed=0), SR, **kwargs)
+        segments.speech_segments(floor(1.0, seed=0), SR, **kwargs)
 
 
 def test_bad_audio_is_rejected():

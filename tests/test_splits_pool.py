@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import soundfile as sf
+from conftest import noise_clip as noise
 
 from ser import config, splits
 from ser.corpora import (
@@ -20,12 +19,6 @@ from ser.corpora import (
     summary,
 )
 from ser.corpora.crema_d import STANDARD_TEST_ACTORS, STANDARD_VALIDATION_ACTORS
-
-
-def noise(path: Path, sr: int = 16000, seconds: float = 0.3) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(zlib.crc32(str(path).encode()))
-    sf.write(path, (0.1 * rng.standard_normal(int(sr * seconds))).astype(np.float32), sr)
 
 
 @pytest.fixture(scope="module")
