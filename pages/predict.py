@@ -8,10 +8,10 @@ import streamlit as st
 from ser import plots
 from ser.audio import AudioError
 from ser.bundle import BundleError
-from ser.ensemble import read_ensemble
+from ser.ensemble import default_models, read_ensemble
 from ser.inference import Predictor, analyse, open_clip
 from ser.segments import SegmentationError
-from ser.zoo import all_models, default_models
+from ser.zoo import all_models
 from ui.memo import digest, memo
 from ui.state import corpus_sidebar, get_corpus, get_predictor, pct
 

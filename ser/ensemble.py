@@ -24,7 +24,7 @@ from ser import config
 from ser.card import Scores, protocol_caption
 from ser.fileio import read_json, write_json
 from ser.metrics import classification_metrics
-from ser.zoo import ModelEntry
+from ser.zoo import ModelEntry, shipped_models
 
 ENSEMBLE_FILE = "ensemble.json"
 
@@ -224,3 +224,31 @@ def ensemble_reliability(ens: Ensemble, entries: list[ModelEntry], *, part: str 
                                   cal.temperature)
     return reliability_from(raw, y, cal, after=after, name=ens.name, part=part,
                             n_bins=n_bins)
+
+
+DEFAULT_FILE = "default.json"
+
+
+def default_models(folder: Path | None = None) -> tuple[list[str], str]:
+    """The shipped models the Predict page selects by default, and why.
+
+    ``models/default.json`` (``{"models": [...], "why": "..."}``) names them when present;
+    otherwise the shipped ensemble's members; otherwise every shipped model.
+    """
+    root = Path(folder or config.models_dir())
+    shipped = {e.name for e in shipped_models(root)}
+    path = root / DEFAULT_FILE
+    if path.exists():
+        try:
+            d = read_json(path)
+            names = [n for n in d.get("models", []) if n in shipped]
+            if names:
+                return names, str(d.get("why", ""))
+        except ValueError:
+            pass
+    ens = read_ensemble(root)
+    if ens is not None:
+        names = [n for n in ens.members if n in shipped]
+        if names:
+            return names, f"the shipped ensemble ({ens.selection})"
+    return sorted(shipped), "every shipped model"
