@@ -167,6 +167,16 @@ class Card:
     def augmentation(self) -> str:
         return self.data.get("augmentation", "")
 
+    @property
+    def trained_corpora(self) -> set[str]:
+        """Keys of the corpora some of whose clips the model trained on (a held-out
+        leave-one-corpus-out corpus excluded). Cards written before pools existed name one
+        corpus by its display name; CREMA-D's is mapped to its key."""
+        keys = set(self.split.get("corpora") or [])
+        if not keys:
+            keys = {"crema-d" if self.corpus == "CREMA-D" else self.corpus}
+        return keys - {self.split.get("test_corpus")}
+
     def protocol_caption(self) -> str:
         """e.g. ``speaker-independent split on CREMA-D; 1558 test clips``."""
         return protocol_caption(self.split, self.data)

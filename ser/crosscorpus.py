@@ -58,15 +58,6 @@ def _cell(corpus: str, kind: str, y: np.ndarray, pred: np.ndarray) -> Cell:
                 float(np.mean(list(recall.values()))), recall, share)
 
 
-def trained_corpora(bundle: Bundle) -> set[str]:
-    """Corpus keys whose clips (some speakers of them) the model trained on."""
-    split = bundle.card.split
-    keys = set(split.get("corpora") or [])
-    if not keys:  # cards written before pools existed: one corpus, named in the card
-        keys = {"crema-d"} if bundle.card.corpus == "CREMA-D" else {bundle.card.corpus}
-    return keys - {split.get("test_corpus")}
-
-
 def score(bundle: Bundle, corpora: dict[str, str], *, own_data: str | None = None,
           progress=None) -> list[Cell]:
     """One `Cell` per corpus in ``corpora`` (key → folder). ``own_data`` points at the
@@ -75,7 +66,7 @@ def score(bundle: Bundle, corpora: dict[str, str], *, own_data: str | None = Non
     from ser.evaluation import evaluate_bundle, evaluate_on_corpus
 
     cells = []
-    seen = trained_corpora(bundle)
+    seen = bundle.card.trained_corpora
     own = None
     for key, folder in corpora.items():
         if key in seen:
@@ -120,7 +111,7 @@ def score_average(bundles: list[Bundle], corpora: dict[str, str], *, progress=No
     cells = []
     cols = [f"p_{lab}" for lab in config.LABELS]
     for key, folder in corpora.items():
-        if any(key in trained_corpora(b) for b in bundles):
+        if any(key in b.card.trained_corpora for b in bundles):
             continue
         frames = [evaluate_on_corpus(b, folder, progress=progress)[1] for b in bundles]
         probs = np.mean([f[cols].to_numpy() for f in frames], axis=0)

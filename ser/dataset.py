@@ -250,13 +250,18 @@ def recorded_part(card: Card, part: str = "test", *, data: str | None = None,
     normalised with its statistics. ``data`` points at the corpus when it has moved."""
     sel = select(card_config(card, data=data, protocol=protocol))
     clips = sel.part(part)
-    store = FeatureStore(cfg=card.features)
+    return Part(sel, clips, featurise(card, clips, progress=progress),
+                encode_labels(clips["emotion"]), part)
 
+
+def featurise(card: Card, clips: pd.DataFrame, *, progress: Progress | None = None
+              ) -> tuple[torch.Tensor, ...]:
+    """Model inputs for ``clips`` (a manifest) with the card's feature config (cached) and
+    normalisation statistics, in the model's argument order."""
     def stage(done: int, total: int) -> None:
         if progress:
             progress("extracting features", done, total)
 
-    feats = store.features(list(clips["path"]), spaces=spaces_for(card.input_space),
-                           progress=stage)
-    inputs = model_inputs(feats, card.input_space, card.normalisation_arrays())
-    return Part(sel, clips, inputs, encode_labels(clips["emotion"]), part)
+    feats = FeatureStore(cfg=card.features).features(
+        list(clips["path"]), spaces=spaces_for(card.input_space), progress=stage)
+    return model_inputs(feats, card.input_space, card.normalisation_arrays())

@@ -90,16 +90,14 @@ def best_prefix(y: np.ndarray, probs: np.ndarray, max_size: int | None = None
 
 
 def build_ensemble(entries: list[ModelEntry], *, top: int | None = None,
-                   split: str = "speaker") -> Ensemble:
+                   split: str = "speaker", corpus: str = "CREMA-D") -> Ensemble:
     """Choose an ensemble of shipped models on one split protocol using *validation* data
     only (see the module docstring), then score the average of their probabilities on
     their shared test clips. Without validation predictions for every candidate, the
     ``top`` (default 3) leading models are averaged."""
-    # Members must have been scored on the same clips: one protocol on one corpus (the
-    # corpus of the best-ranked candidate; CREMA-D for the shipped models).
-    pool = [e for e in entries if e.source == "shipped" and e.card.protocol == split]
-    corpora = sorted({e.card.corpus for e in pool}, key=lambda c: (c != "CREMA-D", c))
-    pool = [e for e in pool if corpora and e.card.corpus == corpora[0]]
+    # Members must have been scored on the same clips: one protocol on one corpus.
+    pool = [e for e in entries if e.source == "shipped" and e.card.protocol == split
+            and e.card.corpus == corpus]
     pool.sort(key=lambda e: (-e.card.val_uar_best, e.name))
     if len(pool) < 2:
         raise ValueError("An ensemble needs at least two shipped models on the same split.")

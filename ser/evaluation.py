@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ser import config
 from ser.bundle import Bundle
-from ser.dataset import predict_proba, recorded_part
+from ser.corpora import load_corpus
+from ser.dataset import encode_labels, featurise, predict_proba, recorded_part
 from ser.metrics import full_report, predictions_frame
+from ser.splits import usable
 
 
 def evaluate_bundle(bundle: Bundle, data: str | None = None, *, split: str | None = None,
@@ -40,33 +43,22 @@ def evaluate_on_corpus(bundle: Bundle, data: str, *, progress=None
     the model never heard any of its speakers). The report adds ``predicted_share``, the
     share of clips given each label, so a collapse onto one class shows at a glance.
 
-    Raises `ValueError` when the corpus shares clips with the model's own training data
-    (same data fingerprint source): then it is not a cross-corpus test.
+    Raises `ValueError` when the model trained on clips of that corpus (`Card.trained_corpora`):
+    then it is not a cross-corpus test.
     """
-    from ser import config
-    from ser.corpora import load_corpus
-    from ser.dataset import encode_labels, model_inputs, spaces_for
-    from ser.splits import usable
-    from ser.store import FeatureStore
-
     corpus = load_corpus(data)
     clips = corpus.manifest[usable(corpus.manifest)].reset_index(drop=True)
-    split = bundle.card.split
-    trained_on = set(split.get("corpora") or []) - {split.get("test_corpus")}
-    if corpus.key in trained_on or (not trained_on and bundle.card.corpus == corpus.name):
+    trained_on = bundle.card.trained_corpora
+    if corpus.key in trained_on:
         raise ValueError(f"{bundle.name} was trained on {corpus.name}: that is not a "
                          "cross-corpus test. Evaluate it on its own test split instead.")
-    feats = FeatureStore(cfg=bundle.card.features).features(
-        list(clips["path"]), spaces=spaces_for(bundle.card.input_space),
-        progress=(lambda d, t: progress("extracting features", d, t)) if progress else None)
-    inputs = model_inputs(feats, bundle.card.input_space, bundle.card.normalisation_arrays())
-    probs = predict_proba(bundle.model, inputs)
+    probs = predict_proba(bundle.model, featurise(bundle.card, clips, progress=progress))
     y = encode_labels(clips["emotion"])
     report = full_report(clips, y, probs)
     pred = probs.argmax(1)
     report["predicted_share"] = {lab: float((pred == i).mean())
                                  for i, lab in enumerate(config.LABELS)}
-    trained = ", ".join(sorted(trained_on)) or bundle.card.corpus
+    trained = ", ".join(sorted(trained_on))
     report["protocol"] = {"protocol": "cross-corpus", "protocol_name": "cross-corpus",
                           "description": f"every six-emotion clip of {corpus.name}; the model "
                           f"trained on {trained} only"}

@@ -164,8 +164,9 @@ class FeatureStore:
         # augmented copy depends only on the clip, the config and the augmentation (not on
         # the run), so copies made for another run's batch are read back per clip.
         where: dict[str, dict[str, list[int]]] = {}
+        copy_dirs = {k: self._copy_dir(jobs[k][1], spaces) for k in todo}
         for k in todo:
-            clip_dir = self._copy_dir(jobs[k][1], spaces)
+            clip_dir = copy_dirs[k]
             for i, p in enumerate(jobs[k][0]):
                 if clip_dir is not None and self._read_copy(clip_dir, p, out[k], i, spaces):
                     continue
@@ -185,9 +186,8 @@ class FeatureStore:
                 for i in rows:
                     for s in spaces:
                         out[k][s][i] = result[k][s]
-                clip_dir = self._copy_dir(jobs[k][1], spaces)
-                if clip_dir is not None:
-                    _write_copy(clip_dir / _clip_file(p), result[k])
+                if copy_dirs[k] is not None:
+                    _write_copy(copy_dirs[k] / _clip_file(p), result[k])
         if failures:
             raise FeatureError(failures)
         for k in todo:

@@ -262,14 +262,17 @@ def test_ship_runs_and_build_an_ensemble(finished_run, tmp_path, monkeypatch):
                          capture_output=True, text=True, check=True).stdout
     row = next(line for line in out.splitlines() if line.startswith("| `m0.demo-si`"))
     assert f"| {rep['accuracy']:.1%} | {rep['uar']:.1%} | {rep['macro_f1']:.3f} |" in row
-    ens = build_ensemble(entries, top=2)
+    demo = entries[0].card.corpus  # members come from one corpus (the demo one here)
+    ens = build_ensemble(entries, top=2, corpus=demo)
     assert ens.test.n == rep["n"]
     assert sorted(ens.members) == ["m0.demo-si", "m1.demo-si"]
     assert "validation UAR" in ens.selection and 0 <= ens.val_uar <= 1
     # Without validation predictions, selection falls back to the top models by val UAR.
     for p in tmp_path.glob("*/val_predictions.csv"):
         p.unlink()
-    assert "top 2" in build_ensemble(shipped_models(tmp_path), top=2).selection
+    assert "top 2" in build_ensemble(shipped_models(tmp_path), top=2, corpus=demo).selection
+    with pytest.raises(ValueError, match="at least two"):
+        build_ensemble(entries, top=2)  # no CREMA-D models here
 
 
 def test_best_prefix_picks_the_group_size_on_the_data_given():

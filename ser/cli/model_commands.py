@@ -96,6 +96,8 @@ def add_commands(sub) -> None:
     ens.add_argument("--val-predictions", metavar="DATA", help="first score every shipped "
                      "model on the validation clips of corpus DATA (for models shipped "
                      "without NAME.val_predictions.csv)")
+    ens.add_argument("--corpus", default="CREMA-D", help="the corpus (display name) whose "
+                     "shipped models are candidates (default CREMA-D)")
     ens.add_argument("--write", action="store_true", help="save it as models/ensemble.json")
     ens.set_defaults(func=cmd_ensemble)
 
@@ -482,7 +484,7 @@ def cmd_ensemble(args) -> int:
 
         for e in tqdm(shipped_models(), desc="validation predictions", unit="model"):
             write_val_predictions(load_bundle(e.bundle), args.val_predictions)
-    ens = build_ensemble(shipped_models(), top=args.top)
+    ens = build_ensemble(shipped_models(), top=args.top, corpus=args.corpus)
     t = ens.test
     print(f"{ens.name}: {', '.join(ens.members)}\n  {ens.selection}\n"
           + (f"  validation UAR {ens.val_uar:.4f}\n" if ens.val_uar is not None else "")
