@@ -177,9 +177,19 @@ class Card:
             keys = {"crema-d" if self.corpus == "CREMA-D" else self.corpus}
         return keys - {self.split.get("test_corpus")}
 
+    @property
+    def speaker_normalised(self) -> bool:
+        """True when the model reads log-mel images standardised by the speaker's own
+        statistics (`ser.speakers`): it can score a voice only with enrolment clips."""
+        return self.training.speaker_norm == "speaker"
+
     def protocol_caption(self) -> str:
         """e.g. ``speaker-independent split on CREMA-D; 1558 test clips``."""
-        return protocol_caption(self.split, self.data)
+        caption = protocol_caption(self.split, self.data)
+        if self.speaker_normalised:
+            caption += (f"; speaker-normalised, {self.training.enrol} enrolment clips per "
+                        "test speaker (not scored)")
+        return caption
 
     def normalisation_arrays(self) -> dict[str, dict[str, np.ndarray]]:
         return {space: {k: np.asarray(v, dtype=np.float32) for k, v in stats.items()}

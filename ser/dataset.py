@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -28,6 +28,7 @@ from ser.card import Card
 from ser.corpora import Corpus, corpus_available, load_corpus
 from ser.features import FeatureConfig
 from ser.recipe import TrainConfig
+from ser.speakers import draw_enrolment, normalise_by_group, stats_by_group
 from ser.splits import Split, class_balance_weights, make_split
 from ser.store import FeatureStore
 
@@ -109,6 +110,9 @@ class Selection:
     corpus: Corpus
     manifest: pd.DataFrame
     split: Split
+    #: Speaker-normalised runs: per part ("val", "test"), the manifest rows of the
+    #: enrolment clips that give each held-out speaker's statistics (not in the split).
+    enrol: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def fingerprint(self) -> str:
@@ -123,6 +127,12 @@ class Selection:
     def part(self, part: str) -> pd.DataFrame:
         """The manifest rows of one part, in split order, index reset."""
         return self.manifest.iloc[self.rows(part)].reset_index(drop=True)
+
+    def enrolment(self, part: str) -> pd.DataFrame | None:
+        """The enrolment clips of one part (None when the run is not speaker-normalised)."""
+        if part not in self.enrol:
+            return None
+        return self.manifest.iloc[self.enrol[part]].reset_index(drop=True)
 
 
 def subsample(manifest: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
@@ -143,7 +153,30 @@ def select(cfg: TrainConfig, *, corpus: Corpus | None = None) -> Selection:
     manifest = subsample(corpus.manifest, cfg.max_clips, cfg.seed)
     split = make_split(manifest, cfg.split, seed=cfg.split_seed, fold=cfg.fold,
                        test_corpus=cfg.test_corpus or None)
-    return Selection(corpus, manifest, split)
+    if getattr(cfg, "speaker_norm", "none") != "speaker":
+        return Selection(corpus, manifest, split)
+    return _with_enrolment(Selection(corpus, manifest, split), int(cfg.enrol), cfg.split_seed)
+
+
+def _with_enrolment(sel: Selection, k: int, seed: int) -> Selection:
+    """Move ``k`` enrolment clips per val/test speaker out of the split (they give the
+    speaker's statistics and are never scored); a speaker with a single clip cannot be
+    enrolled and is left out of scoring."""
+    parts, enrol = dict(sel.split.parts()), {}
+    for part in ("val", "test"):
+        rows = np.asarray(parts[part], dtype=int)
+        clips = sel.manifest.iloc[rows]
+        picked = draw_enrolment(clips, k, seed)
+        enrolled = set(clips["speaker"].iloc[picked])
+        keep = np.ones(len(rows), bool)
+        keep[picked] = False
+        keep &= clips["speaker"].isin(enrolled).to_numpy()
+        enrol[part], parts[part] = rows[picked], rows[keep]
+    note = (f"; speaker-normalised: {k} enrolment clips per validation/test speaker give "
+            "its statistics and are not scored")
+    split = replace(sel.split, val=parts["val"], test=parts["test"],
+                    description=sel.split.description + note)
+    return Selection(sel.corpus, sel.manifest, split, enrol)
 
 
 # ------------------------------------------------------------------------ training data
@@ -168,7 +201,10 @@ class Prepared:
                 "clips": len(self.selection.manifest),
                 "fingerprint": self.selection.fingerprint,
                 "augmented_copies": self.n_augmented,
-                "augmentation": cfg.describe_augmentation()}
+                "augmentation": cfg.describe_augmentation(),
+                **({"enrolment": {"per_speaker": int(cfg.enrol),
+                                  **{p: int(len(r)) for p, r in self.selection.enrol.items()}}}
+                   if self.selection.enrol else {})}
 
 
 def prepare(cfg: TrainConfig, input_space: str, *, store: FeatureStore | None = None,
@@ -194,6 +230,8 @@ def prepare(cfg: TrainConfig, input_space: str, *, store: FeatureStore | None = 
         copies=max(n_copies, 1), progress=stage)
     raw = {part: {s: np.asarray(feats[s])[idx] for s in spaces}
            for part, idx in sel.split.parts().items()}
+    if cfg.speaker_norm == "speaker":
+        aug_feats = _speaker_normalise(sel, raw, feats, aug_feats, spaces, len(train_paths))
     if aug_feats is not None:
         raw["train"] = {s: np.concatenate([raw["train"][s], np.asarray(aug_feats[s])])
                         for s in spaces}
@@ -213,6 +251,35 @@ def prepare(cfg: TrainConfig, input_space: str, *, store: FeatureStore | None = 
         weights = np.tile(class_balance_weights(sel.manifest, sel.split.train), 1 + n_copies)
     return Prepared(sel, feats_cfg, spaces, inputs, labels, norm, len(train_paths) * n_copies,
                     weights)
+
+
+def _speaker_normalise(sel: Selection, raw: dict, feats: dict, aug_feats: dict | None,
+                       spaces: tuple[str, ...], n_train: int) -> dict | None:
+    """Standardise every FS2 image in ``raw`` (in place) and of the augmented copies by its
+    speaker's statistics: training speakers from their own training clips (each copy set
+    from its own copies), held-out speakers from their enrolment clips."""
+    if spaces != ("fs2",):
+        raise ValueError("Speaker normalisation works on log-mel (FS2) models only; "
+                         "choose a 2D architecture.")
+    spk = sel.manifest["speaker"].astype(str).to_numpy()
+    fs2 = feats["fs2"]
+    train_spk = spk[sel.split.train]
+    raw["train"]["fs2"] = normalise_by_group(
+        raw["train"]["fs2"], train_spk, stats_by_group(raw["train"]["fs2"], train_spk))
+    for part in ("val", "test"):
+        rows, enrol = sel.split.parts()[part], sel.enrol[part]
+        if len(rows):
+            stats = stats_by_group(np.asarray(fs2)[enrol], spk[enrol])
+            raw[part]["fs2"] = normalise_by_group(raw[part]["fs2"], spk[rows], stats)
+    if aug_feats is None:
+        return None
+    copies = np.asarray(aug_feats["fs2"])
+    out = np.empty(copies.shape, np.float32)
+    for start in range(0, len(copies), n_train):
+        block = copies[start:start + n_train]
+        out[start:start + n_train] = normalise_by_group(block, train_spk,
+                                                        stats_by_group(block, train_spk))
+    return {**aug_feats, "fs2": out}
 
 
 # ------------------------------------------------------------------------ scoring a card
@@ -250,18 +317,32 @@ def recorded_part(card: Card, part: str = "test", *, data: str | None = None,
     normalised with its statistics. ``data`` points at the corpus when it has moved."""
     sel = select(card_config(card, data=data, protocol=protocol))
     clips = sel.part(part)
-    return Part(sel, clips, featurise(card, clips, progress=progress),
+    return Part(sel, clips, featurise(card, clips, enrol=sel.enrolment(part),
+                                      progress=progress),
                 encode_labels(clips["emotion"]), part)
 
 
-def featurise(card: Card, clips: pd.DataFrame, *, progress: Progress | None = None
-              ) -> tuple[torch.Tensor, ...]:
+def featurise(card: Card, clips: pd.DataFrame, *, enrol: pd.DataFrame | None = None,
+              progress: Progress | None = None) -> tuple[torch.Tensor, ...]:
     """Model inputs for ``clips`` (a manifest) with the card's feature config (cached) and
-    normalisation statistics, in the model's argument order."""
+    normalisation statistics, in the model's argument order.
+
+    A speaker-normalised card also needs ``enrol``: clips (with a ``speaker`` column) of
+    every speaker in ``clips``, whose statistics standardise that speaker's images.
+    """
     def stage(done: int, total: int) -> None:
         if progress:
             progress("extracting features", done, total)
 
-    feats = FeatureStore(cfg=card.features).features(
-        list(clips["path"]), spaces=spaces_for(card.input_space), progress=stage)
+    store = FeatureStore(cfg=card.features)
+    spaces = spaces_for(card.input_space)
+    feats = store.features(list(clips["path"]), spaces=spaces, progress=stage)
+    if card.speaker_normalised:
+        if enrol is None or not len(enrol):
+            raise ValueError(f"{card.name or 'this model'} is speaker-normalised: it needs "
+                             "enrolment clips of each speaker it scores.")
+        ref = store.features(list(enrol["path"]), spaces=("fs2",))
+        stats = stats_by_group(ref["fs2"], enrol["speaker"].astype(str).to_numpy())
+        feats = {**feats, "fs2": normalise_by_group(
+            feats["fs2"], clips["speaker"].astype(str).to_numpy(), stats)}
     return model_inputs(feats, card.input_space, card.normalisation_arrays())

@@ -33,6 +33,10 @@ class TrainConfig:
     fold: int = 0
     test_corpus: str = ""  # loco: the corpus held out for testing (e.g. "tess")
     balance: str = "none"  # none | corpus: draw batches so every corpus weighs the same
+    #: "speaker": standardise each log-mel image by its speaker's own statistics
+    #: (`ser.speakers`); held-out speakers give ``enrol`` clips for them, never scored.
+    speaker_norm: str = "none"
+    enrol: int = 10
     epochs: int | None = None  # None → 30 for 1D models, 20 otherwise (the notebook seed)
     batch_size: int = 64
     lr: float = 1e-3
@@ -101,6 +105,10 @@ class TrainConfig:
             raise ValueError("batch_size must be ≥ 1 and lr > 0.")
         if self.balance not in ("none", "corpus"):
             raise ValueError(f"balance must be none or corpus, not {self.balance!r}.")
+        if self.speaker_norm not in ("none", "speaker"):
+            raise ValueError(f"speaker_norm must be none or speaker, not {self.speaker_norm!r}.")
+        if self.speaker_norm == "speaker" and not 1 <= int(self.enrol) <= 100:
+            raise ValueError(f"enrol must be 1–100 clips per speaker, not {self.enrol}.")
         if self.split == "loco" and not self.test_corpus:
             raise ValueError("The leave-one-corpus-out split needs test_corpus (e.g. tess).")
         self.feature_config()

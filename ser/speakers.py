@@ -1,0 +1,174 @@
+"""Speaker normalisation: log-mel images standardised by the statistics of the voice itself.
+
+A microphone, a room, a codec and a voice each shift a log-mel image by (nearly) a fixed
+amount per band and stretch its range; a model trained on one corpus reads those shifts as
+emotion ("everything is angry"). Removing each band's mean over the *speaker's* sounding
+frames and dividing by its spread takes the voice and the recording chain out and leaves
+how this clip differs from how this person usually sounds.
+
+The statistics need several clips of the same voice, ideally of mixed emotions:
+
+- in training, every training speaker's own clips (and, for each augmented copy set, that
+  speaker's copies, so a copy is normalised like a recording from its own chain);
+- for a held-out speaker, a few **enrolment** clips drawn from that speaker's clips
+  (`draw_enrolment`), which are then never scored;
+- on the Predict page, the takes a visitor records to "calibrate to my voice", or the
+  speech segments of one long recording (`VoiceProfile`).
+
+Pure numpy; used by `ser.dataset` (training and scoring) and `ser.inference`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+#: ``TrainConfig.speaker_norm`` values.
+SPEAKER_NORMS = ("none", "speaker")
+#: Enrolment clips per held-out speaker when a card does not say otherwise.
+DEFAULT_ENROL = 10
+#: A frame counts as sounding when its loudest band is within this many dB of the clip's
+#: peak (FS2 is in dB relative to each clip's maximum), as in `utterance_normalise`.
+ACTIVE_DB = 50.0
+#: Smallest spread (dB) a band may be divided by: near-constant bands carry no information.
+MIN_STD_DB = 1.0
+
+
+@dataclass
+class VoiceStats:
+    """Per-band mean and spread (dB) of one voice's sounding log-mel frames."""
+
+    mean: np.ndarray  # (n_mels,)
+    std: np.ndarray  # (n_mels,)
+    clips: int = 0
+    frames: int = 0
+
+    def apply(self, fs2: np.ndarray) -> np.ndarray:
+        """Standardise one ``(n_mels, T)`` image or a batch ``(N, n_mels, T)``."""
+        x = np.asarray(fs2, dtype=np.float32)
+        if x.shape[-2] != self.mean.shape[0]:
+            raise ValueError(f"voice statistics have {self.mean.shape[0]} mel bands, the "
+                             f"features {x.shape[-2]}")
+        return ((x - self.mean[:, None]) / self.std[:, None]).astype(np.float32)
+
+
+def voice_stats(fs2: np.ndarray) -> VoiceStats:
+    """Statistics of a voice from a batch of its FS2 images ``(N, n_mels, T)``.
+
+    Only sounding frames count, so padding and pauses do not pull the means down. A batch
+    without a sounding frame (silence only) gives statistics of all frames.
+    """
+    x = np.asarray(fs2, dtype=np.float32)
+    if x.ndim == 2:
+        x = x[None]
+    if x.ndim != 3 or not len(x):
+        raise ValueError("voice statistics need at least one log-mel image")
+    frames = np.moveaxis(x, 1, 2).reshape(-1, x.shape[1])  # (N*T, n_mels)
+    sounding = frames.max(axis=1) > -ACTIVE_DB
+    if sounding.any():
+        frames = frames[sounding]
+    mean = frames.mean(0, dtype=np.float64)
+    std = frames.std(0, dtype=np.float64)
+    return VoiceStats(mean.astype(np.float32), np.maximum(std, MIN_STD_DB).astype(np.float32),
+                      clips=int(len(x)), frames=int(sounding.sum()))
+
+
+def normalise_by_group(fs2: np.ndarray, groups: np.ndarray,
+                       stats: dict[str, VoiceStats]) -> np.ndarray:
+    """Standardise each row of ``fs2`` with the statistics of its group (speaker)."""
+    x = np.asarray(fs2, dtype=np.float32)
+    out = np.empty(x.shape, dtype=np.float32)
+    groups = np.asarray(groups)
+    for g in pd.unique(groups):
+        rows = np.flatnonzero(groups == g)
+        try:
+            out[rows] = stats[g].apply(x[rows])
+        except KeyError:
+            raise ValueError(f"no voice statistics for speaker {g!r}") from None
+    return out
+
+
+def stats_by_group(fs2: np.ndarray, groups: np.ndarray) -> dict[str, VoiceStats]:
+    """`voice_stats` of every group's rows."""
+    x = np.asarray(fs2, dtype=np.float32)
+    groups = np.asarray(groups)
+    return {g: voice_stats(x[np.flatnonzero(groups == g)]) for g in pd.unique(groups)}
+
+
+def draw_enrolment(clips: pd.DataFrame, k: int, seed: int = 0) -> np.ndarray:
+    """Row positions of ``k`` enrolment clips per speaker of ``clips`` (a manifest).
+
+    The draw is seeded per speaker (by its name), so it does not depend on which other
+    speakers are present; a speaker with ``k`` clips or fewer keeps one clip to score.
+    """
+    if k < 1:
+        raise ValueError(f"enrolment needs at least one clip per speaker, not {k}")
+    picked = []
+    speakers = clips["speaker"].astype(str).to_numpy()
+    for spk in pd.unique(speakers):
+        rows = np.flatnonzero(speakers == spk)
+        h = int.from_bytes(hashlib.sha1(f"{seed}|{spk}".encode()).digest()[:8], "little")
+        n = min(k, len(rows) - 1)
+        if n >= 1:
+            picked.append(np.random.default_rng(h).choice(rows, n, replace=False))
+    return np.sort(np.concatenate(picked)) if picked else np.zeros(0, dtype=int)
+
+
+@dataclass
+class VoiceProfile:
+    """One voice, from the takes it recorded: waveforms kept in memory, statistics computed
+    per feature config on demand (models with other FS2 settings need their own)."""
+
+    clips: list[np.ndarray] = field(default_factory=list)  # mono float32 waveforms
+    sample_rate: int = 22050
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def seconds(self) -> float:
+        return float(sum(len(y) for y in self.clips) / self.sample_rate)
+
+    def add(self, y: np.ndarray, sr: int) -> None:
+        if sr != self.sample_rate:
+            import librosa
+
+            y = librosa.resample(np.asarray(y, dtype=np.float32), orig_sr=sr,
+                                 target_sr=self.sample_rate)
+        self.clips.append(np.asarray(y, dtype=np.float32))
+        self._cache.clear()
+
+    def stats(self, cfg) -> VoiceStats:
+        """The voice's statistics under `FeatureConfig` ``cfg`` (cached)."""
+        from ser.features import clip_features
+
+        if not self.clips:
+            raise ValueError("the voice profile holds no speech yet")
+        key = json.dumps(cfg.as_dict(), sort_keys=True)
+        if key not in self._cache:
+            import librosa
+
+            images = []
+            for y in self.clips:
+                if self.sample_rate != cfg.sample_rate:
+                    y = librosa.resample(y, orig_sr=self.sample_rate,
+                                         target_sr=cfg.sample_rate)
+                images.append(clip_features(y, cfg=cfg, spaces=("fs2",))["fs2"])
+            self._cache[key] = voice_stats(np.stack(images))
+        return self._cache[key]
+
+
+def reliability(seconds: float, takes: int) -> tuple[str, str]:
+    """How far a profile of ``seconds`` of speech in ``takes`` takes can be trusted, as
+    (level, sentence). Thresholds follow the enrolment benchmark (`benchmarks/enrolment.py`):
+    scores settle from about ten clips (≈ 25 s of acted speech) and are unreliable below
+    three."""
+    if takes >= 10 or seconds >= 25:
+        return "good", "Enough speech for stable voice statistics."
+    if takes >= 3 or seconds >= 8:
+        return "fair", ("Usable, but scores still move as you add takes; ten takes of mixed "
+                        "emotions (about 25 s) are best.")
+    return "poor", ("Too little speech: statistics from fewer than three takes are noisy. "
+                    "Record a few more sentences in different moods.")
