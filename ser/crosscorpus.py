@@ -38,6 +38,9 @@ class Cell:
     uar: float
     recall: dict[str, float] = field(default_factory=dict)
     predicted_share: dict[str, float] = field(default_factory=dict)
+    #: Speaker-normalised models: enrolment clips per speaker behind the statistics (not
+    #: scored); 0 for a model that scores each clip on its own.
+    enrol: int = 0
 
     @property
     def top_share(self) -> float:
@@ -81,7 +84,10 @@ def score(bundle: Bundle, corpora: dict[str, str], *, own_data: str | None = Non
             continue
         y = encode_labels(rows["true"])
         pred = encode_labels(rows["predicted"])
-        cells.append(_cell(key, kind, y, pred))
+        cell = _cell(key, kind, y, pred)
+        if bundle.card.speaker_normalised:
+            cell.enrol = int(bundle.card.training.enrol)
+        cells.append(cell)
     return cells
 
 
@@ -114,6 +120,9 @@ def score_average(bundles: list[Bundle], corpora: dict[str, str], *, progress=No
         if any(key in b.card.trained_corpora for b in bundles):
             continue
         frames = [evaluate_on_corpus(b, folder, progress=progress)[1] for b in bundles]
+        if len({tuple(f["clip"]) for f in frames}) > 1:
+            raise ValueError("the models score different clips (speaker-normalised models "
+                             "leave their enrolment clips out): average like with like")
         probs = np.mean([f[cols].to_numpy() for f in frames], axis=0)
         y = encode_labels(frames[0]["true"])
         cells.append(_cell(key, "unseen", y, probs.argmax(1)))

@@ -8,6 +8,7 @@ validation predictions the ensemble is chosen on) and the tests use: the clips c
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from ser import config
@@ -15,6 +16,7 @@ from ser.bundle import Bundle
 from ser.corpora import load_corpus
 from ser.dataset import encode_labels, featurise, predict_proba, recorded_part
 from ser.metrics import full_report, predictions_frame
+from ser.speakers import draw_enrolment
 from ser.splits import usable
 
 
@@ -37,11 +39,14 @@ def evaluate_bundle(bundle: Bundle, data: str | None = None, *, split: str | Non
     return report, predictions_frame(p.clips, p.labels, probs)
 
 
-def evaluate_on_corpus(bundle: Bundle, data: str, *, progress=None
+def evaluate_on_corpus(bundle: Bundle, data: str, *, progress=None, enrol: int | None = None
                        ) -> tuple[dict, pd.DataFrame]:
     """Score ``bundle`` on every six-emotion clip of another corpus (cross-corpus testing:
     the model never heard any of its speakers). The report adds ``predicted_share``, the
     share of clips given each label, so a collapse onto one class shows at a glance.
+
+    A speaker-normalised model draws ``enrol`` clips per speaker (default: its card's
+    ``enrol``) to give that speaker's statistics; those clips are not scored.
 
     Raises `ValueError` when the model trained on clips of that corpus (`Card.trained_corpora`):
     then it is not a cross-corpus test.
@@ -52,7 +57,19 @@ def evaluate_on_corpus(bundle: Bundle, data: str, *, progress=None
     if corpus.key in trained_on:
         raise ValueError(f"{bundle.name} was trained on {corpus.name}: that is not a "
                          "cross-corpus test. Evaluate it on its own test split instead.")
-    probs = predict_proba(bundle.model, featurise(bundle.card, clips, progress=progress))
+    enrolment, note = None, ""
+    if bundle.card.speaker_normalised:
+        k = int(enrol or bundle.card.training.enrol)
+        picked = draw_enrolment(clips, k, bundle.card.training.split_seed)
+        enrolment = clips.iloc[picked].reset_index(drop=True)
+        keep = np.ones(len(clips), bool)
+        keep[picked] = False
+        keep &= clips["speaker"].isin(set(enrolment["speaker"])).to_numpy()
+        clips = clips[keep].reset_index(drop=True)
+        note = (f"; speaker-normalised: {k} enrolment clips per speaker give its statistics "
+                "and are not scored")
+    probs = predict_proba(bundle.model, featurise(bundle.card, clips, enrol=enrolment,
+                                                  progress=progress))
     y = encode_labels(clips["emotion"])
     report = full_report(clips, y, probs)
     pred = probs.argmax(1)
@@ -61,7 +78,9 @@ def evaluate_on_corpus(bundle: Bundle, data: str, *, progress=None
     trained = ", ".join(sorted(trained_on))
     report["protocol"] = {"protocol": "cross-corpus", "protocol_name": "cross-corpus",
                           "description": f"every six-emotion clip of {corpus.name}; the model "
-                          f"trained on {trained} only"}
+                          f"trained on {trained} only{note}"}
     report["data"] = {"corpus": corpus.name, "synthetic": corpus.is_demo, "clips": len(clips),
-                      "part": "all"}
+                      "part": "all" if enrolment is None else "all but the enrolment clips"}
+    if enrolment is not None:
+        report["data"]["enrolment_clips"] = len(enrolment)
     return report, predictions_frame(clips, y, probs)

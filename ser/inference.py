@@ -43,11 +43,21 @@ from ser.card import Card
 from ser.dataset import model_inputs, spaces_for
 from ser.features import clip_features, fs2
 from ser.segments import Segment, fixed_segments, slice_segments, speech_segments
+from ser.speakers import VoiceProfile
 
 #: The shortest part a long speech segment may be split into (seconds).
 MIN_SPLIT_S = 1.0
 #: Windows per forward pass when scoring segments.
 BATCH = 32
+#: A recording with at least this many speech segments and seconds of speech gives its own
+#: voice statistics to speaker-normalised models when no enrolment is given (see
+#: `benchmarks/enrolment.py`: scores settle from about five to ten clips of a voice).
+SELF_MIN_SEGMENTS = 5
+SELF_MIN_SPEECH_S = 12.0
+
+
+class VoiceNeededError(ValueError):
+    """A speaker-normalised model was asked to score a clip without a voice profile."""
 
 
 @dataclass
@@ -113,10 +123,30 @@ class Predictor:
             starts.append(len(y) - win)
         return [y[s:s + win] for s in starts], np.asarray(starts) / self.cfg.sample_rate
 
+    @property
+    def needs_voice(self) -> bool:
+        """True for a speaker-normalised model: it scores only with a `VoiceProfile`."""
+        return self.card.speaker_normalised
+
+    def check_voice(self, voice: VoiceProfile | None) -> None:
+        """Raise `VoiceNeededError` when this model needs a voice profile and has none."""
+        if self.needs_voice and (voice is None or not voice.clips):
+            raise VoiceNeededError(f"{self.name} is speaker-normalised: it needs a few clips of "
+                              "the same voice first (calibrate to the voice).")
+
+    def _voice_normalised(self, arrays: dict[str, np.ndarray],
+                          voice: VoiceProfile | None) -> dict[str, np.ndarray]:
+        """``arrays`` with FS2 standardised by ``voice`` (speaker-normalised models)."""
+        if not self.needs_voice:
+            return arrays
+        self.check_voice(voice)
+        return {**arrays, "fs2": voice.stats(self.cfg).apply(arrays["fs2"])}
+
     def _log_probs(self, arrays: dict[str, np.ndarray],
-                   progress: Callable[[float], None] | None = None) -> np.ndarray:
+                   progress: Callable[[float], None] | None = None,
+                   voice: VoiceProfile | None = None) -> np.ndarray:
         """Log-softmax outputs ``(N, C)`` for stacked features, in batches."""
-        inputs = model_inputs(arrays, self.space, self.norm)
+        inputs = model_inputs(self._voice_normalised(arrays, voice), self.space, self.norm)
         n = len(inputs[0])
         out = []
         with torch.inference_mode():
@@ -127,23 +157,26 @@ class Predictor:
                     progress(min(i + BATCH, n) / n)
         return np.concatenate(out).astype(np.float64)
 
-    def predict_samples(self, y: np.ndarray, sr: int) -> Prediction:
-        """Probabilities for mono float samples ``y`` at ``sr`` Hz (uncalibrated softmax)."""
+    def predict_samples(self, y: np.ndarray, sr: int, *, voice: VoiceProfile | None = None
+                        ) -> Prediction:
+        """Probabilities for mono float samples ``y`` at ``sr`` Hz (uncalibrated softmax).
+        A speaker-normalised model needs the speaker's ``voice`` (else `VoiceNeededError`)."""
         if sr != self.cfg.sample_rate:
             y = resample(np.asarray(y, dtype=np.float32), sr, self.cfg.sample_rate)
         chunks, starts = self.windows(np.asarray(y, dtype=np.float32))
         spaces = spaces_for(self.space)
         per_chunk = [clip_features(c, cfg=self.cfg, spaces=spaces) for c in chunks]
-        arrays = {s: np.stack([f[s] for f in per_chunk]) for s in spaces}
+        arrays = self._voice_normalised(
+            {s: np.stack([f[s] for f in per_chunk]) for s in spaces}, voice)
         inputs = [x.to(self.device) for x in model_inputs(arrays, self.space, self.norm)]
         with torch.inference_mode():
             probs = torch.softmax(self.model(*inputs).float(), dim=1).cpu().numpy()
         return Prediction(probs.mean(axis=0), probs, starts, self.cfg.window_seconds)
 
-    def predict(self, source) -> Prediction:
+    def predict(self, source, *, voice: VoiceProfile | None = None) -> Prediction:
         """Probabilities for a path, bytes or file-like clip (raises `AudioError`)."""
         y, sr = load_audio(source, sr=self.cfg.sample_rate)
-        return self.predict_samples(y, sr)
+        return self.predict_samples(y, sr, voice=voice)
 
     def calibrated(self, prediction: Prediction) -> Prediction:
         """``prediction`` with the card's temperature applied to every window (then
@@ -155,7 +188,8 @@ class Predictor:
 
     def segment_probs(self, y: np.ndarray, sr: int, segments: Sequence[Segment], *,
                       features: dict | None = None,
-                      progress: Callable[[float], None] | None = None
+                      progress: Callable[[float], None] | None = None,
+                      voice: VoiceProfile | None = None
                       ) -> tuple[np.ndarray, np.ndarray]:
         """Probabilities of every segment of ``y`` (mono, ``sr`` Hz).
 
@@ -169,6 +203,8 @@ class Predictor:
             are computed once per feature config and input space and reused.
         progress
             Called with the fraction done (0–1).
+        voice
+            The speaker's `VoiceProfile`; required by a speaker-normalised model.
 
         Returns
         -------
@@ -179,6 +215,7 @@ class Predictor:
         if not len(segments):
             empty = np.zeros((0, config.N_CLASSES))
             return empty, empty.copy()
+        self.check_voice(voice)  # fail before any work
         spaces = spaces_for(self.space)
         key = (self.cfg.key(), spaces, tuple((s.start_s, s.end_s) for s in segments))
         cache = features if features is not None else {}
@@ -203,7 +240,8 @@ class Predictor:
                           np.asarray(owner))
         arrays, owner = cache[key]
         start = 0.8 if fresh else 0.0
-        lp = self._log_probs(arrays, progress and (lambda f: progress(start + (1 - start) * f)))
+        lp = self._log_probs(arrays, progress and (lambda f: progress(start + (1 - start) * f)),
+                             voice=voice)
         raw_w = np.exp(lp)
         raw_w /= raw_w.sum(axis=1, keepdims=True)
         cal_w = apply_temperature(lp, self.temperature) if self.calibration else raw_w
@@ -327,6 +365,11 @@ class ClipAnalysis:
     calibration_note: str
     ensemble_calibration: Calibration | None = None
     errors: list[tuple[str, str]] = field(default_factory=list)
+    #: Where speaker-normalised models took the voice statistics from: "enrolment", "the
+    #: recording itself", or "" (none used; such models were skipped, see ``skipped``).
+    voice_source: str = ""
+    #: Speaker-normalised models left out for want of a voice profile.
+    skipped: list[str] = field(default_factory=list)
 
     # ------------------------------------------------------------------ the clip
     @property
@@ -348,6 +391,11 @@ class ClipAnalysis:
                         "noise and music are not given an emotion.")
             return f"{self.name} holds no audio to score."
         if not self.models:
+            if self.skipped:
+                return ("The selected models are speaker-normalised and need a few clips of "
+                        "this voice first: calibrate to the voice, or give a longer "
+                        f"recording (at least {SELF_MIN_SEGMENTS} speech segments, "
+                        f"{SELF_MIN_SPEECH_S:.0f} s of speech).")
             return "None of the selected models could be loaded or run."
         return None
 
@@ -479,7 +527,8 @@ class ClipAnalysis:
         out = {"clip": self.name, "duration_s": round(self.duration_s, 3),
                "speech": self.speech, "segmented": self.segmented,
                "models": [m.name for m in self.models],
-               "errors": [{"model": n, "error": e} for n, e in self.errors]}
+               "errors": [{"model": n, "error": e} for n, e in self.errors],
+               "voice": self.voice_source or None, "skipped": self.skipped}
         if not self.ok:
             return {**out, "verdict": None, "message": self.message}
         return {**out, "speech_s": round(self.speech_s, 3), "verdict": self.verdict,
@@ -543,9 +592,22 @@ def _combined_calibration(models: list[ScoredModel], ensemble
     return None, thr, note
 
 
+def self_profile(clip: Clip, segs: Sequence[Segment]) -> VoiceProfile | None:
+    """The voice statistics a long recording supplies itself: its speech segments, when
+    there are at least `SELF_MIN_SEGMENTS` of them and `SELF_MIN_SPEECH_S` seconds."""
+    speech = sum(s.duration_s for s in segs)
+    if len(segs) < SELF_MIN_SEGMENTS or speech < SELF_MIN_SPEECH_S:
+        return None
+    profile = VoiceProfile(sample_rate=config.SAMPLE_RATE)
+    for piece in slice_segments(clip.y_model, config.SAMPLE_RATE, list(segs)):
+        if len(piece):
+            profile.clips.append(np.asarray(piece, dtype=np.float32))
+    return profile if profile.clips else None
+
+
 def analyse(clip: Clip, predictors: Sequence[PredictorSource], *, segments: bool = True,
             ensemble=None, progress: Callable[[float, str], None] | None = None,
-            vad: dict | None = None) -> ClipAnalysis:
+            vad: dict | None = None, voice: VoiceProfile | None = None) -> ClipAnalysis:
     """Run the whole Predict chain on ``clip`` (see the module docstring).
 
     Parameters
@@ -565,6 +627,10 @@ def analyse(clip: Clip, predictors: Sequence[PredictorSource], *, segments: bool
         ``progress(fraction, text)``, e.g. a Streamlit progress bar's ``progress``.
     vad
         Extra keyword arguments for `ser.segments.speech_segments`.
+    voice
+        The speaker's enrolment (`VoiceProfile`) for speaker-normalised models. Without it
+        a recording long enough to supply its own statistics (`self_profile`) does;
+        otherwise speaker-normalised models are skipped (listed in ``skipped``).
 
     Raises
     ------
@@ -587,10 +653,20 @@ def analyse(clip: Clip, predictors: Sequence[PredictorSource], *, segments: bool
     else:
         segs = fixed_segments(clip.duration_s, window)
 
+    voice_source, skipped = "", []
+    if any(p.needs_voice for _, p in loaded):
+        if voice is not None and voice.clips:
+            voice_source = "enrolment"
+        elif segs and (voice := self_profile(clip, segs)) is not None:
+            voice_source = "the recording itself"
+        else:
+            skipped = [name for name, p in loaded if p.needs_voice]
+            loaded = [(name, p) for name, p in loaded if not p.needs_voice]
+
     def result(models: list[ScoredModel], probs: np.ndarray, cal=None, thr=None,
                note: str = "") -> ClipAnalysis:
         return ClipAnalysis(clip.name, clip.duration_s, segs, segments, models, probs, thr,
-                            note, cal, errors)
+                            note, cal, errors, voice_source, skipped)
 
     if not segs or not loaded:
         report(1.0, "Done")
@@ -603,7 +679,7 @@ def analyse(clip: Clip, predictors: Sequence[PredictorSource], *, segments: bool
                f"({i + 1}/{len(loaded)})"
         try:
             raw, cal = p.segment_probs(
-                clip.y_model, config.SAMPLE_RATE, segs, features=shared,
+                clip.y_model, config.SAMPLE_RATE, segs, features=shared, voice=voice,
                 progress=lambda f, i=i, text=text: report(
                     0.05 + 0.95 * (i + f) / len(loaded), text))
         except (RuntimeError, ValueError) as err:  # e.g. weights that do not fit the input

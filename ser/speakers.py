@@ -86,9 +86,9 @@ def normalise_by_group(fs2: np.ndarray, groups: np.ndarray,
     for g in pd.unique(groups):
         rows = np.flatnonzero(groups == g)
         try:
-            out[rows] = stats[g].apply(x[rows])
+            out[rows] = stats[str(g)].apply(x[rows])
         except KeyError:
-            raise ValueError(f"no voice statistics for speaker {g!r}") from None
+            raise ValueError(f"no voice statistics for speaker {str(g)!r}") from None
     return out
 
 
@@ -96,7 +96,7 @@ def stats_by_group(fs2: np.ndarray, groups: np.ndarray) -> dict[str, VoiceStats]
     """`voice_stats` of every group's rows."""
     x = np.asarray(fs2, dtype=np.float32)
     groups = np.asarray(groups)
-    return {g: voice_stats(x[np.flatnonzero(groups == g)]) for g in pd.unique(groups)}
+    return {str(g): voice_stats(x[np.flatnonzero(groups == g)]) for g in pd.unique(groups)}
 
 
 def draw_enrolment(clips: pd.DataFrame, k: int, seed: int = 0) -> np.ndarray:

@@ -17,7 +17,8 @@ SR = 16000
 
 
 def make_bundle(path: Path, *, arch: str = "lenet2d", name: str | None = None,
-                calibration: dict | None = None, seed: int = 0, half: bool = True) -> Path:
+                calibration: dict | None = None, seed: int = 0, half: bool = True,
+                speaker_norm: bool = False) -> Path:
     """An untrained but complete bundle (identity normalisation), as shipped (float16)."""
     import torch
 
@@ -25,6 +26,7 @@ def make_bundle(path: Path, *, arch: str = "lenet2d", name: str | None = None,
     from ser.bundle import save_bundle
     from ser.card import Card
     from ser.models import create_model
+    from ser.recipe import TrainConfig
 
     torch.manual_seed(seed)
     model = create_model(arch, width=0.25) if arch.endswith("2d") else create_model(arch)
@@ -40,6 +42,8 @@ def make_bundle(path: Path, *, arch: str = "lenet2d", name: str | None = None,
                 split={"protocol": "speaker", "protocol_name": "speaker-independent",
                        "counts": {"test": 10}},
                 data={"corpus": "demo", "synthetic": True},
+                training=TrainConfig(arch=arch, speaker_norm="speaker" if speaker_norm
+                                     else "none"),
                 calibration=calibration)
     path.parent.mkdir(parents=True, exist_ok=True)
     return save_bundle(path, model, card, half=half)

@@ -1,0 +1,230 @@
+"""Speaker normalisation (ser.speakers) through the data path, scoring and the Predict chain.
+
+Known answers for the statistics (sounding frames only; a fixed gain per band disappears),
+the enrolment draw (never scored, seeded per speaker), a real speaker-normalised training
+run on the demo corpus (CLI subprocess) scored again from its card, and the Predict chain:
+a speaker-normalised model needs a voice (enrolment or a long recording), otherwise it is
+skipped with a message.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from predict_helpers import SR, make_bundle, place, utterances, wav
+
+from ser import config
+from ser.inference import (
+    SELF_MIN_SEGMENTS,
+    SELF_MIN_SPEECH_S,
+    Predictor,
+    VoiceNeededError,
+    analyse,
+    open_clip,
+)
+from ser.recipe import TrainConfig
+from ser.speakers import (
+    VoiceProfile,
+    draw_enrolment,
+    normalise_by_group,
+    reliability,
+    stats_by_group,
+    voice_stats,
+)
+
+
+def images(n=4, bands=8, frames=20, seed=0):
+    rng = np.random.default_rng(seed)
+    x = (-30 + 10 * rng.standard_normal((n, bands, frames))).clip(-79, 0).astype(np.float32)
+    x[:, :, 15:] = -80.0  # padding: silence at the floor
+    return x
+
+
+def test_voice_stats_use_sounding_frames_only():
+    x = images()
+    st = voice_stats(x)
+    expected = x[:, :, :15].transpose(0, 2, 1).reshape(-1, 8).mean(0)
+    np.testing.assert_allclose(st.mean, expected, rtol=1e-5)
+    assert st.clips == 4 and st.frames == 4 * 15
+
+
+def test_a_fixed_gain_per_band_disappears_after_own_normalisation():
+    """A microphone or room is (nearly) a fixed offset per band in dB: two recordings of the
+    same speech through different chains look the same after each is normalised by its
+    own statistics."""
+    x = images()
+    x[:, :, 15:] = -20.0  # no padding here: every frame sounds
+    tilt = np.linspace(-6, 6, 8, dtype=np.float32)[None, :, None]
+    a = voice_stats(x).apply(x)
+    b = voice_stats(x + tilt).apply(x + tilt)
+    np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_flat_bands_are_not_blown_up():
+    x = np.full((2, 4, 10), -20.0, np.float32)
+    st = voice_stats(x)
+    assert (st.std >= 1.0).all()
+    assert np.isfinite(st.apply(x)).all()
+
+
+def test_normalise_by_group_needs_every_speaker():
+    x = images(n=4)
+    groups = np.array(["a", "a", "b", "b"])
+    stats = stats_by_group(x, groups)
+    out = normalise_by_group(x, groups, stats)
+    np.testing.assert_allclose(out[:2], stats["a"].apply(x[:2]))
+    with pytest.raises(ValueError, match="no voice statistics for speaker 'c'"):
+        normalise_by_group(x, np.array(["a", "a", "b", "c"]), stats)
+
+
+def test_enrolment_draw_is_seeded_per_speaker_and_leaves_clips_to_score():
+    clips = pd.DataFrame({"speaker": ["a"] * 12 + ["b"] * 3 + ["c"]})
+    picked = draw_enrolment(clips, 10, seed=0)
+    per = clips["speaker"].iloc[picked].value_counts().to_dict()
+    assert per == {"a": 10, "b": 2}  # b keeps one clip to score; c cannot be enrolled
+    again = draw_enrolment(clips, 10, seed=0)
+    np.testing.assert_array_equal(picked, again)
+    # the draw for "a" does not depend on which other speakers are present
+    alone = draw_enrolment(clips.iloc[:12], 10, seed=0)
+    np.testing.assert_array_equal(picked[:10], alone)
+    with pytest.raises(ValueError):
+        draw_enrolment(clips, 0)
+
+
+def test_reliability_levels():
+    assert reliability(2.0, 1)[0] == "poor"
+    assert reliability(10.0, 3)[0] == "fair"
+    assert reliability(30.0, 10)[0] == "good"
+
+
+def test_options_are_checked():
+    with pytest.raises(ValueError, match="speaker_norm"):
+        TrainConfig(speaker_norm="corpus").check()
+    with pytest.raises(ValueError, match="enrol"):
+        TrainConfig(speaker_norm="speaker", enrol=0).check()
+
+
+def test_selection_keeps_enrolment_clips_out_of_scoring():
+    from ser.dataset import select
+
+    cfg = TrainConfig(arch="lenet2d", speaker_norm="speaker", enrol=3, max_clips=240)
+    sel = select(cfg)
+    for part in ("val", "test"):
+        scored, enrol = sel.split.parts()[part], sel.enrol[part]
+        assert len(enrol) and not set(scored) & set(enrol)
+        spk = sel.manifest["speaker"]
+        counts = spk.iloc[enrol].value_counts()
+        assert (counts <= 3).all()
+        assert set(spk.iloc[scored]) <= set(spk.iloc[enrol])
+    assert "enrolment clips" in sel.split.description
+    plain = select(TrainConfig(arch="lenet2d", max_clips=240))
+    assert not plain.enrol
+    assert len(plain.split.test) == len(sel.split.test) + len(sel.enrol["test"])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, session_dir):
+    """A speaker-normalised lenet2d trained on the demo corpus through the CLI."""
+    out = tmp_path_factory.mktemp("spk") / "model.pt"
+    subprocess.run([sys.executable, "-m", "ser", "train", "--arch", "lenet2d", "--epochs", "1",
+                    "--max-clips", "200", "--speaker-norm", "speaker", "--enrol", "3",
+                    "--width", "0.25", "--out", str(out)],
+                   check=True, capture_output=True, text=True, timeout=600)
+    return out
+
+
+def test_a_speaker_normalised_run_is_scored_again_from_its_card(trained):
+    from ser.bundle import load_bundle
+    from ser.evaluation import evaluate_bundle
+
+    b = load_bundle(trained)
+    assert b.card.speaker_normalised and b.card.training.enrol == 3
+    assert "3 enrolment clips per test speaker" in b.card.protocol_caption()
+    assert b.card.data["enrolment"]["per_speaker"] == 3
+    report, frame = evaluate_bundle(b)
+    assert report["data"]["clips"] == b.card.split["counts"]["test"] == len(frame)
+    assert abs(report["accuracy"] - b.card.metrics["test"]["accuracy"]) < 1e-6
+    assert "enrolment clips" in report["protocol"]["description"]
+
+
+def test_scoring_needs_enrolment_clips(trained):
+    from ser.bundle import load_bundle
+    from ser.dataset import featurise, select
+
+    b = load_bundle(trained)
+    clips = select(b.card.training).part("test")
+    with pytest.raises(ValueError, match="enrolment clips"):
+        featurise(b.card, clips)
+
+
+# ------------------------------------------------------------------------ Predict chain
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory):
+    return utterances(tmp_path_factory.mktemp("speech") / "corpus", n=6)
+
+
+@pytest.fixture(scope="module")
+def spk_bundle(tmp_path_factory):
+    root = tmp_path_factory.mktemp("voice")
+    return {"spk": make_bundle(root / "spk" / "model.pt", name="spk", speaker_norm=True),
+            "plain": make_bundle(root / "plain" / "model.pt", name="plain", seed=3)}
+
+
+def test_predictor_refuses_without_a_voice_and_scores_with_one(spk_bundle, speech):
+    p = Predictor(spk_bundle["spk"])
+    assert p.needs_voice
+    with pytest.raises(VoiceNeededError, match="speaker-normalised"):
+        p.predict_samples(speech[0], SR)
+    voice = VoiceProfile()
+    for y in speech[1:4]:
+        voice.add(y, SR)
+    assert voice.seconds > 1
+    pred = p.predict_samples(speech[0], SR, voice=voice)
+    assert pred.probs.shape == (config.N_CLASSES,)
+    assert np.isclose(pred.probs.sum(), 1.0, atol=1e-5)
+
+
+def test_voice_statistics_change_the_prediction(spk_bundle, speech):
+    """The profile is really used: a profile with every band 10 dB louder shifts the input."""
+    p = Predictor(spk_bundle["spk"])
+    a, b = VoiceProfile(), VoiceProfile()
+    for y in speech[1:4]:
+        a.add(y, SR)
+        b.add(y * 0.2 + 0.05 * np.sin(np.arange(len(y)) * 0.3).astype(np.float32), SR)
+    pa = p.predict_samples(speech[0], SR, voice=a).probs
+    pb = p.predict_samples(speech[0], SR, voice=b).probs
+    assert not np.allclose(pa, pb)
+
+
+def test_analyse_skips_speaker_normalised_models_without_a_voice(spk_bundle, speech):
+    y, _ = place([0.5, speech[0], 0.5])
+    clip = open_clip(wav(y), "short.wav")
+    res = analyse(clip, [Predictor(spk_bundle["spk"]), Predictor(spk_bundle["plain"])])
+    assert res.skipped == ["spk"] and [m.name for m in res.models] == ["plain"]
+    assert res.ok and res.voice_source == ""
+    only = analyse(clip, [Predictor(spk_bundle["spk"])])
+    assert not only.ok and "calibrate to the voice" in only.message
+    assert json.loads(json.dumps(only.as_dict()))["skipped"] == ["spk"]
+
+
+def test_analyse_with_enrolment_and_with_a_long_recording(spk_bundle, speech):
+    voice = VoiceProfile()
+    for y in speech[:3]:
+        voice.add(y, SR)
+    y, _ = place([0.5, speech[3], 0.5])
+    enrolled = analyse(open_clip(wav(y), "one.wav"), [Predictor(spk_bundle["spk"])],
+                       voice=voice)
+    assert enrolled.ok and enrolled.voice_source == "enrolment"
+    parts = [0.8]
+    for i in range(14):  # about 17 s of speech in 14 utterances
+        parts += [speech[i % len(speech)], 0.8]
+    long_y, _ = place(parts)
+    res = analyse(open_clip(wav(long_y), "long.wav"), [Predictor(spk_bundle["spk"])])
+    assert len(res.segments) >= SELF_MIN_SEGMENTS and res.speech_s >= SELF_MIN_SPEECH_S
+    assert res.ok and res.voice_source == "the recording itself"
