@@ -12,6 +12,7 @@ from ser.ensemble import default_models, read_ensemble
 from ser.inference import Predictor, analyse, open_clip
 from ser.segments import SegmentationError
 from ser.zoo import all_models
+from ui import voice
 from ui.memo import digest, memo
 from ui.state import corpus_sidebar, get_corpus, get_predictor, pct
 
@@ -66,6 +67,8 @@ with st.expander("Use your own model file (.pt bundle)"):
         except BundleError as err:
             st.error(f"That model file cannot be used: {err}")
 
+voice_profile = voice.panel()
+
 if source is None:
     st.info("Upload a file, record your voice, or pick a corpus clip to begin.")
     st.stop()
@@ -99,9 +102,10 @@ c2.plotly_chart(plots.mel_image(mel, hop=mel_hop, title="Mel-spectrogram (whole 
 entries = {e.name: e for e in all_models()}
 names = list(entries)
 shipped_ens = read_ensemble()
-default_names, why = default_models()
+default_names, why = default_models(voice=voice_profile is not None)
 default = [n for n in default_names if n in entries] or names[:3]
 chosen = st.multiselect("Models", names, default=default,
+                        key=f"models-{'voice' if voice_profile else 'plain'}",
                         help=f"By default {why}." if why else None)
 if shipped_ens and sorted(chosen) == sorted(shipped_ens.members):
     t = shipped_ens.test
@@ -121,14 +125,16 @@ if own_predictor is not None:
     models.append((f"{own_predictor.name} (uploaded)", lambda: own_predictor))
 analysis_key = (clip_key, find_speech, digest(own.getvalue()) if own is not None else None,
                 tuple((n, str(entries[n].bundle), Path(entries[n].bundle).stat().st_mtime)
-                      for n in chosen))
+                      for n in chosen),
+                (voice_profile.takes, round(voice_profile.seconds, 3)) if voice_profile
+                else None)
 
 
 def run_analysis():
     bar = st.progress(0.0, text="Finding speech…")
     try:
         return analyse(clip, models, segments=find_speech, ensemble=shipped_ens,
-                       progress=bar.progress)
+                       progress=bar.progress, voice=voice_profile)
     finally:
         bar.empty()
 
@@ -141,6 +147,17 @@ except SegmentationError as err:
     st.stop()
 for name, message in a.errors:
     st.error(f"{name}: {message}")
+if a.skipped and a.models:
+    st.info(f"Left out: {', '.join(a.skipped)} — speaker-normalised models need a few clips "
+            "of this voice first (open “Calibrate to my voice” above).")
+if a.voice_source:
+    st.caption(f"Speaker-normalised models read this clip relative to the voice statistics "
+               f"from {a.voice_source}.")
+elif a.ok and voice_profile is None:
+    st.caption("This voice is new to the models, so the verdict is less reliable than the "
+               "test figures suggest (they were measured on corpora the models know). "
+               "Calibrating to your voice lets the speaker-normalised models compare the clip "
+               "with how you usually sound.")
 if not a.ok:
     st.warning(a.message)
     st.stop()

@@ -81,3 +81,8 @@ def runs_dir() -> Path:
 def models_dir() -> Path:
     """Folder of shipped model bundles (`SER_MODELS_DIR`)."""
     return Path(os.environ.get("SER_MODELS_DIR", ROOT / "models"))
+
+
+def profiles_dir() -> Path:
+    """Named voice profiles a user chose to save (Predict page); ``SER_PROFILES_DIR``."""
+    return Path(os.environ.get("SER_PROFILES_DIR", ROOT / "profiles"))

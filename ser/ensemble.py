@@ -227,11 +227,15 @@ def ensemble_reliability(ens: Ensemble, entries: list[ModelEntry], *, part: str 
 DEFAULT_FILE = "default.json"
 
 
-def default_models(folder: Path | None = None) -> tuple[list[str], str]:
+def default_models(folder: Path | None = None, *, voice: bool = False
+                   ) -> tuple[list[str], str]:
     """The shipped models the Predict page selects by default, and why.
 
-    ``models/default.json`` (``{"models": [...], "why": "..."}``) names them when present;
-    otherwise the shipped ensemble's members; otherwise every shipped model.
+    ``models/default.json`` (``{"models": [...], "why": "...", "voice": {"models": [...],
+    "why": "..."}}``) names them when present; ``voice=True`` asks for the set used once the
+    visitor calibrated to their voice (speaker-normalised models), falling back to the
+    usual set. Without the file: the shipped ensemble's members; otherwise every shipped
+    model.
     """
     root = Path(folder or config.models_dir())
     shipped = {e.name for e in shipped_models(root)}
@@ -239,10 +243,11 @@ def default_models(folder: Path | None = None) -> tuple[list[str], str]:
     if path.exists():
         try:
             d = read_json(path)
-            names = [n for n in d.get("models", []) if n in shipped]
-            if names:
-                return names, str(d.get("why", ""))
-        except ValueError:
+            for entry in ([d.get("voice") or {}] if voice else []) + [d]:
+                names = [n for n in entry.get("models", []) if n in shipped]
+                if names:
+                    return names, str(entry.get("why", ""))
+        except (ValueError, AttributeError):
             pass
     ens = read_ensemble(root)
     if ens is not None:

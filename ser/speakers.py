@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -140,6 +142,51 @@ class VoiceProfile:
         self.clips.append(np.asarray(y, dtype=np.float32))
         self._cache.clear()
 
+    @property
+    def takes(self) -> int:
+        return len(self.clips)
+
+    def add_recording(self, y: np.ndarray, sr: int) -> float:
+        """Add the speech of one take (Silero VAD finds it; pauses and noise are left out)
+        as one clip; returns the seconds of speech added (0 when the take holds none)."""
+        from ser.segments import slice_segments, speech_segments
+
+        y = np.asarray(y, dtype=np.float32)
+        segs = speech_segments(y, sr)
+        pieces = [p for p in slice_segments(y, sr, list(segs)) if len(p)]
+        if not pieces:
+            return 0.0
+        self.add(np.concatenate(pieces), sr)
+        return float(sum(len(p) for p in pieces) / sr)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the takes (speech only) as one ``.npz`` file, atomically."""
+        import io
+
+        from ser.fileio import atomic_write_bytes
+
+        buf = io.BytesIO()
+        np.savez_compressed(buf, sample_rate=np.int64(self.sample_rate),
+                            lengths=np.array([len(y) for y in self.clips], np.int64),
+                            samples=np.concatenate(self.clips) if self.clips
+                            else np.zeros(0, np.float32))
+        atomic_write_bytes(path, buf.getvalue())
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> VoiceProfile:
+        """Read a profile written by `save` (raises ``ValueError`` for anything else)."""
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                rate, lengths, samples = int(z["sample_rate"]), z["lengths"], z["samples"]
+        except (OSError, KeyError, ValueError) as err:
+            raise ValueError(f"{Path(path).name} is not a saved voice profile ({err})") from None
+        if rate <= 0 or lengths.sum() != len(samples) or (lengths < 0).any():
+            raise ValueError(f"{Path(path).name} is damaged: its takes do not add up")
+        clips = np.split(samples.astype(np.float32), np.cumsum(lengths)[:-1]) if len(
+            lengths) else []
+        return cls(clips=list(clips), sample_rate=rate)
+
     def stats(self, cfg) -> VoiceStats:
         """The voice's statistics under `FeatureConfig` ``cfg`` (cached)."""
         from ser.features import clip_features
@@ -158,6 +205,26 @@ class VoiceProfile:
                 images.append(clip_features(y, cfg=cfg, spaces=("fs2",))["fs2"])
             self._cache[key] = voice_stats(np.stack(images))
         return self._cache[key]
+
+
+PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _-]{0,39}$")
+
+
+def profile_path(name: str, folder: str | Path | None = None) -> Path:
+    """Where the named profile lives; the name must be 1–40 letters, digits, spaces, '-'
+    or '_' (it becomes a file name: no path can be smuggled in)."""
+    from ser import config
+
+    if not PROFILE_NAME.match(name or ""):
+        raise ValueError("A profile name is 1–40 letters, digits, spaces, '-' or '_'.")
+    return Path(folder or config.profiles_dir()) / f"{name.strip()}.npz"
+
+
+def saved_profiles(folder: str | Path | None = None) -> list[str]:
+    from ser import config
+
+    root = Path(folder or config.profiles_dir())
+    return sorted(p.stem for p in root.glob("*.npz")) if root.is_dir() else []
 
 
 def reliability(seconds: float, takes: int) -> tuple[str, str]:

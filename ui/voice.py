@@ -1,0 +1,118 @@
+"""The "Calibrate to my voice" panel of the Predict page.
+
+A visitor records (or uploads) a few takes; their speech goes into a `VoiceProfile` kept in
+this browser session only. Speaker-normalised models then read every new clip relative to
+that voice. Nothing is written to disk unless the visitor saves a named profile.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ser.audio import AudioError, load_audio
+from ser.segments import SegmentationError
+from ser.speakers import VoiceProfile, profile_path, reliability, saved_profiles
+from ui.memo import digest
+
+_KEY = "voice_profile"
+_SEEN = "voice_takes_seen"
+LEVEL_ICON = {"good": "🟢", "fair": "🟡", "poor": "🔴"}
+
+
+def current() -> VoiceProfile | None:
+    """The session's voice profile (None until a take with speech was added)."""
+    p = st.session_state.get(_KEY)
+    return p if p is not None and p.clips else None
+
+
+def _add_take(data: bytes, name: str) -> None:
+    seen = st.session_state.setdefault(_SEEN, set())
+    key = digest(data)
+    if key in seen:
+        return
+    seen.add(key)
+    try:
+        y, sr = load_audio(data)
+    except AudioError as err:
+        st.error(f"{name}: {err}")
+        return
+    profile = st.session_state.setdefault(_KEY, VoiceProfile())
+    try:
+        added = profile.add_recording(y, sr)
+    except SegmentationError as err:
+        st.error(f"{name}: speech could not be found ({err}).")
+        return
+    if added == 0:
+        st.warning(f"{name}: no speech found in this take; it was not added.")
+    else:
+        st.toast(f"Added {added:.1f} s of speech from {name}.")
+
+
+def panel() -> VoiceProfile | None:
+    """Draw the panel; returns the profile to use (None: not calibrated)."""
+    profile = current()
+    title = ("🎙️ Calibrated to your voice" if profile else "🎙️ Calibrate to my voice "
+             "(recommended for your own recordings)")
+    with st.expander(title, expanded=False):
+        st.caption(
+            "Models that hear a voice for the first time mostly answer from how the voice and "
+            "the microphone sound, not from the emotion. Record a few sentences in different "
+            "moods (or upload one 20–60 s recording of free speech): the speaker-normalised "
+            "models then compare each new clip with *your* usual sound. The takes stay in "
+            "this browser session only, unless you save them as a named profile below.")
+        rec_col, up_col = st.columns(2)
+        with rec_col:
+            try:
+                from audio_recorder_streamlit import audio_recorder
+
+                take = audio_recorder(text="Record a take", pause_threshold=3.0,
+                                      sample_rate=16000, key="enrol_recorder")
+            except Exception:  # noqa: BLE001 - a failing component must not break the page
+                take = None
+                st.caption("The recorder is not available in this browser; upload takes.")
+            if take:
+                _add_take(take, "recorded take")
+        with up_col:
+            files = st.file_uploader("…or upload takes", accept_multiple_files=True,
+                                     type=["wav", "mp3", "flac", "ogg", "opus", "aiff",
+                                           "aif"], key="enrol_files")
+            for f in files or []:
+                _add_take(f.getvalue(), f.name)
+        profile = current()
+        if profile:
+            level, sentence = reliability(profile.seconds, profile.takes)
+            c = st.columns(3)
+            c[0].metric("Takes", profile.takes)
+            c[1].metric("Speech", f"{profile.seconds:.1f} s")
+            c[2].metric("Reliability", f"{LEVEL_ICON[level]} {level}")
+            st.caption(sentence)
+            if st.button("Forget my voice", key="voice_forget"):
+                st.session_state.pop(_KEY, None)
+                st.session_state.pop(_SEEN, None)
+                st.rerun()
+        _saved_profiles(profile)
+    return current()
+
+
+def _saved_profiles(profile: VoiceProfile | None) -> None:
+    names = saved_profiles()
+    c1, c2 = st.columns(2)
+    with c1:
+        if names:
+            pick = st.selectbox("Load a saved profile", ["(none)", *names], key="voice_load")
+            if pick != "(none)" and st.button("Load", key="voice_load_btn"):
+                try:
+                    st.session_state[_KEY] = VoiceProfile.load(profile_path(pick))
+                    st.rerun()
+                except ValueError as err:
+                    st.error(str(err))
+    with c2:
+        if profile:
+            name = st.text_input("Save as a named profile (written to the server's disk)",
+                                 key="voice_name", max_chars=40)
+            if st.button("Save profile", key="voice_save", disabled=not name):
+                try:
+                    path = profile.save(profile_path(name))
+                    st.success(f"Saved as {path.stem}.")
+                except (ValueError, OSError) as err:
+                    st.error(f"Could not save the profile: {err}")
