@@ -71,11 +71,13 @@ def panel() -> VoiceProfile | None:
                 take = None
                 st.caption("The recorder is not available in this browser; upload takes.")
             if take:
+                st.session_state["voice_last_recording"] = digest(take)
                 _add_take(take, "recorded take")
         with up_col:
             files = st.file_uploader("…or upload takes", accept_multiple_files=True,
                                      type=["wav", "mp3", "flac", "ogg", "opus", "aiff",
-                                           "aif"], key="enrol_files")
+                                           "aif"],
+                                     key=f"enrol_files{st.session_state.get('voice_gen', 0)}")
             for f in files or []:
                 _add_take(f.getvalue(), f.name)
         profile = current()
@@ -88,7 +90,11 @@ def panel() -> VoiceProfile | None:
             st.caption(sentence)
             if st.button("Forget my voice", key="voice_forget"):
                 st.session_state.pop(_KEY, None)
-                st.session_state.pop(_SEEN, None)
+                # A fresh uploader (new key) drops the uploaded takes; the recorder keeps
+                # returning its last take, which must not come back either.
+                st.session_state["voice_gen"] = st.session_state.get("voice_gen", 0) + 1
+                last = st.session_state.get("voice_last_recording")
+                st.session_state[_SEEN] = {last} if last else set()
                 st.rerun()
         _saved_profiles(profile)
     return current()

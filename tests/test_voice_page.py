@@ -1,0 +1,120 @@
+"""The Predict page's "Calibrate to my voice" panel, through the real page (AppTest):
+takes uploaded into a session profile, speaker-normalised models used only with it,
+named profiles saved and loaded, and the voice defaults from models/default.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from predict_helpers import make_bundle, place, utterances, wav
+from streamlit.testing.v1 import AppTest
+
+from ser.ensemble import default_models
+from ser.speakers import VoiceProfile, profile_path, saved_profiles
+
+HOME = str(Path(__file__).resolve().parent.parent / "Home.py")
+
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory):
+    return utterances(tmp_path_factory.mktemp("speech") / "corpus", n=6)
+
+
+@pytest.fixture()
+def voice_models(tmp_path, monkeypatch):
+    d = tmp_path / "models"
+    make_bundle(d / "tiny.spk" / "model.pt", name="tiny.spk", speaker_norm=True)
+    make_bundle(d / "tiny.plain" / "model.pt", name="tiny.plain", seed=2)
+    (d / "default.json").write_text(json.dumps({
+        "models": ["tiny.plain"], "why": "the plain model",
+        "voice": {"models": ["tiny.spk", "tiny.plain"], "why": "both"}}))
+    monkeypatch.setenv("SER_MODELS_DIR", str(d))
+    monkeypatch.setenv("SER_PROFILES_DIR", str(tmp_path / "profiles"))
+    return d
+
+
+def predict_page() -> AppTest:
+    at = AppTest.from_file(HOME, default_timeout=180)
+    at.run()
+    at.switch_page("pages/predict.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def uploader(at: AppTest, key: str):
+    return next(u for u in at.get("file_uploader") if u.key == key) if key else \
+        at.file_uploader[0]
+
+
+def test_voice_defaults_from_default_json(voice_models):
+    assert default_models(voice_models) == (["tiny.plain"], "the plain model")
+    assert default_models(voice_models, voice=True) == (["tiny.spk", "tiny.plain"], "both")
+
+
+def test_without_a_voice_the_speaker_normalised_model_is_left_out(demo_root, voice_models,
+                                                                 speech):
+    at = predict_page()
+    y, _ = place([0.5, speech[0], 0.5])
+    at.file_uploader[0].set_value(("one.wav", wav(y), "audio/wav"))
+    at.run()
+    assert not at.exception
+    assert at.multiselect[0].value == ["tiny.plain"]
+    at.multiselect[0].set_value(["tiny.plain", "tiny.spk"]).run()
+    assert not at.exception
+    assert any("Left out: tiny.spk" in i.value for i in at.info), [i.value for i in at.info]
+    assert any("less reliable" in c.value for c in at.caption)
+
+
+def test_calibrating_to_a_voice_then_scoring_with_it(demo_root, voice_models, speech):
+    at = predict_page()
+    takes = uploader(at, "enrol_files0")
+    takes.set_value([(f"take{i}.wav", wav(place([0.4, speech[i], 0.4])[0]), "audio/wav")
+                     for i in range(3)])
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Takes"] == "3"
+    assert float(metrics["Speech"].split()[0]) > 2.0
+    assert "fair" in metrics["Reliability"]
+    y, _ = place([0.5, speech[4], 0.5])
+    at.file_uploader[0].set_value(("one.wav", wav(y), "audio/wav"))
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert sorted(at.multiselect[0].value) == ["tiny.plain", "tiny.spk"]
+    assert any("voice statistics from enrolment" in c.value for c in at.caption)
+    assert not any("Left out" in i.value for i in at.info)
+    # Save it under a name: it appears in the list; the session profile can be forgotten.
+    at.text_input(key="voice_name").set_value("my voice").run()
+    at.button(key="voice_save").click().run()
+    assert not at.exception
+    assert saved_profiles() == ["my voice"]
+    assert VoiceProfile.load(profile_path("my voice")).takes == 3
+    at.button(key="voice_forget").click().run()
+    assert not at.exception
+    assert at.multiselect[0].value == ["tiny.plain"]
+    assert not any(m.label == "Takes" for m in at.metric)
+    # ...and a saved profile loads back into the session.
+    at.selectbox(key="voice_load").set_value("my voice").run()
+    at.button(key="voice_load_btn").click().run()
+    assert not at.exception
+    assert {m.label: m.value for m in at.metric}["Takes"] == "3"
+
+
+def test_profile_names_cannot_leave_the_profiles_folder(tmp_path):
+    for bad in ("../escape", "/etc/passwd", "", "a" * 41, ".hidden"):
+        with pytest.raises(ValueError):
+            profile_path(bad, tmp_path)
+    assert profile_path("Ana 2", tmp_path) == tmp_path / "Ana 2.npz"
+
+
+def test_profiles_round_trip_and_a_damaged_file_is_refused(tmp_path):
+    p = VoiceProfile(clips=[np.ones(100, np.float32), np.zeros(50, np.float32)])
+    back = VoiceProfile.load(p.save(tmp_path / "v.npz"))
+    assert [len(c) for c in back.clips] == [100, 50] and back.sample_rate == p.sample_rate
+    (tmp_path / "bad.npz").write_bytes(b"not a profile")
+    with pytest.raises(ValueError, match="not a saved voice profile"):
+        VoiceProfile.load(tmp_path / "bad.npz")
