@@ -228,3 +228,25 @@ def test_analyse_with_enrolment_and_with_a_long_recording(spk_bundle, speech):
     res = analyse(open_clip(wav(long_y), "long.wav"), [Predictor(spk_bundle["spk"])])
     assert len(res.segments) >= SELF_MIN_SEGMENTS and res.speech_s >= SELF_MIN_SPEECH_S
     assert res.ok and res.voice_source == "the recording itself"
+
+
+def test_cli_predict_with_and_without_a_voice(tmp_path, spk_bundle, speech):
+    clip = tmp_path / "clip.wav"
+    clip.write_bytes(wav(place([0.3, speech[0], 0.3])[0]))
+    takes = []
+    for i in (1, 2, 3):
+        takes += ["--voice", str(tmp_path / f"take{i}.wav")]
+        (tmp_path / f"take{i}.wav").write_bytes(wav(place([0.3, speech[i], 0.3])[0]))
+    cmd = [sys.executable, "-m", "ser", "predict", str(spk_bundle["spk"]), str(clip)]
+    bare = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert bare.returncode == 2 and "--voice" in bare.stderr
+    assert "Traceback" not in bare.stderr
+    ok = subprocess.run(cmd + takes + ["--json"], capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr
+    assert "3 take(s)" in ok.stderr
+    probs = json.loads(ok.stdout)[str(clip)]["spk"]["probs"]
+    assert abs(sum(probs.values()) - 1) < 1e-4
+    seg = subprocess.run(cmd + takes + ["--segments", "--json"], capture_output=True,
+                         text=True, timeout=300)
+    assert seg.returncode == 0, seg.stderr
+    assert json.loads(seg.stdout)[str(clip)]["voice"] == "enrolment"

@@ -71,6 +71,12 @@ def add_commands(sub) -> None:
                    help="find the speech with voice activity detection (Silero VAD), score "
                    "each speech segment and give the clip's verdict from speech only, "
                    "weighted by duration; exit code 1 when a clip holds no speech")
+    p.add_argument("--voice", action="append", default=[], metavar="TAKE",
+                   help="a recording of the same speaker (repeatable; a few takes in "
+                   "different moods, or one 20-60 s recording): its speech gives the voice "
+                   "statistics speaker-normalised models need")
+    p.add_argument("--voice-profile", metavar="NAME", help="a voice profile saved on the "
+                   "Predict page (instead of --voice)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_predict)
 
@@ -309,13 +315,25 @@ def cmd_predict(args) -> int:
         print(f"error: no bundles in {args.bundle}", file=sys.stderr)
         return 2
     predictors = [Predictor(p) for p in paths]
+    try:
+        args.voice_profile_obj = _voice(args)
+    except (AudioError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if args.segments:
         return _predict_segments(args, predictors)
+    voice = args.voice_profile_obj
+    needing = [p.name for p in predictors if p.needs_voice]
+    if needing and voice is None:
+        print(f"error: {', '.join(needing)} speaker-normalised: give a few recordings of the "
+              "speaker with --voice (or use --segments with a long recording)",
+              file=sys.stderr)
+        return 2
     status = 0
     results = {}
     for clip in args.clips:
         try:
-            preds = [p.calibrated(p.predict(clip)) for p in predictors]
+            preds = [p.calibrated(p.predict(clip, voice=voice)) for p in predictors]
         except AudioError as err:
             print(f"{clip}: error: {err}", file=sys.stderr)
             status = 2
@@ -339,6 +357,27 @@ def cmd_predict(args) -> int:
     return status
 
 
+def _voice(args):
+    """The `VoiceProfile` from ``--voice`` takes or ``--voice-profile`` (None without)."""
+    from ser.audio import load_audio
+    from ser.speakers import VoiceProfile, profile_path
+
+    if args.voice_profile:
+        return VoiceProfile.load(profile_path(args.voice_profile))
+    if not args.voice:
+        return None
+    profile = VoiceProfile()
+    for take in args.voice:
+        y, sr = load_audio(take)
+        if profile.add_recording(y, sr) == 0:
+            print(f"{take}: no speech found; not used for the voice", file=sys.stderr)
+    if not profile.clips:
+        raise ValueError("none of the --voice recordings holds speech")
+    print(f"voice: {profile.takes} take(s), {profile.seconds:.1f} s of speech",
+          file=sys.stderr)
+    return profile
+
+
 def _predict_segments(args, predictors) -> int:
     """``predict --segments``: the Predict page's chain (`ser.inference.analyse`)."""
     from ser.audio import AudioError
@@ -355,7 +394,8 @@ def _predict_segments(args, predictors) -> int:
             print(f"{clip_path}: error: {err}", file=sys.stderr)
             status = 2
             continue
-        a = analyse(clip, predictors, segments=True, ensemble=ens)
+        a = analyse(clip, predictors, segments=True, ensemble=ens,
+                    voice=getattr(args, "voice_profile_obj", None))
         results[clip_path] = a.as_dict()
         if not a.ok:
             print(f"{clip_path}: {a.message}", file=sys.stderr)
