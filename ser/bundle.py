@@ -125,6 +125,9 @@ def save_bundle(path: str | Path, model: torch.nn.Module, card: Card, *,
     card = card.to_dict()
     path = Path(path)
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise BundleError(f"refusing to save a model with NaN or infinite weights ({bad[0]})")
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     card = dict(card)
