@@ -15,7 +15,15 @@ from ser.models import describe, list_models, model_input_space
 from ser.recipe import MAX_COPIES, TrainConfig
 from ser.splits import make_split
 from ser.training import estimate_throughput
-from ui.state import corpus_badge, corpus_dir, corpus_names, corpus_sidebar, get_corpus
+from ui.state import (
+    corpus_badge,
+    corpus_dir,
+    corpus_names,
+    corpus_sidebar,
+    get_corpus,
+    public,
+    show_path,
+)
 
 st.title("🏋️ Train")
 corpus_sidebar()
@@ -258,10 +266,11 @@ def live_runs():
             if metrics:
                 st.plotly_chart(plots.training_curves(metrics), width="stretch",
                                 key=f"curve-{rid}-{len(metrics)}")
-            with st.expander("Log"):
-                st.code(runs.log_tail(rid, 15) or "(empty)", language=None)
+            if not public():  # the log names server folders
+                with st.expander("Log"):
+                    st.code(runs.log_tail(rid, 15) or "(empty)", language=None)
 
 
 live_runs()
-st.caption(f"Runs live in `{runs.root()}`; they keep going if you leave this page or close "
-           f"the browser. Last refresh {time.strftime('%H:%M:%S')}.")
+st.caption(f"Runs live in {show_path(runs.root())}; they keep going if you leave this page "
+           f"or close the browser. Last refresh {time.strftime('%H:%M:%S')}.")
