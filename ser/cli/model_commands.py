@@ -114,9 +114,10 @@ def add_commands(sub) -> None:
                    "with `ensemble` and --write it is stored in models/ensemble.json")
     x.set_defaults(func=cmd_crosscorpus)
 
-    r = sub.add_parser("runs", help="list, show, cancel or delete training runs")
-    r.add_argument("action", nargs="?", default="list", choices=["list", "show", "cancel",
-                                                                  "delete"])
+    r = sub.add_parser("runs", help="list, show, cancel, kill or delete training runs; "
+                       "cleanup stops leftover processes of ended runs")
+    r.add_argument("action", nargs="?", default="list", choices=[
+        "list", "show", "cancel", "kill", "delete", "cleanup"])
     r.add_argument("run_id", nargs="?")
     r.set_defaults(func=cmd_runs)
 
@@ -557,6 +558,11 @@ def cmd_runs(args) -> int:
                 "running" else ""
             print(f"{r['run_id']:<40} {st['state']:<10} {ep:<14} {acc}")
         return 0
+    if args.action == "cleanup":
+        cleaned = runs.cleanup()
+        print(f"stopped leftover processes of {len(cleaned)} run(s)"
+              + (": " + ", ".join(cleaned) if cleaned else ""))
+        return 0
     if not args.run_id:
         print("error: give a run id", file=sys.stderr)
         return 2
@@ -570,6 +576,8 @@ def cmd_runs(args) -> int:
         print(runs.log_tail(args.run_id, 5))
     elif args.action == "cancel":
         print(json.dumps(runs.cancel(args.run_id), indent=2))
+    elif args.action == "kill":
+        print(json.dumps(runs.kill(args.run_id), indent=2))
     elif args.action == "delete":
         runs.delete(args.run_id)
         print(f"deleted {args.run_id}")
