@@ -6,7 +6,7 @@ from pathlib import Path
 import streamlit as st
 
 from ser import plots
-from ser.audio import AudioError
+from ser.audio import AudioError, accepted_formats
 from ser.bundle import BundleError
 from ser.ensemble import default_models, read_ensemble
 from ser.inference import Predictor, analyse, open_clip
@@ -27,8 +27,7 @@ st.caption("Speak a sentence in an emotion (or upload a recording, up to 10 minu
 upload_tab, record_tab, corpus_tab = st.tabs(["Upload", "Record", "Corpus clip"])
 source, source_name = None, None
 with upload_tab:
-    up = st.file_uploader("Audio file", type=["wav", "mp3", "flac", "ogg", "opus", "m4a",
-                                              "aiff", "aif"],
+    up = st.file_uploader("Audio file", type=list(accepted_formats()),
                           help="Up to 50 MB and 10 minutes. The speech in it is found and "
                                "cut into stretches of at most 5 s, each scored on its own.")
     if up is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,20 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
+
+
+def safe_name(name: str, what: str = "name") -> str:
+    """``name`` if it can be used as one file or folder name inside a folder of ours:
+    letters, digits and ``. _ + -``, not starting with a dot or a dash, at most 100
+    characters (so no ``/``, no ``..``, no absolute path). ``ValueError`` otherwise."""
+    if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name) or ".." in name:
+        shown = name if isinstance(name, str) and len(name) <= 60 else "that"
+        raise ValueError(f"{what} {shown!r} cannot be used: use letters, digits and . _ + - "
+                         "only (no slashes, no '..', not starting with a dot or dash).")
+    return name
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

@@ -36,7 +36,7 @@ import pandas as pd
 import torch
 
 from ser import config
-from ser.audio import QualityReport, info, load_audio, quality_report, resample
+from ser.audio import QualityReport, decode, info, load_audio, quality_report, resample
 from ser.bundle import Bundle, BundleError, load_bundle
 from ser.calibration import Calibration, apply_temperature, log_probs
 from ser.card import Card
@@ -270,10 +270,10 @@ def open_clip(source, name: str = "clip") -> Clip:
     """Decode ``source`` once and check it (raises `ser.audio.AudioError` naming the
     problem: empty, not audio, truncated, too long ...)."""
     meta = info(source)
-    y, sr = load_audio(source, sr=None)
+    y, sr, notes = decode(source, sr=None)
     y_model = resample(y, sr, config.SAMPLE_RATE)
-    return Clip(name, y, sr, meta.channels, quality_report(y, sr, meta.channels), y_model,
-                fs2(y_model, frames=0))
+    return Clip(name, y, sr, meta.channels, quality_report(y, sr, meta.channels, notes),
+                y_model, fs2(y_model, frames=0))
 
 
 @dataclass

@@ -161,6 +161,10 @@ def cmd_train(args) -> int:
 
     if args.run:
         return runs.execute(args.run, max_parallel=args.max_parallel)
+    if args.ship:
+        from ser.fileio import safe_name
+
+        safe_name(args.ship, "--ship name")  # refused before hours of training, not after
     cfg = _config_from_args(args)
     run_id = runs.create(cfg)
     if args.detach:
@@ -302,6 +306,10 @@ def resolve_bundles(arg: str) -> list[Path]:
 
 
 def cmd_predict(args) -> int:
+    """Each clip is decoded once for every model; a clip that cannot be read or scored is
+    reported and the next one is tried (exit status 2 at the end if any failed). Quality
+    warnings (silence, very short clips, channels cancelling out …) go to stderr, as the
+    Predict page shows them."""
     from ser.audio import AudioError
     from ser.inference import Predictor, ensemble
 
@@ -316,11 +324,18 @@ def cmd_predict(args) -> int:
     results = {}
     for clip in args.clips:
         try:
-            preds = [p.calibrated(p.predict(clip)) for p in predictors]
+            preds, warnings = _score_clip(clip, predictors)
         except AudioError as err:
             print(f"{clip}: error: {err}", file=sys.stderr)
             status = 2
             continue
+        except Exception as err:  # noqa: BLE001 - one bad clip must not stop the others
+            print(f"{clip}: error: could not be scored ({type(err).__name__}: {err})",
+                  file=sys.stderr)
+            status = 2
+            continue
+        for w in warnings:
+            print(f"{clip}: warning: {w}", file=sys.stderr)
         probs = ensemble(preds)
         results[clip] = {p.name: {**r.as_dict(), "calibrated": p.calibration is not None,
                                   "temperature": p.temperature}
@@ -340,6 +355,23 @@ def cmd_predict(args) -> int:
     return status
 
 
+def _score_clip(clip: str, predictors) -> tuple[list, tuple[str, ...]]:
+    """Calibrated predictions of every model for one clip, decoded once (and resampled
+    once per rate the models use), and the clip's quality warnings."""
+    from ser.audio import decode, quality_report, resample
+
+    y, sr, notes = decode(clip)
+    warnings = quality_report(y, sr, notes=notes).warnings
+    by_rate: dict[int, object] = {}
+    preds = []
+    for p in predictors:
+        rate = p.cfg.sample_rate
+        if rate not in by_rate:
+            by_rate[rate] = resample(y, sr, rate)
+        preds.append(p.calibrated(p.predict_samples(by_rate[rate], rate)))
+    return preds, warnings
+
+
 def _predict_segments(args, predictors) -> int:
     """``predict --segments``: the Predict page's chain (`ser.inference.analyse`)."""
     from ser.audio import AudioError
@@ -352,11 +384,18 @@ def _predict_segments(args, predictors) -> int:
     for clip_path in args.clips:
         try:
             clip = open_clip(clip_path, Path(clip_path).name)
+            a = analyse(clip, predictors, segments=True, ensemble=ens)
         except AudioError as err:
             print(f"{clip_path}: error: {err}", file=sys.stderr)
             status = 2
             continue
-        a = analyse(clip, predictors, segments=True, ensemble=ens)
+        except Exception as err:  # noqa: BLE001 - one bad clip must not stop the others
+            print(f"{clip_path}: error: could not be analysed ({type(err).__name__}: "
+                  f"{err})", file=sys.stderr)
+            status = 2
+            continue
+        for w in clip.quality.warnings:
+            print(f"{clip_path}: warning: {w}", file=sys.stderr)
         results[clip_path] = a.as_dict()
         if not a.ok:
             print(f"{clip_path}: {a.message}", file=sys.stderr)
