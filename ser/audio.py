@@ -173,6 +173,10 @@ class _Fallback:
 
             with audioread.audio_open(self.tmp.name) as f:
                 rate, self.channels, duration = f.samplerate, f.channels, f.duration
+        except ZeroDivisionError:  # the decoder divided by a sample rate of 0
+            self.close()
+            _check_rate(0, name)
+            raise
         except Exception as err:  # noqa: BLE001 - any decoder failure: "not decodable"
             self.close()
             raise _not_decodable(name, err) from None

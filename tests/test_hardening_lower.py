@@ -1,0 +1,108 @@
+"""Issue #14 lower items: names that become paths (8), the fallback decoder's header probe
+(10), file modes honour the umask (14b), sample-rate checks on every path (7)."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from abuse.corpus import wav_with_rate
+
+from ser.audio import AudioError, info, load_audio
+from ser.fileio import atomic_write_bytes, safe_name
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "/etc/x", "..", ".hidden", "a/b", "",
+                                  "-rf", "x" * 101, "a\\..\\b", "ok\n"])
+def test_unsafe_names_are_refused(name):
+    with pytest.raises(ValueError, match="cannot be used"):
+        safe_name(name)
+
+
+def test_safe_names_pass():
+    for name in ("ser2d.crema-si", "lenet1d.crema-si-pitch-x3", "my_model+v2"):
+        assert safe_name(name) == name
+
+
+def test_ship_to_an_escaping_name_writes_nothing_outside_models(tmp_path):
+    models = tmp_path / "a" / "b" / "models"
+    models.mkdir(parents=True)
+    env = {**os.environ, "SER_MODELS_DIR": str(models)}
+    t = time.time()
+    out = subprocess.run([sys.executable, "-m", "ser", "train", "--arch", "lenet1d",
+                          "--epochs", "1", "--ship", "../../escaped"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "cannot be used" in out.stderr, out.stderr[-2000:]
+    assert "Traceback" not in out.stderr
+    assert time.time() - t < 60  # refused before any training
+    assert not (tmp_path / "escaped").exists() and not (tmp_path / "a" / "escaped").exists()
+    from ser.bundle import BundleError
+    from ser.zoo import load_pretrained, ship_run
+
+    with pytest.raises(BundleError, match="cannot be used"):
+        load_pretrained("../../etc", folder=models)
+    with pytest.raises(ValueError, match="cannot be used"):
+        ship_run("no-such-run", "../../escaped", folder=models)
+
+
+@pytest.mark.parametrize("rate", [0, 1, 999, 0xFFFFFFFF, 2_000_000_000])
+def test_impossible_sample_rates_are_refused_everywhere(rate, tmp_path):
+    data = wav_with_rate(rate)
+    p = tmp_path / "x.wav"
+    p.write_bytes(data)
+    for call in (lambda: info(data), lambda: load_audio(data), lambda: load_audio(p),
+                 lambda: load_audio(p, sr=22050)):
+        with pytest.raises(AudioError, match="sample rate"):
+            call()
+
+
+def test_the_fallback_decoder_knows_the_duration_before_decoding(tmp_path):
+    """Item 10: the fallback path (audioread) reads the header first; `decode` refuses a
+    long file from it without decoding the samples."""
+    import numpy as np
+    import soundfile as sf
+
+    from ser.audio import _Fallback
+
+    p = tmp_path / "long.wav"
+    sf.write(p, np.zeros(700 * 1000, np.int16), 1000, subtype="PCM_16")
+    f = _Fallback(p.read_bytes(), "long.wav")
+    try:
+        assert f.samplerate == 1000 and abs(f.duration_s - 700) < 1
+    finally:
+        f.close()
+    with pytest.raises(AudioError, match="rate"):
+        _Fallback(wav_with_rate(0), "zero.wav")
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o002, 0o077])
+def test_written_files_honour_the_umask(tmp_path, mask):
+    old = os.umask(mask)
+    try:
+        atomic_write_bytes(tmp_path / "f.bin", b"x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "f.bin").stat().st_mode) == 0o666 & ~mask
+
+
+def test_bundles_and_status_files_are_not_private(tmp_path):
+    from predict_helpers import make_bundle
+
+    from ser import runs
+    from ser.recipe import TrainConfig
+
+    old = os.umask(0o022)
+    try:
+        p = make_bundle(tmp_path / "m" / "model.pt")
+        run_id = runs.create(TrainConfig(arch="lenet1d"))
+    finally:
+        os.umask(old)
+    for f in (p, p.with_name("card.json"), runs.run_dir(run_id) / "status.json"):
+        assert stat.S_IMODE(f.stat().st_mode) == 0o644, f
