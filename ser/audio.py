@@ -364,6 +364,12 @@ class QualityReport:
         return asdict(self)
 
 
+def _sum_squares(y: np.ndarray, chunk: int = 1 << 20) -> float:
+    """Σ y² in float64, a chunk at a time (no float64 copy of a long clip)."""
+    return float(sum(np.dot(c, c) for c in (y[i:i + chunk].astype(np.float64)
+                                           for i in range(0, len(y), chunk))))
+
+
 def quality_report(y: np.ndarray, sr: int, channels: int = 1,
                    notes: tuple[str, ...] = ()) -> QualityReport:
     """Check level, clipping and silence of mono samples ``y`` at ``sr`` Hz; ``notes`` (from
@@ -371,7 +377,7 @@ def quality_report(y: np.ndarray, sr: int, channels: int = 1,
     y = np.asarray(y, dtype=np.float32)
     duration = len(y) / sr if sr else 0.0
     peak = float(np.max(np.abs(y))) if len(y) else 0.0
-    rms = float(np.sqrt(np.mean(y.astype(np.float64) ** 2))) if len(y) else 0.0
+    rms = math.sqrt(_sum_squares(y) / len(y)) if len(y) else 0.0
     rms_db = 20 * math.log10(rms) if rms > 0 else -math.inf
     clipped = float(np.mean(np.abs(y) >= 0.999)) if len(y) else 0.0
     frame = max(1, int(0.02 * sr))

@@ -16,6 +16,8 @@ Settings come from ``ser.toml`` in the project folder (or the file named by
 
 ``SER_PUBLIC=1`` switches public mode on (``0`` off); ``SER_CORPORA`` lists corpora as
 ``name=data`` entries separated by semicolons (``CREMA-D=/srv/data/crema-d;TESS=...``).
+``max_seconds`` / ``SER_MAX_SECONDS`` bounds the clip length the Predict page accepts
+(default 120 s in public mode, 600 s otherwise), and with it each request's time and memory.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from pathlib import Path
 
 from ser import config
 
+#: Default clip limit of a public server (a private one keeps `config.MAX_AUDIO_SECONDS`).
+PUBLIC_MAX_SECONDS = 120.0
 TRUE = ("1", "true", "yes", "on")
 FALSE = ("0", "false", "no", "off", "")
 
@@ -39,6 +43,15 @@ class Settings:
     public: bool = False
     #: Visitor-facing name → data string (a folder, a CSV, or a pool of folders).
     corpora: dict[str, str] = field(default_factory=dict)
+    #: Longest clip the Predict page accepts (None: the mode's default, see `clip_limit`).
+    max_seconds: float | None = None
+
+    @property
+    def clip_limit(self) -> float:
+        """Seconds of audio one Predict request may hold: bounds its time and memory."""
+        if self.max_seconds is not None:
+            return self.max_seconds
+        return PUBLIC_MAX_SECONDS if self.public else config.MAX_AUDIO_SECONDS
 
 
 def settings_file() -> Path:
@@ -56,7 +69,7 @@ def _parse_toml(text: str) -> dict:
 
 def load_settings() -> Settings:
     """The current settings (file, then environment). Read on every call: cheap."""
-    public, corpora = False, {}
+    public, corpora, max_seconds = False, {}, None
     path = settings_file()
     if path.is_file():
         try:
@@ -68,6 +81,8 @@ def load_settings() -> Settings:
         if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
             raise SettingsError(f"{path.name}: [ser.corpora] must map names to folders.")
         corpora = {str(k): v for k, v in raw.items()}
+        if "max_seconds" in data:
+            max_seconds = _seconds(data["max_seconds"], f"{path.name}: [ser] max_seconds")
     env = os.environ.get("SER_PUBLIC")
     if env is not None:
         public = _flag(env, "SER_PUBLIC")
@@ -81,7 +96,20 @@ def load_settings() -> Settings:
                 raise SettingsError("SER_CORPORA entries must look like name=/folder, "
                                     "separated by semicolons.")
             corpora[name.strip()] = data.strip()
-    return Settings(public, corpora)
+    if os.environ.get("SER_MAX_SECONDS"):
+        max_seconds = _seconds(os.environ["SER_MAX_SECONDS"], "SER_MAX_SECONDS")
+    return Settings(public, corpora, max_seconds)
+
+
+def _seconds(value, what: str) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if not 1.0 <= seconds <= config.MAX_AUDIO_SECONDS:
+        raise SettingsError(f"{what} must be a number of seconds in [1, "
+                            f"{config.MAX_AUDIO_SECONDS:g}], not {value!r}.")
+    return seconds
 
 
 def _flag(value, what: str) -> bool:

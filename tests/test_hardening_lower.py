@@ -106,3 +106,77 @@ def test_bundles_and_status_files_are_not_private(tmp_path):
         os.umask(old)
     for f in (p, p.with_name("card.json"), runs.run_dir(run_id) / "status.json"):
         assert stat.S_IMODE(f.stat().st_mode) == 0o644, f
+
+
+# ------------------------------------------------------------------ item 13: bounded work
+
+def _long_wav(path: Path, minutes: float, sr: int = 16000) -> Path:
+    import numpy as np
+    import soundfile as sf
+
+    n = int(minutes * 60 * sr)
+    t = np.arange(n, dtype=np.float32) / sr
+    sf.write(path, (0.2 * np.sin(2 * np.pi * 200 * t)).astype(np.float32), sr,
+             subtype="PCM_16")
+    return path
+
+
+def test_a_long_clip_is_opened_in_bounded_memory(tmp_path):
+    """A 9.9-min, 19 MB WAV took 1.1 GB on the Predict page; the whole-clip spectrogram
+    is now built in chunks (the full complex STFT alone was ~400 MB)."""
+    import tracemalloc
+
+    import numpy as np
+
+    from ser.features import magnitude_stft, mel_power, mel_power_chunked
+    from ser.inference import open_clip
+
+    data = _long_wav(tmp_path / "long.wav", 9.9).read_bytes()
+    tracemalloc.start()
+    try:
+        clip = open_clip(data, "long.wav")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert clip.duration_s > 590
+    assert peak < 300e6, f"{peak / 1e6:.0f} MB"
+    y = clip.y_model[: 22050 * 20]
+    np.testing.assert_array_equal(mel_power_chunked(y, chunk_frames=100),
+                                  mel_power(magnitude_stft(y)))
+
+
+def test_the_clip_limit_is_checked_before_decoding(tmp_path, monkeypatch):
+    from ser.inference import open_clip
+    from ser.settings import load_settings
+
+    data = _long_wav(tmp_path / "long.wav", 3.0).read_bytes()
+    t = time.time()
+    with pytest.raises(AudioError, match="the limit is 2.0 min"):
+        open_clip(data, "long.wav", max_seconds=120)
+    assert time.time() - t < 1.0
+    monkeypatch.setenv("SER_CONFIG", "/nonexistent/ser.toml")
+    monkeypatch.setenv("SER_PUBLIC", "1")
+    monkeypatch.delenv("SER_MAX_SECONDS", raising=False)
+    assert load_settings().clip_limit == 120
+    monkeypatch.setenv("SER_MAX_SECONDS", "30")
+    assert load_settings().clip_limit == 30
+    monkeypatch.setenv("SER_PUBLIC", "0")
+    monkeypatch.delenv("SER_MAX_SECONDS")
+    assert load_settings().clip_limit == 600
+
+
+def test_public_predict_page_refuses_a_clip_over_its_limit(tmp_path, monkeypatch, demo_root):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("SER_CONFIG", "/nonexistent/ser.toml")
+    monkeypatch.setenv("SER_PUBLIC", "1")
+    monkeypatch.setenv("SER_MAX_SECONDS", "60")
+    monkeypatch.setenv("SER_MODELS_DIR", str(tmp_path / "models"))
+    at = AppTest.from_file(str(ROOT / "Home.py"), default_timeout=180)
+    at.run()
+    at.switch_page("pages/predict.py")
+    at.run()
+    data = _long_wav(tmp_path / "long.wav", 1.5).read_bytes()
+    at.file_uploader[0].set_value(("long.wav", data, "audio/wav")).run()
+    assert not at.exception
+    assert any("the limit is 1.0 min" in e.value for e in at.error)
