@@ -200,13 +200,16 @@ def read(source: str | Path | bytes) -> tuple[dict, dict[str, torch.Tensor]]:
 def _load_failure(name: str, data: bytes, err: Exception) -> str:
     """What to tell the user when ``torch.load(weights_only=True)`` refuses ``data``."""
     text = str(err)
-    if "weights_only" in text or "Unsupported global" in text or "Unsupported operand" in text:
+    if "Unsupported global" in text:
         # The restricted unpickler met code or objects a bundle never holds. Nothing ran.
         return (f"{name} is not a SER Studio model bundle: it contains Python objects or "
                 "code that a bundle never holds. It was refused without running any of it.")
+    if data[:1] == b"\x80":
+        return (f"{name} is a Python pickle, not a SER Studio model bundle. It was refused "
+                "without running any of it.")
     if data[:2] == b"PK":
         return f"{name} is truncated or damaged ({type(err).__name__})."
-    return f"{name} is not a SER Studio model file ({type(err).__name__})."
+    return f"{name} is not a SER Studio model file."
 
 
 def _check_number(what: str, value, low: float, high: float, *, integer: bool = True) -> None:
