@@ -319,6 +319,9 @@ def _write_cache(folder: Path, arrays: dict[str, np.ndarray], meta: dict) -> Non
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".tmp", dir=folder.parent))
     try:
+        from ser.fileio import current_umask
+
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp's 0700 would hide it from others
         for s, arr in arrays.items():
             np.save(tmp / f"{s}.npy", arr)
         meta = {**meta, "files": _file_records(tmp, tuple(arrays))}

@@ -141,3 +141,16 @@ def test_a_run_on_a_corrupted_cache_rebuilds_it_and_trains_finite(demo_root):
     assert all(torch.isfinite(v).all() for v in result.model.state_dict().values()
                if v.is_floating_point())
     assert np.isfinite(result.report["loss"])
+
+
+def test_cache_folders_honour_the_umask(tmp_path, clips):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        _fresh(tmp_path, clips)
+    finally:
+        os.umask(old)
+    entry = _only_entry(tmp_path / "cache")
+    assert stat.S_IMODE(entry.stat().st_mode) == 0o755
