@@ -22,6 +22,7 @@ from ui.state import (
     corpus_sidebar,
     get_corpus,
     public,
+    settings,
     show_path,
 )
 
@@ -191,7 +192,10 @@ if archs and sizes:
     st.caption(f"Estimated on {device_description()} from two timed training steps; "
                "the first run also extracts features (cached afterwards).")
 
-if st.button("🚀 Launch", type="primary", key="launch", disabled=sizes is None):
+allowed = settings().training_allowed
+if not allowed:
+    st.info("Training is switched off on this public server; the runs below are read-only.")
+if st.button("🚀 Launch", type="primary", key="launch", disabled=sizes is None or not allowed):
     if not archs:
         st.error("Choose at least one architecture.")
     else:
@@ -234,7 +238,7 @@ def live_runs():
             head.markdown(f"{icon} **{cfg['arch']}** · `{rid}` · **{state}** · split "
                           f"{cfg['split']}{held_out} · lr {cfg['lr']:g} · "
                           f"{cfg.get('activation') or ''}")
-            if state in runs.ACTIVE and btn.button("Cancel", key=f"cancel-{rid}"):
+            if state in runs.ACTIVE and allowed and btn.button("Cancel", key=f"cancel-{rid}"):
                 runs.cancel(rid)
                 st.toast(f"Cancelling {rid}…")
             metrics = runs.metrics(rid)

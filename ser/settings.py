@@ -18,6 +18,8 @@ Settings come from ``ser.toml`` in the project folder (or the file named by
 ``name=data`` entries separated by semicolons (``CREMA-D=/srv/data/crema-d;TESS=...``).
 ``max_seconds`` / ``SER_MAX_SECONDS`` bounds the clip length the Predict page accepts
 (default 120 s in public mode, 600 s otherwise), and with it each request's time and memory.
+``training`` / ``SER_TRAINING`` lets visitors launch and cancel runs (default: only on a
+private server).
 """
 
 from __future__ import annotations
@@ -45,6 +47,12 @@ class Settings:
     corpora: dict[str, str] = field(default_factory=dict)
     #: Longest clip the Predict page accepts (None: the mode's default, see `clip_limit`).
     max_seconds: float | None = None
+    #: May visitors launch and cancel training runs (None: yes privately, no publicly)?
+    training: bool | None = None
+
+    @property
+    def training_allowed(self) -> bool:
+        return (not self.public) if self.training is None else self.training
 
     @property
     def clip_limit(self) -> float:
@@ -69,7 +77,7 @@ def _parse_toml(text: str) -> dict:
 
 def load_settings() -> Settings:
     """The current settings (file, then environment). Read on every call: cheap."""
-    public, corpora, max_seconds = False, {}, None
+    public, corpora, max_seconds, training = False, {}, None, None
     path = settings_file()
     if path.is_file():
         try:
@@ -81,6 +89,8 @@ def load_settings() -> Settings:
         if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
             raise SettingsError(f"{path.name}: [ser.corpora] must map names to folders.")
         corpora = {str(k): v for k, v in raw.items()}
+        if "training" in data:
+            training = _flag(data["training"], f"{path.name}: [ser] training")
         if "max_seconds" in data:
             max_seconds = _seconds(data["max_seconds"], f"{path.name}: [ser] max_seconds")
     env = os.environ.get("SER_PUBLIC")
@@ -98,7 +108,9 @@ def load_settings() -> Settings:
             corpora[name.strip()] = data.strip()
     if os.environ.get("SER_MAX_SECONDS"):
         max_seconds = _seconds(os.environ["SER_MAX_SECONDS"], "SER_MAX_SECONDS")
-    return Settings(public, corpora, max_seconds)
+    if os.environ.get("SER_TRAINING") is not None:
+        training = _flag(os.environ["SER_TRAINING"], "SER_TRAINING")
+    return Settings(public, corpora, max_seconds, training)
 
 
 def _seconds(value, what: str) -> float:

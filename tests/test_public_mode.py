@@ -117,3 +117,13 @@ def test_normal_mode_folder_box_never_crashes_or_rescans(folder, demo_root, mode
     assert not at.exception
     assert at.sidebar.error
     assert time.time() - t < 8
+
+
+def test_public_server_does_not_take_training_runs(public, models_dir, monkeypatch):
+    at = open_page("pages/train.py")
+    assert not at.exception
+    assert at.button(key="launch").disabled
+    assert any("switched off" in i.value for i in at.info)
+    monkeypatch.setenv("SER_TRAINING", "1")
+    at = open_page("pages/train.py")
+    assert not at.button(key="launch").disabled
