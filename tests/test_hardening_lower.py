@@ -180,3 +180,26 @@ def test_public_predict_page_refuses_a_clip_over_its_limit(tmp_path, monkeypatch
     at.file_uploader[0].set_value(("long.wav", data, "audio/wav")).run()
     assert not at.exception
     assert any("the limit is 1.0 min" in e.value for e in at.error)
+
+
+def test_the_cli_decodes_each_clip_once_for_all_models(tmp_path):
+    """Item 7: with 27 models a 2·10⁹ Hz header took 135 s because every model decoded
+    and resampled the clip again. Counted with the profiler on the real CLI."""
+    from conftest import write_clip
+    from predict_helpers import make_bundle
+
+    zoo = tmp_path / "zoo"
+    for i in range(3):
+        make_bundle(zoo / f"m{i}" / "model.pt", seed=i)
+    clips = [str(write_clip(tmp_path / f"c{i}.wav", 1.2)) for i in range(2)]
+    code = ("import cProfile, pstats, sys\n"
+            "from ser.cli import main\n"
+            "prof = cProfile.Profile()\n"
+            "code = prof.runcall(main, ['predict', sys.argv[1], *sys.argv[2:]])\n"
+            "calls = {f[2]: v[1] for f, v in pstats.Stats(prof).stats.items()\n"
+            "         if f[0].endswith('ser/audio.py')}\n"
+            "print('EXIT', code, 'READS', calls.get('_read_bytes', 0))\n")
+    out = subprocess.run([sys.executable, "-c", code, str(zoo), *clips], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    last = out.stdout.strip().splitlines()[-1]
+    assert last == "EXIT 0 READS 2", out.stdout[-1500:] + out.stderr[-1500:]
