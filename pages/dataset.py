@@ -1,6 +1,8 @@
 """Dataset: class balance, speakers, sentences, quirks, a clip browser with features, and
 a side-by-side comparison of the corpora in a pool (counts, loudness, bandwidth, spectra)."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -119,7 +121,7 @@ with overview:
     if corpus.unparsed:
         st.warning(f"{len(corpus.unparsed)} audio files were skipped because their names do "
                    "not follow the corpus's naming scheme (first: "
-                   f"`{corpus.unparsed[0]}`).")
+                   f"`{Path(corpus.unparsed[0]).name}`).")
 
 with browser:
     pooled = len(names) > 1

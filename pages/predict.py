@@ -6,7 +6,7 @@ from pathlib import Path
 import streamlit as st
 
 from ser import plots
-from ser.audio import AudioError
+from ser.audio import AudioError, accepted_formats
 from ser.bundle import BundleError
 from ser.ensemble import default_models, read_ensemble
 from ser.inference import Predictor, analyse, open_clip
@@ -14,24 +14,26 @@ from ser.segments import SegmentationError
 from ser.zoo import all_models
 from ui import voice
 from ui.memo import digest, memo
-from ui.state import corpus_sidebar, get_corpus, get_predictor, pct
+from ui.state import corpus_sidebar, get_corpus, get_predictor, pct, settings
 
 PLAYERS = 12  # up to this many segments get a player each; more get a chooser
 
 st.title("🎧 Predict")
 corpus_sidebar()
-st.caption("Speak a sentence in an emotion (or upload a recording, up to 10 minutes) and see "
-           "what every model hears. Only the speech is scored: silence and noise are left "
-           "out, and each stretch of speech gets its own emotion. Models trained on acted "
-           "CREMA-D sentences; expect them to be less sure on spontaneous speech.")
+limit_s = settings().clip_limit
+st.caption(f"Speak a sentence in an emotion (or upload a recording, up to {limit_s / 60:g} "
+           "minutes) and see what every model hears. Only the speech is scored: silence and "
+           "noise are left out, and each stretch of speech gets its own emotion. Models "
+           "trained on acted CREMA-D sentences; expect them to be less sure on spontaneous "
+           "speech.")
 
 upload_tab, record_tab, corpus_tab = st.tabs(["Upload", "Record", "Corpus clip"])
 source, source_name = None, None
 with upload_tab:
-    up = st.file_uploader("Audio file", type=["wav", "mp3", "flac", "ogg", "opus", "m4a",
-                                              "aiff", "aif"],
-                          help="Up to 50 MB and 10 minutes. The speech in it is found and "
-                               "cut into stretches of at most 5 s, each scored on its own.")
+    up = st.file_uploader("Audio file", type=list(accepted_formats()),
+                          help=f"Up to 50 MB and {limit_s / 60:g} minutes. The speech in it is "
+                               "found and cut into stretches of at most 5 s, each scored on "
+                               "its own.")
     if up is not None:
         source, source_name = up.getvalue(), up.name
 with record_tab:
@@ -73,9 +75,11 @@ if source is None:
     st.info("Upload a file, record your voice, or pick a corpus clip to begin.")
     st.stop()
 
-clip_key = (source_name, digest(source))
+clip_key = (source_name, digest(source), limit_s)
 try:
-    clip = memo("clip", clip_key, lambda: open_clip(source, source_name))
+    with st.spinner("Decoding and checking the clip…"):
+        clip = memo("clip", clip_key,
+                    lambda: open_clip(source, source_name, max_seconds=limit_s))
 except AudioError as err:
     st.error(f"**{source_name}**: {err}")
     st.stop()

@@ -15,7 +15,16 @@ from ser.models import describe, list_models, model_input_space
 from ser.recipe import MAX_COPIES, TrainConfig
 from ser.splits import make_split
 from ser.training import estimate_throughput
-from ui.state import corpus_badge, corpus_dir, corpus_names, corpus_sidebar, get_corpus
+from ui.state import (
+    corpus_badge,
+    corpus_dir,
+    corpus_names,
+    corpus_sidebar,
+    get_corpus,
+    public,
+    settings,
+    show_path,
+)
 
 st.title("🏋️ Train")
 corpus_sidebar()
@@ -183,7 +192,10 @@ if archs and sizes:
     st.caption(f"Estimated on {device_description()} from two timed training steps; "
                "the first run also extracts features (cached afterwards).")
 
-if st.button("🚀 Launch", type="primary", key="launch", disabled=sizes is None):
+allowed = settings().training_allowed
+if not allowed:
+    st.info("Training is switched off on this public server; the runs below are read-only.")
+if st.button("🚀 Launch", type="primary", key="launch", disabled=sizes is None or not allowed):
     if not archs:
         st.error("Choose at least one architecture.")
     else:
@@ -226,7 +238,7 @@ def live_runs():
             head.markdown(f"{icon} **{cfg['arch']}** · `{rid}` · **{state}** · split "
                           f"{cfg['split']}{held_out} · lr {cfg['lr']:g} · "
                           f"{cfg.get('activation') or ''}")
-            if state in runs.ACTIVE and btn.button("Cancel", key=f"cancel-{rid}"):
+            if state in runs.ACTIVE and allowed and btn.button("Cancel", key=f"cancel-{rid}"):
                 runs.cancel(rid)
                 st.toast(f"Cancelling {rid}…")
             metrics = runs.metrics(rid)
@@ -258,10 +270,11 @@ def live_runs():
             if metrics:
                 st.plotly_chart(plots.training_curves(metrics), width="stretch",
                                 key=f"curve-{rid}-{len(metrics)}")
-            with st.expander("Log"):
-                st.code(runs.log_tail(rid, 15) or "(empty)", language=None)
+            if not public():  # the log names server folders
+                with st.expander("Log"):
+                    st.code(runs.log_tail(rid, 15) or "(empty)", language=None)
 
 
 live_runs()
-st.caption(f"Runs live in `{runs.root()}`; they keep going if you leave this page or close "
-           f"the browser. Last refresh {time.strftime('%H:%M:%S')}.")
+st.caption(f"Runs live in {show_path(runs.root())}; they keep going if you leave this page "
+           f"or close the browser. Last refresh {time.strftime('%H:%M:%S')}.")

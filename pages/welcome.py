@@ -8,7 +8,7 @@ from ser.corpora import summary
 from ser.devices import device_description
 from ser.ensemble import read_ensemble
 from ser.zoo import shipped_models, table
-from ui.state import corpus_badge, corpus_sidebar, get_corpus
+from ui.state import corpus_badge, corpus_sidebar, get_corpus, show_path
 
 st.title("🎙️ SER Studio")
 corpus_sidebar()
@@ -33,8 +33,8 @@ st.caption(f"Device for training: **{device_description()}**. Training runs in i
 st.subheader("Shipped models")
 models = shipped_models()
 if not models:
-    st.warning(f"No model bundles in `{config.models_dir()}`. Train one on the Train page; "
-               "finished runs appear in Results and Predict.")
+    st.warning(f"No model bundles in {show_path(config.models_dir())}. Train one on the Train "
+               "page; finished runs appear in Results and Predict.")
 else:
     df = table(models).sort_values("accuracy", ascending=False)
     ens = read_ensemble()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import struct
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,6 +25,52 @@ AudioSource = Union[str, Path, bytes, bytearray, BinaryIO]
 
 class AudioError(ValueError):
     """The input could not be used as audio; the message says why, in user terms."""
+
+
+#: Sample rates a real recording can have; a header outside is damaged or hostile (0 Hz
+#: divides by zero, 2·10⁹ Hz turns a second of audio into one sample).
+MIN_SAMPLE_RATE = 1000
+MAX_SAMPLE_RATE = 768_000
+#: Containers libsndfile decodes itself (file-name extensions, lower case, no dot).
+NATIVE_FORMATS = ("wav", "flac", "ogg", "opus", "mp3", "aiff", "aif")
+#: Containers only the fallback decoder reads, when audioread has an ffmpeg or GStreamer
+#: backend on this machine.
+FALLBACK_FORMATS = ("m4a", "aac", "mp4", "wma")
+
+
+def fallback_available() -> bool:
+    """True when audioread can decode compressed formats here (not just raw WAV/AIFF)."""
+    try:
+        import audioread
+
+        return any(b.__name__ != "RawAudioFile" for b in audioread.available_backends())
+    except Exception:  # noqa: BLE001 - a broken optional backend means "not available"
+        return False
+
+
+def accepted_formats() -> tuple[str, ...]:
+    """The one list of formats SER Studio accepts on this machine: the uploader offers
+    exactly these, and `load_audio` decodes exactly these (page and CLI alike)."""
+    return NATIVE_FORMATS + (FALLBACK_FORMATS if fallback_available() else ())
+
+
+def _formats_hint() -> str:
+    return "Use " + ", ".join(f.upper() for f in accepted_formats()) + "."
+
+
+def _check_rate(rate, name: str) -> int:
+    if not isinstance(rate, (int, float)) or not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise AudioError(f"{name} has a damaged header: it gives a sample rate of {rate:,} Hz"
+                         f" (real recordings use {MIN_SAMPLE_RATE:,}–{MAX_SAMPLE_RATE:,} Hz). "
+                         "Re-export the file." if isinstance(rate, (int, float)) else
+                         f"{name} has a damaged header (no sample rate).")
+    return int(rate)
+
+
+def _clean(err: Exception) -> str:
+    """A decoder's message without object addresses such as ``<_io.BytesIO object at
+    0x7f…>``."""
+    return re.sub(r"<[^<>]* at 0x[0-9a-fA-F]+>", "the file", str(err)).strip()
 
 
 @dataclass(frozen=True)
@@ -71,7 +118,8 @@ def _read_bytes(source: AudioSource) -> bytes:
 
 
 def _check_wav_complete(data: bytes, name: str) -> None:
-    """Reject a RIFF/WAVE file whose data chunk is shorter than its header declares.
+    """Reject a RIFF/WAVE file whose data chunk is shorter than its header declares, or
+    whose format chunk gives an impossible sample rate.
 
     libsndfile quietly decodes whatever samples survive in a cut-off WAV; a user who
     uploads half a file should be told instead of silently scoring half a clip.
@@ -83,6 +131,10 @@ def _check_wav_complete(data: bytes, name: str) -> None:
     while pos + 8 <= len(data):
         chunk_id = data[pos:pos + 4]
         (size,) = struct.unpack(fmt, data[pos + 4:pos + 8])
+        if chunk_id == b"fmt " and pos + 16 <= len(data):
+            # Checked here, before any decoder sees it: decoders divide by it.
+            (rate,) = struct.unpack(fmt, data[pos + 12:pos + 16])
+            _check_rate(rate, name)
         if chunk_id == b"data":
             # 0 and 0xFFFFFFFF mark streamed WAVs whose size was never filled in.
             if size not in (0, 0xFFFFFFFF) and pos + 8 + size > len(data):
@@ -95,37 +147,77 @@ def _check_wav_complete(data: bytes, name: str) -> None:
         pos += 8 + size + (size & 1)
 
 
-def _open(data: bytes, name: str) -> sf.SoundFile:
-    try:
-        return sf.SoundFile(io.BytesIO(data))
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as err:
-        raise AudioError(
-            f"{name} is not audio that SER Studio can decode ({err}). "
-            "Use WAV, FLAC, OGG/Opus or MP3."
-        ) from None
+def _not_decodable(name: str, err: Exception | None = None) -> AudioError:
+    detail = f" ({_clean(err)})" if err is not None and _clean(err) else ""
+    ext = Path(name).suffix.lower().lstrip(".")
+    if ext in FALLBACK_FORMATS and not fallback_available():
+        return AudioError(f"{name}: {ext.upper()} files cannot be decoded on this server (no "
+                          f"ffmpeg or GStreamer). {_formats_hint()}")
+    return AudioError(f"{name} is not audio that SER Studio can decode{detail}. "
+                      f"{_formats_hint()}")
 
 
-def _decode_fallback(data: bytes, name: str) -> tuple[np.ndarray, int]:
-    """Decode formats libsndfile lacks (e.g. m4a) through librosa/audioread when possible."""
-    import tempfile
-    import warnings
+class _Fallback:
+    """A file libsndfile cannot open, opened with audioread: header facts first, samples
+    only on request (so the duration is checked before anything is decoded)."""
 
-    import librosa
+    def __init__(self, data: bytes, name: str):
+        import tempfile
 
-    with tempfile.NamedTemporaryFile(suffix=Path(name).suffix or ".bin") as tmp:
-        tmp.write(data)
-        tmp.flush()
+        self.name = name
+        self.tmp = tempfile.NamedTemporaryFile(suffix=Path(name).suffix or ".bin")
+        self.tmp.write(data)
+        self.tmp.flush()
+        try:
+            import audioread
+
+            with audioread.audio_open(self.tmp.name) as f:
+                rate, self.channels, duration = f.samplerate, f.channels, f.duration
+        except ZeroDivisionError:  # the decoder divided by a sample rate of 0
+            self.close()
+            _check_rate(0, name)
+            raise
+        except Exception as err:  # noqa: BLE001 - any decoder failure: "not decodable"
+            self.close()
+            raise _not_decodable(name, err) from None
+        try:
+            self.samplerate = _check_rate(rate, name)
+        except AudioError:
+            self.close()
+            raise
+        self.duration_s = float(duration or 0.0)
+        self.format = Path(name).suffix.lstrip(".").upper() or "?"
+
+    def read(self) -> np.ndarray:
+        import warnings
+
+        import librosa
+
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                y, sr = librosa.load(tmp.name, sr=None, mono=False)
-        except Exception:  # noqa: BLE001 - any decoder failure means "not decodable"
-            raise AudioError(
-                f"{name} is not audio that SER Studio can decode. "
-                "Use WAV, FLAC, OGG/Opus or MP3."
-            ) from None
-    y = np.asarray(y, dtype=np.float32)
-    return (y if y.ndim == 2 else y[None, :]).T, int(sr)
+                y, _ = librosa.load(self.tmp.name, sr=None, mono=False)
+        except Exception as err:  # noqa: BLE001
+            raise _not_decodable(self.name, err) from None
+        y = np.asarray(y, dtype=np.float32)
+        return (y if y.ndim == 2 else y[None, :]).T
+
+    def close(self) -> None:
+        self.tmp.close()
+
+
+def _open(data: bytes, name: str) -> sf.SoundFile | _Fallback:
+    """libsndfile's view of the file, else the fallback decoder's; rate checked."""
+    try:
+        f = sf.SoundFile(io.BytesIO(data))
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):
+        return _Fallback(data, name)
+    try:
+        _check_rate(f.samplerate, name)
+    except AudioError:
+        f.close()
+        raise
+    return f
 
 
 def info(source: AudioSource) -> AudioInfo:
@@ -134,9 +226,16 @@ def info(source: AudioSource) -> AudioInfo:
     name = _name_of(source)
     if not data:
         raise AudioError(f"{name} is empty (0 bytes).")
-    with _open(data, name) as f:
+    _check_wav_complete(data, name)
+    f = _open(data, name)
+    try:
+        if isinstance(f, _Fallback):
+            return AudioInfo(f.samplerate, f.channels, round(f.duration_s * f.samplerate),
+                             f.duration_s, f.format, "")
         return AudioInfo(f.samplerate, f.channels, f.frames, f.frames / f.samplerate,
                          f.format, f.subtype)
+    finally:
+        f.close()
 
 
 def load_audio(
@@ -176,36 +275,62 @@ def load_audio(
     --------
     >>> y, sr = load("1001_DFA_ANG_XX.wav", sr=22050)  # doctest: +SKIP
     """
+    return decode(source, sr, max_seconds=max_seconds, mono=mono)[:2]
+
+
+def decode(source: AudioSource, sr: int | None = None, *,
+           max_seconds: float = config.MAX_AUDIO_SECONDS, mono: bool = True,
+           ) -> tuple[np.ndarray, int, tuple[str, ...]]:
+    """`load_audio` plus notes on what was done to the samples (for the quality report):
+    float samples beyond full scale scaled back into [-1, 1], channels that cancel out when
+    mixed to mono."""
     data = _read_bytes(source)
     name = _name_of(source)
     if not data:
         raise AudioError(f"{name} is empty (0 bytes).")
     _check_wav_complete(data, name)
+    notes: list[str] = []
+    f = _open(data, name)
     try:
-        f = sf.SoundFile(io.BytesIO(data))
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):
-        y2d, native_sr = _decode_fallback(data, name)
-    else:
-        with f:
-            native_sr = f.samplerate
-            if f.frames and f.frames / native_sr > max_seconds:
-                raise AudioError(_too_long(name, f.frames / native_sr, max_seconds))
+        native_sr = f.samplerate
+        seconds = f.duration_s if isinstance(f, _Fallback) else f.frames / native_sr
+        if seconds > max_seconds:  # before decoding: a long file costs nothing to refuse
+            raise AudioError(_too_long(name, seconds, max_seconds))
+        if isinstance(f, _Fallback):
+            y2d = f.read()
+        else:
             try:
                 y2d = f.read(dtype="float32", always_2d=True)
             except (sf.LibsndfileError, RuntimeError) as err:
-                raise AudioError(f"{name} is corrupt or truncated ({err}).") from None
+                raise AudioError(f"{name} is corrupt or truncated ({_clean(err)}).") from None
+    finally:
+        f.close()
     if y2d.shape[0] == 0:
         raise AudioError(f"{name} contains no audio samples.")
     if y2d.shape[0] / native_sr > max_seconds:
         raise AudioError(_too_long(name, y2d.shape[0] / native_sr, max_seconds))
     if not np.isfinite(y2d).all():
         raise AudioError(f"{name} contains invalid samples (NaN or infinity).")
-    y = y2d.mean(axis=1) if mono else y2d.T
+    peak = float(np.max(np.abs(y2d)))
+    if peak > 1.0:
+        y2d = y2d / peak
+        notes.append(f"The file's samples reach {peak:.3g}× full scale (a float file "
+                     "outside [-1, 1]); the clip was scaled down to fit.")
+    if mono and y2d.shape[1] > 1:
+        y = y2d.mean(axis=1)
+        loudest = float(np.sqrt(np.mean(y2d.astype(np.float64) ** 2, axis=0)).max())
+        mixed = float(np.sqrt(np.mean(y.astype(np.float64) ** 2)))
+        if loudest > 1e-4 and mixed < 0.1 * loudest:
+            notes.append("The channels cancel out when mixed to mono (opposite phase): what "
+                         "remains is far quieter than either channel, and predictions on it "
+                         "mean little.")
+    else:
+        y = y2d.mean(axis=1) if mono else y2d.T
     y = np.ascontiguousarray(y, dtype=np.float32)
     if sr is not None and int(sr) != native_sr:
         y = resample(y, native_sr, int(sr))
         native_sr = int(sr)
-    return y, int(native_sr)
+    return y, int(native_sr), tuple(notes)
 
 
 def _too_long(name: str, seconds: float, limit: float) -> str:
@@ -239,12 +364,20 @@ class QualityReport:
         return asdict(self)
 
 
-def quality_report(y: np.ndarray, sr: int, channels: int = 1) -> QualityReport:
-    """Check level, clipping and silence of mono samples ``y`` at ``sr`` Hz."""
+def _sum_squares(y: np.ndarray, chunk: int = 1 << 20) -> float:
+    """Σ y² in float64, a chunk at a time (no float64 copy of a long clip)."""
+    return float(sum(np.dot(c, c) for c in (y[i:i + chunk].astype(np.float64)
+                                           for i in range(0, len(y), chunk))))
+
+
+def quality_report(y: np.ndarray, sr: int, channels: int = 1,
+                   notes: tuple[str, ...] = ()) -> QualityReport:
+    """Check level, clipping and silence of mono samples ``y`` at ``sr`` Hz; ``notes`` (from
+    `decode`) come first among the warnings."""
     y = np.asarray(y, dtype=np.float32)
     duration = len(y) / sr if sr else 0.0
     peak = float(np.max(np.abs(y))) if len(y) else 0.0
-    rms = float(np.sqrt(np.mean(y.astype(np.float64) ** 2))) if len(y) else 0.0
+    rms = math.sqrt(_sum_squares(y) / len(y)) if len(y) else 0.0
     rms_db = 20 * math.log10(rms) if rms > 0 else -math.inf
     clipped = float(np.mean(np.abs(y) >= 0.999)) if len(y) else 0.0
     frame = max(1, int(0.02 * sr))
@@ -254,7 +387,7 @@ def quality_report(y: np.ndarray, sr: int, channels: int = 1) -> QualityReport:
         silent = float(np.mean(frame_rms < 10 ** (-50 / 20)))
     else:
         silent = 1.0
-    notes = []
+    notes = list(notes)
     if peak == 0.0:
         notes.append("The clip is digital silence: every model will only be guessing.")
     elif rms_db < -45:

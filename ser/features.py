@@ -257,6 +257,29 @@ def fs2(y: np.ndarray | None = None, *, S: np.ndarray | None = None,
     return fit_frames(db, n, floor=-cfg.top_db) if n else db
 
 
+def mel_power_chunked(y: np.ndarray, *, cfg: FeatureConfig = DEFAULT,
+                      chunk_frames: int = 512) -> np.ndarray:
+    """``mel_power(magnitude_stft(y))`` computed ``chunk_frames`` frames at a time: the
+    same values (the centred STFT's frames are cut from the zero-padded signal), but the
+    complex STFT of a 10-minute clip (hundreds of MB) never exists at once."""
+    import librosa
+
+    y = np.asarray(y, dtype=np.float32)
+    half, hop = cfg.n_fft // 2, cfg.hop_length
+    n_frames = 1 + len(y) // hop
+    out = np.empty((cfg.n_mels, n_frames), np.float32)
+    for a in range(0, n_frames, chunk_frames):
+        b = min(n_frames, a + chunk_frames)
+        start, stop = a * hop - half, (b - 1) * hop + half + (cfg.n_fft - 2 * half)
+        piece = np.zeros(stop - start, np.float32)  # the zero padding of centring
+        lo, hi = max(start, 0), min(stop, len(y))
+        if hi > lo:
+            piece[lo - start:hi - start] = y[lo:hi]
+        S = np.abs(librosa.stft(piece, n_fft=cfg.n_fft, hop_length=hop, center=False))
+        out[:, a:b] = mel_power(S, cfg=cfg)[:, :b - a]
+    return out
+
+
 def fit_frames(db: np.ndarray, n: int, *, floor: float = -config.FS2_TOP_DB) -> np.ndarray:
     """Crop or pad (with ``floor`` dB, i.e. silence) the time axis to ``n`` frames."""
     t = db.shape[-1]

@@ -4,17 +4,36 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where the system allows (Linux)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: read by setting, then restore at once
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so a reader sees the old or the new file, never half."""
+    """Replace ``path`` with ``data`` so a reader sees the old or the new file, never half.
+
+    The file gets the permissions an ordinary ``open(path, "w")`` would give (0666 minus
+    the umask), not the private 0600 of a temporary file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -26,6 +45,20 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
+
+
+def safe_name(name: str, what: str = "name") -> str:
+    """``name`` if it can be used as one file or folder name inside a folder of ours:
+    letters, digits and ``. _ + -``, not starting with a dot or a dash, at most 100
+    characters (so no ``/``, no ``..``, no absolute path). ``ValueError`` otherwise."""
+    if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name) or ".." in name:
+        shown = name if isinstance(name, str) and len(name) <= 60 else "that"
+        raise ValueError(f"{what} {shown!r} cannot be used: use letters, digits and . _ + - "
+                         "only (no slashes, no '..', not starting with a dot or dash).")
+    return name
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

@@ -36,12 +36,21 @@ import pandas as pd
 import torch
 
 from ser import config
-from ser.audio import QualityReport, info, load_audio, quality_report, resample
+from ser.audio import (
+    AudioError,
+    QualityReport,
+    decode,
+    info,
+    load_audio,
+    quality_report,
+    resample,
+)
+from ser.audio import _too_long as _too_long_message
 from ser.bundle import Bundle, BundleError, load_bundle
 from ser.calibration import Calibration, apply_temperature, log_probs
 from ser.card import Card
 from ser.dataset import model_inputs, spaces_for
-from ser.features import clip_features, fs2
+from ser.features import clip_features, fs2, mel_power_chunked
 from ser.segments import Segment, fixed_segments, slice_segments, speech_segments
 from ser.speakers import VoiceProfile
 
@@ -304,14 +313,19 @@ class Clip:
         return slice_segments(self.y, self.sr, [segment])[0]
 
 
-def open_clip(source, name: str = "clip") -> Clip:
+def open_clip(source, name: str = "clip", *,
+              max_seconds: float = config.MAX_AUDIO_SECONDS) -> Clip:
     """Decode ``source`` once and check it (raises `ser.audio.AudioError` naming the
-    problem: empty, not audio, truncated, too long ...)."""
+    problem: empty, not audio, truncated, longer than ``max_seconds`` ...). The length is
+    checked from the header before decoding, and the whole-clip spectrogram is computed in
+    chunks, so memory stays bounded for the longest clip accepted."""
     meta = info(source)
-    y, sr = load_audio(source, sr=None)
+    if meta.duration_s > max_seconds:
+        raise AudioError(_too_long_message(name, meta.duration_s, max_seconds))
+    y, sr, notes = decode(source, sr=None, max_seconds=max_seconds)
     y_model = resample(y, sr, config.SAMPLE_RATE)
-    return Clip(name, y, sr, meta.channels, quality_report(y, sr, meta.channels), y_model,
-                fs2(y_model, frames=0))
+    return Clip(name, y, sr, meta.channels, quality_report(y, sr, meta.channels, notes),
+                y_model, fs2(mel=mel_power_chunked(y_model), frames=0))
 
 
 @dataclass

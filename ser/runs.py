@@ -74,6 +74,7 @@ def status(run_id: str) -> dict:
             st.update(state="failed", ended=_now(), error="the training process stopped "
                       "unexpectedly (see train.log)")
             write_json(d / "status.json", st)
+            _stop_group(run_id, st)  # its feature workers must not live on as orphans
     st["run_id"] = run_id
     return st
 
@@ -113,13 +114,16 @@ def launch(run_id: str, *, max_parallel: int = 1) -> int:
     env = dict(os.environ)
     env["SER_RUNS_DIR"] = str(root())
     env["PYTHONUNBUFFERED"] = "1"
+    env["SER_RUN_ID"] = run_id  # inherited by feature workers: marks the run's processes
+    # start_new_session: the run leads its own process group, which its feature workers
+    # join, so `kill` and `cleanup` can stop all of them at once.
     proc = subprocess.Popen(
         [sys.executable, "-m", "ser", "train", "--run", run_id, "--max-parallel",
          str(max_parallel)],
         cwd=str(config.ROOT), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         env=env, start_new_session=True)
     log.close()
-    _set_status(d, pid=proc.pid, launched=_now())
+    _set_status(d, pid=proc.pid, pgid=proc.pid, launched=_now())
     return proc.pid
 
 
@@ -131,14 +135,89 @@ def start(cfg, *, max_parallel: int = 1) -> str:
 
 
 def cancel(run_id: str) -> dict:
-    """Ask a run to stop. A queued run is cancelled at once; a running one stops after
-    its current step, saves its best weights so far and ends ``cancelled``."""
+    """Ask a run to stop. A queued run is cancelled at once; a training one stops after
+    its current step, saves its best weights so far and ends ``cancelled``; one still
+    preparing its data (nothing to save yet) is stopped with its workers (`kill`)."""
     d = run_dir(run_id)
     (d / "cancel").write_text(_now())
     st = status(run_id)
     if st["state"] == "queued" and not (st.get("pid") and _alive(st["pid"])):
         st = _set_status(d, state="cancelled", ended=_now())
+    elif st["state"] == "running" and st.get("stage") not in ("training", "testing"):
+        st = kill(run_id)
     return st
+
+
+def kill(run_id: str, *, grace: float = 5.0) -> dict:
+    """Stop a run now, with every process of its group (feature workers included): SIGTERM,
+    then SIGKILL after ``grace`` seconds. An active run ends ``cancelled``."""
+    d = run_dir(run_id)
+    (d / "cancel").write_text(_now())
+    try:
+        st = read_json(d / "status.json")
+    except (FileNotFoundError, ValueError):
+        st = {}
+    _stop_group(run_id, st, grace=grace)
+    if st.get("state") in ACTIVE:
+        st = _set_status(d, state="cancelled", ended=_now(), stage="killed")
+    st["run_id"] = run_id
+    return st
+
+
+def cleanup() -> list[str]:
+    """Stop leftover processes of runs that are no longer active (e.g. feature workers
+    whose run was killed with SIGKILL). Returns the ids of the runs that had some."""
+    cleaned = []
+    for r in list_runs():  # list_runs → status() already stops a dead run's group
+        st = r["status"]
+        if st.get("state") not in ACTIVE and _group_members(r["run_id"], _pgid(st)):
+            _stop_group(r["run_id"], st)
+            cleaned.append(r["run_id"])
+    return cleaned
+
+
+def _pgid(st: dict) -> int | None:
+    value = st.get("pgid") or st.get("pid")
+    return int(value) if value else None
+
+
+def _group_members(run_id: str, pgid: int | None) -> list[int]:
+    """Live processes of process group ``pgid`` that belong to ``run_id`` (their
+    environment carries ``SER_RUN_ID``), so a recycled group id is never signalled."""
+    if not pgid or not os.path.isdir("/proc"):
+        return []
+    mark = f"SER_RUN_ID={run_id}".encode()
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            if int(fields[2]) != pgid or fields[0] == b"Z":
+                continue
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if mark in f.read().split(b"\0"):
+                    out.append(int(entry))
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
+
+
+def _stop_group(run_id: str, st: dict, *, grace: float = 5.0) -> None:
+    pgid = _pgid(st)
+    if not _group_members(run_id, pgid):
+        return
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
+        try:
+            os.killpg(pgid, sig)
+        except (ProcessLookupError, PermissionError):
+            return
+        end = time.time() + wait
+        while time.time() < end:
+            if not _group_members(run_id, pgid):
+                return
+            time.sleep(0.1)
 
 
 def cancel_requested(d: Path) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -23,6 +24,8 @@ import numpy as np
 from ser import config
 from ser.augment import AugmentConfig, augment_waveform
 from ser.features import DEFAULT, SPACES, FeatureConfig, apply_fs2_norm, clip_features
+
+log = logging.getLogger(__name__)
 
 
 class FeatureError(RuntimeError):
@@ -133,8 +136,7 @@ class FeatureStore:
                 continue
             folders[kind] = self.root / cache_key(plist, self.cfg, spaces, aug)
             if self.cache and (folders[kind] / "done.json").exists():
-                results[kind] = {s: np.load(folders[kind] / f"{s}.npy", mmap_mode="r")
-                                 for s in spaces}
+                results[kind] = _open_cache(folders[kind], spaces, len(plist), self.cfg)
         todo = [k for k in folders if results[k] is None]
         if todo:
             self._extract_missing(jobs, todo, folders, results, spaces, progress)
@@ -182,6 +184,12 @@ class FeatureStore:
             if isinstance(result, str):
                 failures[p] = result
                 continue
+            bad = sorted({s for r in result.values() for s, a in r.items()
+                          if not np.isfinite(a).all()})
+            if bad:
+                failures[p] = (f"its {'/'.join(bad)} features are not finite (NaN or "
+                               "infinity)")
+                continue
             for k, rows in where[p].items():
                 for i in rows:
                     for s in spaces:
@@ -219,7 +227,7 @@ class FeatureStore:
         except (OSError, ValueError, KeyError):
             return False  # damaged: recompute it
         for s in spaces:
-            if rows[s].shape != out[s].shape[1:]:
+            if rows[s].shape != out[s].shape[1:] or not np.isfinite(rows[s]).all():
                 return False
         for s in spaces:
             out[s][i] = rows[s]
@@ -239,13 +247,84 @@ def _write_copy(target: Path, arrays: dict[str, np.ndarray]) -> None:
     os.replace(tmp, target)
 
 
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _open_cache(folder: Path, spaces: tuple[str, ...], n: int,
+                cfg: FeatureConfig) -> dict[str, np.ndarray] | None:
+    """The cached arrays of ``folder`` (memory-mapped), or None after removing an entry
+    that fails its checks, so the caller rebuilds it.
+
+    Each array file must exist with the size and SHA-256 recorded when it was written, and
+    the shape the batch needs. An entry written before checksums were recorded is checked
+    for content instead (shape, finite values) and given its checksums.
+    """
+    reason = None
+    try:
+        meta = json.loads((folder / "done.json").read_text())
+        files = meta.get("files")
+        arrays = {}
+        for s in spaces:
+            f = folder / f"{s}.npy"
+            want = (n, *cfg.input_shape(s)[1:])
+            if files is not None:
+                rec = files.get(s) or {}
+                if f.stat().st_size != rec.get("bytes"):
+                    reason = f"{s}.npy has the wrong size"
+                    break
+                if _file_digest(f) != rec.get("sha256"):
+                    reason = f"{s}.npy does not match its checksum"
+                    break
+            arr = np.load(f, mmap_mode="r")
+            if arr.shape != want or arr.dtype != np.float32:
+                reason = f"{s}.npy holds {arr.shape} {arr.dtype}, not {want} float32"
+                break
+            if files is None and not np.isfinite(arr).all():
+                reason = f"{s}.npy holds NaN or infinite values"
+                break
+            arrays[s] = arr
+    except FileNotFoundError as err:
+        reason = f"{Path(err.filename or '?').name} is missing"
+    except (OSError, ValueError, TypeError, AttributeError) as err:
+        reason = f"it cannot be read ({type(err).__name__})"
+    if reason is None and files is None:
+        meta["files"] = _file_records(folder, spaces)  # upgrade a pre-checksum entry
+        try:
+            from ser.fileio import atomic_write_text
+
+            atomic_write_text(folder / "done.json", json.dumps(meta))
+        except OSError:
+            pass
+    if reason is None:
+        return arrays
+    log.warning("Feature cache %s is damaged (%s); it is removed and rebuilt.", folder.name,
+                reason)
+    shutil.rmtree(folder, ignore_errors=True)
+    return None
+
+
+def _file_records(folder: Path, spaces) -> dict[str, dict]:
+    return {s: {"bytes": (folder / f"{s}.npy").stat().st_size,
+                "sha256": _file_digest(folder / f"{s}.npy")} for s in spaces}
+
+
 def _write_cache(folder: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
-    """Write into a temporary sibling folder, then rename: a crash leaves no half cache."""
+    """Write into a temporary sibling folder, then rename: a crash leaves no half cache.
+    ``done.json`` records each array file's size and SHA-256 (checked on every load)."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".tmp", dir=folder.parent))
     try:
+        from ser.fileio import current_umask
+
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp's 0700 would hide it from others
         for s, arr in arrays.items():
             np.save(tmp / f"{s}.npy", arr)
+        meta = {**meta, "files": _file_records(tmp, tuple(arrays))}
         (tmp / "done.json").write_text(json.dumps(meta))
         try:
             os.replace(tmp, folder)

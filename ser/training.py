@@ -128,10 +128,20 @@ class Clock:
         return time.time() - self.t_train
 
 
+class TrainingError(ValueError):
+    """Training cannot go on (e.g. a non-finite loss); the message says why."""
+
+
 def check_parts(data: Prepared) -> None:
     if any(len(data.labels[p]) == 0 for p in ("train", "val", "test")):
         raise ValueError("The split left an empty train, validation or test part; use a "
                          "larger corpus.")
+    for part, tensors in data.inputs.items():
+        for t in tensors:
+            if not torch.isfinite(t).all():
+                rows = int((~torch.isfinite(t.reshape(len(t), -1))).any(dim=1).sum())
+                raise TrainingError(f"{rows} {part} clip(s) have NaN or infinite features "
+                                    "after normalisation; refusing to train on them.")
 
 
 def class_weights(cfg: TrainConfig, data: Prepared, device: torch.device
@@ -297,6 +307,11 @@ def run_epoch(batches: Batches, augment: BatchAugmenter, step: TrainStep, schedu
             break
         xb, lam, yb2 = augment(xb, yb)
         loss, logits = step(xb, yb, lam, yb2)
+        if not torch.isfinite(loss):
+            raise TrainingError(
+                f"The training loss became {float(loss)} at step {step.count} (epoch {epoch}): "
+                "training diverged or was fed invalid features. Nothing was saved. Try a "
+                "lower learning rate; if it persists, the feature cache may be damaged.")
         schedule.after_step()
         bs = len(yb)
         stats.loss_sum += float(loss) * bs

@@ -27,7 +27,7 @@ import pandas as pd
 from ser import config
 from ser.bundle import Bundle, BundleError, load_bundle, read_card, save_bundle
 from ser.card import Card, Scores
-from ser.fileio import atomic_write_text, read_json, read_jsonl, write_json
+from ser.fileio import atomic_write_text, read_json, read_jsonl, safe_name, write_json
 
 BUNDLE_FILE = "model.pt"
 FILES = ("model.pt", "card.json", "report.json", "metrics.jsonl", "predictions.csv",
@@ -115,6 +115,10 @@ def list_pretrained(pattern: str = "*", folder: Path | None = None) -> list[str]
 
 def load_pretrained(name: str, folder: Path | None = None) -> Bundle:
     """Load the shipped model ``name`` (see `list_pretrained`)."""
+    try:
+        safe_name(name, "model name")
+    except ValueError as err:
+        raise BundleError(str(err)) from None
     path = Path(folder or config.models_dir()) / name / BUNDLE_FILE
     if not path.exists():
         known = list_pretrained(folder=folder)
@@ -186,6 +190,7 @@ def ship_run(run_id: str, name: str, folder: Path | None = None, *,
     from ser import runs
     from ser.evaluation import evaluate_bundle
 
+    safe_name(name, "model name")
     d = runs.run_dir(run_id)
     dest_dir = Path(folder or config.models_dir()) / name
     dest_dir.mkdir(parents=True, exist_ok=True)

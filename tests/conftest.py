@@ -22,6 +22,11 @@ def pytest_configure(config):
     os.environ["SER_CACHE_DIR"] = str(_SESSION_DIR / "cache")
     os.environ["SER_RUNS_DIR"] = str(_SESSION_DIR / "runs")
     os.environ.pop("SER_DATA_DIR", None)
+    # A developer's public-mode settings must not leak into the tests (tests that need
+    # public mode set these themselves).
+    for var in ("SER_PUBLIC", "SER_CORPORA", "SER_MAX_SECONDS"):
+        os.environ.pop(var, None)
+    os.environ["SER_CONFIG"] = str(_SESSION_DIR / "no-ser.toml")
 
 
 @pytest.fixture(scope="session")

@@ -123,3 +123,16 @@ def test_quality_report_flags_clipping():
     rep = audio.quality_report(y, 16000)
     assert rep.clipped_fraction > 0.01
     assert any("clipped" in w for w in rep.warnings)
+
+
+def test_float_samples_beyond_full_scale_are_scaled_and_reported(tmp_path):
+    """Issue #14 item 14: a float WAV with samples up to ±20 passed through although
+    `load_audio` documents [-1, 1]."""
+    path = tmp_path / "loud.wav"
+    sf.write(path, tone(1.0) * 40, 16000, subtype="FLOAT")
+    y, _ = audio.load_audio(path)
+    assert np.abs(y).max() <= 1.0
+    y, sr, notes = audio.decode(path)
+    assert any("full scale" in n for n in notes)
+    rep = audio.quality_report(y, sr, notes=notes)
+    assert rep.warnings[0] == notes[0]

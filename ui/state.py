@@ -12,10 +12,38 @@ import streamlit as st
 from ser import config
 
 CORPUS_KEY = "corpus_dir"
+REJECTED_KEY = "corpus_rejected"
+
+
+def settings():
+    """Deployment settings (`ser.settings`); a broken settings file falls back to public
+    mode with no corpora, the safe side, and says so."""
+    from ser.settings import Settings, SettingsError, load_settings
+
+    try:
+        return load_settings()
+    except SettingsError as err:
+        st.error(f"{err} Running in public mode with the default corpus only.")
+        return Settings(public=True)
+
+
+def public() -> bool:
+    return settings().public
 
 
 def corpus_dir() -> str | None:
-    return st.session_state.get(CORPUS_KEY) or None
+    """The data string of the chosen corpus. In public mode the session holds only the
+    name of a configured corpus; an unknown name means the default."""
+    value = st.session_state.get(CORPUS_KEY) or None
+    if value is None:
+        return None
+    s = settings()
+    return s.corpora.get(value) if s.public else value
+
+
+def show_path(path) -> str:
+    """`path` for a private server; a neutral word on a public one."""
+    return "(hidden on this public server)" if public() else f"`{path}`"
 
 
 @st.cache_data(show_spinner="Scanning the corpus…", max_entries=4)
@@ -35,8 +63,10 @@ def get_corpus():
     path = corpus_dir()
     try:
         return _load_corpus_cached(path, os.environ.get("SER_DATA_DIR"))
-    except CorpusError as err:
-        st.error(f"{err} Using the synthetic demo corpus instead.")
+    except (CorpusError, OSError, ValueError) as err:
+        name = st.session_state.get(CORPUS_KEY) or "The default corpus"
+        st.error((f"{name} cannot be loaded on this server." if public() else str(err))
+                 + " Using the synthetic demo corpus instead.")
         st.session_state.pop(CORPUS_KEY, None)
         return _load_corpus_cached(None, None)
 
@@ -62,12 +92,14 @@ def corpus_badge(corpus) -> None:
                 "work with real recordings.", icon="🧪")
     elif corpus.members:
         st.caption(f"Pool of {len(corpus.members)} corpora: **{corpus.label}** — "
-                   + ", ".join(f"{c.name} at `{c.root}`" for c in corpus.members)
+                   + ", ".join(c.name + ("" if public() else f" at `{c.root}`")
+                               for c in corpus.members)
                    + (" (the demo corpus is synthetic voices, not real speech)"
                       if corpus.is_demo else ""))
         st.caption(POOL_CAPTION)
     else:
-        st.caption(f"Corpus: **{corpus.label}** at `{corpus.root}`")
+        st.caption(f"Corpus: **{corpus.label}**" + ("" if public() else
+                                                    f" at `{corpus.root}`"))
 
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=32)
@@ -86,35 +118,16 @@ def pct(x) -> str:
 
 
 def corpus_sidebar() -> None:
-    """Sidebar control: choose the corpus folder, or a pool of several (validated,
-    remembered for the session)."""
-    import os
-
-    from ser.corpora import CorpusError
-
+    """Sidebar control: choose the corpus. Private server: any folder, or several (validated
+    once per value and session: a rejected folder is not rescanned on every rerun). Public
+    server: only the corpora the operator configured, by name; no path is shown or taken."""
+    s = settings()
     with st.sidebar:
         st.markdown("**Corpus**")
-        current = corpus_dir()
-        value = st.text_input(
-            "Corpus folder, or several separated by commas", value=current or "",
-            placeholder="/path/to/CREMA-D (empty = default)",
-            help="A folder of clips (CREMA-D, TESS, SAVEE, EMOVO, URDU, RAVDESS, EmoDB, or "
-                 "your own: one sub-folder per emotion, or a CSV), searched recursively; the "
-                 "corpus is recognised from the file names. Several folders separated by "
-                 "commas make a pool, each optionally prefixed with its corpus "
-                 "(crema-d=/path,tess=/path). Leave empty for SER_DATA_DIR, a data/ folder, "
-                 "or the synthetic demo corpus.")
-        if value.strip() != (current or ""):
-            if not value.strip():
-                st.session_state.pop(CORPUS_KEY, None)
-                st.rerun()
-            try:
-                _load_corpus_cached(value.strip(), os.environ.get("SER_DATA_DIR"))
-            except CorpusError as err:
-                st.error(str(err))
-            else:
-                st.session_state[CORPUS_KEY] = value.strip()
-                st.rerun()
+        if s.public:
+            _public_chooser(s)
+        else:
+            _folder_box()
         corpus = get_corpus()
         if corpus.members:
             st.caption(f"🎙️ Pool: {corpus.label}")
@@ -123,7 +136,63 @@ def corpus_sidebar() -> None:
         from ser.devices import device_description
 
         st.caption(f"Compute: {device_description()}")
-        st.caption(f"Models: `{config.models_dir()}` · runs: `{config.runs_dir()}`")
+        if not s.public:
+            st.caption(f"Models: `{config.models_dir()}` · runs: `{config.runs_dir()}`")
+
+
+def _public_chooser(s) -> None:
+    default = "Default corpus"
+    options = [default, *s.corpora]
+    current = st.session_state.get(CORPUS_KEY)
+    choice = st.selectbox("Corpus", options, key="corpus_choice",
+                          index=options.index(current) if current in options else 0,
+                          help="The corpora this server offers.")
+    chosen = None if choice == default else choice
+    if chosen != (current or None):
+        if chosen is None:
+            st.session_state.pop(CORPUS_KEY, None)
+        else:
+            st.session_state[CORPUS_KEY] = chosen
+        st.rerun()
+
+
+def _folder_box() -> None:
+    import os
+
+    from ser.corpora import CorpusError
+
+    current = st.session_state.get(CORPUS_KEY)
+    value = st.text_input(
+        "Corpus folder, or several separated by commas", value=current or "",
+        placeholder="/path/to/CREMA-D (empty = default)",
+        help="A folder of clips (CREMA-D, TESS, SAVEE, EMOVO, URDU, RAVDESS, EmoDB, or "
+             "your own: one sub-folder per emotion, or a CSV), searched recursively; the "
+             "corpus is recognised from the file names. Several folders separated by "
+             "commas make a pool, each optionally prefixed with its corpus "
+             "(crema-d=/path,tess=/path). Leave empty for SER_DATA_DIR, a data/ folder, "
+             "or the synthetic demo corpus.")
+    value = value.strip()
+    if value == (current or ""):
+        return
+    if not value:
+        st.session_state.pop(CORPUS_KEY, None)
+        st.rerun()
+    rejected = st.session_state.setdefault(REJECTED_KEY, {})
+    if value in rejected:
+        st.error(rejected[value])
+        return
+    try:
+        _load_corpus_cached(value, os.environ.get("SER_DATA_DIR"))
+    except (CorpusError, OSError, ValueError) as err:
+        message = str(err) if isinstance(err, CorpusError) else (
+            f"{value} cannot be read as a corpus ({type(err).__name__}).")
+        rejected[value] = message
+        while len(rejected) > 16:
+            rejected.pop(next(iter(rejected)))
+        st.error(message)
+    else:
+        st.session_state[CORPUS_KEY] = value
+        st.rerun()
 
 
 @st.cache_resource(show_spinner=False)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ser.audio import AudioError, load_audio
+from ser.audio import AudioError, accepted_formats, load_audio
 from ser.segments import SegmentationError
 from ser.speakers import VoiceProfile, profile_path, reliability, saved_profiles
 from ui.memo import digest
+from ui.state import public
 
 _KEY = "voice_profile"
 _SEEN = "voice_takes_seen"
@@ -75,8 +76,7 @@ def panel() -> VoiceProfile | None:
                 _add_take(take, "recorded take")
         with up_col:
             files = st.file_uploader("…or upload takes", accept_multiple_files=True,
-                                     type=["wav", "mp3", "flac", "ogg", "opus", "aiff",
-                                           "aif"],
+                                     type=list(accepted_formats()),
                                      key=f"enrol_files{st.session_state.get('voice_gen', 0)}")
             for f in files or []:
                 _add_take(f.getvalue(), f.name)
@@ -101,6 +101,11 @@ def panel() -> VoiceProfile | None:
 
 
 def _saved_profiles(profile: VoiceProfile | None) -> None:
+    if public():  # a shared server: no visitor's voice is written or offered to others
+        if profile:
+            st.caption("Profiles cannot be saved on this public demo: your takes stay in "
+                       "this browser session and are gone when you close it.")
+        return
     names = saved_profiles()
     c1, c2 = st.columns(2)
     with c1:

@@ -120,9 +120,10 @@ def add_commands(sub) -> None:
                    "with `ensemble` and --write it is stored in models/ensemble.json")
     x.set_defaults(func=cmd_crosscorpus)
 
-    r = sub.add_parser("runs", help="list, show, cancel or delete training runs")
-    r.add_argument("action", nargs="?", default="list", choices=["list", "show", "cancel",
-                                                                  "delete"])
+    r = sub.add_parser("runs", help="list, show, cancel, kill or delete training runs; "
+                       "cleanup stops leftover processes of ended runs")
+    r.add_argument("action", nargs="?", default="list", choices=[
+        "list", "show", "cancel", "kill", "delete", "cleanup"])
     r.add_argument("run_id", nargs="?")
     r.set_defaults(func=cmd_runs)
 
@@ -166,6 +167,10 @@ def cmd_train(args) -> int:
 
     if args.run:
         return runs.execute(args.run, max_parallel=args.max_parallel)
+    if args.ship:
+        from ser.fileio import safe_name
+
+        safe_name(args.ship, "--ship name")  # refused before hours of training, not after
     cfg = _config_from_args(args)
     run_id = runs.create(cfg)
     if args.detach:
@@ -307,6 +312,10 @@ def resolve_bundles(arg: str) -> list[Path]:
 
 
 def cmd_predict(args) -> int:
+    """Each clip is decoded once for every model; a clip that cannot be read or scored is
+    reported and the next one is tried (exit status 2 at the end if any failed). Quality
+    warnings (silence, very short clips, channels cancelling out …) go to stderr, as the
+    Predict page shows them."""
     from ser.audio import AudioError
     from ser.inference import Predictor, ensemble
 
@@ -333,11 +342,18 @@ def cmd_predict(args) -> int:
     results = {}
     for clip in args.clips:
         try:
-            preds = [p.calibrated(p.predict(clip, voice=voice)) for p in predictors]
+            preds, warnings = _score_clip(clip, predictors, voice)
         except AudioError as err:
             print(f"{clip}: error: {err}", file=sys.stderr)
             status = 2
             continue
+        except Exception as err:  # noqa: BLE001 - one bad clip must not stop the others
+            print(f"{clip}: error: could not be scored ({type(err).__name__}: {err})",
+                  file=sys.stderr)
+            status = 2
+            continue
+        for w in warnings:
+            print(f"{clip}: warning: {w}", file=sys.stderr)
         probs = ensemble(preds)
         results[clip] = {p.name: {**r.as_dict(), "calibrated": p.calibration is not None,
                                   "temperature": p.temperature}
@@ -378,6 +394,23 @@ def _voice(args):
     return profile
 
 
+def _score_clip(clip: str, predictors, voice=None) -> tuple[list, tuple[str, ...]]:
+    """Calibrated predictions of every model for one clip, decoded once (and resampled
+    once per rate the models use), and the clip's quality warnings."""
+    from ser.audio import decode, quality_report, resample
+
+    y, sr, notes = decode(clip)
+    warnings = quality_report(y, sr, notes=notes).warnings
+    by_rate: dict[int, object] = {}
+    preds = []
+    for p in predictors:
+        rate = p.cfg.sample_rate
+        if rate not in by_rate:
+            by_rate[rate] = resample(y, sr, rate)
+        preds.append(p.calibrated(p.predict_samples(by_rate[rate], rate, voice=voice)))
+    return preds, warnings
+
+
 def _predict_segments(args, predictors) -> int:
     """``predict --segments``: the Predict page's chain (`ser.inference.analyse`)."""
     from ser.audio import AudioError
@@ -390,12 +423,19 @@ def _predict_segments(args, predictors) -> int:
     for clip_path in args.clips:
         try:
             clip = open_clip(clip_path, Path(clip_path).name)
+            a = analyse(clip, predictors, segments=True, ensemble=ens,
+                        voice=getattr(args, "voice_profile_obj", None))
         except AudioError as err:
             print(f"{clip_path}: error: {err}", file=sys.stderr)
             status = 2
             continue
-        a = analyse(clip, predictors, segments=True, ensemble=ens,
-                    voice=getattr(args, "voice_profile_obj", None))
+        except Exception as err:  # noqa: BLE001 - one bad clip must not stop the others
+            print(f"{clip_path}: error: could not be analysed ({type(err).__name__}: "
+                  f"{err})", file=sys.stderr)
+            status = 2
+            continue
+        for w in clip.quality.warnings:
+            print(f"{clip_path}: warning: {w}", file=sys.stderr)
         results[clip_path] = a.as_dict()
         if not a.ok:
             print(f"{clip_path}: {a.message}", file=sys.stderr)
@@ -597,6 +637,11 @@ def cmd_runs(args) -> int:
                 "running" else ""
             print(f"{r['run_id']:<40} {st['state']:<10} {ep:<14} {acc}")
         return 0
+    if args.action == "cleanup":
+        cleaned = runs.cleanup()
+        print(f"stopped leftover processes of {len(cleaned)} run(s)"
+              + (": " + ", ".join(cleaned) if cleaned else ""))
+        return 0
     if not args.run_id:
         print("error: give a run id", file=sys.stderr)
         return 2
@@ -610,6 +655,8 @@ def cmd_runs(args) -> int:
         print(runs.log_tail(args.run_id, 5))
     elif args.action == "cancel":
         print(json.dumps(runs.cancel(args.run_id), indent=2))
+    elif args.action == "kill":
+        print(json.dumps(runs.kill(args.run_id), indent=2))
     elif args.action == "delete":
         runs.delete(args.run_id)
         print(f"deleted {args.run_id}")

@@ -8,6 +8,7 @@ registry in :mod:`ser.corpora` uses the same parsers to tell which corpus a fold
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,10 +107,38 @@ class CorpusSpec:
         return scan_files(folder, self)
 
 
+#: A corpus scan gives up after this many directory entries (the largest supported corpus
+#: has about 12,000 files): pointing it at ``/`` must fail fast, not walk the disk.
+MAX_SCAN_ENTRIES = 200_000
+#: Kernel pseudo file systems: no corpus lives there, and reading them can block.
+_PSEUDO = ("/proc", "/sys", "/dev")
+
+
 def find_audio_files(folder: Path) -> list[Path]:
-    """All audio files below ``folder`` (recursively), sorted by name then path."""
+    """All audio files below ``folder`` (recursively), sorted by name then path.
+
+    Unreadable sub-folders are skipped; symbolic links to folders are not followed.
+
+    Raises
+    ------
+    CorpusError
+        ``folder`` holds more than `MAX_SCAN_ENTRIES` entries, or is a kernel pseudo
+        file system.
+    """
+    folder = Path(folder)
+    real = os.path.realpath(folder)
+    if any(real == p or real.startswith(p + os.sep) for p in _PSEUDO):
+        raise CorpusError(f"{folder} is a system folder, not a corpus folder.")
     exts = set(config.AUDIO_EXTENSIONS)
-    files = [p for p in Path(folder).rglob("*") if p.suffix.lower() in exts and p.is_file()]
+    files, seen = [], 0
+    for root, dirs, names in os.walk(folder, onerror=lambda err: None):
+        seen += len(dirs) + len(names)
+        if seen > MAX_SCAN_ENTRIES:
+            raise CorpusError(f"{folder} holds more than {MAX_SCAN_ENTRIES:,} files and "
+                              "folders; choose the folder of the corpus itself.")
+        dirs[:] = [d for d in dirs if os.path.join(root, d) not in _PSEUDO]
+        files += [Path(root) / n for n in names if os.path.splitext(n)[1].lower() in exts]
+    files = [p for p in files if p.is_file()]
     return sorted(files, key=lambda p: (p.name, str(p)))
 
 

@@ -19,8 +19,10 @@ from ser.models import alexnet, combined, custom, gn, lenet, residual, vgg  # no
 from ser.models.base import ACTIVATIONS, MIN_FRAMES, SERModel
 from ser.models.describe import describe, layer_table, models_table
 from ser.models.registry import (
+    check_kwargs,
     create_model,
     default_kwargs,
+    expected_state,
     list_models,
     model_class,
     model_input_space,
@@ -28,6 +30,8 @@ from ser.models.registry import (
 )
 
 __all__ = [
+    "check_kwargs",
+    "expected_state",
     "ACTIVATIONS",
     "MIN_FRAMES",
     "SERModel",

@@ -18,6 +18,12 @@ ACTIVATIONS: tuple[str, ...] = ("relu", "silu", "elu")
 
 #: Shortest spectrogram (frames) a global-pooling 2D model is documented to accept.
 MIN_FRAMES = 32
+#: Allowed range (inclusive) of every numeric keyword argument the models share. The
+#: trainer and the bundle loader both enforce it, so a card cannot ask for a network
+#: larger than any SER Studio would train.
+KWARG_LIMITS: dict[str, tuple[float, float]] = {
+    "width": (0.05, 4.0), "dropout": (0.0, 0.99), "n_classes": (2, 64),
+    "fs1_dim": (8, 4096), "n_mels": (16, 512), "frames": (MIN_FRAMES, 4096)}
 #: The seeds' input sizes (FS1 length, mel bands, FS2 frames); other sizes are model kwargs.
 DEFAULT_DIMS = {"fs1_dim": config.FS1_DIM, "n_mels": config.N_MELS, "frames": config.FS2_FRAMES}
 
@@ -137,6 +143,37 @@ def trunk_modules(module: nn.Module) -> list[nn.Module]:
             if "features" in name.split(".") and "shortcut" not in name.split(".")]
 
 
+def check_common_kwargs(*, activation: str, width: float, dropout: float, n_classes: int,
+                        fs1_dim: int = config.FS1_DIM, n_mels: int = config.N_MELS,
+                        frames: int = config.FS2_FRAMES) -> None:
+    """``ValueError`` naming the first keyword argument outside :data:`KWARG_LIMITS`."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {list(ACTIVATIONS)}, got {activation!r}")
+    lo, hi = KWARG_LIMITS["width"]
+    if not _is_number(width) or not width > 0:
+        raise ValueError(f"width must be a positive multiplier, got {width!r}")
+    if not lo <= width <= hi:
+        raise ValueError(f"width must be a multiplier in [{lo}, {hi}], got {width!r}")
+    lo, hi = KWARG_LIMITS["dropout"]
+    if not _is_number(dropout) or not 0.0 <= dropout < 1.0 or dropout > hi:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+    lo, hi = KWARG_LIMITS["n_classes"]
+    if not _is_number(n_classes) or int(n_classes) != n_classes or n_classes < lo:
+        raise ValueError(f"n_classes must be an integer ≥ 2, got {n_classes!r}")
+    if n_classes > hi:
+        raise ValueError(f"n_classes must be at most {hi}, got {n_classes!r}")
+    for name, value in (("fs1_dim", fs1_dim), ("n_mels", n_mels), ("frames", frames)):
+        lo, hi = KWARG_LIMITS[name]
+        if not _is_number(value) or int(value) != value or not lo <= value <= hi:
+            raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
+
+
+def _is_number(x: Any) -> bool:
+    import math
+
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
 class SERModel(nn.Module):
     """Base class of every registered model.
 
@@ -160,19 +197,8 @@ class SERModel(nn.Module):
     def _check_common(self, *, activation: str, width: float, dropout: float,
                       n_classes: int, fs1_dim: int = config.FS1_DIM,
                       n_mels: int = config.N_MELS, frames: int = config.FS2_FRAMES) -> None:
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {list(ACTIVATIONS)}, "
-                             f"got {activation!r}")
-        if not width > 0:
-            raise ValueError(f"width must be a positive multiplier, got {width!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
-        if int(n_classes) != n_classes or n_classes < 2:
-            raise ValueError(f"n_classes must be an integer ≥ 2, got {n_classes!r}")
-        for name, value, low in (("fs1_dim", fs1_dim, 8), ("n_mels", n_mels, 16),
-                                 ("frames", frames, MIN_FRAMES)):
-            if int(value) != value or not low <= value <= 4096:
-                raise ValueError(f"{name} must be an integer in [{low}, 4096], got {value!r}")
+        check_common_kwargs(activation=activation, width=width, dropout=dropout,
+                            n_classes=n_classes, fs1_dim=fs1_dim, n_mels=n_mels, frames=frames)
         self.hparams = {"activation": activation, "width": float(width),
                         "dropout": float(dropout), "n_classes": int(n_classes)}
         # The input size is part of the model only when it differs from the seeds' FS1/FS2,

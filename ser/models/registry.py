@@ -118,3 +118,28 @@ def create_model(name: str, **kwargs: Any) -> SERModel:
 def model_input_space(name: str) -> str:
     """Feature space model ``name`` consumes: "fs1", "fs2" or "fs1+fs2"."""
     return model_class(name).input_space
+
+
+def check_kwargs(name: str, kwargs: Any) -> dict[str, Any]:
+    """Check ``kwargs`` for model ``name`` without building anything: every key known, every
+    value of the right kind and inside `ser.models.base.KWARG_LIMITS`. Returns the resolved
+    keyword arguments; raises ``ValueError`` (or ``TypeError`` for unknown keys)."""
+    from ser.models.base import check_common_kwargs
+
+    if not isinstance(kwargs, dict):
+        raise TypeError(f"model keyword arguments must be a mapping, not {type(kwargs).__name__}")
+    resolved = resolve_kwargs(name, **kwargs)
+    check_common_kwargs(**resolved)
+    return resolved
+
+
+def expected_state(name: str, kwargs: dict[str, Any]) -> tuple[dict[str, tuple[int, ...]], int]:
+    """Shapes of the state dict ``create_model(name, **kwargs)`` would have, and its number of
+    trainable parameters, computed on PyTorch's ``meta`` device: no memory is allocated for
+    the weights, so an absurd request costs nothing. Call `check_kwargs` first."""
+    import torch
+
+    with torch.device("meta"):
+        model = _FACTORIES[name](**kwargs)
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    return shapes, sum(p.numel() for p in model.parameters())
