@@ -32,6 +32,8 @@ def fmt(cell) -> str:
     if cell is None:
         return f"{'–':>15}"
     mark = "*" if cell.kind != "unseen" else " "
+    if getattr(cell, "enrol", 0):
+        mark += "†"
     return f"{cell.uar:>6.1%} top {cell.top_share:>3.0%}{mark}"
 
 
@@ -52,15 +54,18 @@ def main() -> int:
     for name, _, cells in rows:
         print(f"{name:<40}" + "".join(f"{fmt(cells.get(k)):>16}" for k in CORPORA))
     print("UAR over the corpus's emotions; top = share of the most predicted label; "
-          "* = corpus in the training pool (its held-out test speakers)")
+          "* = corpus in the training pool (its held-out test speakers); † = speaker-"
+          "normalised model, each speaker's statistics from enrolment clips that are not "
+          "scored (see benchmarks/enrolment.py)")
     print("\nleave-one-corpus-out targets (UAR ≥ 50 %, top share ≤ 35 %):")
     for key in TARGET_CORPORA:
         loco = [(n, c[key]) for n, e, c in rows if e is not None and key in c
                 and e.card.split.get("test_corpus") == key]
         for name, cell in loco:
             ok = cell.uar >= 0.5 and cell.top_share <= 0.35
+            how = f", {cell.enrol} enrolment clips/speaker" if getattr(cell, "enrol", 0) else ""
             print(f"  {key:<6} {name:<40} UAR {cell.uar:.1%}  top {cell.top_share:.0%} "
-                  f"({cell.top_label})  {'met' if ok else 'NOT met'}")
+                  f"({cell.top_label}{how})  {'met' if ok else 'NOT met'}")
         if not loco:
             print(f"  {key:<6} no leave-one-corpus-out model shipped")
     print("\nCREMA-D standard speaker-independent test (≥ 66 % for the general model):")

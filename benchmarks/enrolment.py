@@ -80,6 +80,7 @@ def score(bundle, clips, ks, draws) -> dict:
             out[k].append({"uar": float(np.mean(recall)), "acc": float(np.mean(pred == y)),
                            "top": float(share.max()),
                            "top_label": config.LABELS[int(share.argmax())],
+                           "predicted_share": dict(zip(config.LABELS, share.round(3).tolist())),
                            "n": int(scored.sum())})
     return out
 
@@ -117,6 +118,13 @@ def main(argv=None) -> int:
                   "".join(f"{c:>22}" for c in cells))
     print("\nUAR mean ± std over draws of the enrolment clips; top = share of the most "
           "predicted label; enrolment clips are never scored.")
+    k10 = str(10 if 10 in ks else ks[-1])
+    print(f"\npredicted-label shares with {k10} enrolment clips (first draw):")
+    for name, per in results.items():
+        for key, r in per.items():
+            share = r[k10][0]["predicted_share"]
+            print(f"  {name:<28} {key:<8} " + "  ".join(f"{lab} {v:.0%}" for lab, v in
+                                                      share.items()))
     if a.json:
         Path(a.json).write_text(json.dumps(results, indent=1))
     return 0
