@@ -15,6 +15,50 @@ FS1_GROUPS = [("ZCR", 1), ("RMS", 1), ("MFCC", config.N_MFCC), ("chroma", config
 _LAYOUT = dict(margin=dict(l=50, r=20, t=50, b=40), template="plotly_white", height=340)
 
 
+def safe_scale(name: str) -> list[list]:
+    """Plotly's named continuous scale ``name`` as ``[position, "rgb(r,g,b)"]`` pairs.
+
+    Streamlit's chart theme swaps the colours ``#000001``…``#000040`` in a figure for its
+    own palette (they are its placeholders), and Magma and Inferno start at ``#000004``:
+    passed by name, their darkest colour (−80 dB, silence) turned bright pink. Written as
+    ``rgb()`` the colours reach the browser unchanged. Every heatmap here uses it.
+    """
+    from plotly.colors import get_colorscale, hex_to_rgb
+
+    out = []
+    for pos, color in get_colorscale(name):
+        if color.startswith("#"):
+            color = "rgb({},{},{})".format(*hex_to_rgb(color))
+        out.append([pos, color])
+    return out
+
+
+#: The scale of every spectrogram: perceptually uniform, silence (low) dark.
+SPECTROGRAM_SCALE = "Magma"
+#: Largest image sent to the browser: about the pixels a chart has on screen.
+DISPLAY_ROWS, DISPLAY_COLS = 256, 900
+
+
+def display_resolution(z: np.ndarray, axis_values: tuple | None = None,
+                       rows: int = DISPLAY_ROWS, cols: int = DISPLAY_COLS):
+    """Shrink an image to at most ``rows`` × ``cols`` cells by taking the maximum of each
+    block (a thin harmonic stays visible). ``axis_values`` = (x, y) arrays are thinned to
+    match. Returns ``(z, x, y)``."""
+    z = np.asarray(z, dtype=np.float32)
+    x, y = axis_values if axis_values is not None else (None, None)
+    fr = max(1, int(np.ceil(z.shape[0] / rows)))
+    fc = max(1, int(np.ceil(z.shape[1] / cols)))
+    if fr > 1 or fc > 1:
+        pr, pc = (-z.shape[0]) % fr, (-z.shape[1]) % fc
+        padded = np.pad(z, ((0, pr), (0, pc)), mode="edge")
+        z = padded.reshape(padded.shape[0] // fr, fr, padded.shape[1] // fc, fc).max(axis=(1, 3))
+        if x is not None:
+            x = np.asarray(x)[::fc][:z.shape[1]]
+        if y is not None:
+            y = np.asarray(y)[::fr][:z.shape[0]]
+    return z, x, y
+
+
 def _fig(title: str, **kw) -> go.Figure:
     fig = go.Figure()
     fig.update_layout(title=title, **{**_LAYOUT, **kw})
@@ -75,11 +119,15 @@ def spectrum(y: np.ndarray, sr: int, title: str = "Spectrum (FFT magnitude)") ->
 
 def heatmap(z: np.ndarray, *, title: str, x: np.ndarray | None = None,
             y: np.ndarray | None = None, xaxis: str = "time (s)", yaxis: str = "",
-            colorbar: str = "dB", colorscale: str = "Magma", zmin=None, zmax=None,
+            colorbar: str = "dB", colorscale: str = SPECTROGRAM_SCALE, zmin=None, zmax=None,
             height: int = 320) -> go.Figure:
+    """An image at display resolution with a titled colour bar (see `safe_scale`)."""
+    z, x, y = display_resolution(z, (x, y))
     fig = _fig(title, height=height)
-    fig.add_heatmap(z=z, x=x, y=y, colorscale=colorscale, zmin=zmin, zmax=zmax,
-                    colorbar=dict(title=colorbar))
+    fig.add_heatmap(z=z, x=x, y=y, colorscale=safe_scale(colorscale), zmin=zmin, zmax=zmax,
+                    colorbar=dict(title=dict(text=colorbar, side="right")),
+                    hovertemplate=f"%{{x:.2f}} s, {yaxis or 'y'} %{{y:.0f}}: %{{z:.1f}} "
+                                  f"{colorbar}<extra></extra>")
     fig.update_layout(xaxis_title=xaxis, yaxis_title=yaxis)
     return fig
 
@@ -92,15 +140,15 @@ def stft_spectrogram(y: np.ndarray, sr: int, n_fft: int = config.N_FFT,
     db = librosa.amplitude_to_db(S, ref=np.max) if S.max() > 0 else np.full(S.shape, -80.0)
     t = np.arange(db.shape[1]) * hop / sr
     f = np.fft.rfftfreq(n_fft, 1 / sr)
-    return heatmap(db, title="STFT spectrogram (dB re max)", x=t, y=f, yaxis="frequency (Hz)",
-                   zmin=-80, zmax=0)
+    return heatmap(db, title="STFT spectrogram", x=t, y=f, yaxis="frequency (Hz)",
+                   colorbar="dB re max", zmin=-80, zmax=0)
 
 
 def mel_image(fs2: np.ndarray, sr: int = config.SAMPLE_RATE, hop: int = config.HOP_LENGTH,
               title: str = "Mel-spectrogram, FS2 exactly as the models see it") -> go.Figure:
     t = np.arange(fs2.shape[1]) * hop / sr
     return heatmap(fs2, title=title, x=t, y=np.arange(fs2.shape[0]), yaxis="mel band",
-                   zmin=-80, zmax=0)
+                   colorbar="dB re max", zmin=-80, zmax=0)
 
 
 def mfcc_image(y: np.ndarray, sr: int) -> go.Figure:
@@ -110,7 +158,7 @@ def mfcc_image(y: np.ndarray, sr: int) -> go.Figure:
                              hop_length=config.HOP_LENGTH)
     t = np.arange(m.shape[1]) * config.HOP_LENGTH / sr
     return heatmap(m, title="MFCCs", x=t, y=np.arange(m.shape[0]), yaxis="coefficient",
-                   colorbar="", colorscale="RdBu_r")
+                   colorbar="value", colorscale="RdBu_r")
 
 
 def fs1_vector(v: np.ndarray, title: str = "FS1: the 169-d vector the 1D models see"
@@ -202,7 +250,7 @@ def confusion(cm, title: str = "Confusion matrix", normalise: bool = True) -> go
             for rv, rc in zip(shown, cm)]
     fig = _fig(title, height=380)
     fig.add_heatmap(z=shown, x=list(config.LABELS), y=list(config.LABELS), text=text,
-                    texttemplate="%{text}", colorscale="Blues", zmin=0,
+                    texttemplate="%{text}", colorscale=safe_scale("Blues"), zmin=0,
                     zmax=1 if normalise else None, showscale=False,
                     hovertemplate="true %{y}, predicted %{x}: %{text}<extra></extra>")
     # Invisible markers on the cell centres make each cell clickable (heatmaps themselves
@@ -234,7 +282,8 @@ def per_class_f1(rows: dict[str, dict]) -> go.Figure:
     names = list(rows)
     z = [[rows[n][e]["f1"] for e in config.LABELS] for n in names]
     fig = _fig("Per-class F1", height=120 + 32 * len(names))
-    fig.add_heatmap(z=z, x=list(config.LABELS), y=names, colorscale="Viridis", zmin=0, zmax=1,
+    fig.add_heatmap(z=z, x=list(config.LABELS), y=names, colorscale=safe_scale("Viridis"),
+                    zmin=0, zmax=1,
                     text=[[f"{v:.2f}" for v in r] for r in z], texttemplate="%{text}")
     fig.update_layout(yaxis=dict(autorange="reversed"))
     return fig
@@ -418,7 +467,8 @@ def crosscorpus_matrix(rows: dict[str, list], names: dict[str, str] | None = Non
         hover.append(hr)
     fig = _fig("Cross-corpus UAR (chance = 1/6 ≈ 17 %)", height=140 + 46 * len(labels))
     fig.add_heatmap(z=z, x=[names.get(k, k) for k in corpora], y=labels, text=text,
-                    texttemplate="%{text}", customdata=hover, colorscale="RdYlGn", zmin=0,
+                    texttemplate="%{text}", customdata=hover,
+                    colorscale=safe_scale("RdYlGn"), zmin=0,
                     zmax=1, colorbar=dict(title="UAR", tickformat=".0%"),
                     hovertemplate="%{y} on %{x}:<br>%{customdata}<extra></extra>",
                     xgap=2, ygap=2)
@@ -439,7 +489,8 @@ def crosscorpus_recall(cells: list, names: dict[str, str] | None = None, title: 
                height=130 + 40 * len(cells))
     fig.add_heatmap(z=z, x=list(config.LABELS),
                     y=[f"{names.get(k, k)} ({c.kind})" for k, c in zip(corpora, cells)],
-                    text=text, texttemplate="%{text}", colorscale="Viridis", zmin=0, zmax=1,
+                    text=text, texttemplate="%{text}", colorscale=safe_scale("Viridis"),
+                    zmin=0, zmax=1,
                     colorbar=dict(title="recall", tickformat=".0%"),
                     hovertemplate="%{y}, %{x}: recall %{text}<extra></extra>")
     fig.update_layout(yaxis=dict(autorange="reversed", automargin=True),
