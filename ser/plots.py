@@ -251,29 +251,61 @@ def confusion(cm, title: str = "Confusion matrix", normalise: bool = True) -> go
     fig = _fig(title, height=380)
     fig.add_heatmap(z=shown, x=list(config.LABELS), y=list(config.LABELS), text=text,
                     texttemplate="%{text}", colorscale=safe_scale("Blues"), zmin=0,
-                    zmax=1 if normalise else None, showscale=False,
-                    hovertemplate="true %{y}, predicted %{x}: %{text}<extra></extra>")
-    # Invisible markers on the cell centres make each cell clickable (heatmaps themselves
-    # do not report selections).
+                    zmax=1 if normalise else None, showscale=False, hoverinfo="skip")
+    # Heatmap cells cannot be selected in Plotly, so a transparent marker on each cell
+    # centre carries the hover text and the click / box selection (trace 1). It must not
+    # use hoverinfo="skip": a point that ignores hover ignores clicks too.
     xs = [p for _ in config.LABELS for p in config.LABELS]
     ys = [t for t in config.LABELS for _ in config.LABELS]
-    fig.add_scatter(x=xs, y=ys, mode="markers", marker=dict(size=38, color="rgba(0,0,0,0.01)"),
-                    hoverinfo="skip", showlegend=False)
+    flat = [cell for row in text for cell in row]
+    fig.add_scatter(x=xs, y=ys, mode="markers", customdata=flat, showlegend=False,
+                    name="cells", marker=dict(size=44, symbol="square",
+                                              color="rgba(0,0,0,0.003)"),
+                    selected=dict(marker=dict(color="rgba(255,190,11,0.35)")),
+                    unselected=dict(marker=dict(opacity=1)),
+                    hovertemplate="true %{y}, predicted %{x}: %{customdata}<br>"
+                                  "click to list these clips<extra></extra>")
     fig.update_layout(xaxis_title="predicted", yaxis_title="true",
-                      yaxis=dict(autorange="reversed"))
+                      yaxis=dict(autorange="reversed"), clickmode="event+select")
     return fig
 
 
-def accuracy_by_architecture(table: pd.DataFrame, metric: str = "accuracy") -> go.Figure:
-    """The seeds' bar chart: one bar per model, 1D and 2D groups side by side."""
-    fig = _fig(f"Test {metric} by architecture", height=380)
-    for fam, color in (("1D CNN", "#2a9d8f"), ("2D CNN", "#4361ee"), ("1D+2D", "#e76f51")):
-        sub = table[table["family"] == fam]
-        if len(sub):
-            fig.add_bar(x=sub["model"], y=sub[metric], name=fam, marker_color=color,
-                        text=[f"{v:.1%}" for v in sub[metric]], textposition="outside")
-    fig.update_layout(yaxis_range=[0, 1], yaxis_tickformat=".0%", xaxis_title="",
-                      yaxis_title=metric)
+def confusion_cells(selection) -> list[tuple[str, str]]:
+    """(true, predicted) of the cells picked in a `confusion` chart, from Streamlit's
+    selection state (clicked or box-selected cell markers; duplicates removed)."""
+    points = ((selection or {}).get("selection") or {}).get("points") or []
+    cells = [(p.get("y"), p.get("x")) for p in points if p.get("curve_number", 1) == 1]
+    return list(dict.fromkeys(c for c in cells if c[0] in config.LABELS
+                              and c[1] in config.LABELS))
+
+
+FAMILY_COLORS = {"1D CNN": "#2a9d8f", "2D CNN": "#4361ee", "1D+2D": "#e76f51"}
+
+
+def accuracy_by_architecture(table: pd.DataFrame, metric: str = "accuracy",
+                             subtitle: str = "") -> go.Figure:
+    """One horizontal bar per model, best at the top, coloured by input family, each bar
+    labelled with its model name (left) and value (right) so it reads without hovering."""
+    t = table.dropna(subset=[metric]).sort_values(metric, ascending=False, kind="stable")
+    title = f"Test {metric} by model, best first" + (f"<br><sup>{subtitle}</sup>"
+                                                     if subtitle else "")
+    fig = _fig(title, height=110 + 28 * max(len(t), 1))
+    for fam in dict.fromkeys(t["family"]):
+        sub = t[t["family"] == fam]
+        fig.add_bar(y=sub["model"], x=sub[metric], name=fam, orientation="h",
+                    marker_color=FAMILY_COLORS.get(fam, "#8d99ae"),
+                    text=[f"{v:.1%}" for v in sub[metric]], textposition="outside",
+                    cliponaxis=False, customdata=sub.get("display name"),
+                    hovertemplate="%{y} (%{customdata}): %{x:.1%}<extra>" + str(fam)
+                                  + "</extra>")
+    top = float(t[metric].max()) if len(t) else 1.0
+    fig.update_layout(xaxis=dict(range=[0, min(1.0, top + 0.12)], tickformat=".0%",
+                                 title=metric),
+                      yaxis=dict(categoryorder="array", categoryarray=list(t["model"]),
+                                 autorange="reversed", automargin=True, title=""),
+                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1,
+                                  xanchor="right", title=""),
+                      margin=dict(l=10, r=40, t=80, b=40))
     return fig
 
 

@@ -151,6 +151,32 @@ def table(entries: list[ModelEntry]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+SPEAKER_INDEPENDENT = "speaker-independent"
+
+
+def protocol_groups(df: pd.DataFrame) -> list[tuple[str, str]]:
+    """The (split, data) groups of a `table`, the story to open on first: speaker-
+    independent groups before the others, then the group with most models, then by name.
+    Scores are only comparable inside one group."""
+    if not len(df):
+        return []
+    sizes = df.groupby(["split", "data"], sort=False).size()
+    return sorted(sizes.index, key=lambda g: (g[0] != SPEAKER_INDEPENDENT, -sizes[g],
+                                              str(g)))
+
+
+def ranked(df: pd.DataFrame, metric: str = "accuracy") -> pd.DataFrame:
+    """``df`` grouped as `protocol_groups` orders them, best ``metric`` first inside each
+    group (models without a score last)."""
+    if not len(df):
+        return df
+    order = {g: i for i, g in enumerate(protocol_groups(df))}
+    key = [order[(s, d)] for s, d in zip(df["split"], df["data"])]
+    return (df.assign(_group=key).sort_values(["_group", metric], ascending=[True, False],
+                                              kind="stable", na_position="last")
+            .drop(columns="_group"))
+
+
 def markdown_table(entries: list[ModelEntry]) -> str:
     """The README's results table: one row per model, every figure from its report; the
     standard speaker-independent split first, each protocol's models from best to worst."""

@@ -82,7 +82,22 @@ def get_predictor(path: str | Path):
 
 
 def pct(x) -> str:
-    return "–" if x is None else f"{x:.1%}"
+    """Every percentage on every page: one decimal (``52.0%``)."""
+    import math
+
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.1%}"
+
+
+def percent_columns(df, columns) -> tuple:
+    """``df`` with the shares in ``columns`` as percentages, and the ``column_config``
+    that shows them as ``52.0%`` (one decimal everywhere, still sortable as numbers)."""
+    df = df.copy()
+    config_ = {}
+    for c in columns:
+        if c in df:
+            df[c] = df[c].astype(float) * 100
+            config_[c] = st.column_config.NumberColumn(format="%.1f%%")
+    return df, config_
 
 
 def corpus_sidebar() -> None:

@@ -1,0 +1,116 @@
+"""What a new user meets first (issue #18): the pages through AppTest, with copies of a few
+shipped model folders (real bundles, reports and per-clip predictions) and the demo corpus.
+
+No training here: everything a page shows comes from the copied folders.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+REPO = Path(__file__).resolve().parent.parent
+HOME = str(REPO / "Home.py")
+# One random-split model (whose name sorts first) and speaker-independent ones of both
+# families, best and worst.
+SHIPPED = ["alexnet1d.crema-si", "lenet2d.crema-random", "lenet2d.crema-si",
+           "ser2d.crema-si", "sercrnn.crema-si-pitch-stretch-x3", "vgg1d.crema-si"]
+
+
+@pytest.fixture()
+def zoo(tmp_path, monkeypatch):
+    d = tmp_path / "models"
+    d.mkdir()
+    for name in SHIPPED:
+        shutil.copytree(REPO / "models" / name, d / name)
+    monkeypatch.setenv("SER_MODELS_DIR", str(d))
+    return d
+
+
+def accuracy(name: str) -> float:
+    return json.loads((REPO / "models" / name / "report.json").read_text())["accuracy"]
+
+
+def open_page(page: str) -> AppTest:
+    at = AppTest.from_file(HOME, default_timeout=180)
+    at.run()
+    if page != "pages/welcome.py":
+        at.switch_page(page)
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def chart(at: AppTest, key: str) -> dict:
+    found = [c for c in at.get("plotly_chart") if c.key == key]
+    assert found, f"no chart {key!r}; keys: {[c.key for c in at.get('plotly_chart')]}"
+    return json.loads(found[0].proto.spec)
+
+
+# ------------------------------------------------------------------ Results (item 2)
+
+def test_results_opens_on_speaker_independent_models_best_first(demo_root, zoo):
+    at = open_page("pages/results.py")
+    group = at.selectbox(key="group")
+    assert group.value[0] == "speaker-independent", group.value
+    si = [n for n in SHIPPED if n.endswith("-si") or "-si-" in n]
+    best_first = sorted(si, key=accuracy, reverse=True)
+    chosen = [ms for ms in at.multiselect if ms.label.startswith("Models to compare")][0]
+    assert chosen.options == best_first
+    assert chosen.value == best_first[:3]
+    # The table: speaker-independent first, best first; percentages with one decimal.
+    table = at.dataframe[0].value
+    assert list(table["model"])[:len(si)] == best_first
+    assert table["accuracy"].iloc[0] == pytest.approx(100 * accuracy(best_first[0]))
+    fmt = at.dataframe[0].proto.columns
+    assert '"%.1f%%"' in fmt, fmt
+    # The architecture chart: horizontal bars, best at the top, every bar labelled.
+    fig = chart(at, "by_architecture")
+    bars = [t for t in fig["data"] if t["type"] == "bar"]
+    assert all(t["orientation"] == "h" for t in bars)
+    assert fig["layout"]["yaxis"]["categoryarray"] == best_first
+    labels = [x for t in bars for x in t["text"]]
+    assert all(lab.endswith("%") and "." in lab for lab in labels)
+
+
+def test_results_random_split_is_still_one_choice_away(demo_root, zoo):
+    at = open_page("pages/results.py")
+    group = at.selectbox(key="group")
+    index = next(i for i, g in enumerate(group.options) if g.startswith("random"))
+    group.select_index(index).run()
+    assert not at.exception
+    chosen = [ms for ms in at.multiselect if ms.label.startswith("Models to compare")][0]
+    assert chosen.value == ["lenet2d.crema-random"]
+
+
+# ------------------------------------------------------------------ confusion cells (item 3)
+
+def test_confusion_matrix_cells_are_selectable_points():
+    """Regression: the cell markers had hoverinfo="skip", which also makes Plotly ignore
+    clicks on them, and heatmaps cannot be selected at all."""
+    from ser import plots
+
+    fig = plots.confusion([[5, 1, 0, 0, 0, 0]] * 6).to_plotly_json()
+    heat, cells = fig["data"]
+    assert heat["type"] == "heatmap" and cells["type"] == "scatter"
+    assert cells.get("hoverinfo") != "skip" and len(cells["x"]) == 36
+    assert fig["layout"]["clickmode"] == "event+select"
+    picked = plots.confusion_cells({"selection": {"points": [
+        {"curve_number": 1, "x": "sad", "y": "angry"},
+        {"curve_number": 1, "x": "sad", "y": "angry"},
+        {"curve_number": 0, "x": "fear", "y": "fear"}]}})
+    assert picked == [("angry", "sad")]
+
+
+def test_results_lists_the_clips_of_the_chosen_cell(demo_root, zoo):
+    at = open_page("pages/results.py")
+    at.selectbox(key="cell_true").set_value("angry")
+    at.selectbox(key="cell_pred").set_value("angry").run()
+    assert not at.exception
+    text = " ".join(m.value for m in at.markdown)
+    assert "test clips that are **angry** and were predicted **angry**" in text
+    assert "speaker-independent" in text  # the protocol named beside the count
