@@ -259,14 +259,17 @@ def confusion(cm, title: str = "Confusion matrix", normalise: bool = True) -> go
     ys = [t for t in config.LABELS for _ in config.LABELS]
     flat = [cell for row in text for cell in row]
     fig.add_scatter(x=xs, y=ys, mode="markers", customdata=flat, showlegend=False,
-                    name="cells", marker=dict(size=44, symbol="square",
+                    name="cells", marker=dict(size=30, symbol="square",
                                               color="rgba(0,0,0,0.003)"),
                     selected=dict(marker=dict(color="rgba(255,190,11,0.35)")),
                     unselected=dict(marker=dict(opacity=1)),
                     hovertemplate="true %{y}, predicted %{x}: %{customdata}<br>"
                                   "click to list these clips<extra></extra>")
-    fig.update_layout(xaxis_title="predicted", yaxis_title="true",
-                      yaxis=dict(autorange="reversed"), clickmode="event+select")
+    # Fixed ranges: the markers must not pad the axes (the matrix shrank to a strip).
+    n = len(config.LABELS)
+    fig.update_layout(xaxis=dict(title="predicted", range=[-0.5, n - 0.5]),
+                      yaxis=dict(title="true", range=[n - 0.5, -0.5]),
+                      clickmode="event+select")
     return fig
 
 

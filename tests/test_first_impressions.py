@@ -114,3 +114,27 @@ def test_results_lists_the_clips_of_the_chosen_cell(demo_root, zoo):
     text = " ".join(m.value for m in at.markdown)
     assert "test clips that are **angry** and were predicted **angry**" in text
     assert "speaker-independent" in text  # the protocol named beside the count
+
+
+# ------------------------------------------------------------------ Train form (item 4)
+
+def test_train_estimates_split_and_leakage_warning_follow_the_options(demo_root, zoo):
+    """The options are live: changing them redraws the split caption, the estimates and
+    the random-split warning at once; only Launch starts runs (none is started here)."""
+    from ser import runs
+
+    before = {r["run_id"] for r in runs.list_runs()}
+    at = open_page("pages/train.py")
+    assert not [w for w in at.warning if "same speakers" in w.value]
+    caption = " ".join(c.value for c in at.caption)
+    assert "speaker" in caption.lower() and "train /" in caption
+    rows = at.dataframe[0].value
+    assert list(rows["architecture"]) == ["lenet2d"]
+
+    at.radio(key="split").set_value("random").run()
+    assert [w for w in at.warning if "same speakers" in w.value]
+    assert " ".join(c.value for c in at.caption) != caption
+
+    at.multiselect(key="archs").set_value(["lenet2d", "lenet1d"]).run()
+    assert list(at.dataframe[0].value["architecture"]) == ["lenet2d", "lenet1d"]
+    assert {r["run_id"] for r in runs.list_runs()} == before, "a run started without Launch"
