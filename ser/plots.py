@@ -203,31 +203,40 @@ def emotion_timeline(starts: np.ndarray, window_probs: np.ndarray, window_s: flo
     return fig
 
 
-def training_curves(metrics: list[dict], title: str = "") -> go.Figure:
-    """Step loss (thin), epoch train/val loss, and val accuracy/UAR on a second axis."""
+def training_curves(metrics: list[dict], title: str = "", epochs: int | None = None
+                    ) -> go.Figure:
+    """Step loss (thin), epoch train/val loss, and val accuracy/UAR on a second axis.
+
+    The epoch axis is whole numbers from 0 to ``epochs`` (the planned count) from the first
+    step on, so one epoch is a point at 1 on a 0…N axis, not a lone dot on a fractional
+    axis; short series get markers so a single point is visible."""
     from plotly.subplots import make_subplots
 
     steps = [m for m in metrics if m.get("type") == "step"]
-    epochs = [m for m in metrics if m.get("type") == "epoch"]
+    ep = [m for m in metrics if m.get("type") == "epoch"]
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Validation accuracy / UAR"))
     if steps:
         fig.add_scatter(x=[s["epoch"] - 1 + s.get("epoch_progress", 1) for s in steps],
-                        y=[s["loss"] for s in steps], mode="lines", name="step loss",
-                        line=dict(width=1, color="#adb5bd"), row=1, col=1)
-    if epochs:
-        x = [e["epoch"] for e in epochs]
-        fig.add_scatter(x=x, y=[e["train_loss"] for e in epochs], name="train loss",
-                        mode="lines+markers", line=dict(color="#4361ee"), row=1, col=1)
-        fig.add_scatter(x=x, y=[e["val_loss"] for e in epochs], name="val loss",
-                        mode="lines+markers", line=dict(color="#e76f51"), row=1, col=1)
-        fig.add_scatter(x=x, y=[e["train_accuracy"] for e in epochs], name="train accuracy",
-                        mode="lines+markers", line=dict(color="#4361ee", dash="dot"), row=1,
-                        col=2)
-        fig.add_scatter(x=x, y=[e["val_accuracy"] for e in epochs], name="val accuracy",
-                        mode="lines+markers", line=dict(color="#e76f51"), row=1, col=2)
-        fig.add_scatter(x=x, y=[e["val_uar"] for e in epochs], name="val UAR",
-                        mode="lines+markers", line=dict(color="#2a9d8f"), row=1, col=2)
-    fig.update_xaxes(title_text="epoch")
+                        y=[s["loss"] for s in steps], name="step loss",
+                        mode="lines+markers" if len(steps) < 30 else "lines",
+                        marker=dict(size=4), line=dict(width=1, color="#adb5bd"),
+                        row=1, col=1)
+    if ep:
+        x = [e["epoch"] for e in ep]
+        for key, name, color, dash, col in (
+                ("train_loss", "train loss", "#4361ee", None, 1),
+                ("val_loss", "val loss", "#e76f51", None, 1),
+                ("train_accuracy", "train accuracy", "#4361ee", "dot", 2),
+                ("val_accuracy", "val accuracy", "#e76f51", None, 2),
+                ("val_uar", "val UAR", "#2a9d8f", None, 2)):
+            fig.add_scatter(x=x, y=[e[key] for e in ep], name=name, mode="lines+markers",
+                            marker=dict(size=8 if len(ep) < 3 else 6),
+                            line=dict(color=color, dash=dash), row=1, col=col)
+    last = max([e["epoch"] for e in ep] + [s["epoch"] for s in steps] + [1])
+    span = max(int(epochs or 0), last)
+    fig.update_xaxes(title_text="epoch", range=[0, span + 0.2], tick0=0,
+                     dtick=max(1, int(np.ceil(span / 10))), tickformat="d")
+    fig.update_yaxes(rangemode="tozero", row=1, col=1)
     fig.update_yaxes(range=[0, 1], tickformat=".0%", row=1, col=2)
     fig.update_layout(title=title, **{**_LAYOUT, "height": 360})
     return fig
@@ -239,7 +248,8 @@ def overlaid_curves(curves: dict[str, list[dict]], key: str = "val_uar") -> go.F
         ep = [m for m in metrics if m.get("type") == "epoch"]
         fig.add_scatter(x=[e["epoch"] for e in ep], y=[e.get(key) for e in ep], name=name,
                         mode="lines+markers")
-    fig.update_layout(xaxis_title="epoch", yaxis_title=key)
+    fig.update_layout(xaxis=dict(title="epoch", tickformat="d", rangemode="tozero"),
+                      yaxis_title=key.replace("_", " "))
     return fig
 
 

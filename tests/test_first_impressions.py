@@ -138,3 +138,86 @@ def test_train_estimates_split_and_leakage_warning_follow_the_options(demo_root,
     at.multiselect(key="archs").set_value(["lenet2d", "lenet1d"]).run()
     assert list(at.dataframe[0].value["architecture"]) == ["lenet2d", "lenet1d"]
     assert {r["run_id"] for r in runs.list_runs()} == before, "a run started without Launch"
+
+
+# ------------------------------------------------------------------ progress (item 5)
+
+def test_fit_reports_every_stage_in_order(demo_root):
+    """Regression: after "extracting features N/N" nothing new was said until the first
+    epoch ended, so the run looked stuck."""
+    from ser.recipe import TrainConfig
+    from ser.training import fit
+
+    said = []
+    fit(TrainConfig(arch="lenet1d", epochs=1, noise=False, batch_size=64),
+        progress=lambda stage, done, total: said.append(stage))
+    order = list(dict.fromkeys(said))
+    assert order[0] == "extracting features"
+    assert order[1:] == ["building the model", "training", "validating epoch 1",
+                         "testing on the held-out clips"]
+
+
+def _running_run(stage: str, **extra) -> str:
+    """A run folder as a training process leaves it mid-way (this test process plays the
+    process, so the run counts as alive)."""
+    import os
+    import time
+
+    from ser import runs
+    from ser.fileio import write_json
+    from ser.recipe import TrainConfig
+
+    run_id = runs.create(TrainConfig(arch="lenet1d", epochs=3, noise=False))
+    write_json(runs.run_dir(run_id) / "status.json", {
+        "state": "running", "pid": os.getpid(), "created_ts": time.time(), "stage": stage,
+        "stage_ts": time.time(), **extra})
+    return run_id
+
+
+def test_train_page_says_what_a_running_run_does_now(demo_root, zoo):
+    from ser import runs
+    from ser.fileio import append_jsonl
+
+    run_id = _running_run("training", stage_done=0, stage_total=3)
+    try:
+        at = open_page("pages/train.py")
+        bars = [p.proto.text for p in at.get("progress")]
+        assert any("training epoch 1/3: first batches" in t for t in bars), bars
+        assert not any("extracting features" in t for t in bars)
+        text = " ".join(m.value for m in at.markdown)
+        assert "on **" in text  # the run names its corpus
+        # One epoch later the curve has an integer epoch axis from 0 to the planned 3.
+        append_jsonl(runs.run_dir(run_id) / "metrics.jsonl", {
+            "type": "epoch", "epoch": 1, "epochs": 3, "step": 5, "train_loss": 1.7,
+            "val_loss": 1.75, "train_accuracy": 0.2, "val_accuracy": 0.2, "val_uar": 0.2,
+            "eta_s": 20, "lr": 1e-3, "elapsed_s": 10, "epoch_time_s": 10})
+        at.run()
+        fig = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
+                   if str(c.key).startswith(f"curve-{run_id}"))
+        xaxis = fig["layout"]["xaxis"]
+        assert xaxis["range"][0] == 0 and xaxis["range"][1] >= 3
+        assert xaxis["tickformat"] == "d" and xaxis["dtick"] == 1
+        assert all("markers" in t["mode"] for t in fig["data"])
+    finally:
+        runs.cancel(run_id)
+        from ser.fileio import write_json
+
+        write_json(runs.run_dir(run_id) / "status.json", {"state": "cancelled"})
+
+
+def test_a_finished_run_process_is_reaped(demo_root):
+    """Regression: a finished training process stayed <defunct> under the server."""
+    import time
+
+    from ser import runs
+    from ser.recipe import TrainConfig
+
+    run_id = runs.create(TrainConfig(arch="lenet1d", epochs=1, noise=False))
+    (runs.run_dir(run_id) / "cancel").write_text("now")  # ends as soon as it starts
+    pid = runs.launch(run_id)
+    deadline = time.time() + 120
+    while Path(f"/proc/{pid}").exists():
+        stat = Path(f"/proc/{pid}/stat").read_text() if Path(f"/proc/{pid}").exists() else ""
+        assert time.time() < deadline, f"process {pid} still there: {stat[:80]}"
+        time.sleep(0.2)
+    assert runs.status(run_id)["state"] == "cancelled"
