@@ -85,16 +85,12 @@ with overview:
             + (f"; age {int(ages.min())}–{int(ages.max())} (median {int(ages.median())}"
                + (f", {len(ages)} speakers with a recorded age" if len(ages) < len(spk)
                   else "") + ")" if len(ages) else ""))
-    if "human_vote" in m:
-        from ser.metrics import human_vote_accuracy
+    from ser.metrics import human_voice_baseline
 
-        votes = m["human_vote"].where(m["human_vote"].astype(str) != "")
-        acc = human_vote_accuracy(m["emotion"], votes)
-        if acc is not None:
-            n_votes = int(votes.notna().sum())
-            st.markdown(f"**Human raters, voice only:** the majority vote matched the intended "
-                        f"emotion on **{acc:.1%}** of the {n_votes:,} clips with votes "
-                        + ("(CREMA-D only; " if len(names) > 1 else "(") + "ties split).")
+    human = human_voice_baseline(m, "every CREMA-D clip with a vote"
+                                 + (" in this pool" if len(names) > 1 else ""))
+    if human:
+        st.markdown(f"**Human accuracy, voice only:** {human['text']}.")
     outside = m[~m["emotion"].isin(config.LABELS)]
     if len(outside):
         st.caption(f"{len(outside):,} clips carry a label outside the six ("

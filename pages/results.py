@@ -8,10 +8,11 @@ import streamlit as st
 from ser import config, crosscorpus, plots
 from ser.calibration import reliability_for
 from ser.corpora import list_corpora
-from ser.zoo import all_models, protocol_groups, ranked, table
+from ser.metrics import HUMAN_VOICE_RULE
+from ser.zoo import HUMAN_COLUMN, all_models, protocol_groups, ranked, table
 from ui.state import corpus_sidebar, get_corpus, pct, percent_columns
 
-SHARES = ("accuracy", "UAR", "macro-F1", "precision", "human (voice) on same clips")
+SHARES = ("accuracy", "UAR", "macro-F1", "precision", HUMAN_COLUMN)
 
 st.title("📈 Results")
 corpus_sidebar()
@@ -23,12 +24,13 @@ if not entries:
 
 by_name = {e.name: e for e in entries}
 df = ranked(table(entries))
-first = ["model", "accuracy", "UAR", "macro-F1", "human (voice) on same clips", "split", "data"]
+first = ["model", "accuracy", "UAR", "macro-F1", HUMAN_COLUMN, "split", "data"]
 df = df[first + [c for c in df.columns if c not in first]]
 st.caption("Every number is on the model's own held-out test clips; the split column names "
            "the protocol and the data column the corpus. Compare models only within one "
            "protocol and corpus: the table lists the speaker-independent models first, best "
-           "first.")
+           f"first. *{HUMAN_COLUMN}*: the share of the model's test clips where "
+           f"{HUMAN_VOICE_RULE}.")
 shown, percent_config = percent_columns(df, SHARES)
 st.dataframe(shown, hide_index=True, width="stretch", column_config=percent_config)
 st.download_button("Download table (CSV)", df.to_csv(index=False).encode(), "ser-results.csv",

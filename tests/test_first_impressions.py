@@ -221,3 +221,80 @@ def test_a_finished_run_process_is_reaped(demo_root):
         assert time.time() < deadline, f"process {pid} still there: {stat[:80]}"
         time.sleep(0.2)
     assert runs.status(run_id)["state"] == "cancelled"
+
+
+# ------------------------------------------------------------------ Home (item 6)
+
+def test_home_lists_shipped_models_best_first_ours_then_the_seeds(demo_root, zoo):
+    at = open_page("pages/welcome.py")
+    tables = [t.value for t in at.table]
+    assert len(tables) == 2, "one table per group, whole (no scroll box)"
+    ours, seeds = (list(t["model"]) for t in tables)
+    assert ours == ["sercrnn.crema-si-pitch-stretch-x3", "ser2d.crema-si"]
+    # Speaker-independent first, best first; the random split after them.
+    assert seeds == ["lenet2d.crema-si", "alexnet1d.crema-si", "vgg1d.crema-si",
+                     "lenet2d.crema-random"]
+    first = tables[0].iloc[0]
+    assert first["test accuracy"] == f"{accuracy(ours[0]):.1%}"
+    assert first["split"] == "speaker-independent" and first["data"] == "CREMA-D"
+    labels = [m.value for m in at.markdown]
+    assert labels.index("**SER Studio architectures** — best first") < labels.index(
+        "**Seed architectures (the notebooks)** — best first")
+
+
+# ------------------------------------------------------------------ human accuracy (item 7)
+
+@pytest.fixture()
+def voted_crema(tmp_path):
+    """A CREMA-D-shaped folder (3 actors × 2 sentences × 6 emotions) whose summaryTable.csv
+    votes on four clips: two right, one wrong, one tie including the right label."""
+    import pandas as pd
+    from conftest import write_clip
+
+    audio = tmp_path / "crema" / "AudioWAV"
+    for i, spk in enumerate(["1001", "1002", "1003"]):
+        for sent in ("DFA", "IEO"):
+            for e, emo in enumerate(["ANG", "DIS", "FEA", "HAP", "NEU", "SAD"]):
+                write_clip(audio / f"{spk}_{sent}_{emo}_XX.wav", 0.6, freq=150 + 9 * e + i)
+    pd.DataFrame({"FileName": ["1001_DFA_ANG_XX", "1002_DFA_SAD_XX", "1003_IEO_HAP_XX",
+                               "1001_IEO_FEA_XX"],
+                  "VoiceVote": ["A", "S", "N", "F:S"], "VoiceLevel": [50.0] * 4}
+                 ).to_csv(audio.parent / "summaryTable.csv")
+    return audio.parent
+
+
+def test_one_human_accuracy_named_the_same_on_home_and_dataset(voted_crema, zoo):
+    from ser.metrics import HUMAN_VOICE_RULE
+
+    expected = "62.5% of 4 clips"  # (1 + 1 + 0 + 1/2) / 4
+    at = open_page("pages/welcome.py")
+    at.sidebar.text_input[0].set_value(str(voted_crema)).run()
+    assert not at.exception
+    home = [m.value for m in at.markdown if m.value.startswith("**Human accuracy")]
+    assert len(home) == 1 and expected in home[0] and HUMAN_VOICE_RULE in home[0]
+    assert "40.9" not in " ".join(m.value for m in at.markdown)
+    at.switch_page("pages/dataset.py")
+    at.run()
+    assert not at.exception
+    data = [m.value for m in at.markdown if m.value.startswith("**Human accuracy")]
+    assert len(data) == 1 and expected in data[0] and HUMAN_VOICE_RULE in data[0]
+
+
+def test_reports_use_the_same_human_accuracy(voted_crema):
+    """A model's report (the Results column) computes the figure with the same rule."""
+    import numpy as np
+
+    from ser.corpora import load_corpus
+    from ser.metrics import full_report, human_voice_baseline
+
+    m = load_corpus(str(voted_crema)).manifest
+    y = np.array([config_labels().index(e) for e in m["emotion"]])
+    report = full_report(m, y, np.eye(6)[y])
+    assert report["human_voice_accuracy"] == pytest.approx(0.625)
+    assert human_voice_baseline(m, "test")["accuracy"] == pytest.approx(0.625)
+
+
+def config_labels():
+    from ser.config import LABELS
+
+    return list(LABELS)
