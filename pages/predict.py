@@ -8,6 +8,7 @@ import streamlit as st
 from ser import plots
 from ser.audio import AudioError
 from ser.bundle import BundleError
+from ser.card import exposure_note
 from ser.ensemble import default_models, read_ensemble
 from ser.inference import Predictor, analyse, open_clip
 from ser.segments import SegmentationError
@@ -26,6 +27,7 @@ st.caption("Speak a sentence in an emotion (or upload a recording, up to 10 minu
 
 upload_tab, record_tab, corpus_tab = st.tabs(["Upload", "Record", "Corpus clip"])
 source, source_name = None, None
+corpus_speaker = None  # (corpus key, speaker) of a chosen corpus clip
 with upload_tab:
     up = st.file_uploader("Audio file", type=["wav", "mp3", "flac", "ogg", "opus", "m4a",
                                               "aiff", "aif"],
@@ -51,9 +53,11 @@ with corpus_tab:
     if clip != "(none)" and source is None:
         row = m.set_index("clip").loc[clip]
         source, source_name = open(row["path"], "rb").read(), clip
-        st.caption(f"Intended emotion: **{row['emotion']}**"
-                   + (" — this clip may be in a model's training data" if not corpus.is_demo
-                      else ""))
+        st.caption(f"Intended emotion: **{row['emotion']}** · speaker {row['speaker']}"
+                   + ("" if corpus.is_demo else " — whether the selected models heard this "
+                      "speaker in training is said below the model chooser"))
+        if not corpus.is_demo:
+            corpus_speaker = (row.get("corpus") or corpus.corpora[0], str(row["speaker"]))
 
 with st.expander("Use your own model file (.pt bundle)"):
     own = st.file_uploader("SER Studio bundle", type=["pt"], key="own_bundle")
@@ -78,23 +82,16 @@ except AudioError as err:
     st.stop()
 
 q = clip.quality
-st.subheader("Input")
-c = st.columns(5)
-c[0].metric("Duration", f"{q.duration_s:.2f} s")
-c[1].metric("Sample rate", f"{clip.sr:,} Hz")
-c[2].metric("Channels", clip.channels)
-c[3].metric("Level (RMS)", "silent" if q.peak == 0 else f"{q.rms_dbfs:.0f} dBFS")
-c[4].metric("Clipped", f"{q.clipped_fraction:.2%}")
+# The input in one line (its waveform and mel-spectrogram are at the bottom of the page);
+# the verdict comes first.
+st.markdown(f"**{source_name}** · {q.duration_s:.2f} s · {clip.sr:,} Hz · "
+            f"{clip.channels} channel{'s' if clip.channels > 1 else ''}"
+            + (" (averaged to mono)" if clip.channels > 1 else "") + " · level "
+            + ("silent" if q.peak == 0 else f"{q.rms_dbfs:.0f} dBFS RMS")
+            + f" · clipped {q.clipped_fraction:.2%}")
 for w in q.warnings:
     st.warning(w)
-if clip.channels > 1:
-    st.caption(f"{clip.channels} channels averaged to mono.")
 st.audio(source)
-c1, c2 = st.columns(2)
-c1.plotly_chart(plots.waveform(clip.y, clip.sr), width="stretch")
-mel, mel_hop = clip.mel_display()
-c2.plotly_chart(plots.mel_image(mel, hop=mel_hop, title="Mel-spectrogram (whole clip)"),
-                width="stretch")
 
 entries = {e.name: e for e in all_models()}
 names = list(entries)
@@ -103,6 +100,10 @@ default_names, why = default_models()
 default = [n for n in default_names if n in entries] or names[:3]
 chosen = st.multiselect("Models", names, default=default,
                         help=f"By default {why}." if why else None)
+if corpus_speaker and chosen:
+    note = exposure_note({n: entries[n].card for n in chosen}, *corpus_speaker)
+    if note:
+        st.caption(note)
 if shipped_ens and sorted(chosen) == sorted(shipped_ens.members):
     t = shipped_ens.test
     st.caption(f"Shipped ensemble ({shipped_ens.selection}): test accuracy "
@@ -205,16 +206,24 @@ with st.expander("Listen to the segments", expanded=len(a.segments) <= 3):
         st.audio(clip.samples(a.segments[i]), sample_rate=clip.sr)
 
 st.subheader("Every model")
-cols = st.columns(min(3, len(a.models)))
-for i, (sm, p) in enumerate(zip(a.models, a.model_probs())):
-    with cols[i % len(cols)]:
-        card = sm.card
-        label = a.model_labels[i]
-        st.markdown(f"**{sm.name}** → {label} ({pct(p.max())})")
-        acc = card.test.accuracy if card.test else None
-        cal = f"T = {sm.temperature:.2f}" if sm.calibrated else "uncalibrated"
-        st.caption(f"{card.display_name or card.arch}; test accuracy {pct(acc)} "
-                   f"({card.protocol_caption()}); {cal}")
-        st.plotly_chart(plots.probability_bars(p), width="stretch", key=f"p-{i}")
-with st.expander("Probabilities as a table"):
-    st.dataframe(a.model_table(), hide_index=True, width="stretch")
+probs = a.model_probs()
+notes = []
+for sm in a.models:
+    acc = sm.card.test.accuracy if sm.card.test else None
+    cal = f"T = {sm.temperature:.2f}" if sm.calibrated else "uncalibrated"
+    notes.append(f"{sm.card.display_name or sm.card.arch}; test accuracy {pct(acc)} "
+                 f"({sm.card.protocol_caption()}); {cal}")
+st.plotly_chart(plots.model_probabilities([sm.name for sm in a.models], probs, notes,
+                                          title="What each model hears (its top emotion "
+                                                "boxed; hover for its test score)"),
+                width="stretch", key="every_model")
+with st.expander("Probabilities and each model's test score as a table"):
+    st.dataframe(a.model_table().assign(**{"test score": notes}), hide_index=True,
+                 width="stretch")
+
+st.subheader("Input")
+c1, c2 = st.columns(2)
+c1.plotly_chart(plots.waveform(clip.y, clip.sr), width="stretch", key="input_waveform")
+mel, mel_hop = clip.mel_display()
+c2.plotly_chart(plots.mel_image(mel, hop=mel_hop, title="Mel-spectrogram (whole clip)"),
+                width="stretch", key="input_mel")

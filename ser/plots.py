@@ -190,6 +190,31 @@ def probability_bars(probs: np.ndarray, title: str = "", height: int = 260) -> g
     return fig
 
 
+def model_probabilities(names: list[str], probs: np.ndarray, notes: list[str] | None = None,
+                        title: str = "What each model hears") -> go.Figure:
+    """One compact heatmap instead of a bar chart per model: models (rows, in the order
+    given) × emotions (columns), each cell its probability, each row's top emotion boxed.
+    ``notes`` (one per model, e.g. its test accuracy and protocol) go into the hover."""
+    probs = np.asarray(probs, dtype=float)
+    notes = notes or [""] * len(names)
+    text = [[f"<b>{v:.0%}</b>" if j == int(np.argmax(row)) else f"{v:.0%}"
+             for j, v in enumerate(row)] for row in probs]
+    fig = _fig(title, height=110 + 30 * max(len(names), 1))
+    fig.add_heatmap(z=probs, x=list(config.LABELS), y=list(names), text=text,
+                    texttemplate="%{text}", colorscale=safe_scale("Blues"), zmin=0, zmax=1,
+                    customdata=[[n] * len(config.LABELS) for n in notes], xgap=1, ygap=1,
+                    colorbar=dict(title=dict(text="probability"), tickformat=".0%"),
+                    hovertemplate="%{y}: %{x} %{z:.1%}<br>%{customdata}<extra></extra>")
+    for i, row in enumerate(probs):
+        j = int(np.argmax(row))
+        fig.add_shape(type="rect", x0=j - 0.5, x1=j + 0.5, y0=i - 0.5, y1=i + 0.5,
+                      line=dict(color=EMOTION_COLORS[config.LABELS[j]], width=3))
+    fig.update_layout(xaxis=dict(side="top"), yaxis=dict(autorange="reversed",
+                                                         automargin=True),
+                      margin=dict(l=10, r=10, t=80, b=10))
+    return fig
+
+
 def emotion_timeline(starts: np.ndarray, window_probs: np.ndarray, window_s: float
                      ) -> go.Figure:
     """Stacked areas of each emotion's probability over the clip's windows."""

@@ -153,8 +153,12 @@ def test_predict_shows_probabilities_for_every_model(trained_via_page, models_di
     assert not at.error, [e.value for e in at.error]
     n_models = len(at.multiselect[0].value)
     assert n_models == 2
-    per_model = [c for c in at.get("plotly_chart") if str(c.key or "").startswith("p-")]
-    assert len(per_model) == n_models
+    # One compact chart for every model (a row each), not one chart per model.
+    assert not [c for c in at.get("plotly_chart") if str(c.key or "").startswith("p-")]
+    every = chart(at, "every_model")["data"][0]
+    assert every["type"] == "heatmap" and len(every["y"]) == n_models
+    subheads = [s.value for s in at.subheader]
+    assert subheads.index("Verdict") < subheads.index("Every model") < subheads.index("Input")
     assert any(m.label == "Confidence" for m in at.metric)
     assert any("Emotion over time" in s.value for s in at.subheader)
 
@@ -438,7 +442,8 @@ def test_predict_timeline_with_players_and_csv(demo_root, tiny_models, speech_wa
     assert float(metrics["Speech scored"][:-2]) < 7.0  # the pauses are not scored
     text = " ".join(c.value for c in at.caption)
     assert "Uncalibrated (raw softmax, T = 1): tiny.raw" in text
-    assert "T = 1.50" in text  # the calibrated model's card
+    notes = " ".join(map(str, np.ravel(chart(at, "every_model")["data"][0]["customdata"])))
+    assert "T = 1.50" in notes  # the calibrated model's card, in the chart's hover
     # Without the voice activity detector the whole clip is scored, pauses included.
     at.toggle(key="vad").set_value(False).run()
     assert_clean(at)

@@ -246,13 +246,14 @@ def test_home_lists_shipped_models_best_first_ours_then_the_seeds(demo_root, zoo
 
 @pytest.fixture()
 def voted_crema(tmp_path):
-    """A CREMA-D-shaped folder (3 actors × 2 sentences × 6 emotions) whose summaryTable.csv
-    votes on four clips: two right, one wrong, one tie including the right label."""
+    """A CREMA-D-shaped folder (4 actors × 2 sentences × 6 emotions; 1010 is a test actor
+    of the standard speaker-independent split) whose summaryTable.csv votes on four clips:
+    two right, one wrong, one tie including the right label."""
     import pandas as pd
     from conftest import write_clip
 
     audio = tmp_path / "crema" / "AudioWAV"
-    for i, spk in enumerate(["1001", "1002", "1003"]):
+    for i, spk in enumerate(["1001", "1002", "1003", "1010"]):
         for sent in ("DFA", "IEO"):
             for e, emo in enumerate(["ANG", "DIS", "FEA", "HAP", "NEU", "SAD"]):
                 write_clip(audio / f"{spk}_{sent}_{emo}_XX.wav", 0.6, freq=150 + 9 * e + i)
@@ -298,3 +299,23 @@ def config_labels():
     from ser.config import LABELS
 
     return list(LABELS)
+
+
+# ------------------------------------------------------------------ Predict (item 8)
+
+def test_predict_corpus_clip_of_a_test_speaker_is_called_one(voted_crema, zoo):
+    """Regression: every real corpus clip was said to be "maybe in a model's training
+    data", also for the test speakers of the models' speaker-independent split."""
+    at = open_page("pages/welcome.py")
+    at.sidebar.text_input[0].set_value(str(voted_crema)).run()
+    at.switch_page("pages/predict.py")
+    at.run()
+    at.selectbox[0].set_value("1010_DFA_ANG_XX").run()
+    assert not at.exception
+    text = " ".join(c.value for c in at.caption)
+    assert "may be in a model's training data" not in text
+    assert "Speaker 1010 is a **held-out test speaker** for 5 models" in text
+    assert "possibly in the training data of 1 model (`lenet2d.crema-random`)" in text
+    at.selectbox[0].set_value("1001_DFA_ANG_XX").run()
+    text = " ".join(c.value for c in at.caption)
+    assert "heard in training or validation by 5 models" in text
