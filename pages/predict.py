@@ -14,7 +14,7 @@ from ser.inference import Predictor, analyse, open_clip
 from ser.segments import SegmentationError
 from ser.zoo import all_models
 from ui.memo import digest, memo
-from ui.state import corpus_sidebar, get_corpus, get_predictor, pct
+from ui.state import corpus_sidebar, get_corpus, get_predictor, mic_blocked_reason, pct
 
 PLAYERS = 12  # up to this many segments get a player each; more get a chooser
 
@@ -36,16 +36,24 @@ with upload_tab:
     if up is not None:
         source, source_name = up.getvalue(), up.name
 with record_tab:
+    # Streamlit's own recorder: it works with any microphone the browser offers (the
+    # audio-recorder component failed silently, e.g. with Chromium's fake microphone).
     try:
-        from audio_recorder_streamlit import audio_recorder
-
-        rec = audio_recorder(text="Click to record, click again to stop", pause_threshold=3.0,
-                             sample_rate=16000, icon_size="2x")
-    except Exception:  # noqa: BLE001 - a component failing to load must not break the page
-        rec = None
-        st.warning("The recorder could not be loaded in this browser; upload a file instead.")
-    if rec and source is None:
-        source, source_name = rec, "recording.wav"
+        insecure = mic_blocked_reason(st.context.url)
+    except Exception:  # noqa: BLE001 - no browser address (e.g. a headless test run)
+        insecure = None
+    if insecure:
+        st.warning(insecure, icon="🎙️")
+    rec = st.audio_input("Record your voice (click the microphone, speak, click stop)",
+                         sample_rate=16000, key="mic",
+                         help="The browser asks for permission the first time. Recordings "
+                              "stay on the machine that runs SER Studio.")
+    st.caption("Nothing happens when you click the microphone? The browser has blocked it: "
+               "allow the microphone for this site (the icon left of the address), check "
+               "that a microphone is connected, and open the app on localhost or over "
+               "HTTPS (see the README, *Recording from another device*).")
+    if rec is not None and source is None:
+        source, source_name = rec.getvalue(), "recording.wav"
 with corpus_tab:
     corpus = get_corpus()
     m = corpus.manifest

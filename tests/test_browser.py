@@ -46,6 +46,8 @@ QUIET_S = 1.0  # how long the page must stay idle to count as settled
 CHROMIUM_ARGS = [
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    # A fake microphone (a beep) that needs no permission prompt: the Record tab is tested.
+    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
 ]
 # Anything that means "the script or a part of it is still working".
 BUSY_SELECTOR = ", ".join([
@@ -238,3 +240,20 @@ def test_clicking_a_confusion_cell_lists_its_clips(page, app_url):
     text.first.wait_for(state="visible", timeout=PAGE_TIMEOUT_S * 1000)
     _settle(page, time.monotonic() + PAGE_TIMEOUT_S)
     assert page.get_by_text("Or click a cell of a confusion matrix above.").count() == 0
+
+
+def test_recording_with_a_fake_microphone_reaches_the_app(page, app_url):
+    """Regression: the recorder failed silently with Chromium's fake microphone. Record two
+    seconds on Predict's Record tab; the recording must arrive and be analysed."""
+    deadline = time.monotonic() + PAGE_TIMEOUT_S
+    page.goto(app_url + "/predict", wait_until="domcontentloaded")
+    _settle(page, deadline)
+    page.get_by_role("tab", name="Record").click()
+    button = page.locator('[data-testid="stAudioInputActionButton"]')
+    button.click()
+    page.wait_for_timeout(2500)
+    button.click()
+    page.get_by_text("recording.wav").first.wait_for(state="visible",
+                                                     timeout=PAGE_TIMEOUT_S * 1000)
+    _settle(page, time.monotonic() + PAGE_TIMEOUT_S)
+    assert not page.locator('[data-testid="stException"]').all_inner_texts()

@@ -319,3 +319,25 @@ def test_predict_corpus_clip_of_a_test_speaker_is_called_one(voted_crema, zoo):
     at.selectbox[0].set_value("1001_DFA_ANG_XX").run()
     text = " ".join(c.value for c in at.caption)
     assert "heard in training or validation by 5 models" in text
+
+
+# ------------------------------------------------------------------ microphone (item 9)
+
+@pytest.mark.parametrize("url, blocked", [
+    ("http://localhost:8501/predict", False), ("http://127.0.0.1:8501", False),
+    ("https://ser.example.org/predict", False), ("http://192.168.1.20:8501/predict", True),
+    ("http://myhost:8501", True), (None, False)])
+def test_microphone_needs_https_or_localhost(url, blocked):
+    from ui.state import mic_blocked_reason
+
+    reason = mic_blocked_reason(url)
+    assert (reason is not None) == blocked
+    if blocked:
+        assert "HTTPS" in reason and "localhost" in reason and "README" in reason
+
+
+def test_predict_record_tab_offers_streamlits_recorder(demo_root, zoo):
+    at = open_page("pages/predict.py")
+    [mic] = at.get("audio_input")
+    assert mic.key == "mic"
+    assert any("Nothing happens when you click the microphone" in c.value for c in at.caption)
