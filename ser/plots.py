@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -74,10 +76,25 @@ def emotion_counts(manifest: pd.DataFrame, title: str = "Clips per emotion") -> 
     return fig
 
 
+#: Intensity levels from weakest to strongest (not alphabetical: high, low, medium).
+INTENSITY_ORDER = ["low", "medium", "high", "unspecified"]
+
+
+def ordered_values(values, by: str) -> list:
+    """The distinct ``values`` of column ``by`` in reading order: intensity levels from low
+    to high (unknown levels after them), anything else sorted."""
+    distinct = sorted({v for v in values if isinstance(v, str) or pd.notna(v)}, key=str)
+    if by != "intensity":
+        return distinct
+    rank = {v: i for i, v in enumerate(INTENSITY_ORDER)}
+    return sorted(distinct, key=lambda v: (rank.get(v, len(rank) - 0.5), str(v)))
+
+
 def stacked_counts(manifest: pd.DataFrame, by: str, title: str) -> go.Figure:
     """Clips per value of ``by`` (actor, sentence, intensity), stacked by emotion."""
     tab = pd.crosstab(manifest[by], manifest["emotion"]).reindex(columns=config.LABELS,
                                                                  fill_value=0)
+    tab = tab.reindex(ordered_values(tab.index, by))
     fig = _fig(title, barmode="stack")
     for e in config.LABELS:
         fig.add_bar(x=[str(i) for i in tab.index], y=tab[e], name=e,
@@ -87,21 +104,32 @@ def stacked_counts(manifest: pd.DataFrame, by: str, title: str) -> go.Figure:
 
 
 def duration_histogram(manifest: pd.DataFrame) -> go.Figure:
-    fig = _fig("Clip durations")
+    """Clip durations, one box per emotion (overlaid histograms of six colours merged into
+    one block), with every emotion's median readable side by side."""
+    fig = _fig("Clip durations by emotion")
     for e in config.LABELS:
         d = manifest.loc[manifest["emotion"] == e, "duration_s"]
-        fig.add_histogram(x=d, name=e, marker_color=EMOTION_COLORS[e], opacity=0.6,
-                          xbins=dict(size=0.1))
-    fig.update_layout(barmode="overlay", xaxis_title="seconds", yaxis_title="clips")
+        if len(d):
+            fig.add_box(x=d, name=e, marker_color=EMOTION_COLORS[e], boxpoints="outliers",
+                        orientation="h",
+                        hovertemplate=e + ": %{x:.2f} s<extra></extra>")
+    fig.update_layout(xaxis_title="seconds", showlegend=False,
+                      yaxis=dict(autorange="reversed"))
     return fig
 
 
 def waveform(y: np.ndarray, sr: int, title: str = "Waveform") -> go.Figure:
+    """The samples over time; the amplitude axis follows the clip's peak (a quiet clip is
+    not a flat line on a ±1 axis), and the title gives the peak in dBFS."""
     step = max(1, len(y) // 6000)  # enough points for the eye, light for the browser
     t = np.arange(0, len(y), step) / sr
-    fig = _fig(title, height=260)
+    peak = float(np.max(np.abs(y))) if len(y) else 0.0
+    level = f"peak {20 * np.log10(peak):.0f} dBFS" if peak > 0 else "silent"
+    fig = _fig(f"{title} ({level}; axis scaled to the peak)", height=260)
     fig.add_scatter(x=t, y=y[::step], mode="lines", line=dict(width=1, color="#4361ee"))
-    fig.update_layout(xaxis_title="time (s)", yaxis_title="amplitude", yaxis_range=[-1, 1])
+    top = max(peak * 1.1, 1e-3)
+    fig.update_layout(xaxis_title="time (s)", yaxis_title="amplitude (full scale = 1)",
+                      yaxis_range=[-top, top])
     return fig
 
 
@@ -370,23 +398,84 @@ def slice_bars(slices: dict[str, dict[str, dict]], by: str, metric: str = "accur
     return fig
 
 
+_BLOCK = re.compile(r"^([A-Za-z_]*block[A-Za-z0-9_]*)\.(\d+)\.")
+_SHOWN_WITHOUT_PARAMS = ("MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d",
+                         "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "Flatten")
+
+
+def diagram_rows(layers: list[dict]) -> list[dict]:
+    """The boxes of `architecture_diagram`: each residual block (``blocks….N.*`` layers) and
+    the attention pooling (``pool.score.*``) become one box each, with what they contain;
+    other layers with parameters (and pooling/flatten) one box per layer."""
+    rows: list[dict] = []
+    for i, r in enumerate(layers):
+        name, kind = r.get("layer", ""), r["type"]
+        m = _BLOCK.match(name)
+        if m:
+            key = f"{m.group(1)}.{m.group(2)}"
+            if not rows or rows[-1].get("key") != key:
+                rows.append({"key": key, "kind": "residual", "params": 0, "layers": [],
+                             "index": int(m.group(2)), "stage": m.group(1)})
+            row = rows[-1]
+            row["params"] += r.get("params", 0)
+            row["layers"].append(kind)
+            row["projection"] = row.get("projection", False) or ".shortcut" in name
+            row["output_shape"] = r["output_shape"]
+            continue
+        if name.startswith("pool.score"):
+            if not rows or rows[-1].get("key") != "pool":
+                nxt = next((x for x in layers[i + 1:] if not x.get("layer", "").startswith(
+                    "pool.")), None)
+                rows.append({"key": "pool", "kind": "attention", "params": 0, "layers": [],
+                             "output_shape": nxt["output_shape"] if nxt and nxt["type"] ==
+                             "Dropout" else None})
+            rows[-1]["params"] += r.get("params", 0)
+            continue
+        if r.get("params", 0) or kind in _SHOWN_WITHOUT_PARAMS:
+            rows.append({"key": name, "kind": "layer", "type": kind,
+                         "params": r.get("params", 0), "output_shape": r["output_shape"]})
+    return rows
+
+
 def architecture_diagram(layers: list[dict], title: str = "") -> go.Figure:
-    """Boxes from input to output; width ∝ log(parameters), label = layer and shape."""
-    shown = [r for r in layers if r.get("params", 0) or r["type"] in (
-        "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d",
-        "AdaptiveAvgPool2d", "Flatten")]
-    shown = shown[:40]
-    palette = {"Conv": "#4361ee", "Linear": "#e76f51", "Pool": "#2a9d8f", "Norm": "#e9c46a"}
-    fig = _fig(title or "Layer diagram", height=max(260, 26 * len(shown) + 60))
-    for i, r in enumerate(shown):
-        kind = next((k for k in palette if k in r["type"]), "Other")
-        w = 0.3 + 0.7 * np.log10(1 + r.get("params", 0)) / 7
-        fig.add_shape(type="rect", x0=-w, x1=w, y0=-i - 0.4, y1=-i + 0.4,
-                      fillcolor=palette.get(kind, "#adb5bd"), line=dict(width=0), opacity=0.85)
-        fig.add_annotation(x=0, y=-i, text=f"{r['type']} → {tuple(r['output_shape'])}",
-                           showarrow=False, font=dict(size=11, color="white"))
-    fig.update_xaxes(visible=False, range=[-1.05, 1.05])
-    fig.update_yaxes(visible=False, range=[-len(shown) + 0.5, 0.6])
+    """Boxes from input to output; width ∝ log(parameters). Residual blocks are one box
+    with their skip connection drawn beside it (⊕: added back before the activation);
+    attention pooling is its own box (frame weights → weighted mean and std)."""
+    rows = diagram_rows(layers)[:40]
+    palette = {"Conv": "#4361ee", "Linear": "#e76f51", "Pool": "#2a9d8f", "Norm": "#e9c46a",
+               "GRU": "#577590", "residual": "#3a0ca3", "attention": "#9b5de5"}
+    fig = _fig(title or "Layer diagram", height=max(260, 30 * len(rows) + 70))
+    for i, r in enumerate(rows):
+        shape = tuple(r["output_shape"]) if r.get("output_shape") is not None else None
+        arrow = f" → {shape}" if shape else ""
+        if r["kind"] == "residual":
+            convs = sum(t.startswith("Conv") for t in r["layers"]) - (
+                1 if r.get("projection") else 0)
+            label = (f"Residual block {r['stage']}[{r['index']}]: {convs} conv + norm"
+                     f"{arrow}")
+            color = palette["residual"]
+        elif r["kind"] == "attention":
+            label = f"Attention pooling: weights over frames → mean + std{arrow}"
+            color = palette["attention"]
+        else:
+            label = f"{r['type']}{arrow}"
+            color = next((c for k, c in palette.items() if k in r["type"]), "#adb5bd")
+        w = 0.3 + 0.6 * np.log10(1 + r.get("params", 0)) / 7
+        fig.add_shape(type="rect", x0=-w, x1=w, y0=-i - 0.4, y1=-i + 0.4, fillcolor=color,
+                      line=dict(width=0), opacity=0.88)
+        fig.add_annotation(x=0, y=-i, text=label, showarrow=False,
+                           font=dict(size=11, color="white"))
+        if r["kind"] == "residual":
+            # The skip connection: from the block's input around the box to the ⊕.
+            x0, x1 = w + 0.02, w + 0.12
+            fig.add_shape(type="path", path=f"M {x0},{-i + 0.45} C {x1},{-i + 0.45} "
+                          f"{x1},{-i - 0.45} {x0},{-i - 0.45}",
+                          line=dict(color="#3a0ca3", width=2, dash="dot"))
+            fig.add_annotation(x=x1 + 0.01, y=-i, xanchor="left", showarrow=False,
+                               text="⊕ skip" + (" (1×1 conv)" if r.get("projection") else ""),
+                               font=dict(size=10, color="#3a0ca3"))
+    fig.update_xaxes(visible=False, range=[-1.05, 1.35])
+    fig.update_yaxes(visible=False, range=[-len(rows) + 0.5, 0.6])
     fig.update_layout(margin=dict(l=10, r=10, t=40, b=10))
     return fig
 
@@ -671,13 +760,14 @@ def segment_timeline(y: np.ndarray, sr: int, timeline: pd.DataFrame,
     fig.add_scatter(x=t, y=y[::step], mode="lines", line=dict(width=1, color="#4361ee"),
                     name="waveform", showlegend=False, hoverinfo="skip", row=1, col=1)
     label_each = len(timeline) <= 40
+    top = max(float(np.max(np.abs(y))) * 1.1 if len(y) else 0.0, 1e-3)  # follow the peak
     for r in timeline.itertuples():
         colour = "#adb5bd" if r.uncertain else EMOTION_COLORS[r.emotion]
         fig.add_vrect(x0=r.start_s, x1=r.end_s, fillcolor=colour, opacity=0.3, line_width=0,
                       row=1, col=1)
         if label_each:
             text = "?" if r.uncertain else f"{r.emotion} {r.confidence:.0%}"
-            fig.add_annotation(x=(r.start_s + r.end_s) / 2, y=1.0, text=text,
+            fig.add_annotation(x=(r.start_s + r.end_s) / 2, y=top, text=text,
                                showarrow=False, yanchor="bottom", font=dict(size=10),
                                row=1, col=1)
     mid = ((timeline["start_s"] + timeline["end_s"]) / 2).to_numpy()
@@ -700,7 +790,7 @@ def segment_timeline(y: np.ndarray, sr: int, timeline: pd.DataFrame,
                       annotation_text=f"uncertain below {threshold:.0%}",
                       annotation_position="top left", row=2, col=1)
     fig.update_layout(barmode="overlay", bargap=0, legend=dict(orientation="h", y=-0.15))
-    fig.update_yaxes(range=[-1, 1.25], title_text="amplitude", row=1, col=1)
+    fig.update_yaxes(range=[-top, top * 1.3], title_text="amplitude", row=1, col=1)
     fig.update_yaxes(range=[0, 1], tickformat=".0%", title_text="confidence", row=2, col=1)
     fig.update_xaxes(title_text="time (s)", row=2, col=1)
     return fig

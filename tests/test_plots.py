@@ -85,3 +85,46 @@ def test_spectrograms_are_sent_at_display_resolution(figures):
     small, x, _ = plots.display_resolution(long, (np.arange(5000), None))
     assert small.shape[1] <= plots.DISPLAY_COLS and small.max() == 0.0
     assert len(x) == small.shape[1]
+
+
+# ------------------------------------------------------------------ smaller fixes (item 10)
+
+def test_waveform_axis_follows_a_quiet_clips_peak():
+    quiet = tone(1.0, sr=16000, amp=0.02)
+    fig = plots.waveform(quiet, 16000)
+    lo, hi = fig.layout.yaxis.range
+    peak = float(np.max(np.abs(quiet)))
+    assert hi == pytest.approx(1.1 * peak) and lo == -hi
+    assert "dBFS" in fig.layout.title.text
+
+
+def test_intensity_reads_low_medium_high():
+    import pandas as pd
+
+    m = pd.DataFrame({"intensity": ["high", "low", "medium", "unspecified", "low"],
+                      "emotion": ["angry", "sad", "happy", "fear", "sad"]})
+    fig = plots.stacked_counts(m, "intensity", "Clips per intensity level")
+    assert list(fig.data[0].x) == ["low", "medium", "high", "unspecified"]
+
+
+def test_duration_chart_keeps_the_emotions_apart():
+    import pandas as pd
+
+    m = pd.DataFrame({"emotion": list(config.LABELS) * 3,
+                      "duration_s": np.linspace(1.5, 4.0, 18)})
+    fig = plots.duration_histogram(m)
+    assert [t.type for t in fig.data] == ["box"] * 6
+    assert [t.name for t in fig.data] == list(config.LABELS)
+
+
+def test_ser2d_diagram_shows_residual_skips_and_attention_pooling():
+    from ser.models import describe
+
+    texts = [a.text for a in plots.architecture_diagram(describe("ser2d")["layers"])
+             .layout.annotations]
+    assert sum(t.startswith("Residual block") for t in texts) == 5
+    assert sum("skip" in t for t in texts) == 5
+    assert any(t.startswith("Attention pooling") for t in texts)
+    plain = [a.text for a in plots.architecture_diagram(describe("lenet2d")["layers"])
+             .layout.annotations]
+    assert not any("skip" in t or "Attention" in t for t in plain)
