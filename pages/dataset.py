@@ -49,10 +49,12 @@ def measure(manifest: pd.DataFrame, per_group: int):
                                              progress=progress)
 
 
-overview, browser, compare, corpora_tab = st.tabs(
-    ["Overview", "Clip browser", "Same words, two emotions", "Compare corpora"])
+# A radio, not st.tabs: tabs build every tab's charts on every rerun, the radio only the
+# one in view (choosing a clip then redraws one tab, not four).
+VIEWS = ["Overview", "Clip browser", "Same words, two emotions", "Compare corpora"]
+view = st.radio("View", VIEWS, horizontal=True, key="view", label_visibility="collapsed")
 
-with overview:
+if view == "Overview":
     c1, c2 = st.columns(2)
     c1.plotly_chart(plots.emotion_counts(m), width="stretch")
     c2.plotly_chart(plots.duration_histogram(m), width="stretch")
@@ -117,7 +119,7 @@ with overview:
                    "not follow the corpus's naming scheme (first: "
                    f"`{corpus.unparsed[0]}`).")
 
-with browser:
+if view == "Clip browser":
     pooled = len(names) > 1
     c = st.columns(5 if pooled else 4)
     if pooled:
@@ -131,7 +133,8 @@ with browser:
                          key="f_speaker")
     sen = c[2].selectbox("Sentence", ["any", *sorted(scope["sentence"].unique())],
                          key="f_sentence")
-    inten = c[3].selectbox("Intensity", ["any", *sorted(scope["intensity"].unique())],
+    inten = c[3].selectbox("Intensity", ["any", *plots.ordered_values(scope["intensity"],
+                                                                      "intensity")],
                            key="f_intensity")
     sel = scope
     for col, v in (("emotion", emo), ("speaker", spk), ("sentence", sen), ("intensity", inten)):
@@ -172,7 +175,7 @@ with browser:
             st.caption("FS2 is padded with −80 dB (silence) to 216 frames ≈ 5 s; FS1 groups "
                        "are scaled separately for display (hover for raw values).")
 
-with compare:
+if view == "Same words, two emotions":
     c = st.columns(4)
     spk2 = c[0].selectbox("Speaker", sorted(m["speaker"].unique()), key="cmp_speaker")
     sub = m[m["speaker"] == spk2]
@@ -202,7 +205,7 @@ with compare:
             st.caption(f"RMS level {20 * np.log10(max(float(v1[1]), 1e-9)):.1f} dBFS · "
                        f"ZCR {float(v1[0]):.3f}")
 
-with corpora_tab:
+if view == "Compare corpora":
     counts = corpus_counts(m)
     who = (f"the {len(names)} corpora of this pool" if len(names) > 1 else
            f"{corpus.name} (one corpus; choose several folders separated by commas in the "

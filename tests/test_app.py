@@ -64,6 +64,11 @@ def test_sidebar_rejects_a_folder_without_clips(tmp_path, demo_root, models_dir)
 
 def test_dataset_clip_browser_draws_figures(demo_root, models_dir):
     at = open_page("pages/dataset.py")
+    assert not [s for s in at.selectbox if s.key == "clip"], "only the Overview is built"
+    at.button(key="scan").click().run()
+    assert_clean(at)
+    assert [m.label for m in at.metric][:1] == ["Digital silence"]
+    at.radio(key="view").set_value("Clip browser").run()
     before = len(at.get("plotly_chart"))
     clips = at.selectbox(key="clip").options
     at.selectbox(key="f_emotion").set_value("sad").run()
@@ -72,9 +77,6 @@ def test_dataset_clip_browser_draws_figures(demo_root, models_dir):
     assert len(clips) > 10
     assert len(at.get("plotly_chart")) >= before
     assert any("sad" in m.value for m in at.markdown)
-    at.button(key="scan").click().run()
-    assert_clean(at)
-    assert [m.label for m in at.metric][:1] == ["Digital silence"]
 
 
 @pytest.fixture(scope="module")
@@ -255,7 +257,8 @@ COMPARE_CHARTS = ["cc_emotions", "cc_speakers", "cc_durations", "cc_rms", "cc_ba
 
 def test_dataset_compare_corpora_on_the_demo_corpus(demo_root, models_dir):
     at = open_page("pages/dataset.py")
-    assert any(t.label == "Compare corpora" for t in at.tabs)
+    assert "Compare corpora" in at.radio(key="view").options
+    at.radio(key="view").set_value("Compare corpora").run()
     assert [c.key for c in at.get("plotly_chart") if c.key == "cc_emotions"]
     at.select_slider(key="cc_per_group").set_value(20)
     at.button(key="measure").click().run()
@@ -281,6 +284,7 @@ def test_dataset_pool_of_two_corpora(demo_root, tess_dir, models_dir):
     assert not at.sidebar.error, [e.value for e in at.sidebar.error]
     assert any("Pool" in c.value and "TESS" in c.value for c in at.sidebar.caption)
     assert any("A **pool** is several corpora" in c.value for c in at.caption)
+    at.radio(key="view").set_value("Compare corpora").run()
     bars = chart(at, "cc_emotions")["data"]
     assert [b["name"] for b in bars] == [DEMO_NAME, "TESS"]
     assert bars[1]["y"] == [4] * 6
