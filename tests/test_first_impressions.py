@@ -341,3 +341,16 @@ def test_predict_record_tab_offers_streamlits_recorder(demo_root, zoo):
     [mic] = at.get("audio_input")
     assert mic.key == "mic"
     assert any("Nothing happens when you click the microphone" in c.value for c in at.caption)
+
+
+# ------------------------------------------------------------------ Architectures (item 10)
+
+def test_architectures_overview_reads_without_raw_numbers(demo_root, zoo):
+    at = open_page("pages/architectures.py")
+    t = at.table[0].value
+    assert list(t.columns) == ["architecture", "name", "from", "input", "parameters",
+                               "multiply-adds per clip", "clip length"]
+    row = t[t["name"] == "sercrnn"].iloc[0]
+    assert row["architecture"] == "SER Studio CRNN: residual CNN + BiGRU + attention pooling"
+    assert row["parameters"] == "287 k" and row["clip length"] == "any"
+    assert t.iloc[0]["from"] == "SER Studio architectures"
