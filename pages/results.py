@@ -36,39 +36,45 @@ st.dataframe(shown, hide_index=True, width="stretch", column_config=percent_conf
 st.download_button("Download table (CSV)", df.to_csv(index=False).encode(), "ser-results.csv",
                    "text/csv")
 
-st.subheader("Cross-corpus")
-scored = {e.name: (e, cells) for e in entries if (cells := crosscorpus.read(e.folder))}
-corpus_name = {spec.key: spec.name for spec in list_corpora()}
-if not scored:
-    st.info("No model has cross-corpus scores yet. Score models on other corpora from the "
-            "command line, e.g. `python -m ser crosscorpus MODEL --corpus tess=/path/to/tess "
-            "--corpus savee=/path/to/savee --write` (MODEL: a shipped name, model folder or "
-            "bundle); `--write` stores `cross_corpus.json` beside the model and this section "
-            "draws it.")
-else:
-    st.caption("UAR of each model (rows: the model, its training data and split) on each "
-               "test corpus (columns). **Unseen**: every six-emotion clip of a corpus that had "
-               "no clip in the model's training data. **Held-out speakers**: the corpus was "
-               "in training, and only its test speakers of the model's own split are scored. "
-               "Chance is 1/6 ≈ 17 %; ⚠ marks a cell where one label took ≥ 35 % of the "
-               "predictions (the model collapsed onto it for that corpus).")
-    rows = {f"{name} · {e.card.corpus}, {e.card.protocol_name}": cells
-            for name, (e, cells) in scored.items()}
-    st.plotly_chart(plots.crosscorpus_matrix(rows, corpus_name), width="stretch",
-                    key="xc_matrix")
-    xc_model = st.selectbox("Model for the per-corpus detail", list(scored), key="xc_model")
-    xc_entry, xc_cells = scored[xc_model]
-    st.caption(f"{xc_model}: trained on {xc_entry.card.corpus} "
-               f"({xc_entry.card.protocol_caption()}); one row per test corpus, with how it "
-               "was scored.")
-    st.plotly_chart(plots.crosscorpus_recall(xc_cells, corpus_name), width="stretch",
-                    key="xc_recall")
-    st.plotly_chart(plots.predicted_share_bars(xc_cells, corpus_name), width="stretch",
-                    key="xc_share")
-    st.caption("Above: the share of each test corpus's clips given each label, largest "
-               "first. A model that spreads its answers like the six balanced classes keeps "
-               "the first segment near the 1/6 line; past the red 35 % line it answers one "
-               "emotion for most clips of that corpus, whatever was said.")
+# One view at a time (a radio, not tabs): only the charts in view are built and drawn.
+view = st.radio("Show", ["Compare models", "Cross-corpus"], horizontal=True,
+                key="results_view", help="Cross-corpus: how models trained on one corpus do "
+                "on the others.")
+if view == "Cross-corpus":
+    st.subheader("Cross-corpus")
+    scored = {e.name: (e, cells) for e in entries if (cells := crosscorpus.read(e.folder))}
+    corpus_name = {spec.key: spec.name for spec in list_corpora()}
+    if not scored:
+        st.info("No model has cross-corpus scores yet. Score models on other corpora from the "
+                "command line, e.g. `python -m ser crosscorpus MODEL --corpus tess=/path/to/tess "
+                "--corpus savee=/path/to/savee --write` (MODEL: a shipped name, model folder or "
+                "bundle); `--write` stores `cross_corpus.json` beside the model and this section "
+                "draws it.")
+    else:
+        st.caption("UAR of each model (rows: the model, its training data and split) on each "
+                   "test corpus (columns). **Unseen**: every six-emotion clip of a corpus that had "
+                   "no clip in the model's training data. **Held-out speakers**: the corpus was "
+                   "in training, and only its test speakers of the model's own split are scored. "
+                   "Chance is 1/6 ≈ 17 %; ⚠ marks a cell where one label took ≥ 35 % of the "
+                   "predictions (the model collapsed onto it for that corpus).")
+        rows = {f"{name} · {e.card.corpus}, {e.card.protocol_name}": cells
+                for name, (e, cells) in scored.items()}
+        st.plotly_chart(plots.crosscorpus_matrix(rows, corpus_name), width="stretch",
+                        key="xc_matrix")
+        xc_model = st.selectbox("Model for the per-corpus detail", list(scored), key="xc_model")
+        xc_entry, xc_cells = scored[xc_model]
+        st.caption(f"{xc_model}: trained on {xc_entry.card.corpus} "
+                   f"({xc_entry.card.protocol_caption()}); one row per test corpus, with how it "
+                   "was scored.")
+        st.plotly_chart(plots.crosscorpus_recall(xc_cells, corpus_name), width="stretch",
+                        key="xc_recall")
+        st.plotly_chart(plots.predicted_share_bars(xc_cells, corpus_name), width="stretch",
+                        key="xc_share")
+        st.caption("Above: the share of each test corpus's clips given each label, largest "
+                   "first. A model that spreads its answers like the six balanced classes keeps "
+                   "the first segment near the 1/6 line; past the red 35 % line it answers one "
+                   "emotion for most clips of that corpus, whatever was said.")
+    st.stop()
 
 
 st.subheader("By protocol and data")
@@ -115,17 +121,20 @@ st.caption("Click a cell (or drag a box over several) to list and play its test 
 if with_reports:
     st.plotly_chart(plots.per_class_f1({e.name: e.report["per_class"]
                                         for e in with_reports}), width="stretch")
-    for by in ("corpus", "intensity", "sentence", "sex"):
-        if any(len(e.report.get("slices", {}).get(by, {})) > 1 for e in with_reports):
-            st.plotly_chart(plots.slice_bars({e.name: e.report.get("slices", {})
-                                              for e in with_reports}, by),
-                            width="stretch")
+    slicers = [by for by in ("corpus", "intensity", "sentence", "sex")
+               if any(len(e.report.get("slices", {}).get(by, {})) > 1 for e in with_reports)]
+    if slicers:
+        by = st.radio("Test accuracy by", slicers, horizontal=True, key="slice_by")
+        st.plotly_chart(plots.slice_bars({e.name: e.report.get("slices", {})
+                                          for e in with_reports}, by),
+                        width="stretch", key="slices")
 
 st.subheader("Honest confidence")
 st.caption("Reliability on each model's test clips: of the clips given ~70 % confidence, ~70 % "
            "should be right (the diagonal). Calibration (temperature scaling) was fitted on the "
            "validation clips only; ECE = expected calibration error.")
-rel_cols = st.columns(max(1, min(3, len(sel))))
+show_reliability = st.toggle("Show the reliability diagrams", key="show_reliability")
+rel_cols = st.columns(max(1, min(3, len(sel)))) if show_reliability else []
 for col, e in zip(rel_cols, sel[:3]):
     with col:
         try:

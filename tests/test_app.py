@@ -355,6 +355,8 @@ def test_results_cross_corpus_matrix(trained_via_page, models_dir):
     _, run_id = trained_via_page
     ship_run(run_id, "lenet1d.demo-xc", models_dir)
     at = open_page("pages/results.py")
+    assert "xc_matrix" not in [c.key for c in at.get("plotly_chart")]  # one view at a time
+    at.radio(key="results_view").set_value("Cross-corpus").run()
     assert_clean(at)
     assert any("python -m ser crosscorpus MODEL --corpus tess=" in i.value for i in at.info)
     assert "xc_matrix" not in [c.key for c in at.get("plotly_chart")]
@@ -368,6 +370,7 @@ def test_results_cross_corpus_matrix(trained_via_page, models_dir):
         cell("tess", "unseen", 0.21, [0.60, 0.08, 0.08, 0.08, 0.08, 0.08]),
     ])
     at = open_page("pages/results.py")
+    at.radio(key="results_view").set_value("Cross-corpus").run()
     assert_clean(at)
     heat = chart(at, "xc_matrix")["data"][0]
     assert heat["type"] == "heatmap" and heat["x"] == [DEMO_NAME, "TESS"]
