@@ -41,6 +41,7 @@ from ser.bundle import Bundle, BundleError, load_bundle
 from ser.calibration import Calibration, apply_temperature, log_probs
 from ser.card import Card
 from ser.dataset import model_inputs, spaces_for
+from ser.devices import inference_threads
 from ser.features import clip_features, fs2
 from ser.segments import Segment, fixed_segments, slice_segments, speech_segments
 
@@ -119,7 +120,7 @@ class Predictor:
         inputs = model_inputs(arrays, self.space, self.norm)
         n = len(inputs[0])
         out = []
-        with torch.inference_mode():
+        with torch.inference_mode(), inference_threads(self.device):
             for i in range(0, n, BATCH):
                 xb = [x[i:i + BATCH].to(self.device) for x in inputs]
                 out.append(torch.log_softmax(self.model(*xb).float(), dim=1).cpu().numpy())
@@ -136,7 +137,7 @@ class Predictor:
         per_chunk = [clip_features(c, cfg=self.cfg, spaces=spaces) for c in chunks]
         arrays = {s: np.stack([f[s] for f in per_chunk]) for s in spaces}
         inputs = [x.to(self.device) for x in model_inputs(arrays, self.space, self.norm)]
-        with torch.inference_mode():
+        with torch.inference_mode(), inference_threads(self.device):
             probs = torch.softmax(self.model(*inputs).float(), dim=1).cpu().numpy()
         return Prediction(probs.mean(axis=0), probs, starts, self.cfg.window_seconds)
 

@@ -354,3 +354,28 @@ def test_architectures_overview_reads_without_raw_numbers(demo_root, zoo):
     assert row["architecture"] == "SER Studio CRNN: residual CNN + BiGRU + attention pooling"
     assert row["parameters"] == "287 k" and row["clip length"] == "any"
     assert t.iloc[0]["from"] == "SER Studio architectures"
+
+
+# ------------------------------------------------------------------ speed
+
+def test_scoring_uses_one_cpu_thread_and_restores_the_count(tmp_path):
+    """Scoring a clip with two threads beside a training run was ~100× slower (threads
+    waiting for each other); a clip is scored on one thread, the process keeps its count."""
+    import numpy as np
+    import torch
+
+    from ser.devices import inference_threads
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with inference_threads(torch.device("cpu")):
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+        from ser.inference import Predictor
+
+        p = Predictor(REPO / "models" / "lenet2d.crema-si" / "model.pt")
+        pred = p.predict_samples(np.zeros(16000 * 3, np.float32) + 1e-3, 16000)
+        assert pred.probs.shape == (6,) and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
