@@ -230,8 +230,11 @@ with st.expander("Probabilities and each model's test score as a table"):
                  width="stretch")
 
 st.subheader("Input")
-c1, c2 = st.columns(2)
-c1.plotly_chart(plots.waveform(clip.y, clip.sr), width="stretch", key="input_waveform")
-mel, mel_hop = clip.mel_display()
-c2.plotly_chart(plots.mel_image(mel, hop=mel_hop, title="Mel-spectrogram (whole clip)"),
-                width="stretch", key="input_mel")
+# Drawn on request: the timeline above already shows the waveform, and two more charts
+# would delay every verdict.
+if st.toggle("Show the input's waveform and mel-spectrogram", key="show_input"):
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(plots.waveform(clip.y, clip.sr), width="stretch", key="input_waveform")
+    mel, mel_hop = clip.mel_display()
+    c2.plotly_chart(plots.mel_image(mel, hop=mel_hop, title="Mel-spectrogram (whole clip)"),
+                    width="stretch", key="input_mel")
