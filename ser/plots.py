@@ -118,15 +118,28 @@ def duration_histogram(manifest: pd.DataFrame) -> go.Figure:
     return fig
 
 
+def envelope(y: np.ndarray, sr: int, columns: int = 1500) -> tuple[np.ndarray, np.ndarray]:
+    """Times and values of a waveform drawn as its min/max per column: looks like every
+    sample at chart width, with at most ``2 × columns`` points for the browser."""
+    y = np.asarray(y, dtype=np.float32)
+    if len(y) <= 2 * columns:
+        return np.arange(len(y)) / sr, y
+    size = int(np.ceil(len(y) / columns))
+    pad = (-len(y)) % size
+    blocks = np.pad(y, (0, pad), mode="edge").reshape(-1, size)
+    t = np.repeat(np.arange(len(blocks)) * size / sr, 2)
+    v = np.stack([blocks.min(axis=1), blocks.max(axis=1)], axis=1).ravel()
+    return t, v
+
+
 def waveform(y: np.ndarray, sr: int, title: str = "Waveform") -> go.Figure:
     """The samples over time; the amplitude axis follows the clip's peak (a quiet clip is
     not a flat line on a ±1 axis), and the title gives the peak in dBFS."""
-    step = max(1, len(y) // 6000)  # enough points for the eye, light for the browser
-    t = np.arange(0, len(y), step) / sr
+    t, v = envelope(y, sr)  # enough points for the eye, light for the browser
     peak = float(np.max(np.abs(y))) if len(y) else 0.0
     level = f"peak {20 * np.log10(peak):.0f} dBFS" if peak > 0 else "silent"
     fig = _fig(f"{title} ({level}; axis scaled to the peak)", height=260)
-    fig.add_scatter(x=t, y=y[::step], mode="lines", line=dict(width=1, color="#4361ee"))
+    fig.add_scatter(x=t, y=v, mode="lines", line=dict(width=1, color="#4361ee"))
     top = max(peak * 1.1, 1e-3)
     fig.update_layout(xaxis_title="time (s)", yaxis_title="amplitude (full scale = 1)",
                       yaxis_range=[-top, top])
@@ -755,9 +768,8 @@ def segment_timeline(y: np.ndarray, sr: int, timeline: pd.DataFrame,
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.06,
                         row_heights=[0.55, 0.45])
     fig.update_layout(title=title, **{**_LAYOUT, "height": 460})
-    step = max(1, len(y) // 6000)
-    t = np.arange(0, len(y), step) / sr
-    fig.add_scatter(x=t, y=y[::step], mode="lines", line=dict(width=1, color="#4361ee"),
+    t, v = envelope(y, sr)
+    fig.add_scatter(x=t, y=v, mode="lines", line=dict(width=1, color="#4361ee"),
                     name="waveform", showlegend=False, hoverinfo="skip", row=1, col=1)
     label_each = len(timeline) <= 40
     top = max(float(np.max(np.abs(y))) * 1.1 if len(y) else 0.0, 1e-3)  # follow the peak

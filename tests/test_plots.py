@@ -128,3 +128,11 @@ def test_ser2d_diagram_shows_residual_skips_and_attention_pooling():
     plain = [a.text for a in plots.architecture_diagram(describe("lenet2d")["layers"])
              .layout.annotations]
     assert not any("skip" in t or "Attention" in t for t in plain)
+
+
+def test_waveform_envelope_is_light_and_keeps_the_peaks():
+    y = tone(10.0, sr=16000) * np.linspace(0, 1, 160000, dtype=np.float32)
+    t, v = plots.envelope(y, 16000)
+    assert len(v) <= 3000 and len(t) == len(v)
+    assert v.max() == pytest.approx(y.max()) and v.min() == pytest.approx(y.min())
+    assert t[-1] < 10.0
