@@ -257,3 +257,29 @@ def test_recording_with_a_fake_microphone_reaches_the_app(page, app_url):
                                                      timeout=PAGE_TIMEOUT_S * 1000)
     _settle(page, time.monotonic() + PAGE_TIMEOUT_S)
     assert not page.locator('[data-testid="stException"]').all_inner_texts()
+
+
+def test_silence_in_a_spectrogram_is_dark(page, app_url):
+    """Regression: Streamlit's chart theme drew −80 dB (silence, the empty band above
+    8 kHz of a 16-kHz clip) bright pink. Look at the pixels of the Dataset's STFT image:
+    its top quarter (above ~8.3 kHz, empty in the demo corpus's 16-kHz clips) must be dark."""
+    import io
+
+    from PIL import Image
+
+    deadline = time.monotonic() + PAGE_TIMEOUT_S
+    page.goto(app_url + "/dataset", wait_until="domcontentloaded")
+    _settle(page, deadline)
+    page.get_by_text("Clip browser", exact=True).first.click()
+    _settle(page, time.monotonic() + PAGE_TIMEOUT_S)
+    chart = page.locator(".js-plotly-plot").filter(has_text="STFT spectrogram").first
+    chart.scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    left, top_, w, h = chart.evaluate(
+        "gd => { const s = gd._fullLayout._size; return [s.l, s.t, s.w, s.h]; }")
+    shot = Image.open(io.BytesIO(chart.screenshot())).convert("RGB")
+    top = shot.crop((int(left) + 2, int(top_) + 2, int(left + w) - 2, int(top_ + h / 4)))
+    pixels = list(top.getdata())
+    luminance = sum(0.2126 * r + 0.7152 * g + 0.0722 * b for r, g, b in pixels) / (
+        255 * len(pixels))
+    assert luminance < 0.3, f"the silent band is bright (mean luminance {luminance:.2f})"
