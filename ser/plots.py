@@ -406,7 +406,8 @@ def slice_bars(slices: dict[str, dict[str, dict]], by: str, metric: str = "accur
     fig = _fig(f"Test {metric} by {by}", barmode="group")
     for name, sl in slices.items():
         vals = sl.get(by, {})
-        fig.add_bar(x=list(vals), y=[v[metric] for v in vals.values()], name=name)
+        keys = ordered_values(vals, by)  # intensity low → high, the rest sorted
+        fig.add_bar(x=keys, y=[vals[k][metric] for k in keys], name=name)
     fig.update_layout(yaxis_range=[0, 1], yaxis_tickformat=".0%")
     return fig
 

@@ -136,3 +136,8 @@ def test_waveform_envelope_is_light_and_keeps_the_peaks():
     assert len(v) <= 3000 and len(t) == len(v)
     assert v.max() == pytest.approx(y.max()) and v.min() == pytest.approx(y.min())
     assert t[-1] < 10.0
+
+
+def test_slices_by_intensity_read_low_to_high():
+    sl = {"m": {"intensity": {k: {"accuracy": 0.5} for k in ("high", "low", "medium")}}}
+    assert list(plots.slice_bars(sl, "intensity").data[0].x) == ["low", "medium", "high"]
