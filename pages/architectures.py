@@ -15,9 +15,27 @@ st.caption("Every network SER Studio can train. 1D CNNs read FS1 — 169 numbers
            "read FS2 — a 128 × 216 log-mel image of up to 5 s.")
 
 
+INPUTS = {"fs1": "FS1: 169-value summary", "fs2": "FS2: 128-band log-mel image",
+          "fs1+fs2": "FS1 + FS2"}
+
+
 @st.cache_data(show_spinner=False)
 def overview() -> pd.DataFrame:
-    return models_table()
+    """The architectures as a reader wants them: words for column names, sizes in
+    thousands/millions, the input spelled out, SER Studio's own designs first."""
+    from ser.zoo import architecture_origin
+
+    t = models_table()
+    out = pd.DataFrame({
+        "architecture": t["display_name"], "name": t["name"],
+        "from": [architecture_origin(n) for n in t["name"]],
+        "input": t["input"].map(lambda v: INPUTS.get(v, v)),
+        "parameters": t["params"].map(lambda v: f"{v / 1e6:.2f} M" if v >= 1e6
+                                      else f"{v / 1e3:.0f} k"),
+        "multiply-adds per clip": t["MACs"].map(lambda v: f"{v / 1e6:,.1f} M"),
+        "clip length": t["variable_length"].map({True: "any", False: "fixed 5 s"}),
+    })
+    return out.sort_values(["from", "name"], kind="stable")
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -25,7 +43,7 @@ def desc(name: str, activation: str) -> dict:
     return describe(name, activation=activation)
 
 
-st.dataframe(overview(), hide_index=True, width="stretch")
+st.table(overview(), hide_index=True)  # a table, not a grid: long names are not cut
 names = list_models()
 c1, c2, c3 = st.columns(3)
 a = c1.selectbox("Model A", names, index=names.index("lenet2d") if "lenet2d" in names else 0)
@@ -55,8 +73,13 @@ for col, name in zip(cols, chosen):
                                                    "parameters)"),
                         width="stretch", key=f"diag-{name}")
         layers = pd.DataFrame(d["layers"])
-        layers["output_shape"] = layers["output_shape"].astype(str)
-        st.dataframe(layers, hide_index=True, width="stretch", height=320)
+        layers["output_shape"] = layers["output_shape"].map(lambda v: " × ".join(map(str, v)))
+        st.dataframe(layers.rename(columns={
+            "layer": "layer", "type": "type", "output_shape": "output (channels × …)",
+            "params": "parameters", "macs": "multiply-adds"}), hide_index=True,
+            width="stretch", height=320, column_config={
+                c: st.column_config.NumberColumn(format="localized")
+                for c in ("parameters", "multiply-adds")})
         mine = [e for e in trained if e.card.arch == name]
         if mine:
             st.markdown("**Trained**")

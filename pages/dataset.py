@@ -51,10 +51,12 @@ def measure(manifest: pd.DataFrame, per_group: int):
                                              progress=progress)
 
 
-overview, browser, compare, corpora_tab = st.tabs(
-    ["Overview", "Clip browser", "Same words, two emotions", "Compare corpora"])
+# A radio, not st.tabs: tabs build every tab's charts on every rerun, the radio only the
+# one in view (choosing a clip then redraws one tab, not four).
+VIEWS = ["Overview", "Clip browser", "Same words, two emotions", "Compare corpora"]
+view = st.radio("View", VIEWS, horizontal=True, key="view", label_visibility="collapsed")
 
-with overview:
+if view == "Overview":
     c1, c2 = st.columns(2)
     c1.plotly_chart(plots.emotion_counts(m), width="stretch")
     c2.plotly_chart(plots.duration_histogram(m), width="stretch")
@@ -87,16 +89,12 @@ with overview:
             + (f"; age {int(ages.min())}–{int(ages.max())} (median {int(ages.median())}"
                + (f", {len(ages)} speakers with a recorded age" if len(ages) < len(spk)
                   else "") + ")" if len(ages) else ""))
-    if "human_vote" in m:
-        from ser.metrics import human_vote_accuracy
+    from ser.metrics import human_voice_baseline
 
-        votes = m["human_vote"].where(m["human_vote"].astype(str) != "")
-        acc = human_vote_accuracy(m["emotion"], votes)
-        if acc is not None:
-            n_votes = int(votes.notna().sum())
-            st.markdown(f"**Human raters, voice only:** the majority vote matched the intended "
-                        f"emotion on **{acc:.1%}** of the {n_votes:,} clips with votes "
-                        + ("(CREMA-D only; " if len(names) > 1 else "(") + "ties split).")
+    human = human_voice_baseline(m, "every CREMA-D clip with a vote"
+                                 + (" in this pool" if len(names) > 1 else ""))
+    if human:
+        st.markdown(f"**Human accuracy, voice only:** {human['text']}.")
     outside = m[~m["emotion"].isin(config.LABELS)]
     if len(outside):
         st.caption(f"{len(outside):,} clips carry a label outside the six ("
@@ -123,7 +121,7 @@ with overview:
                    "not follow the corpus's naming scheme (first: "
                    f"`{Path(corpus.unparsed[0]).name}`).")
 
-with browser:
+if view == "Clip browser":
     pooled = len(names) > 1
     c = st.columns(5 if pooled else 4)
     if pooled:
@@ -137,7 +135,8 @@ with browser:
                          key="f_speaker")
     sen = c[2].selectbox("Sentence", ["any", *sorted(scope["sentence"].unique())],
                          key="f_sentence")
-    inten = c[3].selectbox("Intensity", ["any", *sorted(scope["intensity"].unique())],
+    inten = c[3].selectbox("Intensity", ["any", *plots.ordered_values(scope["intensity"],
+                                                                      "intensity")],
                            key="f_intensity")
     sel = scope
     for col, v in (("emotion", emo), ("speaker", spk), ("sentence", sen), ("intensity", inten)):
@@ -178,7 +177,7 @@ with browser:
             st.caption("FS2 is padded with −80 dB (silence) to 216 frames ≈ 5 s; FS1 groups "
                        "are scaled separately for display (hover for raw values).")
 
-with compare:
+if view == "Same words, two emotions":
     c = st.columns(4)
     spk2 = c[0].selectbox("Speaker", sorted(m["speaker"].unique()), key="cmp_speaker")
     sub = m[m["speaker"] == spk2]
@@ -208,7 +207,7 @@ with compare:
             st.caption(f"RMS level {20 * np.log10(max(float(v1[1]), 1e-9)):.1f} dBFS · "
                        f"ZCR {float(v1[0]):.3f}")
 
-with corpora_tab:
+if view == "Compare corpora":
     counts = corpus_counts(m)
     who = (f"the {len(names)} corpora of this pool" if len(names) > 1 else
            f"{corpus.name} (one corpus; choose several folders separated by commas in the "

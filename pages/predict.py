@@ -8,13 +8,14 @@ import streamlit as st
 from ser import plots
 from ser.audio import AudioError, accepted_formats
 from ser.bundle import BundleError
+from ser.card import exposure_note
 from ser.ensemble import default_models, read_ensemble
 from ser.inference import Predictor, analyse, open_clip
 from ser.segments import SegmentationError
 from ser.zoo import all_models
 from ui import voice
 from ui.memo import digest, memo
-from ui.state import corpus_sidebar, get_corpus, get_predictor, pct, settings
+from ui.state import corpus_sidebar, get_corpus, get_predictor, mic_blocked_reason, pct, settings
 
 PLAYERS = 12  # up to this many segments get a player each; more get a chooser
 
@@ -29,6 +30,7 @@ st.caption(f"Speak a sentence in an emotion (or upload a recording, up to {limit
 
 upload_tab, record_tab, corpus_tab = st.tabs(["Upload", "Record", "Corpus clip"])
 source, source_name = None, None
+corpus_speaker = None  # (corpus key, speaker) of a chosen corpus clip
 with upload_tab:
     up = st.file_uploader("Audio file", type=list(accepted_formats()),
                           help=f"Up to 50 MB and {limit_s / 60:g} minutes. The speech in it is "
@@ -37,16 +39,24 @@ with upload_tab:
     if up is not None:
         source, source_name = up.getvalue(), up.name
 with record_tab:
+    # Streamlit's own recorder: it works with any microphone the browser offers (the
+    # audio-recorder component failed silently, e.g. with Chromium's fake microphone).
     try:
-        from audio_recorder_streamlit import audio_recorder
-
-        rec = audio_recorder(text="Click to record, click again to stop", pause_threshold=3.0,
-                             sample_rate=16000, icon_size="2x")
-    except Exception:  # noqa: BLE001 - a component failing to load must not break the page
-        rec = None
-        st.warning("The recorder could not be loaded in this browser; upload a file instead.")
-    if rec and source is None:
-        source, source_name = rec, "recording.wav"
+        insecure = mic_blocked_reason(st.context.url)
+    except Exception:  # noqa: BLE001 - no browser address (e.g. a headless test run)
+        insecure = None
+    if insecure:
+        st.warning(insecure, icon="🎙️")
+    rec = st.audio_input("Record your voice (click the microphone, speak, click stop)",
+                         sample_rate=16000, key="mic",
+                         help="The browser asks for permission the first time. Recordings "
+                              "stay on the machine that runs SER Studio.")
+    st.caption("Nothing happens when you click the microphone? The browser has blocked it: "
+               "allow the microphone for this site (the icon left of the address), check "
+               "that a microphone is connected, and open the app on localhost or over "
+               "HTTPS (see the README, *Recording from another device*).")
+    if rec is not None and source is None:
+        source, source_name = rec.getvalue(), "recording.wav"
 with corpus_tab:
     corpus = get_corpus()
     m = corpus.manifest
@@ -54,9 +64,11 @@ with corpus_tab:
     if clip != "(none)" and source is None:
         row = m.set_index("clip").loc[clip]
         source, source_name = open(row["path"], "rb").read(), clip
-        st.caption(f"Intended emotion: **{row['emotion']}**"
-                   + (" — this clip may be in a model's training data" if not corpus.is_demo
-                      else ""))
+        st.caption(f"Intended emotion: **{row['emotion']}** · speaker {row['speaker']}"
+                   + ("" if corpus.is_demo else " — whether the selected models heard this "
+                      "speaker in training is said below the model chooser"))
+        if not corpus.is_demo:
+            corpus_speaker = (row.get("corpus") or corpus.corpora[0], str(row["speaker"]))
 
 with st.expander("Use your own model file (.pt bundle)"):
     own = st.file_uploader("SER Studio bundle", type=["pt"], key="own_bundle")
@@ -85,23 +97,16 @@ except AudioError as err:
     st.stop()
 
 q = clip.quality
-st.subheader("Input")
-c = st.columns(5)
-c[0].metric("Duration", f"{q.duration_s:.2f} s")
-c[1].metric("Sample rate", f"{clip.sr:,} Hz")
-c[2].metric("Channels", clip.channels)
-c[3].metric("Level (RMS)", "silent" if q.peak == 0 else f"{q.rms_dbfs:.0f} dBFS")
-c[4].metric("Clipped", f"{q.clipped_fraction:.2%}")
+# The input in one line (its waveform and mel-spectrogram are at the bottom of the page);
+# the verdict comes first.
+st.markdown(f"**{source_name}** · {q.duration_s:.2f} s · {clip.sr:,} Hz · "
+            f"{clip.channels} channel{'s' if clip.channels > 1 else ''}"
+            + (" (averaged to mono)" if clip.channels > 1 else "") + " · level "
+            + ("silent" if q.peak == 0 else f"{q.rms_dbfs:.0f} dBFS RMS")
+            + f" · clipped {q.clipped_fraction:.2%}")
 for w in q.warnings:
     st.warning(w)
-if clip.channels > 1:
-    st.caption(f"{clip.channels} channels averaged to mono.")
 st.audio(source)
-c1, c2 = st.columns(2)
-c1.plotly_chart(plots.waveform(clip.y, clip.sr), width="stretch")
-mel, mel_hop = clip.mel_display()
-c2.plotly_chart(plots.mel_image(mel, hop=mel_hop, title="Mel-spectrogram (whole clip)"),
-                width="stretch")
 
 entries = {e.name: e for e in all_models()}
 names = list(entries)
@@ -111,6 +116,10 @@ default = [n for n in default_names if n in entries] or names[:3]
 chosen = st.multiselect("Models", names, default=default,
                         key=f"models-{'voice' if voice_profile else 'plain'}",
                         help=f"By default {why}." if why else None)
+if corpus_speaker and chosen:
+    note = exposure_note({n: entries[n].card for n in chosen}, *corpus_speaker)
+    if note:
+        st.caption(note)
 if shipped_ens and sorted(chosen) == sorted(shipped_ens.members):
     t = shipped_ens.test
     st.caption(f"Shipped ensemble ({shipped_ens.selection}): test accuracy "
@@ -226,16 +235,27 @@ with st.expander("Listen to the segments", expanded=len(a.segments) <= 3):
         st.audio(clip.samples(a.segments[i]), sample_rate=clip.sr)
 
 st.subheader("Every model")
-cols = st.columns(min(3, len(a.models)))
-for i, (sm, p) in enumerate(zip(a.models, a.model_probs())):
-    with cols[i % len(cols)]:
-        card = sm.card
-        label = a.model_labels[i]
-        st.markdown(f"**{sm.name}** → {label} ({pct(p.max())})")
-        acc = card.test.accuracy if card.test else None
-        cal = f"T = {sm.temperature:.2f}" if sm.calibrated else "uncalibrated"
-        st.caption(f"{card.display_name or card.arch}; test accuracy {pct(acc)} "
-                   f"({card.protocol_caption()}); {cal}")
-        st.plotly_chart(plots.probability_bars(p), width="stretch", key=f"p-{i}")
-with st.expander("Probabilities as a table"):
-    st.dataframe(a.model_table(), hide_index=True, width="stretch")
+probs = a.model_probs()
+notes = []
+for sm in a.models:
+    acc = sm.card.test.accuracy if sm.card.test else None
+    cal = f"T = {sm.temperature:.2f}" if sm.calibrated else "uncalibrated"
+    notes.append(f"{sm.card.display_name or sm.card.arch}; test accuracy {pct(acc)} "
+                 f"({sm.card.protocol_caption()}); {cal}")
+st.plotly_chart(plots.model_probabilities([sm.name for sm in a.models], probs, notes,
+                                          title="What each model hears (its top emotion "
+                                                "boxed; hover for its test score)"),
+                width="stretch", key="every_model")
+with st.expander("Probabilities and each model's test score as a table"):
+    st.dataframe(a.model_table().assign(**{"test score": notes}), hide_index=True,
+                 width="stretch")
+
+st.subheader("Input")
+# Drawn on request: the timeline above already shows the waveform, and two more charts
+# would delay every verdict.
+if st.toggle("Show the input's waveform and mel-spectrogram", key="show_input"):
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(plots.waveform(clip.y, clip.sr), width="stretch", key="input_waveform")
+    mel, mel_hop = clip.mel_display()
+    c2.plotly_chart(plots.mel_image(mel, hop=mel_hop, title="Mel-spectrogram (whole clip)"),
+                    width="stretch", key="input_mel")

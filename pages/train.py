@@ -21,6 +21,7 @@ from ui.state import (
     corpus_names,
     corpus_sidebar,
     get_corpus,
+    pct,
     public,
     settings,
     show_path,
@@ -230,62 +231,114 @@ def _eta(seconds) -> str:
     return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
 
 
-@st.fragment(run_every=2.0)
+STATE_ICONS = {"queued": "⏳", "running": "🏃", "finished": "✅", "failed": "❌",
+               "cancelled": "⏹️"}
+
+
+def _corpus_of(cfg: dict) -> str:
+    """The corpus a run trains on, as the sidebar would name it."""
+    data = cfg.get("data")
+    if not data:
+        return corpus.name if corpus_dir() is None else "the default corpus"
+    return ", ".join(part.split("=", 1)[0] if "=" in part else part.rstrip("/").rsplit("/", 1)[-1]
+                     for part in str(data).split(","))
+
+
+def _stage_line(st_: dict, cfg: dict, steps_: list, epochs_: list) -> None:
+    """What the run is doing now: its stage, a bar where there is a count, how long ago the
+    run last reported."""
+    stage = st_.get("stage") or "starting"
+    done, total = st_.get("stage_done", 0), st_.get("stage_total", 0)
+    age = time.time() - st_["stage_ts"] if st_.get("stage_ts") else None
+    since = f" · updated {_eta(age)} ago" if age is not None else ""
+    epochs_total = st_.get("epochs") or TrainConfig.from_dict(cfg).resolved_epochs()
+    if stage == "training" or stage.startswith("validating"):
+        epoch = (steps_[-1]["epoch"] if steps_ else len(epochs_) + 1)
+        frac = (epoch - 1 + steps_[-1]["epoch_progress"]) / epochs_total if steps_ else \
+            len(epochs_) / epochs_total
+        eta = epochs_[-1]["eta_s"] if epochs_ else None
+        what = (f"validating epoch {epoch}" if stage.startswith("validating") else
+                f"training epoch {epoch}/{epochs_total}"
+                + ("" if steps_ and steps_[-1]["epoch"] == epoch else ": first batches"))
+        st.progress(min(frac, 1.0), text=f"{what} · ETA {_eta(eta)}{since}")
+    elif total:
+        st.progress(min(done / total, 1.0), text=f"{stage}: {done:,}/{total:,}{since}")
+    else:
+        st.caption(f"⏱️ {stage}…{since}")
+
+
+def run_card(r: dict) -> None:
+    st_, cfg, rid = r["status"], r["config"], r["run_id"]
+    state = st_["state"]
+    with st.container(border=True):
+        head, btn = st.columns([5, 1])
+        held_out = f" (test: {cfg['test_corpus']})" if cfg.get("test_corpus") else ""
+        head.markdown(f"{STATE_ICONS[state]} **{cfg['arch']}** · `{rid}` · **{state}** · "
+                      f"on **{_corpus_of(cfg)}** · split {cfg['split']}{held_out} · "
+                      f"lr {cfg['lr']:g} · {cfg.get('activation') or ''}")
+        if state in runs.ACTIVE and allowed and btn.button("Cancel", key=f"cancel-{rid}"):
+            runs.cancel(rid)
+            st.toast(f"Cancelling {rid}…")
+        metrics = runs.metrics(rid)
+        epochs_ = [m for m in metrics if m["type"] == "epoch"]
+        steps_ = [m for m in metrics if m["type"] == "step"]
+        if state == "queued":
+            st.caption("⏳ waiting for the run before it to finish (runs go one at a time)")
+        if state == "running":
+            _stage_line(st_, cfg, steps_, epochs_)
+            if steps_:
+                c = st.columns(3)
+                c[0].metric("samples/s", f"{steps_[-1]['samples_per_s']:,.0f}")
+                c[1].metric("step loss", f"{steps_[-1]['loss']:.3f}")
+                c[2].metric("device", cfg.get("device", "auto"))
+        if state == "failed":
+            st.error(st_.get("error", "failed"))
+        if state in ("finished", "cancelled") and r["report"]:
+            rep = r["report"]
+            st.markdown(f"Test accuracy **{pct(rep['accuracy'])}**, UAR **{pct(rep['uar'])}**"
+                        f", macro-F1 {rep['macro_f1']:.3f} — "
+                        f"{rep.get('protocol', {}).get('description', '')}")
+        if metrics:
+            total = st_.get("epochs") or TrainConfig.from_dict(cfg).resolved_epochs()
+            st.plotly_chart(plots.training_curves(metrics, epochs=total), width="stretch",
+                            key=f"curve-{rid}-{len(metrics)}")
+        if not public():  # the log names server folders
+            with st.expander("Log"):
+                st.code(runs.log_tail(rid, 15) or "(empty)", language=None)
+
+
+all_runs = runs.list_runs()
+active_ids = [r["run_id"] for r in all_runs if r["status"]["state"] in runs.ACTIVE]
+finished = [r for r in all_runs if r["status"]["state"] not in runs.ACTIVE][:4]
+
+
+# Only while a run is queued or running does this part refresh itself (every 2 s, reading
+# only those runs); an idle Train page does no work at all.
+@st.fragment(run_every=2.0 if active_ids else None)
 def live_runs():
-    all_runs = runs.list_runs()
-    if not all_runs:
-        st.info("No runs yet. Choose an architecture above and launch.")
-        return
-    active = [r for r in all_runs if r["status"]["state"] in runs.ACTIVE]
-    recent = [r for r in all_runs if r["status"]["state"] not in runs.ACTIVE][:4]
-    for r in active + recent:
-        st_, cfg, rid = r["status"], r["config"], r["run_id"]
-        state = st_["state"]
-        icon = {"queued": "⏳", "running": "🏃", "finished": "✅", "failed": "❌",
-                "cancelled": "⏹️"}[state]
-        with st.container(border=True):
-            head, btn = st.columns([5, 1])
-            held_out = f" (test: {cfg['test_corpus']})" if cfg.get("test_corpus") else ""
-            head.markdown(f"{icon} **{cfg['arch']}** · `{rid}` · **{state}** · split "
-                          f"{cfg['split']}{held_out} · lr {cfg['lr']:g} · "
-                          f"{cfg.get('activation') or ''}")
-            if state in runs.ACTIVE and allowed and btn.button("Cancel", key=f"cancel-{rid}"):
-                runs.cancel(rid)
-                st.toast(f"Cancelling {rid}…")
-            metrics = runs.metrics(rid)
-            epochs_ = [m for m in metrics if m["type"] == "epoch"]
-            steps_ = [m for m in metrics if m["type"] == "step"]
-            if state == "running":
-                if st_.get("stage") == "extracting features":
-                    done, total = st_.get("stage_done", 0), max(st_.get("stage_total", 1), 1)
-                    st.progress(done / total, text=f"{st_['stage']}: {done:,}/{total:,} clips")
-                else:
-                    total = st_.get("epochs") or TrainConfig.from_dict(cfg).resolved_epochs()
-                    frac = (steps_[-1]["epoch"] - 1 + steps_[-1]["epoch_progress"]) / total \
-                        if steps_ else 0.0
-                    eta = epochs_[-1]["eta_s"] if epochs_ else None
-                    st.progress(min(frac, 1.0), text=f"epoch {len(epochs_) + 1}/{total} · ETA "
-                                f"{_eta(eta)}")
-                if steps_:
-                    c = st.columns(3)
-                    c[0].metric("samples/s", f"{steps_[-1]['samples_per_s']:,.0f}")
-                    c[1].metric("step loss", f"{steps_[-1]['loss']:.3f}")
-                    c[2].metric("device", cfg.get("device", "auto"))
-            if state == "failed":
-                st.error(st_.get("error", "failed"))
-            if state in ("finished", "cancelled") and r["report"]:
-                rep = r["report"]
-                st.markdown(f"Test accuracy **{rep['accuracy']:.1%}**, UAR **{rep['uar']:.1%}**,"
-                            f" macro-F1 {rep['macro_f1']:.3f} — "
-                            f"{rep.get('protocol', {}).get('description', '')}")
-            if metrics:
-                st.plotly_chart(plots.training_curves(metrics), width="stretch",
-                                key=f"curve-{rid}-{len(metrics)}")
-            if not public():  # the log names server folders
-                with st.expander("Log"):
-                    st.code(runs.log_tail(rid, 15) or "(empty)", language=None)
+    now_active = []
+    for rid in active_ids:
+        try:
+            r = runs.read_run(rid)
+        except (runs.RunError, ValueError):
+            continue
+        if r["status"]["state"] in runs.ACTIVE:
+            now_active.append(rid)
+        run_card(r)
+    if active_ids and not now_active:
+        st.rerun()  # the last active run ended: redraw the page once, then stay idle
+    st.caption(f"Last refresh {time.strftime('%H:%M:%S')}"
+               + (" · refreshing every 2 s while a run is active" if active_ids else ""))
 
 
+if not all_runs:
+    st.info("No runs yet. Choose an architecture above and launch.")
 live_runs()
-st.caption(f"Runs live in {show_path(runs.root())}; they keep going if you leave this page "
-           f"or close the browser. Last refresh {time.strftime('%H:%M:%S')}.")
+for r in finished:
+    run_card(r)
+c1, c2 = st.columns([5, 1])
+c1.caption(f"Runs live in {show_path(runs.root())}; they keep going if you leave this page "
+           "or close the browser.")
+if c2.button("↻ Check for runs", key="refresh_runs",
+             help="Runs started from the command line appear after a refresh."):
+    st.rerun()

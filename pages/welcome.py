@@ -7,8 +7,9 @@ from ser import config
 from ser.corpora import summary
 from ser.devices import device_description
 from ser.ensemble import read_ensemble
-from ser.zoo import shipped_models, table
-from ui.state import corpus_badge, corpus_sidebar, get_corpus, show_path
+from ser.metrics import HUMAN_VOICE_RULE, human_voice_baseline
+from ser.zoo import leaderboard, shipped_models
+from ui.state import corpus_badge, corpus_sidebar, get_corpus, pct, show_path
 
 st.title("🎙️ SER Studio")
 corpus_sidebar()
@@ -36,22 +37,18 @@ if not models:
     st.warning(f"No model bundles in {show_path(config.models_dir())}. Train one on the Train "
                "page; finished runs appear in Results and Predict.")
 else:
-    df = table(models).sort_values("accuracy", ascending=False)
-    ens = read_ensemble()
-    rows = df[["model", "display name", "features", "accuracy", "UAR", "split", "data"]]
-    if ens:
-        t = ens.test
-        rows = pd.concat([pd.DataFrame([{
-            "model": ens.name, "display name": f"average of {len(ens.members)} models",
-            "features": "", "accuracy": t.accuracy, "UAR": t.uar,
-            "split": ens.split.get("protocol_name", ""), "data": ens.data.get("corpus", "")}]),
-            rows], ignore_index=True)
-    st.dataframe(rows.rename(columns={"display name": "architecture", "accuracy":
-                                      "test accuracy"}), hide_index=True, width="stretch",
-                 column_config={c: st.column_config.NumberColumn(format="percent")
-                                for c in ("test accuracy", "UAR")})
-    st.caption("Accuracy and UAR (unweighted average recall) on held-out test clips; the "
-               "protocol column names the split and data each number comes from.")
+    board = leaderboard(models, read_ensemble())
+    for origin, rows in board.groupby("origin", sort=False):
+        st.markdown(f"**{origin}** — best first")
+        st.table(pd.DataFrame({
+            "model": rows["model"], "architecture": rows["display name"],
+            "input": rows["features"], "test accuracy": rows["accuracy"].map(pct),
+            "UAR": rows["UAR"].map(pct), "split": rows["split"], "data": rows["data"]}),
+            hide_index=True)
+    st.caption("Accuracy and UAR (unweighted average recall) on each model's held-out test "
+               "clips; the split and data columns name the protocol and corpus each number "
+               "comes from. Speaker-independent models come first: only they say how a model "
+               "does on voices it never heard.")
 
 st.subheader("Where to go")
 cols = st.columns(5)
@@ -67,9 +64,15 @@ for col, (page, text) in zip(cols, [
         st.caption(text)
 
 with st.expander("About the data and credits"):
+    human = human_voice_baseline(corpus.manifest, f"every clip of {corpus.name} with a vote")
     st.markdown(
         "CREMA-D (Cao et al., 2014, *IEEE Trans. Affective Computing* 5(4):377–390): 7,442 "
         "clips of 91 actors speaking 12 sentences in six emotions, released under the Open "
-        "Database License. Human raters recognised the intended emotion from the voice alone "
-        "on 40.9 % of clips. SER Studio never ships the audio; point it at your copy."
-    )
+        "Database License. SER Studio never ships the audio; point it at your copy.")
+    if human:
+        st.markdown(f"**Human accuracy, voice only:** {human['text']}.")
+    else:
+        st.markdown(f"**Human accuracy, voice only** — the share of clips where "
+                    f"{HUMAN_VOICE_RULE} — appears here, on the Dataset page and beside each "
+                    "model in Results once a CREMA-D folder with its summaryTable.csv is "
+                    "chosen in the sidebar.")

@@ -183,6 +183,22 @@ class Card:
         statistics (`ser.speakers`): it can score a voice only with enrolment clips."""
         return self.training.speaker_norm == "speaker"
 
+    def heard_speaker(self, corpus: str, speaker: str) -> str | None:
+        """Which part of this model's split the ``speaker`` of corpus key ``corpus`` was
+        in: ``"train"``, ``"val"``, ``"test"``; ``"unseen corpus"`` when the model never
+        trained on that corpus; None when the card cannot tell (a random split shares
+        speakers between parts, or no speaker lists were recorded)."""
+        if corpus not in self.trained_corpora:
+            return "unseen corpus"
+        if self.split.get("protocol") == "random":
+            return None
+        lists = self.split.get("speakers") or {}
+        for part in ("train", "val", "test"):
+            names = set(map(str, lists.get(part) or []))
+            if str(speaker) in names or f"{corpus}:{speaker}" in names:
+                return part
+        return None
+
     def protocol_caption(self) -> str:
         """e.g. ``speaker-independent split on CREMA-D; 1558 test clips``."""
         caption = protocol_caption(self.split, self.data)
@@ -212,3 +228,33 @@ def _plain(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def exposure_note(cards: dict[str, Card], corpus: str, speaker: str) -> str:
+    """One sentence per case: did the models (name → card) hear this speaker in training?
+    For the Predict page's corpus clips, so a test-set speaker is not called "maybe in the
+    training data"."""
+    groups: dict[str, list[str]] = {}
+    for name, card in cards.items():
+        groups.setdefault(card.heard_speaker(corpus, speaker) or "unknown", []).append(name)
+
+    def who(names: list[str]) -> str:
+        n = len(names)
+        listed = ", ".join(f"`{x}`" for x in names[:3]) + (f" and {n - 3} more" if n > 3
+                                                           else "")
+        return f"{n} model{'s' if n != 1 else ''} ({listed})"
+
+    lines = []
+    if groups.get("test"):
+        lines.append(f"a **held-out test speaker** for {who(groups['test'])}: they never "
+                     "heard this voice in training, so their answer is a fair test")
+    if groups.get("unseen corpus"):
+        lines.append(f"from a corpus {who(groups['unseen corpus'])} never trained on")
+    heard = groups.get("train", []) + groups.get("val", [])
+    if heard:
+        lines.append(f"heard in training or validation by {who(heard)}: expect them to do "
+                     "better than on a new voice")
+    if groups.get("unknown"):
+        lines.append(f"possibly in the training data of {who(groups['unknown'])} (random "
+                     "split: speakers and clips are shared between training and test)")
+    return f"Speaker {speaker} is " + "; ".join(lines) + "." if lines else ""

@@ -6,6 +6,8 @@ else in SER Studio assumes a device.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from ser.parallel import cpu_count
@@ -44,3 +46,24 @@ def use_threads(dev: torch.device, threads: int = 0) -> None:
     """On the CPU, let torch use ``threads`` threads (0 = every core)."""
     if dev.type == "cpu":
         torch.set_num_threads(threads or cpu_count())
+
+
+#: Threads for scoring a clip on the CPU. A clip is a batch of a few windows: one thread
+#: is as fast as two on an idle machine and, on a busy one (training beside the app), two
+#: threads waiting for each other made one forward pass of ser2d ~100× slower (measured
+#: 3 ms vs 400 ms, 2 cores, a training run next to it).
+INFERENCE_THREADS = 1
+
+
+@contextlib.contextmanager
+def inference_threads(dev: torch.device, threads: int = INFERENCE_THREADS):
+    """Run the block with ``threads`` torch threads on the CPU, then restore the count."""
+    if dev.type != "cpu" or torch.get_num_threads() == threads:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -50,6 +50,7 @@ from ser.bundle import Bundle, BundleError, load_bundle
 from ser.calibration import Calibration, apply_temperature, log_probs
 from ser.card import Card
 from ser.dataset import model_inputs, spaces_for
+from ser.devices import inference_threads
 from ser.features import clip_features, fs2, mel_power_chunked
 from ser.segments import Segment, fixed_segments, slice_segments, speech_segments
 from ser.speakers import VoiceProfile
@@ -158,7 +159,7 @@ class Predictor:
         inputs = model_inputs(self._voice_normalised(arrays, voice), self.space, self.norm)
         n = len(inputs[0])
         out = []
-        with torch.inference_mode():
+        with torch.inference_mode(), inference_threads(self.device):
             for i in range(0, n, BATCH):
                 xb = [x[i:i + BATCH].to(self.device) for x in inputs]
                 out.append(torch.log_softmax(self.model(*xb).float(), dim=1).cpu().numpy())
@@ -178,7 +179,7 @@ class Predictor:
         arrays = self._voice_normalised(
             {s: np.stack([f[s] for f in per_chunk]) for s in spaces}, voice)
         inputs = [x.to(self.device) for x in model_inputs(arrays, self.space, self.norm)]
-        with torch.inference_mode():
+        with torch.inference_mode(), inference_threads(self.device):
             probs = torch.softmax(self.model(*inputs).float(), dim=1).cpu().numpy()
         return Prediction(probs.mean(axis=0), probs, starts, self.cfg.window_seconds)
 

@@ -42,9 +42,16 @@ def classification_metrics(y_true: np.ndarray, probs: np.ndarray) -> dict:
     }
 
 
+#: The one definition of "human accuracy" used on every page, in the CLI and in reports.
+HUMAN_VOICE_RULE = ("the majority vote of CREMA-D's crowd raters who heard the audio only "
+                    "(no video; `VoiceVote` in summaryTable.csv) matched the intended "
+                    "emotion; a tie of k labels that includes it counts 1/k")
+
+
 def human_vote_accuracy(true_labels, votes) -> float | None:
     """Share of clips where the raters' voice-only majority matched the intended emotion;
-    a tie between k labels that includes the right one earns 1/k."""
+    a tie between k labels that includes the right one earns 1/k (`HUMAN_VOICE_RULE`).
+    Clips without a vote are left out."""
     credit, n = 0.0, 0
     for t, v in zip(true_labels, votes):
         if not isinstance(v, str) or not v:
@@ -53,6 +60,24 @@ def human_vote_accuracy(true_labels, votes) -> float | None:
         credit += (1.0 / len(options)) if t in options else 0.0
         n += 1
     return credit / n if n else None
+
+
+def human_voice_baseline(clips: pd.DataFrame, scope: str) -> dict | None:
+    """Human accuracy (`HUMAN_VOICE_RULE`) on the six-emotion clips of ``clips`` that carry
+    a vote, with the words that name it: ``{"accuracy", "n", "scope", "text"}``. ``scope``
+    says which clips (e.g. "all CREMA-D clips", "this model's test clips"). None when no
+    clip has a vote (corpora other than CREMA-D)."""
+    if "human_vote" not in clips:
+        return None
+    six = clips[clips["emotion"].isin(LABELS)] if "emotion" in clips else clips
+    votes = six["human_vote"].where(six["human_vote"].astype(str) != "")
+    truth = six["emotion"] if "emotion" in six else six["true"]
+    acc = human_vote_accuracy(truth, votes)
+    if acc is None:
+        return None
+    n = int(votes.notna().sum())
+    return {"accuracy": acc, "n": n, "scope": scope,
+            "text": f"{acc:.1%} of {n:,} clips ({scope}): {HUMAN_VOICE_RULE}"}
 
 
 def predictions_frame(manifest: pd.DataFrame, y_true: np.ndarray, probs: np.ndarray

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -13,6 +15,50 @@ EMOTION_COLORS = {"angry": "#d62828", "disgust": "#6a994e", "fear": "#7b2cbf",
 FS1_GROUPS = [("ZCR", 1), ("RMS", 1), ("MFCC", config.N_MFCC), ("chroma", config.N_CHROMA),
               ("contrast", config.CONTRAST_ROWS), ("mel power", config.N_MELS)]
 _LAYOUT = dict(margin=dict(l=50, r=20, t=50, b=40), template="plotly_white", height=340)
+
+
+def safe_scale(name: str) -> list[list]:
+    """Plotly's named continuous scale ``name`` as ``[position, "rgb(r,g,b)"]`` pairs.
+
+    Streamlit's chart theme swaps the colours ``#000001``…``#000040`` in a figure for its
+    own palette (they are its placeholders), and Magma and Inferno start at ``#000004``:
+    passed by name, their darkest colour (−80 dB, silence) turned bright pink. Written as
+    ``rgb()`` the colours reach the browser unchanged. Every heatmap here uses it.
+    """
+    from plotly.colors import get_colorscale, hex_to_rgb
+
+    out = []
+    for pos, color in get_colorscale(name):
+        if color.startswith("#"):
+            color = "rgb({},{},{})".format(*hex_to_rgb(color))
+        out.append([pos, color])
+    return out
+
+
+#: The scale of every spectrogram: perceptually uniform, silence (low) dark.
+SPECTROGRAM_SCALE = "Magma"
+#: Largest image sent to the browser: about the pixels a chart has on screen.
+DISPLAY_ROWS, DISPLAY_COLS = 256, 900
+
+
+def display_resolution(z: np.ndarray, axis_values: tuple | None = None,
+                       rows: int = DISPLAY_ROWS, cols: int = DISPLAY_COLS):
+    """Shrink an image to at most ``rows`` × ``cols`` cells by taking the maximum of each
+    block (a thin harmonic stays visible). ``axis_values`` = (x, y) arrays are thinned to
+    match. Returns ``(z, x, y)``."""
+    z = np.asarray(z, dtype=np.float32)
+    x, y = axis_values if axis_values is not None else (None, None)
+    fr = max(1, int(np.ceil(z.shape[0] / rows)))
+    fc = max(1, int(np.ceil(z.shape[1] / cols)))
+    if fr > 1 or fc > 1:
+        pr, pc = (-z.shape[0]) % fr, (-z.shape[1]) % fc
+        padded = np.pad(z, ((0, pr), (0, pc)), mode="edge")
+        z = padded.reshape(padded.shape[0] // fr, fr, padded.shape[1] // fc, fc).max(axis=(1, 3))
+        if x is not None:
+            x = np.asarray(x)[::fc][:z.shape[1]]
+        if y is not None:
+            y = np.asarray(y)[::fr][:z.shape[0]]
+    return z, x, y
 
 
 def _fig(title: str, **kw) -> go.Figure:
@@ -30,10 +76,25 @@ def emotion_counts(manifest: pd.DataFrame, title: str = "Clips per emotion") -> 
     return fig
 
 
+#: Intensity levels from weakest to strongest (not alphabetical: high, low, medium).
+INTENSITY_ORDER = ["low", "medium", "high", "unspecified"]
+
+
+def ordered_values(values, by: str) -> list:
+    """The distinct ``values`` of column ``by`` in reading order: intensity levels from low
+    to high (unknown levels after them), anything else sorted."""
+    distinct = sorted({v for v in values if isinstance(v, str) or pd.notna(v)}, key=str)
+    if by != "intensity":
+        return distinct
+    rank = {v: i for i, v in enumerate(INTENSITY_ORDER)}
+    return sorted(distinct, key=lambda v: (rank.get(v, len(rank) - 0.5), str(v)))
+
+
 def stacked_counts(manifest: pd.DataFrame, by: str, title: str) -> go.Figure:
     """Clips per value of ``by`` (actor, sentence, intensity), stacked by emotion."""
     tab = pd.crosstab(manifest[by], manifest["emotion"]).reindex(columns=config.LABELS,
                                                                  fill_value=0)
+    tab = tab.reindex(ordered_values(tab.index, by))
     fig = _fig(title, barmode="stack")
     for e in config.LABELS:
         fig.add_bar(x=[str(i) for i in tab.index], y=tab[e], name=e,
@@ -43,21 +104,45 @@ def stacked_counts(manifest: pd.DataFrame, by: str, title: str) -> go.Figure:
 
 
 def duration_histogram(manifest: pd.DataFrame) -> go.Figure:
-    fig = _fig("Clip durations")
+    """Clip durations, one box per emotion (overlaid histograms of six colours merged into
+    one block), with every emotion's median readable side by side."""
+    fig = _fig("Clip durations by emotion")
     for e in config.LABELS:
         d = manifest.loc[manifest["emotion"] == e, "duration_s"]
-        fig.add_histogram(x=d, name=e, marker_color=EMOTION_COLORS[e], opacity=0.6,
-                          xbins=dict(size=0.1))
-    fig.update_layout(barmode="overlay", xaxis_title="seconds", yaxis_title="clips")
+        if len(d):
+            fig.add_box(x=d, name=e, marker_color=EMOTION_COLORS[e], boxpoints="outliers",
+                        orientation="h",
+                        hovertemplate=e + ": %{x:.2f} s<extra></extra>")
+    fig.update_layout(xaxis_title="seconds", showlegend=False,
+                      yaxis=dict(autorange="reversed"))
     return fig
 
 
+def envelope(y: np.ndarray, sr: int, columns: int = 1500) -> tuple[np.ndarray, np.ndarray]:
+    """Times and values of a waveform drawn as its min/max per column: looks like every
+    sample at chart width, with at most ``2 × columns`` points for the browser."""
+    y = np.asarray(y, dtype=np.float32)
+    if len(y) <= 2 * columns:
+        return np.arange(len(y)) / sr, y
+    size = int(np.ceil(len(y) / columns))
+    pad = (-len(y)) % size
+    blocks = np.pad(y, (0, pad), mode="edge").reshape(-1, size)
+    t = np.repeat(np.arange(len(blocks)) * size / sr, 2)
+    v = np.stack([blocks.min(axis=1), blocks.max(axis=1)], axis=1).ravel()
+    return t, v
+
+
 def waveform(y: np.ndarray, sr: int, title: str = "Waveform") -> go.Figure:
-    step = max(1, len(y) // 6000)  # enough points for the eye, light for the browser
-    t = np.arange(0, len(y), step) / sr
-    fig = _fig(title, height=260)
-    fig.add_scatter(x=t, y=y[::step], mode="lines", line=dict(width=1, color="#4361ee"))
-    fig.update_layout(xaxis_title="time (s)", yaxis_title="amplitude", yaxis_range=[-1, 1])
+    """The samples over time; the amplitude axis follows the clip's peak (a quiet clip is
+    not a flat line on a ±1 axis), and the title gives the peak in dBFS."""
+    t, v = envelope(y, sr)  # enough points for the eye, light for the browser
+    peak = float(np.max(np.abs(y))) if len(y) else 0.0
+    level = f"peak {20 * np.log10(peak):.0f} dBFS" if peak > 0 else "silent"
+    fig = _fig(f"{title} ({level}; axis scaled to the peak)", height=260)
+    fig.add_scatter(x=t, y=v, mode="lines", line=dict(width=1, color="#4361ee"))
+    top = max(peak * 1.1, 1e-3)
+    fig.update_layout(xaxis_title="time (s)", yaxis_title="amplitude (full scale = 1)",
+                      yaxis_range=[-top, top])
     return fig
 
 
@@ -75,11 +160,15 @@ def spectrum(y: np.ndarray, sr: int, title: str = "Spectrum (FFT magnitude)") ->
 
 def heatmap(z: np.ndarray, *, title: str, x: np.ndarray | None = None,
             y: np.ndarray | None = None, xaxis: str = "time (s)", yaxis: str = "",
-            colorbar: str = "dB", colorscale: str = "Magma", zmin=None, zmax=None,
+            colorbar: str = "dB", colorscale: str = SPECTROGRAM_SCALE, zmin=None, zmax=None,
             height: int = 320) -> go.Figure:
+    """An image at display resolution with a titled colour bar (see `safe_scale`)."""
+    z, x, y = display_resolution(z, (x, y))
     fig = _fig(title, height=height)
-    fig.add_heatmap(z=z, x=x, y=y, colorscale=colorscale, zmin=zmin, zmax=zmax,
-                    colorbar=dict(title=colorbar))
+    fig.add_heatmap(z=z, x=x, y=y, colorscale=safe_scale(colorscale), zmin=zmin, zmax=zmax,
+                    colorbar=dict(title=dict(text=colorbar, side="right")),
+                    hovertemplate=f"%{{x:.2f}} s, {yaxis or 'y'} %{{y:.0f}}: %{{z:.1f}} "
+                                  f"{colorbar}<extra></extra>")
     fig.update_layout(xaxis_title=xaxis, yaxis_title=yaxis)
     return fig
 
@@ -92,15 +181,15 @@ def stft_spectrogram(y: np.ndarray, sr: int, n_fft: int = config.N_FFT,
     db = librosa.amplitude_to_db(S, ref=np.max) if S.max() > 0 else np.full(S.shape, -80.0)
     t = np.arange(db.shape[1]) * hop / sr
     f = np.fft.rfftfreq(n_fft, 1 / sr)
-    return heatmap(db, title="STFT spectrogram (dB re max)", x=t, y=f, yaxis="frequency (Hz)",
-                   zmin=-80, zmax=0)
+    return heatmap(db, title="STFT spectrogram", x=t, y=f, yaxis="frequency (Hz)",
+                   colorbar="dB re max", zmin=-80, zmax=0)
 
 
 def mel_image(fs2: np.ndarray, sr: int = config.SAMPLE_RATE, hop: int = config.HOP_LENGTH,
               title: str = "Mel-spectrogram, FS2 exactly as the models see it") -> go.Figure:
     t = np.arange(fs2.shape[1]) * hop / sr
     return heatmap(fs2, title=title, x=t, y=np.arange(fs2.shape[0]), yaxis="mel band",
-                   zmin=-80, zmax=0)
+                   colorbar="dB re max", zmin=-80, zmax=0)
 
 
 def mfcc_image(y: np.ndarray, sr: int) -> go.Figure:
@@ -110,7 +199,7 @@ def mfcc_image(y: np.ndarray, sr: int) -> go.Figure:
                              hop_length=config.HOP_LENGTH)
     t = np.arange(m.shape[1]) * config.HOP_LENGTH / sr
     return heatmap(m, title="MFCCs", x=t, y=np.arange(m.shape[0]), yaxis="coefficient",
-                   colorbar="", colorscale="RdBu_r")
+                   colorbar="value", colorscale="RdBu_r")
 
 
 def fs1_vector(v: np.ndarray, title: str = "FS1: the 169-d vector the 1D models see"
@@ -142,6 +231,31 @@ def probability_bars(probs: np.ndarray, title: str = "", height: int = 260) -> g
     return fig
 
 
+def model_probabilities(names: list[str], probs: np.ndarray, notes: list[str] | None = None,
+                        title: str = "What each model hears") -> go.Figure:
+    """One compact heatmap instead of a bar chart per model: models (rows, in the order
+    given) × emotions (columns), each cell its probability, each row's top emotion boxed.
+    ``notes`` (one per model, e.g. its test accuracy and protocol) go into the hover."""
+    probs = np.asarray(probs, dtype=float)
+    notes = notes or [""] * len(names)
+    text = [[f"<b>{v:.0%}</b>" if j == int(np.argmax(row)) else f"{v:.0%}"
+             for j, v in enumerate(row)] for row in probs]
+    fig = _fig(title, height=110 + 30 * max(len(names), 1))
+    fig.add_heatmap(z=probs, x=list(config.LABELS), y=list(names), text=text,
+                    texttemplate="%{text}", colorscale=safe_scale("Blues"), zmin=0, zmax=1,
+                    customdata=[[n] * len(config.LABELS) for n in notes], xgap=1, ygap=1,
+                    colorbar=dict(title=dict(text="probability"), tickformat=".0%"),
+                    hovertemplate="%{y}: %{x} %{z:.1%}<br>%{customdata}<extra></extra>")
+    for i, row in enumerate(probs):
+        j = int(np.argmax(row))
+        fig.add_shape(type="rect", x0=j - 0.5, x1=j + 0.5, y0=i - 0.5, y1=i + 0.5,
+                      line=dict(color=EMOTION_COLORS[config.LABELS[j]], width=3))
+    fig.update_layout(xaxis=dict(side="top"), yaxis=dict(autorange="reversed",
+                                                         automargin=True),
+                      margin=dict(l=10, r=10, t=80, b=10))
+    return fig
+
+
 def emotion_timeline(starts: np.ndarray, window_probs: np.ndarray, window_s: float
                      ) -> go.Figure:
     """Stacked areas of each emotion's probability over the clip's windows."""
@@ -155,31 +269,40 @@ def emotion_timeline(starts: np.ndarray, window_probs: np.ndarray, window_s: flo
     return fig
 
 
-def training_curves(metrics: list[dict], title: str = "") -> go.Figure:
-    """Step loss (thin), epoch train/val loss, and val accuracy/UAR on a second axis."""
+def training_curves(metrics: list[dict], title: str = "", epochs: int | None = None
+                    ) -> go.Figure:
+    """Step loss (thin), epoch train/val loss, and val accuracy/UAR on a second axis.
+
+    The epoch axis is whole numbers from 0 to ``epochs`` (the planned count) from the first
+    step on, so one epoch is a point at 1 on a 0…N axis, not a lone dot on a fractional
+    axis; short series get markers so a single point is visible."""
     from plotly.subplots import make_subplots
 
     steps = [m for m in metrics if m.get("type") == "step"]
-    epochs = [m for m in metrics if m.get("type") == "epoch"]
+    ep = [m for m in metrics if m.get("type") == "epoch"]
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Validation accuracy / UAR"))
     if steps:
         fig.add_scatter(x=[s["epoch"] - 1 + s.get("epoch_progress", 1) for s in steps],
-                        y=[s["loss"] for s in steps], mode="lines", name="step loss",
-                        line=dict(width=1, color="#adb5bd"), row=1, col=1)
-    if epochs:
-        x = [e["epoch"] for e in epochs]
-        fig.add_scatter(x=x, y=[e["train_loss"] for e in epochs], name="train loss",
-                        mode="lines+markers", line=dict(color="#4361ee"), row=1, col=1)
-        fig.add_scatter(x=x, y=[e["val_loss"] for e in epochs], name="val loss",
-                        mode="lines+markers", line=dict(color="#e76f51"), row=1, col=1)
-        fig.add_scatter(x=x, y=[e["train_accuracy"] for e in epochs], name="train accuracy",
-                        mode="lines+markers", line=dict(color="#4361ee", dash="dot"), row=1,
-                        col=2)
-        fig.add_scatter(x=x, y=[e["val_accuracy"] for e in epochs], name="val accuracy",
-                        mode="lines+markers", line=dict(color="#e76f51"), row=1, col=2)
-        fig.add_scatter(x=x, y=[e["val_uar"] for e in epochs], name="val UAR",
-                        mode="lines+markers", line=dict(color="#2a9d8f"), row=1, col=2)
-    fig.update_xaxes(title_text="epoch")
+                        y=[s["loss"] for s in steps], name="step loss",
+                        mode="lines+markers" if len(steps) < 30 else "lines",
+                        marker=dict(size=4), line=dict(width=1, color="#adb5bd"),
+                        row=1, col=1)
+    if ep:
+        x = [e["epoch"] for e in ep]
+        for key, name, color, dash, col in (
+                ("train_loss", "train loss", "#4361ee", None, 1),
+                ("val_loss", "val loss", "#e76f51", None, 1),
+                ("train_accuracy", "train accuracy", "#4361ee", "dot", 2),
+                ("val_accuracy", "val accuracy", "#e76f51", None, 2),
+                ("val_uar", "val UAR", "#2a9d8f", None, 2)):
+            fig.add_scatter(x=x, y=[e[key] for e in ep], name=name, mode="lines+markers",
+                            marker=dict(size=8 if len(ep) < 3 else 6),
+                            line=dict(color=color, dash=dash), row=1, col=col)
+    last = max([e["epoch"] for e in ep] + [s["epoch"] for s in steps] + [1])
+    span = max(int(epochs or 0), last)
+    fig.update_xaxes(title_text="epoch", range=[0, span + 0.2], tick0=0,
+                     dtick=max(1, int(np.ceil(span / 10))), tickformat="d")
+    fig.update_yaxes(rangemode="tozero", row=1, col=1)
     fig.update_yaxes(range=[0, 1], tickformat=".0%", row=1, col=2)
     fig.update_layout(title=title, **{**_LAYOUT, "height": 360})
     return fig
@@ -191,7 +314,8 @@ def overlaid_curves(curves: dict[str, list[dict]], key: str = "val_uar") -> go.F
         ep = [m for m in metrics if m.get("type") == "epoch"]
         fig.add_scatter(x=[e["epoch"] for e in ep], y=[e.get(key) for e in ep], name=name,
                         mode="lines+markers")
-    fig.update_layout(xaxis_title="epoch", yaxis_title=key)
+    fig.update_layout(xaxis=dict(title="epoch", tickformat="d", rangemode="tozero"),
+                      yaxis_title=key.replace("_", " "))
     return fig
 
 
@@ -202,30 +326,65 @@ def confusion(cm, title: str = "Confusion matrix", normalise: bool = True) -> go
             for rv, rc in zip(shown, cm)]
     fig = _fig(title, height=380)
     fig.add_heatmap(z=shown, x=list(config.LABELS), y=list(config.LABELS), text=text,
-                    texttemplate="%{text}", colorscale="Blues", zmin=0,
-                    zmax=1 if normalise else None, showscale=False,
-                    hovertemplate="true %{y}, predicted %{x}: %{text}<extra></extra>")
-    # Invisible markers on the cell centres make each cell clickable (heatmaps themselves
-    # do not report selections).
+                    texttemplate="%{text}", colorscale=safe_scale("Blues"), zmin=0,
+                    zmax=1 if normalise else None, showscale=False, hoverinfo="skip")
+    # Heatmap cells cannot be selected in Plotly, so a transparent marker on each cell
+    # centre carries the hover text and the click / box selection (trace 1). It must not
+    # use hoverinfo="skip": a point that ignores hover ignores clicks too.
     xs = [p for _ in config.LABELS for p in config.LABELS]
     ys = [t for t in config.LABELS for _ in config.LABELS]
-    fig.add_scatter(x=xs, y=ys, mode="markers", marker=dict(size=38, color="rgba(0,0,0,0.01)"),
-                    hoverinfo="skip", showlegend=False)
-    fig.update_layout(xaxis_title="predicted", yaxis_title="true",
-                      yaxis=dict(autorange="reversed"))
+    flat = [cell for row in text for cell in row]
+    fig.add_scatter(x=xs, y=ys, mode="markers", customdata=flat, showlegend=False,
+                    name="cells", marker=dict(size=30, symbol="square",
+                                              color="rgba(0,0,0,0.003)"),
+                    selected=dict(marker=dict(color="rgba(255,190,11,0.35)")),
+                    unselected=dict(marker=dict(opacity=1)),
+                    hovertemplate="true %{y}, predicted %{x}: %{customdata}<br>"
+                                  "click to list these clips<extra></extra>")
+    # Fixed ranges: the markers must not pad the axes (the matrix shrank to a strip).
+    n = len(config.LABELS)
+    fig.update_layout(xaxis=dict(title="predicted", range=[-0.5, n - 0.5]),
+                      yaxis=dict(title="true", range=[n - 0.5, -0.5]),
+                      clickmode="event+select")
     return fig
 
 
-def accuracy_by_architecture(table: pd.DataFrame, metric: str = "accuracy") -> go.Figure:
-    """The seeds' bar chart: one bar per model, 1D and 2D groups side by side."""
-    fig = _fig(f"Test {metric} by architecture", height=380)
-    for fam, color in (("1D CNN", "#2a9d8f"), ("2D CNN", "#4361ee"), ("1D+2D", "#e76f51")):
-        sub = table[table["family"] == fam]
-        if len(sub):
-            fig.add_bar(x=sub["model"], y=sub[metric], name=fam, marker_color=color,
-                        text=[f"{v:.1%}" for v in sub[metric]], textposition="outside")
-    fig.update_layout(yaxis_range=[0, 1], yaxis_tickformat=".0%", xaxis_title="",
-                      yaxis_title=metric)
+def confusion_cells(selection) -> list[tuple[str, str]]:
+    """(true, predicted) of the cells picked in a `confusion` chart, from Streamlit's
+    selection state (clicked or box-selected cell markers; duplicates removed)."""
+    points = ((selection or {}).get("selection") or {}).get("points") or []
+    cells = [(p.get("y"), p.get("x")) for p in points if p.get("curve_number", 1) == 1]
+    return list(dict.fromkeys(c for c in cells if c[0] in config.LABELS
+                              and c[1] in config.LABELS))
+
+
+FAMILY_COLORS = {"1D CNN": "#2a9d8f", "2D CNN": "#4361ee", "1D+2D": "#e76f51"}
+
+
+def accuracy_by_architecture(table: pd.DataFrame, metric: str = "accuracy",
+                             subtitle: str = "") -> go.Figure:
+    """One horizontal bar per model, best at the top, coloured by input family, each bar
+    labelled with its model name (left) and value (right) so it reads without hovering."""
+    t = table.dropna(subset=[metric]).sort_values(metric, ascending=False, kind="stable")
+    title = f"Test {metric} by model, best first" + (f"<br><sup>{subtitle}</sup>"
+                                                     if subtitle else "")
+    fig = _fig(title, height=110 + 28 * max(len(t), 1))
+    for fam in dict.fromkeys(t["family"]):
+        sub = t[t["family"] == fam]
+        fig.add_bar(y=sub["model"], x=sub[metric], name=fam, orientation="h",
+                    marker_color=FAMILY_COLORS.get(fam, "#8d99ae"),
+                    text=[f"{v:.1%}" for v in sub[metric]], textposition="outside",
+                    cliponaxis=False, customdata=sub.get("display name"),
+                    hovertemplate="%{y} (%{customdata}): %{x:.1%}<extra>" + str(fam)
+                                  + "</extra>")
+    top = float(t[metric].max()) if len(t) else 1.0
+    fig.update_layout(xaxis=dict(range=[0, min(1.0, top + 0.12)], tickformat=".0%",
+                                 title=metric),
+                      yaxis=dict(categoryorder="array", categoryarray=list(t["model"]),
+                                 autorange="reversed", automargin=True, title=""),
+                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1,
+                                  xanchor="right", title=""),
+                      margin=dict(l=10, r=40, t=80, b=40))
     return fig
 
 
@@ -234,7 +393,8 @@ def per_class_f1(rows: dict[str, dict]) -> go.Figure:
     names = list(rows)
     z = [[rows[n][e]["f1"] for e in config.LABELS] for n in names]
     fig = _fig("Per-class F1", height=120 + 32 * len(names))
-    fig.add_heatmap(z=z, x=list(config.LABELS), y=names, colorscale="Viridis", zmin=0, zmax=1,
+    fig.add_heatmap(z=z, x=list(config.LABELS), y=names, colorscale=safe_scale("Viridis"),
+                    zmin=0, zmax=1,
                     text=[[f"{v:.2f}" for v in r] for r in z], texttemplate="%{text}")
     fig.update_layout(yaxis=dict(autorange="reversed"))
     return fig
@@ -246,28 +406,90 @@ def slice_bars(slices: dict[str, dict[str, dict]], by: str, metric: str = "accur
     fig = _fig(f"Test {metric} by {by}", barmode="group")
     for name, sl in slices.items():
         vals = sl.get(by, {})
-        fig.add_bar(x=list(vals), y=[v[metric] for v in vals.values()], name=name)
+        keys = ordered_values(vals, by)  # intensity low → high, the rest sorted
+        fig.add_bar(x=keys, y=[vals[k][metric] for k in keys], name=name)
     fig.update_layout(yaxis_range=[0, 1], yaxis_tickformat=".0%")
     return fig
 
 
+_BLOCK = re.compile(r"^([A-Za-z_]*block[A-Za-z0-9_]*)\.(\d+)\.")
+_SHOWN_WITHOUT_PARAMS = ("MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d",
+                         "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "Flatten")
+
+
+def diagram_rows(layers: list[dict]) -> list[dict]:
+    """The boxes of `architecture_diagram`: each residual block (``blocks….N.*`` layers) and
+    the attention pooling (``pool.score.*``) become one box each, with what they contain;
+    other layers with parameters (and pooling/flatten) one box per layer."""
+    rows: list[dict] = []
+    for i, r in enumerate(layers):
+        name, kind = r.get("layer", ""), r["type"]
+        m = _BLOCK.match(name)
+        if m:
+            key = f"{m.group(1)}.{m.group(2)}"
+            if not rows or rows[-1].get("key") != key:
+                rows.append({"key": key, "kind": "residual", "params": 0, "layers": [],
+                             "index": int(m.group(2)), "stage": m.group(1)})
+            row = rows[-1]
+            row["params"] += r.get("params", 0)
+            row["layers"].append(kind)
+            row["projection"] = row.get("projection", False) or ".shortcut" in name
+            row["output_shape"] = r["output_shape"]
+            continue
+        if name.startswith("pool.score"):
+            if not rows or rows[-1].get("key") != "pool":
+                nxt = next((x for x in layers[i + 1:] if not x.get("layer", "").startswith(
+                    "pool.")), None)
+                rows.append({"key": "pool", "kind": "attention", "params": 0, "layers": [],
+                             "output_shape": nxt["output_shape"] if nxt and nxt["type"] ==
+                             "Dropout" else None})
+            rows[-1]["params"] += r.get("params", 0)
+            continue
+        if r.get("params", 0) or kind in _SHOWN_WITHOUT_PARAMS:
+            rows.append({"key": name, "kind": "layer", "type": kind,
+                         "params": r.get("params", 0), "output_shape": r["output_shape"]})
+    return rows
+
+
 def architecture_diagram(layers: list[dict], title: str = "") -> go.Figure:
-    """Boxes from input to output; width ∝ log(parameters), label = layer and shape."""
-    shown = [r for r in layers if r.get("params", 0) or r["type"] in (
-        "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d",
-        "AdaptiveAvgPool2d", "Flatten")]
-    shown = shown[:40]
-    palette = {"Conv": "#4361ee", "Linear": "#e76f51", "Pool": "#2a9d8f", "Norm": "#e9c46a"}
-    fig = _fig(title or "Layer diagram", height=max(260, 26 * len(shown) + 60))
-    for i, r in enumerate(shown):
-        kind = next((k for k in palette if k in r["type"]), "Other")
-        w = 0.3 + 0.7 * np.log10(1 + r.get("params", 0)) / 7
-        fig.add_shape(type="rect", x0=-w, x1=w, y0=-i - 0.4, y1=-i + 0.4,
-                      fillcolor=palette.get(kind, "#adb5bd"), line=dict(width=0), opacity=0.85)
-        fig.add_annotation(x=0, y=-i, text=f"{r['type']} → {tuple(r['output_shape'])}",
-                           showarrow=False, font=dict(size=11, color="white"))
-    fig.update_xaxes(visible=False, range=[-1.05, 1.05])
-    fig.update_yaxes(visible=False, range=[-len(shown) + 0.5, 0.6])
+    """Boxes from input to output; width ∝ log(parameters). Residual blocks are one box
+    with their skip connection drawn beside it (⊕: added back before the activation);
+    attention pooling is its own box (frame weights → weighted mean and std)."""
+    rows = diagram_rows(layers)[:40]
+    palette = {"Conv": "#4361ee", "Linear": "#e76f51", "Pool": "#2a9d8f", "Norm": "#e9c46a",
+               "GRU": "#577590", "residual": "#3a0ca3", "attention": "#9b5de5"}
+    fig = _fig(title or "Layer diagram", height=max(260, 30 * len(rows) + 70))
+    for i, r in enumerate(rows):
+        shape = tuple(r["output_shape"]) if r.get("output_shape") is not None else None
+        arrow = f" → {shape}" if shape else ""
+        if r["kind"] == "residual":
+            convs = sum(t.startswith("Conv") for t in r["layers"]) - (
+                1 if r.get("projection") else 0)
+            label = (f"Residual block {r['stage']}[{r['index']}]: {convs} conv + norm"
+                     f"{arrow}")
+            color = palette["residual"]
+        elif r["kind"] == "attention":
+            label = f"Attention pooling: weights over frames → mean + std{arrow}"
+            color = palette["attention"]
+        else:
+            label = f"{r['type']}{arrow}"
+            color = next((c for k, c in palette.items() if k in r["type"]), "#adb5bd")
+        w = 0.3 + 0.6 * np.log10(1 + r.get("params", 0)) / 7
+        fig.add_shape(type="rect", x0=-w, x1=w, y0=-i - 0.4, y1=-i + 0.4, fillcolor=color,
+                      line=dict(width=0), opacity=0.88)
+        fig.add_annotation(x=0, y=-i, text=label, showarrow=False,
+                           font=dict(size=11, color="white"))
+        if r["kind"] == "residual":
+            # The skip connection: from the block's input around the box to the ⊕.
+            x0, x1 = w + 0.02, w + 0.12
+            fig.add_shape(type="path", path=f"M {x0},{-i + 0.45} C {x1},{-i + 0.45} "
+                          f"{x1},{-i - 0.45} {x0},{-i - 0.45}",
+                          line=dict(color="#3a0ca3", width=2, dash="dot"))
+            fig.add_annotation(x=x1 + 0.01, y=-i, xanchor="left", showarrow=False,
+                               text="⊕ skip" + (" (1×1 conv)" if r.get("projection") else ""),
+                               font=dict(size=10, color="#3a0ca3"))
+    fig.update_xaxes(visible=False, range=[-1.05, 1.35])
+    fig.update_yaxes(visible=False, range=[-len(rows) + 0.5, 0.6])
     fig.update_layout(margin=dict(l=10, r=10, t=40, b=10))
     return fig
 
@@ -418,7 +640,8 @@ def crosscorpus_matrix(rows: dict[str, list], names: dict[str, str] | None = Non
         hover.append(hr)
     fig = _fig("Cross-corpus UAR (chance = 1/6 ≈ 17 %)", height=140 + 46 * len(labels))
     fig.add_heatmap(z=z, x=[names.get(k, k) for k in corpora], y=labels, text=text,
-                    texttemplate="%{text}", customdata=hover, colorscale="RdYlGn", zmin=0,
+                    texttemplate="%{text}", customdata=hover,
+                    colorscale=safe_scale("RdYlGn"), zmin=0,
                     zmax=1, colorbar=dict(title="UAR", tickformat=".0%"),
                     hovertemplate="%{y} on %{x}:<br>%{customdata}<extra></extra>",
                     xgap=2, ygap=2)
@@ -439,7 +662,8 @@ def crosscorpus_recall(cells: list, names: dict[str, str] | None = None, title: 
                height=130 + 40 * len(cells))
     fig.add_heatmap(z=z, x=list(config.LABELS),
                     y=[f"{names.get(k, k)} ({c.kind})" for k, c in zip(corpora, cells)],
-                    text=text, texttemplate="%{text}", colorscale="Viridis", zmin=0, zmax=1,
+                    text=text, texttemplate="%{text}", colorscale=safe_scale("Viridis"),
+                    zmin=0, zmax=1,
                     colorbar=dict(title="recall", tickformat=".0%"),
                     hovertemplate="%{y}, %{x}: recall %{text}<extra></extra>")
     fig.update_layout(yaxis=dict(autorange="reversed", automargin=True),
@@ -545,18 +769,18 @@ def segment_timeline(y: np.ndarray, sr: int, timeline: pd.DataFrame,
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.06,
                         row_heights=[0.55, 0.45])
     fig.update_layout(title=title, **{**_LAYOUT, "height": 460})
-    step = max(1, len(y) // 6000)
-    t = np.arange(0, len(y), step) / sr
-    fig.add_scatter(x=t, y=y[::step], mode="lines", line=dict(width=1, color="#4361ee"),
+    t, v = envelope(y, sr)
+    fig.add_scatter(x=t, y=v, mode="lines", line=dict(width=1, color="#4361ee"),
                     name="waveform", showlegend=False, hoverinfo="skip", row=1, col=1)
     label_each = len(timeline) <= 40
+    top = max(float(np.max(np.abs(y))) * 1.1 if len(y) else 0.0, 1e-3)  # follow the peak
     for r in timeline.itertuples():
         colour = "#adb5bd" if r.uncertain else EMOTION_COLORS[r.emotion]
         fig.add_vrect(x0=r.start_s, x1=r.end_s, fillcolor=colour, opacity=0.3, line_width=0,
                       row=1, col=1)
         if label_each:
             text = "?" if r.uncertain else f"{r.emotion} {r.confidence:.0%}"
-            fig.add_annotation(x=(r.start_s + r.end_s) / 2, y=1.0, text=text,
+            fig.add_annotation(x=(r.start_s + r.end_s) / 2, y=top, text=text,
                                showarrow=False, yanchor="bottom", font=dict(size=10),
                                row=1, col=1)
     mid = ((timeline["start_s"] + timeline["end_s"]) / 2).to_numpy()
@@ -579,7 +803,7 @@ def segment_timeline(y: np.ndarray, sr: int, timeline: pd.DataFrame,
                       annotation_text=f"uncertain below {threshold:.0%}",
                       annotation_position="top left", row=2, col=1)
     fig.update_layout(barmode="overlay", bargap=0, legend=dict(orientation="h", y=-0.15))
-    fig.update_yaxes(range=[-1, 1.25], title_text="amplitude", row=1, col=1)
+    fig.update_yaxes(range=[-top, top * 1.3], title_text="amplitude", row=1, col=1)
     fig.update_yaxes(range=[0, 1], tickformat=".0%", title_text="confidence", row=2, col=1)
     fig.update_xaxes(title_text="time (s)", row=2, col=1)
     return fig

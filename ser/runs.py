@@ -124,7 +124,16 @@ def launch(run_id: str, *, max_parallel: int = 1) -> int:
         env=env, start_new_session=True)
     log.close()
     _set_status(d, pid=proc.pid, pgid=proc.pid, launched=_now())
+    _reap_when_done(proc)
     return proc.pid
+
+
+def _reap_when_done(proc: subprocess.Popen) -> None:
+    """Wait for the child in a daemon thread, so a finished run does not stay a
+    ``<defunct>`` zombie under the server that launched it."""
+    import threading
+
+    threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
 
 
 def start(cfg, *, max_parallel: int = 1) -> str:
@@ -234,8 +243,24 @@ def delete(run_id: str) -> None:
     shutil.rmtree(run_dir(run_id))
 
 
+def read_run(run_id: str) -> dict:
+    """One run: its id, config, status, headline test metrics (report) and bundle path.
+    Raises `RunError` for an unknown id, ValueError for a damaged config."""
+    d = run_dir(run_id)
+    cfg = read_json(d / "config.json")
+    st = status(run_id)
+    rep = None
+    if (d / "report.json").exists():
+        try:
+            rep = read_json(d / "report.json")
+        except ValueError:
+            rep = None
+    return {"run_id": run_id, "config": cfg, "status": st, "report": rep,
+            "bundle": str(d / "model.pt") if (d / "model.pt").exists() else None}
+
+
 def list_runs() -> list[dict]:
-    """Every run, newest first, with its config, status and headline test metrics."""
+    """Every run, newest first (see `read_run`)."""
     out = []
     base = root()
     if not base.is_dir():
@@ -244,18 +269,9 @@ def list_runs() -> list[dict]:
         if not (d / "config.json").exists():
             continue
         try:
-            cfg = read_json(d / "config.json")
-            st = status(d.name)
+            out.append(read_run(d.name))
         except (ValueError, RunError):
             continue
-        rep = None
-        if (d / "report.json").exists():
-            try:
-                rep = read_json(d / "report.json")
-            except ValueError:
-                rep = None
-        out.append({"run_id": d.name, "config": cfg, "status": st, "report": rep,
-                    "bundle": str(d / "model.pt") if (d / "model.pt").exists() else None})
     return out
 
 
@@ -328,14 +344,17 @@ def execute(run_id: str, *, max_parallel: int = 1, on_event=None, progress=None)
                     pid=os.getpid(), stage="preparing data")
         print(f"run {run_id}: {cfg.arch} on {cfg.data or 'default corpus'}, split {cfg.split}",
               flush=True)
-        last = {"t": 0.0}
+        last = {"t": 0.0, "stage": None}
 
         def progress(stage: str, done: int, total: int) -> None:
+            # A new stage is written at once (the page must never show the last one's
+            # "920/920" while the next works); counts inside a stage once a second.
             now = time.time()
-            if now - last["t"] > 1.0 or done == total:
-                last["t"] = now
-                _set_status(d, stage=stage, stage_done=done, stage_total=total)
-                print(f"{stage}: {done}/{total}", flush=True)
+            if stage != last["stage"] or now - last["t"] > 1.0 or done == total:
+                last.update(t=now, stage=stage)
+                _set_status(d, stage=stage, stage_done=done, stage_total=total,
+                            stage_ts=now)
+                print(f"{stage}: {done}/{total}" if total else stage, flush=True)
             if extra_progress:
                 extra_progress(stage, done, total)
 
@@ -352,6 +371,7 @@ def execute(run_id: str, *, max_parallel: int = 1, on_event=None, progress=None)
 
         result = fit(cfg, on_event=log_event, should_stop=lambda: cancel_requested(d),
                      progress=progress)
+        progress("saving the model", 0, 0)
         save_result(d, result, half=cfg.half_bundle)
         final = "cancelled" if result.stopped == "cancelled" else "finished"
         _set_status(d, state=final, ended=_now(), stage=result.stopped,

@@ -55,12 +55,14 @@ def fit(cfg: TrainConfig, *, on_event: EventFn | None = None,
     weights so far are kept and ``stopped == "cancelled"``.
     """
     emit, stop = on_event or (lambda e: None), should_stop or (lambda: False)
+    say = progress or (lambda stage, done, total: None)
     input_space = model_input_space(cfg.arch)  # fails early on an unknown architecture
     device = pick_device(cfg.device)
     use_threads(device, cfg.threads)
     clock = Clock()
     data = prepare(cfg, input_space, progress=progress)
     check_parts(data)
+    say("building the model", 0, 0)
     set_seed(cfg.seed)
     model = create_model(cfg.arch, **cfg.model_kwargs(), **data.features.model_dims())
     model.to(device)
@@ -77,11 +79,13 @@ def fit(cfg: TrainConfig, *, on_event: EventFn | None = None,
     stopped = "finished"
     clock.start_training()
     for epoch in range(1, epochs + 1):
+        say("training", epoch - 1, epochs)
         train = run_epoch(batches, augment, step, schedule, epoch, cfg.log_every, emit, stop,
                           clock)
         if train.cancelled and train.n == 0:
             stopped = "cancelled"
             break
+        say(f"validating epoch {epoch}", epoch, epochs)
         val = classification_metrics(data.labels["val"].numpy(),
                                      predict_proba(model, data.inputs["val"], device))
         improved = best.update(val["uar"], epoch, model)
@@ -98,6 +102,7 @@ def fit(cfg: TrainConfig, *, on_event: EventFn | None = None,
     train_time = clock.training_seconds()
     best.restore(model)
     model.to("cpu")
+    say("testing on the held-out clips", 0, len(data.labels["test"]))
     report, preds = test_report(model, data)
     card = build_card(cfg, data, report, history, best, stopped, device, train_time, clock)
     report["protocol"], report["data"] = card.split, card.data

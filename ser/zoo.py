@@ -30,6 +30,9 @@ from ser.card import Card, Scores
 from ser.fileio import atomic_write_text, read_json, read_jsonl, safe_name, write_json
 
 BUNDLE_FILE = "model.pt"
+#: `table` column of the human baseline (`ser.metrics.HUMAN_VOICE_RULE`) on a model's own
+#: test clips.
+HUMAN_COLUMN = "human, voice only, same test clips"
 FILES = ("model.pt", "card.json", "report.json", "metrics.jsonl", "predictions.csv",
          "val_predictions.csv")
 
@@ -150,9 +153,72 @@ def table(entries: list[ModelEntry]) -> pd.DataFrame:
             "device": run.get("device"), "display name": c.display_name,
             "epochs planned": run.get("epochs_planned"), "best epoch": run.get("best_epoch"),
             "augmentation": c.augmentation,
-            "human (voice) on same clips": e.report.get("human_voice_accuracy"),
+            HUMAN_COLUMN: e.report.get("human_voice_accuracy"),
         })
     return pd.DataFrame(rows)
+
+
+SPEAKER_INDEPENDENT = "speaker-independent"
+
+
+def protocol_groups(df: pd.DataFrame) -> list[tuple[str, str]]:
+    """The (split, data) groups of a `table`, the story to open on first: speaker-
+    independent groups before the others, then the group with most models, then by name.
+    Scores are only comparable inside one group."""
+    if not len(df):
+        return []
+    sizes = df.groupby(["split", "data"], sort=False).size()
+    return sorted(sizes.index, key=lambda g: (g[0] != SPEAKER_INDEPENDENT, -sizes[g],
+                                              str(g)))
+
+
+def ranked(df: pd.DataFrame, metric: str = "accuracy") -> pd.DataFrame:
+    """``df`` grouped as `protocol_groups` orders them, best ``metric`` first inside each
+    group (models without a score last)."""
+    if not len(df):
+        return df
+    order = {g: i for i, g in enumerate(protocol_groups(df))}
+    key = [order[(s, d)] for s, d in zip(df["split"], df["data"])]
+    return (df.assign(_group=key).sort_values(["_group", metric], ascending=[True, False],
+                                              kind="stable", na_position="last")
+            .drop(columns="_group"))
+
+
+OURS, SEEDS = "SER Studio architectures", "Seed architectures (the notebooks)"
+
+
+def architecture_origin(arch: str) -> str:
+    """`OURS` for SER Studio's own designs, `SEEDS` for those rebuilt from the seeds."""
+    from ser.models import model_class
+
+    try:
+        return OURS if model_class(arch).source == "SER Studio" else SEEDS
+    except (KeyError, ValueError, AttributeError):
+        return SEEDS
+
+
+def leaderboard(entries: list[ModelEntry], ensemble=None) -> pd.DataFrame:
+    """The Home page's table of shipped models: SER Studio's architectures, then the
+    seeds'; inside each, the speaker-independent models first and best first (`ranked`).
+    A shipped ensemble (`ser.ensemble.Ensemble`) heads our group."""
+    df = table(entries)
+    if not len(df):
+        return df
+    df["origin"] = [architecture_origin(a) for a in df["architecture"]]
+    if ensemble is not None:
+        t = ensemble.test
+        df = pd.concat([pd.DataFrame([{
+            "model": ensemble.name, "display name": f"average of {len(ensemble.members)} "
+            "models", "features": "", "accuracy": t.accuracy, "UAR": t.uar,
+            "split": ensemble.split.get("protocol_name", ""),
+            "data": ensemble.data.get("corpus", ""), "origin": OURS}]), df],
+            ignore_index=True)
+    parts = [ranked(df[df["origin"] == o]) for o in (OURS, SEEDS)]
+    if ensemble is not None:  # the ensemble first in its group, whatever its score
+        parts[0] = pd.concat([parts[0][parts[0]["model"] == ensemble.name],
+                              parts[0][parts[0]["model"] != ensemble.name]])
+    return pd.concat(parts, ignore_index=True)[
+        ["origin", "model", "display name", "features", "accuracy", "UAR", "split", "data"]]
 
 
 def markdown_table(entries: list[ModelEntry]) -> str:

@@ -64,6 +64,11 @@ def test_sidebar_rejects_a_folder_without_clips(tmp_path, demo_root, models_dir)
 
 def test_dataset_clip_browser_draws_figures(demo_root, models_dir):
     at = open_page("pages/dataset.py")
+    assert not [s for s in at.selectbox if s.key == "clip"], "only the Overview is built"
+    at.button(key="scan").click().run()
+    assert_clean(at)
+    assert [m.label for m in at.metric][:1] == ["Digital silence"]
+    at.radio(key="view").set_value("Clip browser").run()
     before = len(at.get("plotly_chart"))
     clips = at.selectbox(key="clip").options
     at.selectbox(key="f_emotion").set_value("sad").run()
@@ -72,9 +77,6 @@ def test_dataset_clip_browser_draws_figures(demo_root, models_dir):
     assert len(clips) > 10
     assert len(at.get("plotly_chart")) >= before
     assert any("sad" in m.value for m in at.markdown)
-    at.button(key="scan").click().run()
-    assert_clean(at)
-    assert [m.label for m in at.metric][:1] == ["Digital silence"]
 
 
 @pytest.fixture(scope="module")
@@ -153,8 +155,12 @@ def test_predict_shows_probabilities_for_every_model(trained_via_page, models_di
     assert not at.error, [e.value for e in at.error]
     n_models = len(at.multiselect[0].value)
     assert n_models == 2
-    per_model = [c for c in at.get("plotly_chart") if str(c.key or "").startswith("p-")]
-    assert len(per_model) == n_models
+    # One compact chart for every model (a row each), not one chart per model.
+    assert not [c for c in at.get("plotly_chart") if str(c.key or "").startswith("p-")]
+    every = chart(at, "every_model")["data"][0]
+    assert every["type"] == "heatmap" and len(every["y"]) == n_models
+    subheads = [s.value for s in at.subheader]
+    assert subheads.index("Verdict") < subheads.index("Every model") < subheads.index("Input")
     assert any(m.label == "Confidence" for m in at.metric)
     assert any("Emotion over time" in s.value for s in at.subheader)
 
@@ -251,7 +257,8 @@ COMPARE_CHARTS = ["cc_emotions", "cc_speakers", "cc_durations", "cc_rms", "cc_ba
 
 def test_dataset_compare_corpora_on_the_demo_corpus(demo_root, models_dir):
     at = open_page("pages/dataset.py")
-    assert any(t.label == "Compare corpora" for t in at.tabs)
+    assert "Compare corpora" in at.radio(key="view").options
+    at.radio(key="view").set_value("Compare corpora").run()
     assert [c.key for c in at.get("plotly_chart") if c.key == "cc_emotions"]
     at.select_slider(key="cc_per_group").set_value(20)
     at.button(key="measure").click().run()
@@ -277,6 +284,7 @@ def test_dataset_pool_of_two_corpora(demo_root, tess_dir, models_dir):
     assert not at.sidebar.error, [e.value for e in at.sidebar.error]
     assert any("Pool" in c.value and "TESS" in c.value for c in at.sidebar.caption)
     assert any("A **pool** is several corpora" in c.value for c in at.caption)
+    at.radio(key="view").set_value("Compare corpora").run()
     bars = chart(at, "cc_emotions")["data"]
     assert [b["name"] for b in bars] == [DEMO_NAME, "TESS"]
     assert bars[1]["y"] == [4] * 6
@@ -347,6 +355,8 @@ def test_results_cross_corpus_matrix(trained_via_page, models_dir):
     _, run_id = trained_via_page
     ship_run(run_id, "lenet1d.demo-xc", models_dir)
     at = open_page("pages/results.py")
+    assert "xc_matrix" not in [c.key for c in at.get("plotly_chart")]  # one view at a time
+    at.radio(key="results_view").set_value("Cross-corpus").run()
     assert_clean(at)
     assert any("python -m ser crosscorpus MODEL --corpus tess=" in i.value for i in at.info)
     assert "xc_matrix" not in [c.key for c in at.get("plotly_chart")]
@@ -360,6 +370,7 @@ def test_results_cross_corpus_matrix(trained_via_page, models_dir):
         cell("tess", "unseen", 0.21, [0.60, 0.08, 0.08, 0.08, 0.08, 0.08]),
     ])
     at = open_page("pages/results.py")
+    at.radio(key="results_view").set_value("Cross-corpus").run()
     assert_clean(at)
     heat = chart(at, "xc_matrix")["data"][0]
     assert heat["type"] == "heatmap" and heat["x"] == [DEMO_NAME, "TESS"]
@@ -438,7 +449,8 @@ def test_predict_timeline_with_players_and_csv(demo_root, tiny_models, speech_wa
     assert float(metrics["Speech scored"][:-2]) < 7.0  # the pauses are not scored
     text = " ".join(c.value for c in at.caption)
     assert "Uncalibrated (raw softmax, T = 1): tiny.raw" in text
-    assert "T = 1.50" in text  # the calibrated model's card
+    notes = " ".join(map(str, np.ravel(chart(at, "every_model")["data"][0]["customdata"])))
+    assert "T = 1.50" in notes  # the calibrated model's card, in the chart's hover
     # Without the voice activity detector the whole clip is scored, pauses included.
     at.toggle(key="vad").set_value(False).run()
     assert_clean(at)

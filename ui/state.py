@@ -114,7 +114,41 @@ def get_predictor(path: str | Path):
 
 
 def pct(x) -> str:
-    return "–" if x is None else f"{x:.1%}"
+    """Every percentage on every page: one decimal (``52.0%``)."""
+    import math
+
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.1%}"
+
+
+def mic_blocked_reason(url: str | None) -> str | None:
+    """Why the browser will refuse the microphone at ``url`` (the page's address), or
+    None. Browsers allow it only in a secure context: HTTPS, or localhost / 127.0.0.1."""
+    from urllib.parse import urlparse
+
+    if not url:
+        return None
+    parts = urlparse(url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme == "https" or host in ("localhost", "127.0.0.1", "::1") or \
+            host.endswith(".localhost"):
+        return None
+    return (f"This page is open at **{parts.scheme}://{parts.netloc}**, and browsers allow "
+            "the microphone only over HTTPS or on localhost, so recording will not start "
+            "here. Open the app as http://localhost:8501 on the machine that runs it, use an "
+            "SSH tunnel (`ssh -L 8501:localhost:8501 server`) or serve it over HTTPS — see "
+            "the README, *Recording from another device*. Uploading a file works anywhere.")
+
+
+def percent_columns(df, columns) -> tuple:
+    """``df`` with the shares in ``columns`` as percentages, and the ``column_config``
+    that shows them as ``52.0%`` (one decimal everywhere, still sortable as numbers)."""
+    df = df.copy()
+    config_ = {}
+    for c in columns:
+        if c in df:
+            df[c] = df[c].astype(float) * 100
+            config_[c] = st.column_config.NumberColumn(format="%.1f%%")
+    return df, config_
 
 
 def corpus_sidebar() -> None:

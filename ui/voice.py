@@ -63,17 +63,10 @@ def panel() -> VoiceProfile | None:
             "this browser session only, unless you save them as a named profile below.")
         rec_col, up_col = st.columns(2)
         with rec_col:
-            try:
-                from audio_recorder_streamlit import audio_recorder
-
-                take = audio_recorder(text="Record a take", pause_threshold=3.0,
-                                      sample_rate=16000, key="enrol_recorder")
-            except Exception:  # noqa: BLE001 - a failing component must not break the page
-                take = None
-                st.caption("The recorder is not available in this browser; upload takes.")
-            if take:
-                st.session_state["voice_last_recording"] = digest(take)
-                _add_take(take, "recorded take")
+            take = st.audio_input("Record a take", sample_rate=16000,
+                                  key=f"enrol_recorder{st.session_state.get('voice_gen', 0)}")
+            if take is not None:
+                _add_take(take.getvalue(), "recorded take")
         with up_col:
             files = st.file_uploader("…or upload takes", accept_multiple_files=True,
                                      type=list(accepted_formats()),
@@ -90,11 +83,10 @@ def panel() -> VoiceProfile | None:
             st.caption(sentence)
             if st.button("Forget my voice", key="voice_forget"):
                 st.session_state.pop(_KEY, None)
-                # A fresh uploader (new key) drops the uploaded takes; the recorder keeps
-                # returning its last take, which must not come back either.
+                # Fresh widgets (new keys) drop the uploaded and recorded takes, which
+                # would otherwise be added again on the next run.
                 st.session_state["voice_gen"] = st.session_state.get("voice_gen", 0) + 1
-                last = st.session_state.get("voice_last_recording")
-                st.session_state[_SEEN] = {last} if last else set()
+                st.session_state[_SEEN] = set()
                 st.rerun()
         _saved_profiles(profile)
     return current()

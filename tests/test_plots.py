@@ -1,0 +1,143 @@
+"""Figures as the browser receives them: colours, scales, axes (no Streamlit here)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+from conftest import tone
+
+from ser import config, plots
+
+# Streamlit's chart theme replaces these colours with its own palette (its placeholders).
+PLACEHOLDER = re.compile(r"#0000[0-4][0-9]\b", re.IGNORECASE)
+
+
+def _rgb(color: str) -> tuple[int, int, int]:
+    from plotly.colors import hex_to_rgb, unlabel_rgb
+
+    return tuple(int(v) for v in (hex_to_rgb(color) if color.startswith("#")
+                                  else unlabel_rgb(color)))
+
+
+def _luminance(color: str) -> float:
+    r, g, b = _rgb(color)
+    return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255
+
+
+def _clip_with_silence() -> np.ndarray:
+    y = tone(1.0, sr=config.SAMPLE_RATE)
+    return np.concatenate([np.zeros(config.SAMPLE_RATE // 2, np.float32), y,
+                           np.zeros(config.SAMPLE_RATE // 2, np.float32)])
+
+
+def _figures():
+    from ser.features import clip_features
+
+    y = _clip_with_silence()
+    fs2 = clip_features(y)["fs2"]
+    cm = np.eye(6) * 10 + 1
+    return {
+        "stft": plots.stft_spectrogram(y, config.SAMPLE_RATE),
+        "mel": plots.mel_image(fs2),
+        "mfcc": plots.mfcc_image(y, config.SAMPLE_RATE),
+        "confusion": plots.confusion(cm.tolist()),
+        "per_class_f1": plots.per_class_f1({"m": {e: {"f1": 0.5} for e in config.LABELS}}),
+    }
+
+
+@pytest.fixture(scope="module")
+def figures():
+    return _figures()
+
+
+def test_no_figure_carries_a_streamlit_placeholder_colour(figures):
+    """Regression: Magma's darkest colour is #000004, which Streamlit's theme swapped for
+    bright pink, so silence (−80 dB) looked like the loudest thing in the picture."""
+    for name, fig in figures.items():
+        text = json.dumps(fig.to_plotly_json(), default=str)
+        assert not PLACEHOLDER.search(text), f"{name}: {PLACEHOLDER.search(text).group()}"
+
+
+@pytest.mark.parametrize("name", ["stft", "mel"])
+def test_spectrogram_silence_is_dark_and_the_colour_bar_says_db(figures, name):
+    trace = figures[name].data[0]
+    scale = [c for _, c in trace.colorscale]
+    assert trace.zmin == -80 and trace.zmax == 0
+    assert _luminance(scale[0]) < 0.05, "silence (zmin) must be near black"
+    assert _luminance(scale[-1]) > 0.8, "loud (zmax) must be bright"
+    lum = [_luminance(c) for c in scale]
+    assert lum == sorted(lum), "lightness must rise monotonically (perceptually uniform)"
+    assert "dB" in trace.colorbar.title.text
+    # The silent half-second at the start is at the bottom of the scale.
+    z = np.asarray(trace.z)
+    assert np.median(z[:, :5]) <= -79
+
+
+def test_spectrograms_are_sent_at_display_resolution(figures):
+    z = np.asarray(figures["stft"].data[0].z)
+    assert z.shape[0] <= plots.DISPLAY_ROWS and z.shape[1] <= plots.DISPLAY_COLS
+    assert len(figures["stft"].data[0].y) == z.shape[0]
+    long = np.full((128, 5000), -80.0)
+    long[10, 2500] = 0.0  # one loud cell survives the shrinking (block maximum)
+    small, x, _ = plots.display_resolution(long, (np.arange(5000), None))
+    assert small.shape[1] <= plots.DISPLAY_COLS and small.max() == 0.0
+    assert len(x) == small.shape[1]
+
+
+# ------------------------------------------------------------------ smaller fixes (item 10)
+
+def test_waveform_axis_follows_a_quiet_clips_peak():
+    quiet = tone(1.0, sr=16000, amp=0.02)
+    fig = plots.waveform(quiet, 16000)
+    lo, hi = fig.layout.yaxis.range
+    peak = float(np.max(np.abs(quiet)))
+    assert hi == pytest.approx(1.1 * peak) and lo == -hi
+    assert "dBFS" in fig.layout.title.text
+
+
+def test_intensity_reads_low_medium_high():
+    import pandas as pd
+
+    m = pd.DataFrame({"intensity": ["high", "low", "medium", "unspecified", "low"],
+                      "emotion": ["angry", "sad", "happy", "fear", "sad"]})
+    fig = plots.stacked_counts(m, "intensity", "Clips per intensity level")
+    assert list(fig.data[0].x) == ["low", "medium", "high", "unspecified"]
+
+
+def test_duration_chart_keeps_the_emotions_apart():
+    import pandas as pd
+
+    m = pd.DataFrame({"emotion": list(config.LABELS) * 3,
+                      "duration_s": np.linspace(1.5, 4.0, 18)})
+    fig = plots.duration_histogram(m)
+    assert [t.type for t in fig.data] == ["box"] * 6
+    assert [t.name for t in fig.data] == list(config.LABELS)
+
+
+def test_ser2d_diagram_shows_residual_skips_and_attention_pooling():
+    from ser.models import describe
+
+    texts = [a.text for a in plots.architecture_diagram(describe("ser2d")["layers"])
+             .layout.annotations]
+    assert sum(t.startswith("Residual block") for t in texts) == 5
+    assert sum("skip" in t for t in texts) == 5
+    assert any(t.startswith("Attention pooling") for t in texts)
+    plain = [a.text for a in plots.architecture_diagram(describe("lenet2d")["layers"])
+             .layout.annotations]
+    assert not any("skip" in t or "Attention" in t for t in plain)
+
+
+def test_waveform_envelope_is_light_and_keeps_the_peaks():
+    y = tone(10.0, sr=16000) * np.linspace(0, 1, 160000, dtype=np.float32)
+    t, v = plots.envelope(y, 16000)
+    assert len(v) <= 3000 and len(t) == len(v)
+    assert v.max() == pytest.approx(y.max()) and v.min() == pytest.approx(y.min())
+    assert t[-1] < 10.0
+
+
+def test_slices_by_intensity_read_low_to_high():
+    sl = {"m": {"intensity": {k: {"accuracy": 0.5} for k in ("high", "low", "medium")}}}
+    assert list(plots.slice_bars(sl, "intensity").data[0].x) == ["low", "medium", "high"]
