@@ -10,6 +10,7 @@ skipped with a message.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -130,11 +131,14 @@ def test_selection_keeps_enrolment_clips_out_of_scoring():
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, session_dir):
     """A speaker-normalised lenet2d trained on the demo corpus through the CLI."""
-    out = tmp_path_factory.mktemp("spk") / "model.pt"
+    root = tmp_path_factory.mktemp("spk")
+    out = root / "model.pt"
+    # Its own runs folder: the run must not show up in other tests' model lists.
+    env = {**os.environ, "SER_RUNS_DIR": str(root / "runs")}
     subprocess.run([sys.executable, "-m", "ser", "train", "--arch", "lenet2d", "--epochs", "1",
                     "--max-clips", "200", "--speaker-norm", "speaker", "--enrol", "3",
                     "--width", "0.25", "--out", str(out)],
-                   check=True, capture_output=True, text=True, timeout=600)
+                   check=True, capture_output=True, text=True, timeout=600, env=env)
     return out
 
 
