@@ -22,6 +22,8 @@ def add_commands(sub) -> None:
                        description="Train one architecture. Without --run the run is created "
                        "in runs/ and trained in this process with a progress bar.")
     t.add_argument("--run", help="execute an existing queued run (what the app launches)")
+    # what torchrun starts: one rank of a distributed run (`ser.distributed`)
+    t.add_argument("--dist-worker", metavar="RUN_ID", help=argparse.SUPPRESS)
     t.add_argument("--config", help="read options from a JSON file: a run's config.json or a "
                    "model's card.json (retrains that model; flags given here override)")
     t.add_argument("--feature", action="append", default=[], metavar="KEY=VALUE",
@@ -41,7 +43,13 @@ def add_commands(sub) -> None:
              "mixup": "mixup alpha (0 = off)",
              "freq_shift": "shift spectrograms by up to N mel bands (0 = off)",
              "time_shift": "rotate spectrograms in time by up to this fraction (0 = off)",
-             "max_clips": "subsample for quick trials"}
+             "max_clips": "subsample for quick trials",
+             "nproc": "distributed data-parallel training: processes per node (one per GPU; "
+                      "on CPUs, gloo processes); batch-size stays the global batch",
+             "nnodes": "nodes (machines) training together (run the same command on each)",
+             "node_rank": "this node's rank, 0 … nnodes-1 (node 0 hosts the rendezvous)",
+             "master_addr": "address of node 0, reachable from every node (nnodes > 1)",
+             "master_port": "a free TCP port on node 0 (default 29500)"}
     for f in fields(TrainConfig):
         if f.name == "features":
             continue
@@ -165,6 +173,8 @@ def _config_from_args(args) -> TrainConfig:
 def cmd_train(args) -> int:
     from ser import runs
 
+    if args.dist_worker:
+        return runs.execute_worker(args.dist_worker)
     if args.run:
         return runs.execute(args.run, max_parallel=args.max_parallel)
     if args.ship:
