@@ -88,6 +88,20 @@ def add_commands(sub) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_predict)
 
+    ex = sub.add_parser("export", help="export a model to ONNX (runs without Python/torch, "
+                        "e.g. with onnxruntime; needs `pip install onnxruntime onnx`)")
+    ex.add_argument("bundle", metavar="NAME", help="a shipped model's name, a model folder "
+                    "or a .pt bundle")
+    ex.add_argument("--onnx", action="store_true", help="write NAME.onnx: standardised "
+                    "features in, probabilities out (dynamic batch; dynamic time axis when "
+                    "the architecture takes any length), and its card NAME.json")
+    ex.add_argument("--waveform", action="store_true", help="also write NAME.waveform.onnx: "
+                    "mono samples at 22.05 kHz in, probabilities out (STFT, mel, dB and the "
+                    "card's normalisation inside the graph; log-mel models only)")
+    ex.add_argument("--out", metavar="PATH", help="where to write NAME.onnx (default: "
+                    "./<model name>.onnx)")
+    ex.set_defaults(func=cmd_export)
+
     cal = sub.add_parser("calibrate", help="fit temperature scaling and the 'uncertain' "
                          "threshold of every shipped model and the ensemble on their "
                          "validation predictions")
@@ -473,6 +487,33 @@ def _predict_segments(args, predictors) -> int:
     if args.json:
         print(json.dumps(results, indent=2))
     return status
+
+
+def cmd_export(args) -> int:
+    from ser.bundle import load_bundle
+    from ser.export import ExportError, export_onnx, require
+
+    if not (args.onnx or args.waveform):
+        print("error: choose a format: --onnx (and --waveform for the front end too)",
+              file=sys.stderr)
+        return 2
+    paths = resolve_bundles(args.bundle)
+    if len(paths) != 1:
+        print(f"error: {args.bundle!r} is not a shipped model's name, a model folder or a .pt "
+              "bundle" + (" (it names several models; give one)" if paths else ""),
+              file=sys.stderr)
+        return 2
+    try:
+        require("onnx")
+        bundle = load_bundle(paths[0])
+        dest = Path(args.out) if args.out else Path(f"{bundle.name}.onnx")
+        written = export_onnx(bundle, dest, waveform=args.waveform)
+    except ExportError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for p in written:
+        print(f"wrote {p}")
+    return 0
 
 
 def cmd_calibrate(args) -> int:
