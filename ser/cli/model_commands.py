@@ -73,8 +73,15 @@ def add_commands(sub) -> None:
 
     p = sub.add_parser("predict", help="predict the emotion of audio files")
     p.add_argument("bundle", help="a .pt bundle, a model folder, a folder of model folders, "
-                   "a shipped model's name, or 'ensemble' (the shipped ensemble)")
-    p.add_argument("clips", nargs="+")
+                   "a shipped model's name, 'ensemble' (the shipped ensemble) or 'default' "
+                   "(the Predict page's default models)")
+    p.add_argument("clips", nargs="+", help="audio files, or folders (every audio file in "
+                   "them, recursively)")
+    p.add_argument("--csv", metavar="PATH", help="batch mode: score every clip on all cores "
+                   "with a progress bar and write one row per clip (label, confidence, the "
+                   "probability of each emotion, warnings, errors) to PATH")
+    p.add_argument("--workers", type=int, default=None, help="processes for --csv "
+                   "(default: every core)")
     p.add_argument("--segments", action="store_true",
                    help="find the speech with voice activity detection (Silero VAD), score "
                    "each speech segment and give the clip's verdict from speech only, "
@@ -330,6 +337,10 @@ def resolve_bundles(arg: str) -> list[Path]:
     if arg == "ensemble":
         ens = read_ensemble()
         return [config.models_dir() / n / BUNDLE_FILE for n in ens.members] if ens else []
+    if arg == "default":
+        from ser.ensemble import default_models
+
+        return [config.models_dir() / n / BUNDLE_FILE for n in default_models()[0]]
     if arg in list_pretrained():
         return [config.models_dir() / arg / BUNDLE_FILE]
     return []
@@ -347,6 +358,10 @@ def cmd_predict(args) -> int:
     if not paths:
         print(f"error: no bundles in {args.bundle}", file=sys.stderr)
         return 2
+    args.clips = expand_clips(args.clips)
+    if not args.clips:
+        print("error: no audio files found", file=sys.stderr)
+        return 2
     predictors = [Predictor(p) for p in paths]
     try:
         args.voice_profile_obj = _voice(args)
@@ -362,6 +377,8 @@ def cmd_predict(args) -> int:
               "speaker with --voice (or use --segments with a long recording)",
               file=sys.stderr)
         return 2
+    if args.csv:
+        return _predict_batch(args, paths, voice)
     status = 0
     results = {}
     for clip in args.clips:
@@ -397,6 +414,85 @@ def cmd_predict(args) -> int:
     return status
 
 
+def expand_clips(items: list[str]) -> list[str]:
+    """The audio files named: files as given, folders searched recursively (sorted)."""
+    out = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            out += sorted(str(f) for f in p.rglob("*") if f.is_file()
+                          and f.suffix.lower() in config.AUDIO_EXTENSIONS)
+        else:
+            out.append(item)
+    return out
+
+
+#: Per worker process: the predictors of the bundles it was given, loaded once.
+_WORKER_PREDICTORS: dict[tuple[str, ...], list] = {}
+
+
+def _batch_score(bundles: tuple[str, ...], voice, clip: str) -> tuple[str, dict]:
+    """One CSV row for ``clip`` (run in a worker: its predictors load on first use)."""
+    from ser.audio import AudioError
+
+    if bundles not in _WORKER_PREDICTORS:
+        import torch
+
+        from ser.inference import Predictor
+
+        torch.set_num_threads(1)  # one process per core
+        _WORKER_PREDICTORS[bundles] = [Predictor(b) for b in bundles]
+    predictors = _WORKER_PREDICTORS[bundles]
+    row: dict = {"clip": clip}
+    try:
+        preds, warnings = _score_clip(clip, predictors, voice)
+    except AudioError as err:
+        return clip, {**row, "error": str(err)}
+    except Exception as err:  # noqa: BLE001 - one bad clip must not stop the others
+        return clip, {**row, "error": f"could not be scored ({type(err).__name__}: {err})"}
+    from ser.inference import ensemble
+
+    probs = ensemble(preds)
+    row.update(label=config.LABELS[int(probs.argmax())], confidence=float(probs.max()),
+               **{f"p_{lab}": float(v) for lab, v in zip(config.LABELS, probs)},
+               models=len(preds), windows=max(len(r.window_probs) for r in preds),
+               warnings="; ".join(warnings), error="")
+    return clip, row
+
+
+def _predict_batch(args, bundles: list[Path], voice) -> int:
+    """``predict --csv``: every clip on every core (each decoded once), a tqdm bar, one
+    CSV row per clip in the order given. Exit status 2 if any clip failed."""
+    from functools import partial
+
+    import pandas as pd
+    from tqdm import tqdm
+
+    from ser.fileio import atomic_write_text
+    from ser.parallel import map_unordered
+
+    fn = partial(_batch_score, tuple(str(b) for b in bundles), voice)
+    rows: dict[str, dict] = {}
+    with tqdm(total=len(args.clips), desc="predicting", unit="clip", file=sys.stderr,
+              disable=None) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.update(done - bar.n)
+
+        for clip, row in map_unordered(fn, args.clips, workers=args.workers,
+                                       progress=progress, chunksize=8):
+            rows[clip] = row
+    cols = (["clip", "label", "confidence"] + [f"p_{lab}" for lab in config.LABELS]
+            + ["models", "windows", "warnings", "error"])
+    table = pd.DataFrame([rows[c] for c in args.clips], columns=cols)
+    table[["models", "windows"]] = table[["models", "windows"]].astype("Int64")
+    atomic_write_text(args.csv, table.to_csv(index=False))
+    failed = int((table["error"].fillna("") != "").sum())
+    print(f"{len(table) - failed} clip(s) scored by {len(bundles)} model(s) → {args.csv}"
+          + (f"; {failed} could not be scored (see the error column)" if failed else ""),
+          file=sys.stderr)
+    return 2 if failed else 0
+
+
 def _voice(args):
     """The `VoiceProfile` from ``--voice`` takes or ``--voice-profile`` (None without)."""
     from ser.audio import load_audio
@@ -426,12 +522,14 @@ def _score_clip(clip: str, predictors, voice=None) -> tuple[list, tuple[str, ...
     y, sr, notes = decode(clip)
     warnings = quality_report(y, sr, notes=notes).warnings
     by_rate: dict[int, object] = {}
+    features: dict[int, dict] = {}  # per rate: features shared by models with equal configs
     preds = []
     for p in predictors:
         rate = p.cfg.sample_rate
         if rate not in by_rate:
             by_rate[rate] = resample(y, sr, rate)
-        preds.append(p.calibrated(p.predict_samples(by_rate[rate], rate, voice=voice)))
+        preds.append(p.calibrated(p.predict_samples(by_rate[rate], rate, voice=voice,
+                                                    features=features.setdefault(rate, {}))))
     return preds, warnings
 
 
