@@ -186,3 +186,27 @@ def test_clear_messages_without_onnxruntime_and_for_unknown_models(bundles, tmp_
                        timeout=120)
     assert r.returncode == 2, r.stderr
     assert "pip install onnxruntime" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_the_readme_example_runs_with_onnxruntime_alone(bundles, clips, tmp_path):
+    text = (ROOT / "README.md").read_text()
+    start = text.index("Scoring a clip with onnxruntime alone")
+    block = text[text.index("```python\n", start) + len("```python\n"):]
+    block = block[:block.index("```")]
+    assert len(block.strip().splitlines()) <= 35
+    script = tmp_path / "score.py"
+    script.write_text(block)
+    export_onnx(load_bundle(bundles["gn2d"]), tmp_path / "gn2d.onnx", waveform=True)
+    long = tmp_path / "long.wav"  # three clips end to end: ~12 s, several windows
+    sf.write(long, np.concatenate([sf.read(p, dtype="float32")[0] for p in clips[15:18]]), SR)
+    code = "import sys; sys.modules['torch'] = None; sys.modules['librosa'] = None\n"
+    r = subprocess.run([sys.executable, "-c", code + f"exec(open({str(script)!r}).read())",
+                        str(tmp_path / "gn2d.waveform.onnx"), str(long)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    printed = {line.split()[0]: float(line.split()[1].rstrip("%")) / 100
+               for line in r.stdout.splitlines()}
+    want = Predictor(bundles["gn2d"]).predict(long).probs
+    assert set(printed) == set(config.LABELS)
+    for label, p in zip(config.LABELS, want):
+        assert printed[label] == pytest.approx(p, abs=1e-3)  # printed to 0.1 %
