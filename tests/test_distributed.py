@@ -111,10 +111,20 @@ def _rank_pids(run_id: str) -> dict[int, int]:
     return out
 
 
-def test_cancel_stops_every_rank_and_a_killed_rank_fails_the_run(demo_root):
+@pytest.fixture()
+def launched():
+    """Runs started by a test; killed at its end whatever happened (no stray ranks)."""
+    ids: list[str] = []
+    yield ids
+    for run_id in ids:
+        runs.kill(run_id)
+
+
+def test_cancel_stops_every_rank_and_a_killed_rank_fails_the_run(demo_root, launched):
     long = dict(TINY, epochs=400, patience=0)
     # cancel: every rank stops at the same step, rank 0 saves the best weights so far
     run_id = runs.create(TrainConfig(data=str(demo_root), nproc=2, **long))
+    launched.append(run_id)
     runs.launch(run_id)
     _wait(lambda: len(_epochs(run_id)) >= 1, 180, "the first epoch")
     assert len(_rank_pids(run_id)) == 2
@@ -126,6 +136,7 @@ def test_cancel_stops_every_rank_and_a_killed_rank_fails_the_run(demo_root):
 
     # a rank that dies (SIGKILL: no traceback of its own) fails the run, nothing hangs
     run_id = runs.create(TrainConfig(data=str(demo_root), nproc=2, **long))
+    launched.append(run_id)
     runs.launch(run_id)
     _wait(lambda: len(_epochs(run_id)) >= 1, 180, "the first epoch")
     os.kill(_rank_pids(run_id)[1], signal.SIGKILL)
@@ -134,3 +145,32 @@ def test_cancel_stops_every_rank_and_a_killed_rank_fails_the_run(demo_root):
     assert st["state"] == "failed", runs.log_tail(run_id, 30)
     assert "rank" in st["error"] or "torchrun" in st["error"]
     _wait(lambda: not runs._marked(run_id, 0), 60, "every process to end")
+
+
+def test_two_nodes_on_one_machine(demo_root):
+    """--nnodes 2: two supervisors (node ranks 0 and 1), one process each, meeting at
+    node 0's address; node 0 writes the bundle, node 1 nothing but its own status."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    common = dict(data=str(demo_root), nproc=1, nnodes=2, master_addr="127.0.0.1",
+                  master_port=port, **TINY)
+    node0 = runs.create(TrainConfig(node_rank=0, **common))
+    node1 = runs.create(TrainConfig(node_rank=1, **common))
+    # (two slots: on real nodes each has its own runs folder and queue)
+    runs.launch(node0, max_parallel=2)
+    runs.launch(node1, max_parallel=2)
+    try:
+        for run_id in (node0, node1):
+            _wait(lambda r=run_id: runs.status(r)["state"] not in runs.ACTIVE, 300, run_id)
+            assert runs.status(run_id)["state"] == "finished", runs.log_tail(run_id, 40)
+    finally:
+        for run_id in (node0, node1):
+            runs.kill(run_id)
+    assert (runs.run_dir(node0) / "model.pt").exists()
+    assert not (runs.run_dir(node1) / "model.pt").exists()
+    assert not runs.metrics(node1)
+    card = read_json(runs.run_dir(node0) / "card.json")
+    assert card["run"]["processes"] == 2 and card["run"]["nodes"] == 2
