@@ -132,7 +132,10 @@ def init(device_preference: str = "auto") -> Dist:
     else:
         device, backend = torch.device("cpu"), "gloo"
     if not tdist.is_initialized():
-        tdist.init_process_group(backend=backend, rank=rank, world_size=world)
+        # device_id binds NCCL's communicator to this rank's GPU at once (no guessing,
+        # no hang in the first barrier); gloo needs none.
+        extra = {"device_id": device} if backend == "nccl" else {}
+        tdist.init_process_group(backend=backend, rank=rank, world_size=world, **extra)
     return Dist(rank, world, local_rank, local_world, device, backend)
 
 
