@@ -52,6 +52,8 @@ def main() -> int:
     ap.add_argument("--models", default="default", help="as `predict` takes them (default: "
                     "the Predict page's default models)")
     ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--engine", choices=["torch", "onnx"], default="torch",
+                    help="as `predict --engine` (onnx: onnxruntime runs the networks)")
     ap.add_argument("--limit", type=int, default=0, help="only the first N clips")
     args = ap.parse_args()
     bundles = resolve_bundles(args.models)
@@ -65,13 +67,15 @@ def main() -> int:
     load = os.getloadavg()[0]
     names = ", ".join(b.parent.name for b in bundles[:3])
     print(f"{len(clips)} clips, {len(bundles)} model(s) ({names}"
-          f"{', …' if len(bundles) > 3 else ''}), {args.workers or cpu_count()} worker(s) on "
+          f"{', …' if len(bundles) > 3 else ''}) on {args.engine}, "
+          f"{args.workers or cpu_count()} worker(s) on "
           f"{cpu_count()} cores; load average before: {load:.2f}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.csv"
         argv = ["predict", args.models, *clips, "--csv", str(out)]
         if args.workers:
             argv += ["--workers", str(args.workers)]
+        argv += ["--engine", args.engine]
         cpu0 = _cpu_seconds()
         t = time.perf_counter()
         code = cli(argv)

@@ -215,15 +215,42 @@ def feature_inputs(bundle: Bundle, batch: int = 2) -> tuple[list[str], tuple, di
     return names, tuple(examples), axes
 
 
-def _to_onnx(module: nn.Module, examples: tuple, names: list[str], axes: dict) -> bytes:
+def _to_onnx(module: nn.Module, examples: tuple, names: list[str], axes: dict, *,
+             output: str = "probs") -> bytes:
     module.eval()
     buf = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer and deprecation notes, not for users
         torch.onnx.export(module, examples, buf, dynamo=False, opset_version=OPSET,
-                          input_names=names, output_names=["probs"], dynamic_axes=axes,
+                          input_names=names, output_names=[output], dynamic_axes=axes,
                           do_constant_folding=True)
     return buf.getvalue()
+
+
+def logits_graph(bundle: Bundle) -> bytes:
+    """The bundle's network alone (standardised features → logits), for `OnnxLogits`."""
+    names, examples, axes = feature_inputs(bundle)
+    axes["logits"] = axes.pop("probs")
+    return _to_onnx(bundle.model.float().eval(), examples, names, axes, output="logits")
+
+
+class OnnxLogits:
+    """Stands in for a bundle's torch network inside a `ser.inference.Predictor`: the same
+    call (torch tensors in, logits out), computed by onnxruntime on one thread."""
+
+    def __init__(self, graph: bytes | str | Path):
+        ort = require("onnxruntime")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+        source = graph if isinstance(graph, bytes) else str(graph)
+        self.session = ort.InferenceSession(source, sess_options=opts,
+                                            providers=["CPUExecutionProvider"])
+        self.inputs = [i.name for i in self.session.get_inputs()]
+
+    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
+        feed = {n: np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
+                for n, x in zip(self.inputs, inputs)}
+        return torch.from_numpy(self.session.run(["logits"], feed)[0])
 
 
 def _with_metadata(data: bytes, card: dict) -> bytes:

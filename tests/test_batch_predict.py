@@ -64,3 +64,16 @@ def test_batch_prediction_clean_folder_and_bad_input(folder, models, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(["predict", str(models / "m1"), str(empty), "--csv", str(out)]) == 2
+
+
+def test_onnx_engine_gives_the_same_rows(folder, models, tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    a, b = tmp_path / "torch.csv", tmp_path / "onnx.csv"
+    assert main(["predict", str(models), str(folder / "a"), "--csv", str(a)]) == 0
+    assert main(["predict", str(models), str(folder / "a"), "--csv", str(b),
+                 "--engine", "onnx"]) == 0
+    ta, tb = pd.read_csv(a), pd.read_csv(b)
+    cols = [f"p_{lab}" for lab in config.LABELS]
+    np.testing.assert_allclose(tb[cols].to_numpy(), ta[cols].to_numpy(), atol=1e-4)
+    assert list(ta["label"]) == list(tb["label"])

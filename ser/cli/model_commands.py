@@ -82,6 +82,9 @@ def add_commands(sub) -> None:
                    "probability of each emotion, warnings, errors) to PATH")
     p.add_argument("--workers", type=int, default=None, help="processes for --csv "
                    "(default: every core)")
+    p.add_argument("--engine", choices=["torch", "onnx"], default="torch", help="with --csv: "
+                   "run the networks with PyTorch (default) or onnxruntime (about twice as "
+                   "fast on CPU, same probabilities within 1e-4; pip install onnxruntime onnx)")
     p.add_argument("--segments", action="store_true",
                    help="find the speech with voice activity detection (Silero VAD), score "
                    "each speech segment and give the clip's verdict from speech only, "
@@ -431,8 +434,10 @@ def expand_clips(items: list[str]) -> list[str]:
 _WORKER_PREDICTORS: dict[tuple[str, ...], list] = {}
 
 
-def _batch_score(bundles: tuple[str, ...], voice, clip: str) -> tuple[str, dict]:
-    """One CSV row for ``clip`` (run in a worker: its predictors load on first use)."""
+def _batch_score(bundles: tuple[str, ...], voice, graphs: tuple[str, ...] | None,
+                 clip: str) -> tuple[str, dict]:
+    """One CSV row for ``clip`` (run in a worker: its predictors load on first use; with
+    ``graphs``, ONNX files of the networks, onnxruntime runs them)."""
     from ser.audio import AudioError
 
     if bundles not in _WORKER_PREDICTORS:
@@ -441,7 +446,13 @@ def _batch_score(bundles: tuple[str, ...], voice, clip: str) -> tuple[str, dict]
         from ser.inference import Predictor
 
         torch.set_num_threads(1)  # one process per core
-        _WORKER_PREDICTORS[bundles] = [Predictor(b) for b in bundles]
+        predictors = [Predictor(b) for b in bundles]
+        if graphs:
+            from ser.export import OnnxLogits
+
+            for p, g in zip(predictors, graphs):
+                p.model = OnnxLogits(g)
+        _WORKER_PREDICTORS[bundles] = predictors
     predictors = _WORKER_PREDICTORS[bundles]
     row: dict = {"clip": clip}
     try:
@@ -463,6 +474,16 @@ def _batch_score(bundles: tuple[str, ...], voice, clip: str) -> tuple[str, dict]
 def _predict_batch(args, bundles: list[Path], voice) -> int:
     """``predict --csv``: every clip on every core (each decoded once), a tqdm bar, one
     CSV row per clip in the order given. Exit status 2 if any clip failed."""
+    import tempfile
+
+    tmp = tempfile.TemporaryDirectory(prefix="ser-onnx-")  # the networks' graphs (--engine)
+    try:
+        return _predict_batch_in(args, bundles, voice, tmp.name)
+    finally:
+        tmp.cleanup()
+
+
+def _predict_batch_in(args, bundles: list[Path], voice, tmp: str) -> int:
     from functools import partial
 
     import pandas as pd
@@ -471,7 +492,19 @@ def _predict_batch(args, bundles: list[Path], voice) -> int:
     from ser.fileio import atomic_write_text
     from ser.parallel import map_unordered
 
-    fn = partial(_batch_score, tuple(str(b) for b in bundles), voice)
+    graphs = None
+    if args.engine == "onnx":
+        from ser.bundle import load_bundle
+        from ser.export import logits_graph, require
+
+        require("onnxruntime")
+        graphs = []
+        for i, b in enumerate(bundles):
+            path = Path(tmp) / f"{i}.onnx"
+            path.write_bytes(logits_graph(load_bundle(b)))
+            graphs.append(str(path))
+        graphs = tuple(graphs)
+    fn = partial(_batch_score, tuple(str(b) for b in bundles), voice, graphs)
     rows: dict[str, dict] = {}
     with tqdm(total=len(args.clips), desc="predicting", unit="clip", file=sys.stderr,
               disable=None) as bar:
