@@ -210,3 +210,26 @@ def test_the_readme_example_runs_with_onnxruntime_alone(bundles, clips, tmp_path
     assert set(printed) == set(config.LABELS)
     for label, p in zip(config.LABELS, want):
         assert printed[label] == pytest.approx(p, abs=1e-3)  # printed to 0.1 %
+
+
+def test_front_end_with_a_hop_that_does_not_divide_n_fft(clips, tmp_path):
+    """hop 220 (a 10-ms speech front end): frames cannot be cut from hop-long blocks, so the
+    graph uses ONNX's STFT operator; still equal to librosa and to the eager module."""
+    from ser.export import _to_onnx
+    from ser.features import FeatureConfig
+
+    cfg = FeatureConfig(hop_length=220, fs2_frames=503)
+    front = LogMelFrontEnd(cfg, np.zeros(cfg.n_mels), np.ones(cfg.n_mels)).eval()
+    assert front.dft is None
+    path = tmp_path / "front.onnx"
+    path.write_bytes(_to_onnx(front, (torch.zeros(1, 22050),), ["waveform"],
+                              {"waveform": {0: "batch", 1: "samples"}}, output="probs"))
+    session = OnnxModel(path)
+    for p in clips[5:9]:
+        y = sf.read(p, dtype="float32")[0]
+        want = clip_features(y, cfg=cfg, spaces=("fs2",))["fs2"]
+        with torch.no_grad():
+            eager = front(torch.from_numpy(y)[None]).numpy()[0, 0]
+        got = session(y[None])[0, 0]
+        assert np.abs(eager - want).max() < 1e-2
+        assert np.abs(got - want).max() < 1e-2
