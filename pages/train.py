@@ -102,6 +102,11 @@ seed = c2.number_input("Seed", 0, 10_000, 0, key="seed",
                             "split.")
 devices = ["auto", "cpu"] + (["cuda"] if "CUDA" in device_description() else [])
 device = c3.selectbox("Device", devices, key="device", help=f"auto = {device_description()}")
+nproc = c3.number_input("Processes / GPUs", 1, 64, 1, key="nproc",
+                        help="Distributed data-parallel training (torchrun): one process per "
+                             "GPU, or several CPU processes (gloo). The batch size stays the "
+                             "global batch, split among them. Several machines: see the "
+                             "README (python -m ser train --nnodes …).")
 balance = c3.checkbox("Balance corpora", False, key="balance", disabled=not pooled,
                       help="Every corpus weighs the same in the training batches, however "
                            "many clips it has (and inside a corpus every emotion does). "
@@ -161,7 +166,8 @@ def make_config(arch: str) -> TrainConfig:
                        freq_shift=4 if shift else 0, time_shift=0.25 if shift else 0.0,
                        patience=int(patience), schedule=schedule, data=corpus_dir(),
                        features=feature_settings(n_mels, n_mfcc, hop, utt_norm),
-                       speaker_norm="speaker" if spk_norm else "none")
+                       speaker_norm="speaker" if spk_norm else "none",
+                       nproc=int(nproc))
 
 
 if split == "random":

@@ -167,17 +167,24 @@ class Predictor:
                     progress(min(i + BATCH, n) / n)
         return np.concatenate(out).astype(np.float64)
 
-    def predict_samples(self, y: np.ndarray, sr: int, *, voice: VoiceProfile | None = None
-                        ) -> Prediction:
+    def predict_samples(self, y: np.ndarray, sr: int, *, voice: VoiceProfile | None = None,
+                        features: dict | None = None) -> Prediction:
         """Probabilities for mono float samples ``y`` at ``sr`` Hz (uncalibrated softmax).
-        A speaker-normalised model needs the speaker's ``voice`` (else `VoiceNeededError`)."""
+        A speaker-normalised model needs the speaker's ``voice`` (else `VoiceNeededError`).
+
+        ``features``: a dict shared by the predictors scoring the same ``y``; the windows'
+        features are computed once per feature config and input space and reused."""
         if sr != self.cfg.sample_rate:
             y = resample(np.asarray(y, dtype=np.float32), sr, self.cfg.sample_rate)
-        chunks, starts = self.windows(np.asarray(y, dtype=np.float32))
         spaces = spaces_for(self.space)
-        per_chunk = [clip_features(c, cfg=self.cfg, spaces=spaces) for c in chunks]
-        arrays = self._voice_normalised(
-            {s: np.stack([f[s] for f in per_chunk]) for s in spaces}, voice)
+        cache = features if features is not None else {}
+        key = (self.cfg.key(), spaces, self.cfg.fs2_frames, self.cfg.hop_length)
+        if key not in cache:
+            chunks, starts = self.windows(np.asarray(y, dtype=np.float32))
+            per_chunk = [clip_features(c, cfg=self.cfg, spaces=spaces) for c in chunks]
+            cache[key] = ({s: np.stack([f[s] for f in per_chunk]) for s in spaces}, starts)
+        stacked, starts = cache[key]
+        arrays = self._voice_normalised(stacked, voice)
         inputs = [x.to(self.device) for x in model_inputs(arrays, self.space, self.norm)]
         with torch.inference_mode(), inference_threads(self.device):
             probs = torch.softmax(self.model(*inputs).float(), dim=1).cpu().numpy()

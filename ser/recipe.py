@@ -60,6 +60,14 @@ class TrainConfig:
     log_every: int = 10  # steps between step lines in metrics.jsonl
     max_clips: int = 0  # use only this many clips (stratified sample) for quick trials; 0 = all
     half_bundle: bool = False  # store bundle weights as float16
+    #: Distributed data-parallel training (`ser.distributed`): processes per node (one per
+    #: GPU, or CPU processes), nodes, this node's rank and node 0's address. ``batch_size``
+    #: stays the global batch, split among all processes.
+    nproc: int = 1
+    nnodes: int = 1
+    node_rank: int = 0
+    master_addr: str = ""
+    master_port: int = 29500
     name: str = ""
     #: Feature settings that differ from the seeds' FS1/FS2 (FeatureConfig field → value),
     #: e.g. ``{"n_mels": 64, "hop_length": 220}``. Empty = the seed config.
@@ -111,8 +119,32 @@ class TrainConfig:
             raise ValueError(f"enrol must be 1–100 clips per speaker, not {self.enrol}.")
         if self.split == "loco" and not self.test_corpus:
             raise ValueError("The leave-one-corpus-out split needs test_corpus (e.g. tess).")
+        if not 1 <= int(self.nproc) <= 256 or not 1 <= int(self.nnodes) <= 1024:
+            raise ValueError(f"nproc must be 1–256 and nnodes 1–1024, not {self.nproc} and "
+                             f"{self.nnodes}.")
+        if not 0 <= int(self.node_rank) < int(self.nnodes):
+            raise ValueError(f"node_rank must be 0–{int(self.nnodes) - 1}, not "
+                             f"{self.node_rank}.")
+        if int(self.nnodes) > 1 and not self.master_addr:
+            raise ValueError("Training on several nodes needs master_addr (--master-addr): "
+                             "the address of node 0, reachable from every node.")
+        if not 1 <= int(self.master_port) <= 65535:
+            raise ValueError(f"master_port must be 1–65535, not {self.master_port}.")
+        if self.world_size > 1 and self.batch_size < self.world_size:
+            raise ValueError(f"batch_size {self.batch_size} is smaller than the "
+                             f"{self.world_size} processes; each needs at least one clip "
+                             "per batch.")
         self.feature_config()
         return self
+
+    @property
+    def world_size(self) -> int:
+        """Processes training together (all nodes)."""
+        return int(self.nproc) * int(self.nnodes)
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
 
     def as_dict(self) -> dict:
         return asdict(self)

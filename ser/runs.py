@@ -179,7 +179,7 @@ def cleanup() -> list[str]:
     cleaned = []
     for r in list_runs():  # list_runs → status() already stops a dead run's group
         st = r["status"]
-        if st.get("state") not in ACTIVE and _group_members(r["run_id"], _pgid(st)):
+        if st.get("state") not in ACTIVE and _marked(r["run_id"], 0):
             _stop_group(r["run_id"], st)
             cleaned.append(r["run_id"])
     return cleaned
@@ -192,39 +192,52 @@ def _pgid(st: dict) -> int | None:
 
 def _group_members(run_id: str, pgid: int | None) -> list[int]:
     """Live processes of process group ``pgid`` that belong to ``run_id`` (their
-    environment carries ``SER_RUN_ID``), so a recycled group id is never signalled."""
-    if not pgid or not os.path.isdir("/proc"):
-        return []
+    environment carries ``SER_RUN_ID``), so a recycled group id is never signalled.
+    ``pgid`` 0 means any group: torchrun starts each worker of a distributed run in a
+    session of its own, and they must be found too."""
+    return list(_marked(run_id, pgid))
+
+
+def _marked(run_id: str, pgid: int | None) -> dict[int, int]:
+    """``{pid: pgid}`` of the live processes of ``run_id`` in group ``pgid`` (0 = any)."""
+    if pgid is None or not os.path.isdir("/proc"):
+        return {}
     mark = f"SER_RUN_ID={run_id}".encode()
-    out = []
+    out = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat", "rb") as f:
                 fields = f.read().rsplit(b")", 1)[1].split()
-            if int(fields[2]) != pgid or fields[0] == b"Z":
+            if (pgid and int(fields[2]) != pgid) or fields[0] == b"Z":
                 continue
             with open(f"/proc/{entry}/environ", "rb") as f:
                 if mark in f.read().split(b"\0"):
-                    out.append(int(entry))
+                    out[int(entry)] = int(fields[2])
         except (OSError, IndexError, ValueError):
             continue
     return out
 
 
 def _stop_group(run_id: str, st: dict, *, grace: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL, the run's process group and the groups of every other
+    process of the run (distributed workers, each in a session of its own)."""
     pgid = _pgid(st)
-    if not _group_members(run_id, pgid):
+    if pgid is None:
         return
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
-        try:
-            os.killpg(pgid, sig)
-        except (ProcessLookupError, PermissionError):
+        groups = set(_marked(run_id, 0).values())
+        if not groups:
             return
+        for g in groups:
+            try:
+                os.killpg(g, sig)
+            except (ProcessLookupError, PermissionError):
+                continue
         end = time.time() + wait
         while time.time() < end:
-            if not _group_members(run_id, pgid):
+            if not _marked(run_id, 0):
                 return
             time.sleep(0.1)
 
@@ -358,26 +371,12 @@ def execute(run_id: str, *, max_parallel: int = 1, on_event=None, progress=None)
             if extra_progress:
                 extra_progress(stage, done, total)
 
-        def log_event(ev: dict) -> None:
-            append_jsonl(d / "metrics.jsonl", ev)
-            if extra_event:
-                extra_event(ev)
-            if ev["type"] == "epoch":
-                _set_status(d, stage="training", epoch=ev["epoch"], epochs=ev["epochs"],
-                            eta_s=ev["eta_s"])
-                print(f"epoch {ev['epoch']}/{ev['epochs']}: train loss {ev['train_loss']:.4f}"
-                      f" val loss {ev['val_loss']:.4f} val acc {ev['val_accuracy']:.3f} "
-                      f"val UAR {ev['val_uar']:.3f} ({ev['epoch_time_s']:.1f} s)", flush=True)
-
-        result = fit(cfg, on_event=log_event, should_stop=lambda: cancel_requested(d),
-                     progress=progress)
+        if cfg.distributed:
+            return _supervise(d, run_id, cfg, progress, extra_event)
+        result = fit(cfg, on_event=_event_logger(d, extra_event),
+                     should_stop=lambda: cancel_requested(d), progress=progress)
         progress("saving the model", 0, 0)
-        save_result(d, result, half=cfg.half_bundle)
-        final = "cancelled" if result.stopped == "cancelled" else "finished"
-        _set_status(d, state=final, ended=_now(), stage=result.stopped,
-                    test_accuracy=result.report["accuracy"], test_uar=result.report["uar"])
-        print(f"{final}: test accuracy {result.report['accuracy']:.4f}, "
-              f"UAR {result.report['uar']:.4f}", flush=True)
+        _finish(d, result, cfg)
         return 0
     except BaseException as err:  # noqa: BLE001 - every failure must end up in status.json
         traceback.print_exc()
@@ -386,6 +385,142 @@ def execute(run_id: str, *, max_parallel: int = 1, on_event=None, progress=None)
         return 1
     finally:
         slot.close()
+
+
+def _event_logger(d: Path, extra_event=None):
+    """fit's ``on_event`` for a run: metrics.jsonl, status.json and a log line per epoch."""
+    def log_event(ev: dict) -> None:
+        append_jsonl(d / "metrics.jsonl", ev)
+        if extra_event:
+            extra_event(ev)
+        if ev["type"] == "epoch":
+            _set_status(d, stage="training", epoch=ev["epoch"], epochs=ev["epochs"],
+                        eta_s=ev["eta_s"])
+            print(f"epoch {ev['epoch']}/{ev['epochs']}: train loss {ev['train_loss']:.4f}"
+                  f" val loss {ev['val_loss']:.4f} val acc {ev['val_accuracy']:.3f} "
+                  f"val UAR {ev['val_uar']:.3f} ({ev['epoch_time_s']:.1f} s)", flush=True)
+    return log_event
+
+
+def _finish(d: Path, result, cfg: TrainConfig) -> None:
+    save_result(d, result, half=cfg.half_bundle)
+    final = "cancelled" if result.stopped == "cancelled" else "finished"
+    _set_status(d, state=final, ended=_now(), stage=result.stopped,
+                test_accuracy=result.report["accuracy"], test_uar=result.report["uar"])
+    print(f"{final}: test accuracy {result.report['accuracy']:.4f}, "
+          f"UAR {result.report['uar']:.4f}", flush=True)
+
+
+# ------------------------------------------------------------------ distributed runs
+
+def _supervise(d: Path, run_id: str, cfg: TrainConfig, progress, on_event=None) -> int:
+    """A distributed run's own process: extract the features once (the workers then load
+    them from the cache), start the workers with torchrun in this process group, pass
+    their epoch events on (the CLI's bars) and turn their end into the run's state."""
+    import gc
+
+    from ser.dataset import prepare
+    from ser.distributed import first_failure, torchrun_command
+    from ser.models import model_input_space
+
+    data = prepare(cfg, model_input_space(cfg.arch), progress=progress)
+    del data
+    gc.collect()
+    if cancel_requested(d):
+        _set_status(d, state="cancelled", ended=_now(), stage="cancelled")
+        return 0
+    for old in d.glob("rank*.error.json"):
+        old.unlink()
+    cmd = torchrun_command(run_id, nproc=cfg.nproc, nnodes=cfg.nnodes,
+                           node_rank=cfg.node_rank, master_addr=cfg.master_addr,
+                           master_port=cfg.master_port)
+    _set_status(d, stage="starting processes", processes=cfg.world_size)
+    print(f"starting {cfg.nproc} process(es) on node {cfg.node_rank} of {cfg.nnodes}: "
+          + " ".join(cmd), flush=True)
+    env = dict(os.environ, PYTHONUNBUFFERED="1", SER_RUNS_DIR=str(root()), SER_RUN_ID=run_id)
+    # Its own session, like its workers: `kill` finds all of them by their SER_RUN_ID mark.
+    proc = subprocess.Popen(cmd, cwd=str(config.ROOT), env=env, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
+    _set_status(d, torchrun_pid=proc.pid)
+    seen = 0
+
+    def forward() -> None:
+        nonlocal seen
+        events = read_jsonl(d / "metrics.jsonl")
+        if on_event:
+            for ev in events[seen:]:
+                on_event(ev)
+        seen = len(events)
+
+    try:
+        while proc.poll() is None:
+            time.sleep(0.5)
+            forward()
+    except BaseException:  # Ctrl-C in a foreground run: the workers must not live on
+        _stop_torchrun(proc)
+        raise
+    forward()
+    st = read_json(d / "status.json")
+    if proc.returncode == 0 and st.get("state") in ("finished", "cancelled"):
+        return 0
+    if proc.returncode == 0 and cfg.node_rank > 0:  # rank 0 lives on node 0
+        _set_status(d, state="finished", ended=_now(), stage="finished (worker node)")
+        return 0
+    failure = first_failure(d)
+    if failure:
+        error = f"rank {failure.get('rank')} failed: {failure.get('error')}"
+    else:
+        error = (f"a training process stopped (torchrun exit code {proc.returncode}); "
+                 "see train.log")
+    if cancel_requested(d) and not failure:
+        _set_status(d, state="cancelled", ended=_now(), stage="killed")
+        return 0
+    _set_status(d, state="failed", ended=_now(), error=error)
+    print(f"failed: {error}", flush=True)
+    return 1
+
+
+def _stop_torchrun(proc: subprocess.Popen, grace: float = 30.0) -> None:
+    """SIGTERM torchrun (it passes the signal on to its workers), SIGKILL its session's
+    processes if it has not ended within ``grace`` seconds."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def execute_worker(run_id: str) -> int:
+    """One rank of a distributed run (what torchrun starts): join the group, train this
+    rank's shards; rank 0 writes metrics, status, bundle and report. A failing rank leaves
+    its traceback in ``rank<R>.error.json`` (and the log) and exits 1, which makes torchrun
+    stop the other ranks."""
+    from ser import distributed
+    from ser.training import fit
+
+    d = run_dir(run_id)
+    rank = int(os.environ.get("RANK", "-1"))
+    try:
+        cfg = TrainConfig.from_dict(read_json(d / "config.json"))
+        dist = distributed.init(cfg.device)
+        if dist.is_main:
+            print(f"{dist.world} processes ({dist.backend}); rank 0 on {dist.device}",
+                  flush=True)
+        result = fit(cfg, on_event=_event_logger(d) if dist.is_main else None,
+                     should_stop=lambda: cancel_requested(d), dist=dist)
+        if dist.is_main:
+            _finish(d, result, cfg)
+        distributed.shutdown(dist)
+        return 0
+    except BaseException as err:  # noqa: BLE001 - the supervisor reports it
+        print(f"rank {rank} failed:", flush=True)
+        traceback.print_exc()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        distributed.record_failure(d, rank, err)
+        return 1
 
 
 def save_result(d: Path, result, *, half: bool = False) -> None:

@@ -27,6 +27,7 @@ from ser.bundle import library_versions
 from ser.card import Card
 from ser.dataset import Prepared, predict_proba, prepare
 from ser.devices import device_description, pick_device, use_threads
+from ser.distributed import Dist, cpu_threads, wrap
 from ser.metrics import classification_metrics, full_report, predictions_frame
 from ser.models import create_model, describe, model_input_space
 from ser.recipe import TrainConfig
@@ -46,49 +47,69 @@ class FitResult:
 
 def fit(cfg: TrainConfig, *, on_event: EventFn | None = None,
         should_stop: Callable[[], bool] | None = None,
-        progress: Callable[[str, int, int], None] | None = None) -> FitResult:
+        progress: Callable[[str, int, int], None] | None = None,
+        dist: Dist | None = None) -> FitResult | None:
     """Train ``cfg.arch`` and evaluate its best checkpoint on the test part.
 
     ``on_event`` receives step events (``type="step"``: step, epoch, loss, samples_per_s, lr)
     and epoch events (``type="epoch"``: train/val loss, accuracy, UAR, lr, elapsed, eta).
     ``should_stop`` is polled every step; when it returns True the loop stops, the best
     weights so far are kept and ``stopped == "cancelled"``.
+
+    ``dist`` (a `ser.distributed.Dist` from inside a torchrun worker) trains this rank's
+    shard of every batch under DistributedDataParallel; only rank 0 evaluates, emits
+    events and gets a result (the other ranks get None).
     """
-    emit, stop = on_event or (lambda e: None), should_stop or (lambda: False)
-    say = progress or (lambda stage, done, total: None)
+    dist = dist or Dist()
+    main = dist.is_main
+    emit, stop = (on_event if main and on_event else (lambda e: None)), should_stop or (
+        lambda: False)
+    say = progress if progress and main else (lambda stage, done, total: None)
     input_space = model_input_space(cfg.arch)  # fails early on an unknown architecture
-    device = pick_device(cfg.device)
-    use_threads(device, cfg.threads)
+    device = dist.device if dist.enabled else pick_device(cfg.device)
+    use_threads(device, cpu_threads(dist, cfg.threads) if dist.enabled else cfg.threads)
     clock = Clock()
-    data = prepare(cfg, input_space, progress=progress)
+    data = prepare(cfg, input_space, progress=progress if main else None)
     check_parts(data)
+    if dist.enabled and cfg.batch_size < dist.world:
+        raise ValueError(f"batch_size {cfg.batch_size} is smaller than the {dist.world} "
+                         "processes: every process needs at least one clip per batch.")
     say("building the model", 0, 0)
-    set_seed(cfg.seed)
+    set_seed(cfg.seed)  # the same initial weights on every rank (DDP also broadcasts them)
     model = create_model(cfg.arch, **cfg.model_kwargs(), **data.features.model_dims())
     model.to(device)
+    if dist.enabled and dist.rank:
+        torch.manual_seed(cfg.seed + 1_000_003 * dist.rank)  # own dropout masks per rank
+    net = wrap(model, dist)
     epochs = cfg.resolved_epochs()
     batches = Batches(data.inputs["train"], data.labels["train"], cfg.batch_size, device,
-                      cfg.seed, data.train_weights)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+                      cfg.seed, data.train_weights, rank=dist.rank, world=dist.world)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     schedule = Schedule(cfg.schedule, opt, cfg.lr, epochs, batches.steps_per_epoch)
-    step = TrainStep(model, opt, class_weights(cfg, data, device), cfg.label_smoothing,
-                     cfg.grad_clip, device)
-    augment = BatchAugmenter(cfg, data.spaces, batches.generator, on_gpu=device.type != "cpu")
+    step = TrainStep(net, opt, class_weights(cfg, data, device), cfg.label_smoothing,
+                     cfg.grad_clip, device, world=dist.world)
+    augment = BatchAugmenter(cfg, data.spaces, batches.augment_generator,
+                             on_gpu=device.type != "cpu")
     best = BestWeights(cfg.patience)
     history: list[dict] = []
     stopped = "finished"
     clock.start_training()
     for epoch in range(1, epochs + 1):
         say("training", epoch - 1, epochs)
-        train = run_epoch(batches, augment, step, schedule, epoch, cfg.log_every, emit, stop,
-                          clock)
+        batches.set_epoch(epoch)
+        train = run_epoch(batches, augment, step, schedule, epoch, cfg.log_every, emit,
+                          (lambda: dist.any(stop())) if dist.enabled else stop, clock,
+                          dist=dist)
         if train.cancelled and train.n == 0:
             stopped = "cancelled"
             break
         say(f"validating epoch {epoch}", epoch, epochs)
-        val = classification_metrics(data.labels["val"].numpy(),
-                                     predict_proba(model, data.inputs["val"], device))
-        improved = best.update(val["uar"], epoch, model)
+        val = None
+        if main:  # one rank scores the validation clips; the others take its verdict
+            val = classification_metrics(data.labels["val"].numpy(),
+                                         predict_proba(model, data.inputs["val"], device))
+        val = dist.broadcast(val)
+        improved = best.update(val["uar"], epoch, model, keep=main)
         history.append(epoch_event(epoch, epochs, step.count, train, val, opt, improved,
                                    clock))
         emit(history[-1])
@@ -100,11 +121,16 @@ def fit(cfg: TrainConfig, *, on_event: EventFn | None = None,
             stopped = "early_stopped"
             break
     train_time = clock.training_seconds()
+    if not main:
+        return None
     best.restore(model)
     model.to("cpu")
     say("testing on the held-out clips", 0, len(data.labels["test"]))
     report, preds = test_report(model, data)
     card = build_card(cfg, data, report, history, best, stopped, device, train_time, clock)
+    if dist.enabled:
+        card.run.update(processes=dist.world, backend=dist.backend,
+                        nodes=cfg.nnodes, global_batch=cfg.batch_size)
     report["protocol"], report["data"] = card.split, card.data
     return FitResult(model, card, report, preds, history, stopped)
 
@@ -164,19 +190,41 @@ class Batches:
     proportion to its weight (corpus-balanced batches).
 
     On a GPU the whole feature tensor moves to the device once, so a step copies nothing.
+
+    Distributed (``world`` > 1): ``batch_size`` is the global batch. Every rank draws the
+    same permutation (its own generator, which nothing else draws from), and rank ``r``
+    takes rows ``r, r + world, ...`` of each global batch; ``global_labels`` gives the whole
+    batch's labels so the loss can be normalised by the global batch (`TrainStep`). A last
+    batch with fewer rows than ranks is dropped (every rank must take part in every step).
+    In one process the permutation and batch augmentation share one generator, as they
+    always have, so a run without augmentation draws the same batches either way.
     """
 
     def __init__(self, inputs: tuple[torch.Tensor, ...], labels: torch.Tensor,
                  batch_size: int, device: torch.device, seed: int,
-                 weights: np.ndarray | None = None):
+                 weights: np.ndarray | None = None, *, rank: int = 0, world: int = 1):
         self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.double)
         self.on_gpu = device.type != "cpu"
         self.inputs = tuple(x.to(device) for x in inputs) if self.on_gpu else inputs
         self.labels = labels.to(device) if self.on_gpu else labels
         self.batch_size, self.device = batch_size, device
+        self.rank, self.world = rank, world
         self.n = len(labels)
         self.steps_per_epoch = math.ceil(self.n / batch_size)
+        if world > 1 and 0 < self.n % batch_size < world:
+            self.steps_per_epoch -= 1
         self.generator = torch.Generator().manual_seed(seed)
+        self.augment_generator = (self.generator if world == 1 else
+                                  torch.Generator().manual_seed(seed + 1_000_003 * (rank + 1)))
+        self.epoch_number = 0
+        self.global_labels: torch.Tensor | None = None
+
+    def set_epoch(self, epoch: int) -> None:
+        """Epoch ``epoch``'s order is the ``epoch``-th permutation of the seeded generator,
+        the same on every rank; epochs must be drawn in order (1, 2, ...)."""
+        if epoch != self.epoch_number + 1:
+            raise ValueError(f"epoch {epoch} asked for after epoch {self.epoch_number}")
+        self.epoch_number = epoch
 
     def epoch(self):
         perm = (torch.randperm(self.n, generator=self.generator) if self.weights is None else
@@ -184,6 +232,9 @@ class Batches:
                                   generator=self.generator))
         for b in range(self.steps_per_epoch):
             idx = perm[b * self.batch_size:(b + 1) * self.batch_size]
+            if self.world > 1:
+                self.global_labels = self.labels[idx.to(self.device) if self.on_gpu else idx]
+                idx = idx[self.rank::self.world]
             idx = idx.to(self.device) if self.on_gpu else idx
             xb = [x[idx].to(self.device) for x in self.inputs]
             yield b, xb, self.labels[idx].to(self.device)
@@ -248,23 +299,37 @@ class TrainStep:
 
     def __init__(self, model: torch.nn.Module, opt: torch.optim.Optimizer,
                  weight: torch.Tensor | None, label_smoothing: float, grad_clip: float,
-                 device: torch.device):
-        self.model, self.opt, self.weight = model, opt, weight
+                 device: torch.device, *, world: int = 1):
+        self.model, self.opt, self.weight, self.world = model, opt, weight, world
         self.smoothing, self.clip, self.device = label_smoothing, grad_clip, device
         self.amp = device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda") if self.amp else None
         self.count = 0
 
-    def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def loss(self, logits: torch.Tensor, y: torch.Tensor, norm: torch.Tensor | None = None
+             ) -> torch.Tensor:
+        if norm is None:
+            return F.cross_entropy(logits.float(), y, weight=self.weight,
+                                   label_smoothing=self.smoothing)
         return F.cross_entropy(logits.float(), y, weight=self.weight,
-                               label_smoothing=self.smoothing)
+                               label_smoothing=self.smoothing, reduction="sum") / norm
 
-    def __call__(self, xb, yb, lam: float = 1.0, yb2=None) -> tuple[torch.Tensor, torch.Tensor]:
+    def global_norm(self, global_labels: torch.Tensor) -> torch.Tensor:
+        """What this rank divides its loss sum by so that DDP's mean over ranks is the
+        global batch's mean loss: the global batch's size (or class-weight sum) / ranks."""
+        total = (self.weight[global_labels].sum() if self.weight is not None
+                 else torch.tensor(float(len(global_labels)), device=global_labels.device))
+        return total / self.world
+
+    def __call__(self, xb, yb, lam: float = 1.0, yb2=None, global_labels=None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        norm = None if self.world == 1 or global_labels is None else self.global_norm(
+            global_labels)
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
             logits = self.model(*xb)
-            loss = self.loss(logits, yb)
+            loss = self.loss(logits, yb, norm)
             if yb2 is not None:
-                loss = lam * loss + (1 - lam) * self.loss(logits, yb2)
+                loss = lam * loss + (1 - lam) * self.loss(logits, yb2, norm)
         self.opt.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
@@ -279,6 +344,8 @@ class TrainStep:
         else:
             self.opt.step()
         self.count += 1
+        if norm is not None:  # report this rank's mean loss, as one process would
+            loss = loss * norm / max(len(yb), 1)
         return loss.detach(), logits.detach()
 
 
@@ -301,8 +368,10 @@ class EpochStats:
 
 def run_epoch(batches: Batches, augment: BatchAugmenter, step: TrainStep, schedule: Schedule,
               epoch: int, log_every: int, emit: EventFn, stop: Callable[[], bool],
-              clock: Clock) -> EpochStats:
-    """One pass over the shuffled training set; emits a step event every ``log_every``."""
+              clock: Clock, *, dist: Dist | None = None) -> EpochStats:
+    """One pass over the shuffled training set; emits a step event every ``log_every``.
+    Distributed, ``stop`` must be collective (every rank stops at the same step) and the
+    epoch's loss, accuracy and count are summed over the ranks."""
     step.model.train()
     stats, t_epoch = EpochStats(), time.time()
     window_t, window_n = time.time(), 0
@@ -311,7 +380,7 @@ def run_epoch(batches: Batches, augment: BatchAugmenter, step: TrainStep, schedu
             stats.cancelled = True
             break
         xb, lam, yb2 = augment(xb, yb)
-        loss, logits = step(xb, yb, lam, yb2)
+        loss, logits = step(xb, yb, lam, yb2, global_labels=batches.global_labels)
         if not torch.isfinite(loss):
             raise TrainingError(
                 f"The training loss became {float(loss)} at step {step.count} (epoch {epoch}): "
@@ -327,10 +396,13 @@ def run_epoch(batches: Batches, augment: BatchAugmenter, step: TrainStep, schedu
             now = time.time()
             emit({"type": "step", "step": step.count, "epoch": epoch,
                   "epoch_progress": (b + 1) / batches.steps_per_epoch, "loss": float(loss),
-                  "samples_per_s": window_n / max(now - window_t, 1e-9),
+                  "samples_per_s": window_n * batches.world / max(now - window_t, 1e-9),
                   "lr": step.opt.param_groups[0]["lr"], "elapsed_s": clock.elapsed()})
             window_t, window_n = now, 0
     stats.seconds = time.time() - t_epoch
+    if dist is not None and dist.enabled:
+        loss_sum, correct, n = dist.sum([stats.loss_sum, stats.correct, stats.n])
+        stats.loss_sum, stats.correct, stats.n = loss_sum, int(correct), int(n)
     return stats
 
 
@@ -341,11 +413,15 @@ class BestWeights:
     def __init__(self, patience: int):
         self.patience, self.uar, self.epoch, self.bad, self.state = patience, -1.0, 0, 0, None
 
-    def update(self, uar: float, epoch: int, model: torch.nn.Module) -> bool:
+    def update(self, uar: float, epoch: int, model: torch.nn.Module, *,
+               keep: bool = True) -> bool:
+        """Count the epoch; ``keep=False`` tracks the decision without copying weights
+        (distributed ranks other than 0, which never save)."""
         if uar > self.uar:
             self.uar, self.epoch, self.bad = uar, epoch, 0
-            self.state = copy.deepcopy({k: v.detach().cpu() for k, v in
-                                        model.state_dict().items()})
+            if keep:
+                self.state = copy.deepcopy({k: v.detach().cpu() for k, v in
+                                            model.state_dict().items()})
             return True
         self.bad += 1
         return False

@@ -22,6 +22,8 @@ def add_commands(sub) -> None:
                        description="Train one architecture. Without --run the run is created "
                        "in runs/ and trained in this process with a progress bar.")
     t.add_argument("--run", help="execute an existing queued run (what the app launches)")
+    # what torchrun starts: one rank of a distributed run (`ser.distributed`)
+    t.add_argument("--dist-worker", metavar="RUN_ID", help=argparse.SUPPRESS)
     t.add_argument("--config", help="read options from a JSON file: a run's config.json or a "
                    "model's card.json (retrains that model; flags given here override)")
     t.add_argument("--feature", action="append", default=[], metavar="KEY=VALUE",
@@ -41,7 +43,13 @@ def add_commands(sub) -> None:
              "mixup": "mixup alpha (0 = off)",
              "freq_shift": "shift spectrograms by up to N mel bands (0 = off)",
              "time_shift": "rotate spectrograms in time by up to this fraction (0 = off)",
-             "max_clips": "subsample for quick trials"}
+             "max_clips": "subsample for quick trials",
+             "nproc": "distributed data-parallel training: processes per node (one per GPU; "
+                      "on CPUs, gloo processes); batch-size stays the global batch",
+             "nnodes": "nodes (machines) training together (run the same command on each)",
+             "node_rank": "this node's rank, 0 … nnodes-1 (node 0 hosts the rendezvous)",
+             "master_addr": "address of node 0, reachable from every node (nnodes > 1)",
+             "master_port": "a free TCP port on node 0 (default 29500)"}
     for f in fields(TrainConfig):
         if f.name == "features":
             continue
@@ -65,8 +73,18 @@ def add_commands(sub) -> None:
 
     p = sub.add_parser("predict", help="predict the emotion of audio files")
     p.add_argument("bundle", help="a .pt bundle, a model folder, a folder of model folders, "
-                   "a shipped model's name, or 'ensemble' (the shipped ensemble)")
-    p.add_argument("clips", nargs="+")
+                   "a shipped model's name, 'ensemble' (the shipped ensemble) or 'default' "
+                   "(the Predict page's default models)")
+    p.add_argument("clips", nargs="+", help="audio files, or folders (every audio file in "
+                   "them, recursively)")
+    p.add_argument("--csv", metavar="PATH", help="batch mode: score every clip on all cores "
+                   "with a progress bar and write one row per clip (label, confidence, the "
+                   "probability of each emotion, warnings, errors) to PATH")
+    p.add_argument("--workers", type=int, default=None, help="processes for --csv "
+                   "(default: every core)")
+    p.add_argument("--engine", choices=["torch", "onnx"], default="torch", help="with --csv: "
+                   "run the networks with PyTorch (default) or onnxruntime (about twice as "
+                   "fast on CPU, same probabilities within 1e-4; pip install onnxruntime onnx)")
     p.add_argument("--segments", action="store_true",
                    help="find the speech with voice activity detection (Silero VAD), score "
                    "each speech segment and give the clip's verdict from speech only, "
@@ -79,6 +97,20 @@ def add_commands(sub) -> None:
                    "Predict page (instead of --voice)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_predict)
+
+    ex = sub.add_parser("export", help="export a model to ONNX (runs without Python/torch, "
+                        "e.g. with onnxruntime; needs `pip install onnxruntime onnx`)")
+    ex.add_argument("bundle", metavar="NAME", help="a shipped model's name, a model folder "
+                    "or a .pt bundle")
+    ex.add_argument("--onnx", action="store_true", help="write NAME.onnx: standardised "
+                    "features in, probabilities out (dynamic batch; dynamic time axis when "
+                    "the architecture takes any length), and its card NAME.json")
+    ex.add_argument("--waveform", action="store_true", help="also write NAME.waveform.onnx: "
+                    "mono samples at 22.05 kHz in, probabilities out (STFT, mel, dB and the "
+                    "card's normalisation inside the graph; log-mel models only)")
+    ex.add_argument("--out", metavar="PATH", help="where to write NAME.onnx (default: "
+                    "./<model name>.onnx)")
+    ex.set_defaults(func=cmd_export)
 
     cal = sub.add_parser("calibrate", help="fit temperature scaling and the 'uncertain' "
                          "threshold of every shipped model and the ensemble on their "
@@ -165,6 +197,8 @@ def _config_from_args(args) -> TrainConfig:
 def cmd_train(args) -> int:
     from ser import runs
 
+    if args.dist_worker:
+        return runs.execute_worker(args.dist_worker)
     if args.run:
         return runs.execute(args.run, max_parallel=args.max_parallel)
     if args.ship:
@@ -306,6 +340,10 @@ def resolve_bundles(arg: str) -> list[Path]:
     if arg == "ensemble":
         ens = read_ensemble()
         return [config.models_dir() / n / BUNDLE_FILE for n in ens.members] if ens else []
+    if arg == "default":
+        from ser.ensemble import default_models
+
+        return [config.models_dir() / n / BUNDLE_FILE for n in default_models()[0]]
     if arg in list_pretrained():
         return [config.models_dir() / arg / BUNDLE_FILE]
     return []
@@ -323,6 +361,10 @@ def cmd_predict(args) -> int:
     if not paths:
         print(f"error: no bundles in {args.bundle}", file=sys.stderr)
         return 2
+    args.clips = expand_clips(args.clips)
+    if not args.clips:
+        print("error: no audio files found", file=sys.stderr)
+        return 2
     predictors = [Predictor(p) for p in paths]
     try:
         args.voice_profile_obj = _voice(args)
@@ -338,6 +380,8 @@ def cmd_predict(args) -> int:
               "speaker with --voice (or use --segments with a long recording)",
               file=sys.stderr)
         return 2
+    if args.csv:
+        return _predict_batch(args, paths, voice)
     status = 0
     results = {}
     for clip in args.clips:
@@ -373,6 +417,115 @@ def cmd_predict(args) -> int:
     return status
 
 
+def expand_clips(items: list[str]) -> list[str]:
+    """The audio files named: files as given, folders searched recursively (sorted)."""
+    out = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            out += sorted(str(f) for f in p.rglob("*") if f.is_file()
+                          and f.suffix.lower() in config.AUDIO_EXTENSIONS)
+        else:
+            out.append(item)
+    return out
+
+
+#: Per worker process: the predictors of the bundles it was given, loaded once.
+_WORKER_PREDICTORS: dict[tuple[str, ...], list] = {}
+
+
+def _batch_score(bundles: tuple[str, ...], voice, graphs: tuple[str, ...] | None,
+                 clip: str) -> tuple[str, dict]:
+    """One CSV row for ``clip`` (run in a worker: its predictors load on first use; with
+    ``graphs``, ONNX files of the networks, onnxruntime runs them)."""
+    from ser.audio import AudioError
+
+    if bundles not in _WORKER_PREDICTORS:
+        import torch
+
+        from ser.inference import Predictor
+
+        torch.set_num_threads(1)  # one process per core
+        predictors = [Predictor(b) for b in bundles]
+        if graphs:
+            from ser.export import OnnxLogits
+
+            for p, g in zip(predictors, graphs):
+                p.model = OnnxLogits(g)
+        _WORKER_PREDICTORS[bundles] = predictors
+    predictors = _WORKER_PREDICTORS[bundles]
+    row: dict = {"clip": clip}
+    try:
+        preds, warnings = _score_clip(clip, predictors, voice)
+    except AudioError as err:
+        return clip, {**row, "error": str(err)}
+    except Exception as err:  # noqa: BLE001 - one bad clip must not stop the others
+        return clip, {**row, "error": f"could not be scored ({type(err).__name__}: {err})"}
+    from ser.inference import ensemble
+
+    probs = ensemble(preds)
+    row.update(label=config.LABELS[int(probs.argmax())], confidence=float(probs.max()),
+               **{f"p_{lab}": float(v) for lab, v in zip(config.LABELS, probs)},
+               models=len(preds), windows=max(len(r.window_probs) for r in preds),
+               warnings="; ".join(warnings), error="")
+    return clip, row
+
+
+def _predict_batch(args, bundles: list[Path], voice) -> int:
+    """``predict --csv``: every clip on every core (each decoded once), a tqdm bar, one
+    CSV row per clip in the order given. Exit status 2 if any clip failed."""
+    import tempfile
+
+    tmp = tempfile.TemporaryDirectory(prefix="ser-onnx-")  # the networks' graphs (--engine)
+    try:
+        return _predict_batch_in(args, bundles, voice, tmp.name)
+    finally:
+        tmp.cleanup()
+
+
+def _predict_batch_in(args, bundles: list[Path], voice, tmp: str) -> int:
+    from functools import partial
+
+    import pandas as pd
+    from tqdm import tqdm
+
+    from ser.fileio import atomic_write_text
+    from ser.parallel import map_unordered
+
+    graphs = None
+    if args.engine == "onnx":
+        from ser.bundle import load_bundle
+        from ser.export import logits_graph, require
+
+        require("onnxruntime")
+        graphs = []
+        for i, b in enumerate(bundles):
+            path = Path(tmp) / f"{i}.onnx"
+            path.write_bytes(logits_graph(load_bundle(b)))
+            graphs.append(str(path))
+        graphs = tuple(graphs)
+    fn = partial(_batch_score, tuple(str(b) for b in bundles), voice, graphs)
+    rows: dict[str, dict] = {}
+    with tqdm(total=len(args.clips), desc="predicting", unit="clip", file=sys.stderr,
+              disable=None) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.update(done - bar.n)
+
+        for clip, row in map_unordered(fn, args.clips, workers=args.workers,
+                                       progress=progress, chunksize=8):
+            rows[clip] = row
+    cols = (["clip", "label", "confidence"] + [f"p_{lab}" for lab in config.LABELS]
+            + ["models", "windows", "warnings", "error"])
+    table = pd.DataFrame([rows[c] for c in args.clips], columns=cols)
+    table[["models", "windows"]] = table[["models", "windows"]].astype("Int64")
+    atomic_write_text(args.csv, table.to_csv(index=False))
+    failed = int((table["error"].fillna("") != "").sum())
+    print(f"{len(table) - failed} clip(s) scored by {len(bundles)} model(s) → {args.csv}"
+          + (f"; {failed} could not be scored (see the error column)" if failed else ""),
+          file=sys.stderr)
+    return 2 if failed else 0
+
+
 def _voice(args):
     """The `VoiceProfile` from ``--voice`` takes or ``--voice-profile`` (None without)."""
     from ser.audio import load_audio
@@ -402,12 +555,14 @@ def _score_clip(clip: str, predictors, voice=None) -> tuple[list, tuple[str, ...
     y, sr, notes = decode(clip)
     warnings = quality_report(y, sr, notes=notes).warnings
     by_rate: dict[int, object] = {}
+    features: dict[int, dict] = {}  # per rate: features shared by models with equal configs
     preds = []
     for p in predictors:
         rate = p.cfg.sample_rate
         if rate not in by_rate:
             by_rate[rate] = resample(y, sr, rate)
-        preds.append(p.calibrated(p.predict_samples(by_rate[rate], rate, voice=voice)))
+        preds.append(p.calibrated(p.predict_samples(by_rate[rate], rate, voice=voice,
+                                                    features=features.setdefault(rate, {}))))
     return preds, warnings
 
 
@@ -463,6 +618,33 @@ def _predict_segments(args, predictors) -> int:
     if args.json:
         print(json.dumps(results, indent=2))
     return status
+
+
+def cmd_export(args) -> int:
+    from ser.bundle import load_bundle
+    from ser.export import ExportError, export_onnx, require
+
+    if not (args.onnx or args.waveform):
+        print("error: choose a format: --onnx (and --waveform for the front end too)",
+              file=sys.stderr)
+        return 2
+    paths = resolve_bundles(args.bundle)
+    if len(paths) != 1:
+        print(f"error: {args.bundle!r} is not a shipped model's name, a model folder or a .pt "
+              "bundle" + (" (it names several models; give one)" if paths else ""),
+              file=sys.stderr)
+        return 2
+    try:
+        require("onnx")
+        bundle = load_bundle(paths[0])
+        dest = Path(args.out) if args.out else Path(f"{bundle.name}.onnx")
+        written = export_onnx(bundle, dest, waveform=args.waveform)
+    except ExportError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for p in written:
+        print(f"wrote {p}")
+    return 0
 
 
 def cmd_calibrate(args) -> int:
