@@ -56,7 +56,9 @@ if view == "Cross-corpus":
                    "no clip in the model's training data. **Held-out speakers**: the corpus was "
                    "in training, and only its test speakers of the model's own split are scored. "
                    "Chance is 1/6 ≈ 17 %; ⚠ marks a cell where one label took ≥ 35 % of the "
-                   "predictions (the model collapsed onto it for that corpus).")
+                   "predictions (the model collapsed onto it for that corpus). Cells marked "
+                   "*enrolment clips/speaker* belong to speaker-normalised models: each test "
+                   "speaker first gave that many clips (not scored) for its voice statistics.")
         rows = {f"{name} · {e.card.corpus}, {e.card.protocol_name}": cells
                 for name, (e, cells) in scored.items()}
         st.plotly_chart(plots.crosscorpus_matrix(rows, corpus_name), width="stretch",

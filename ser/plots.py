@@ -630,6 +630,8 @@ def crosscorpus_matrix(rows: dict[str, list], names: dict[str, str] | None = Non
                 continue
             flag = " ⚠" if c.top_share >= COLLAPSE_SHARE else ""
             kind = "held-out speakers" if c.kind != "unseen" else "unseen"
+            if getattr(c, "enrol", 0):
+                kind += f", {c.enrol} enrolment clips/speaker"
             zr.append(c.uar)
             tr.append(f"<b>{c.uar:.0%}</b>{flag}<br><span style='font-size:10px'>{kind}"
                       "</span>")

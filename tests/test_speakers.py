@@ -254,3 +254,15 @@ def test_cli_predict_with_and_without_a_voice(tmp_path, spk_bundle, speech):
                          text=True, timeout=300)
     assert seg.returncode == 0, seg.stderr
     assert json.loads(seg.stdout)[str(clip)]["voice"] == "enrolment"
+
+
+def test_cross_corpus_cells_say_when_speakers_were_enrolled(tmp_path):
+    from ser import crosscorpus, plots
+
+    cell = crosscorpus.Cell("tess", "unseen", 100, 0.5, 0.5, {"angry": 0.5},
+                            {lab: 1 / 6 for lab in config.LABELS}, enrol=10)
+    crosscorpus.write(tmp_path, [cell])
+    back = crosscorpus.read(tmp_path)
+    assert back[0].enrol == 10
+    fig = plots.crosscorpus_matrix({"m": back})
+    assert "10 enrolment clips/speaker" in fig.data[0].text[0][0]
