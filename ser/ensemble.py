@@ -95,9 +95,11 @@ def build_ensemble(entries: list[ModelEntry], *, top: int | None = None,
     only (see the module docstring), then score the average of their probabilities on
     their shared test clips. Without validation predictions for every candidate, the
     ``top`` (default 3) leading models are averaged."""
-    # Members must have been scored on the same clips: one protocol on one corpus.
+    # Members must have been scored on the same clips: one protocol on one corpus, and no
+    # speaker-normalised model (its enrolment clips are left out of scoring, and it needs
+    # a voice profile the ensemble's users may not have).
     pool = [e for e in entries if e.source == "shipped" and e.card.protocol == split
-            and e.card.corpus == corpus]
+            and e.card.corpus == corpus and not e.card.speaker_normalised]
     pool.sort(key=lambda e: (-e.card.val_uar_best, e.name))
     if len(pool) < 2:
         raise ValueError("An ensemble needs at least two shipped models on the same split.")
