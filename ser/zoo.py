@@ -141,7 +141,9 @@ def table(entries: list[ModelEntry]) -> pd.DataFrame:
             "family": c.family, "features": c.input_space.upper(),
             "activation": c.model_kwargs.get("activation"),
             "lr": c.training.lr, "epochs": run.get("epochs_run"),
-            "split": c.protocol_name,
+            "split": c.protocol_name + (
+                f", speaker-normalised ({c.training.enrol} enrolment clips per test speaker, "
+                "not scored)" if c.speaker_normalised else ""),
             "data": c.corpus + (" (synthetic)" if c.synthetic else "") + (
                 f"; test: {c.split['test_corpus']}, unseen" if c.split.get("test_corpus")
                 else ""),
