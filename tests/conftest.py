@@ -73,3 +73,12 @@ def noise_clip(path: Path, sr: int = 16000, seconds: float = 0.3) -> Path:
     rng = np.random.default_rng(zlib.crc32(str(path).encode()))
     sf.write(path, (0.1 * rng.standard_normal(int(sr * seconds))).astype(np.float32), sr)
     return path
+
+
+@pytest.fixture()
+def models_dir(tmp_path, monkeypatch):
+    """An empty models folder (SER_MODELS_DIR) for one test."""
+    d = tmp_path / "models"
+    d.mkdir()
+    monkeypatch.setenv("SER_MODELS_DIR", str(d))
+    return d

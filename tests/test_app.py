@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from app_helpers import open_page
 from conftest import tone
 from streamlit.testing.v1 import AppTest
 
@@ -17,24 +18,8 @@ PAGES = ["pages/welcome.py", "pages/dataset.py", "pages/train.py", "pages/result
          "pages/predict.py", "pages/architectures.py"]
 
 
-@pytest.fixture()
-def models_dir(tmp_path, monkeypatch):
-    d = tmp_path / "models"
-    d.mkdir()
-    monkeypatch.setenv("SER_MODELS_DIR", str(d))
-    return d
 
 
-HOME = str(Path(__file__).resolve().parent.parent / "Home.py")
-
-
-def open_page(page: str) -> AppTest:
-    at = AppTest.from_file(HOME, default_timeout=180)
-    at.run()
-    if page != "pages/welcome.py":
-        at.switch_page(page)
-        at.run()
-    return at
 
 
 def assert_clean(at: AppTest) -> None:

@@ -11,10 +11,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from app_helpers import open_page
 from streamlit.testing.v1 import AppTest
 
 REPO = Path(__file__).resolve().parent.parent
-HOME = str(REPO / "Home.py")
 # One random-split model (whose name sorts first) and speaker-independent ones of both
 # families, best and worst.
 SHIPPED = ["alexnet1d.crema-si", "lenet2d.crema-random", "lenet2d.crema-si",
@@ -35,15 +35,6 @@ def accuracy(name: str) -> float:
     return json.loads((REPO / "models" / name / "report.json").read_text())["accuracy"]
 
 
-def open_page(page: str) -> AppTest:
-    at = AppTest.from_file(HOME, default_timeout=180)
-    at.run()
-    if page != "pages/welcome.py":
-        at.switch_page(page)
-        at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
 
 def chart(at: AppTest, key: str) -> dict:
     found = [c for c in at.get("plotly_chart") if c.key == key]
@@ -54,7 +45,7 @@ def chart(at: AppTest, key: str) -> dict:
 # ------------------------------------------------------------------ Results (item 2)
 
 def test_results_opens_on_speaker_independent_models_best_first(demo_root, zoo):
-    at = open_page("pages/results.py")
+    at = open_page("pages/results.py", clean=True)
     group = at.selectbox(key="group")
     assert group.value[0] == "speaker-independent", group.value
     si = [n for n in SHIPPED if n.endswith("-si") or "-si-" in n]
@@ -78,7 +69,7 @@ def test_results_opens_on_speaker_independent_models_best_first(demo_root, zoo):
 
 
 def test_results_random_split_is_still_one_choice_away(demo_root, zoo):
-    at = open_page("pages/results.py")
+    at = open_page("pages/results.py", clean=True)
     group = at.selectbox(key="group")
     index = next(i for i, g in enumerate(group.options) if g.startswith("random"))
     group.select_index(index).run()
@@ -107,7 +98,7 @@ def test_confusion_matrix_cells_are_selectable_points():
 
 
 def test_results_lists_the_clips_of_the_chosen_cell(demo_root, zoo):
-    at = open_page("pages/results.py")
+    at = open_page("pages/results.py", clean=True)
     at.selectbox(key="cell_true").set_value("angry")
     at.selectbox(key="cell_pred").set_value("angry").run()
     assert not at.exception
@@ -124,7 +115,7 @@ def test_train_estimates_split_and_leakage_warning_follow_the_options(demo_root,
     from ser import runs
 
     before = {r["run_id"] for r in runs.list_runs()}
-    at = open_page("pages/train.py")
+    at = open_page("pages/train.py", clean=True)
     assert not [w for w in at.warning if "same speakers" in w.value]
     caption = " ".join(c.value for c in at.caption)
     assert "speaker" in caption.lower() and "train /" in caption
@@ -180,7 +171,7 @@ def test_train_page_says_what_a_running_run_does_now(demo_root, zoo):
 
     run_id = _running_run("training", stage_done=0, stage_total=3)
     try:
-        at = open_page("pages/train.py")
+        at = open_page("pages/train.py", clean=True)
         bars = [p.proto.text for p in at.get("progress")]
         assert any("training epoch 1/3: first batches" in t for t in bars), bars
         assert not any("extracting features" in t for t in bars)
@@ -226,7 +217,7 @@ def test_a_finished_run_process_is_reaped(demo_root):
 # ------------------------------------------------------------------ Home (item 6)
 
 def test_home_lists_shipped_models_best_first_ours_then_the_seeds(demo_root, zoo):
-    at = open_page("pages/welcome.py")
+    at = open_page("pages/welcome.py", clean=True)
     tables = [t.value for t in at.table]
     assert len(tables) == 2, "one table per group, whole (no scroll box)"
     ours, seeds = (list(t["model"]) for t in tables)
@@ -268,7 +259,7 @@ def test_one_human_accuracy_named_the_same_on_home_and_dataset(voted_crema, zoo)
     from ser.metrics import HUMAN_VOICE_RULE
 
     expected = "62.5% of 4 clips"  # (1 + 1 + 0 + 1/2) / 4
-    at = open_page("pages/welcome.py")
+    at = open_page("pages/welcome.py", clean=True)
     at.sidebar.text_input[0].set_value(str(voted_crema)).run()
     assert not at.exception
     home = [m.value for m in at.markdown if m.value.startswith("**Human accuracy")]
@@ -306,7 +297,7 @@ def config_labels():
 def test_predict_corpus_clip_of_a_test_speaker_is_called_one(voted_crema, zoo):
     """Regression: every real corpus clip was said to be "maybe in a model's training
     data", also for the test speakers of the models' speaker-independent split."""
-    at = open_page("pages/welcome.py")
+    at = open_page("pages/welcome.py", clean=True)
     at.sidebar.text_input[0].set_value(str(voted_crema)).run()
     at.switch_page("pages/predict.py")
     at.run()
@@ -337,7 +328,7 @@ def test_microphone_needs_https_or_localhost(url, blocked):
 
 
 def test_predict_record_tab_offers_streamlits_recorder(demo_root, zoo):
-    at = open_page("pages/predict.py")
+    at = open_page("pages/predict.py", clean=True)
     [mic] = at.get("audio_input")
     assert mic.key == "mic"
     assert any("Nothing happens when you click the microphone" in c.value for c in at.caption)
@@ -346,7 +337,7 @@ def test_predict_record_tab_offers_streamlits_recorder(demo_root, zoo):
 # ------------------------------------------------------------------ Architectures (item 10)
 
 def test_architectures_overview_reads_without_raw_numbers(demo_root, zoo):
-    at = open_page("pages/architectures.py")
+    at = open_page("pages/architectures.py", clean=True)
     t = at.table[0].value
     assert list(t.columns) == ["architecture", "name", "from", "input", "parameters",
                                "multiply-adds per clip", "clip length"]

@@ -7,22 +7,15 @@ import time
 from pathlib import Path
 
 import pytest
+from app_helpers import open_page
 from streamlit.testing.v1 import AppTest
 
 from ser import config
 from ser.settings import SettingsError, load_settings
 
-HOME = str(Path(__file__).resolve().parent.parent / "Home.py")
 TEXT_ELEMENTS = ("markdown", "caption", "info", "warning", "error", "success", "code",
                  "text", "title", "subheader", "header", "exception")
 
-
-@pytest.fixture()
-def models_dir(tmp_path, monkeypatch):
-    d = tmp_path / "models"
-    d.mkdir()
-    monkeypatch.setenv("SER_MODELS_DIR", str(d))
-    return d
 
 
 @pytest.fixture()
@@ -31,14 +24,6 @@ def public(monkeypatch, demo_root):
     monkeypatch.setenv("SER_CORPORA", f"Demo voices={demo_root}")
     monkeypatch.setenv("SER_CONFIG", "/nonexistent/ser.toml")
 
-
-def open_page(page: str) -> AppTest:
-    at = AppTest.from_file(HOME, default_timeout=180)
-    at.run()
-    if page != "pages/welcome.py":
-        at.switch_page(page)
-        at.run()
-    return at
 
 
 def all_text(at: AppTest) -> str:

@@ -5,17 +5,15 @@ named profiles saved and loaded, and the voice defaults from models/default.json
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
+from app_helpers import open_page
 from predict_helpers import make_bundle, place, utterances, wav
 from streamlit.testing.v1 import AppTest
 
 from ser.ensemble import default_models
 from ser.speakers import VoiceProfile, profile_path, saved_profiles
-
-HOME = str(Path(__file__).resolve().parent.parent / "Home.py")
 
 
 @pytest.fixture(scope="module")
@@ -37,12 +35,7 @@ def voice_models(tmp_path, monkeypatch):
 
 
 def predict_page() -> AppTest:
-    at = AppTest.from_file(HOME, default_timeout=180)
-    at.run()
-    at.switch_page("pages/predict.py")
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+    return open_page("pages/predict.py", clean=True)
 
 
 def uploader(at: AppTest, key: str):
