@@ -12,6 +12,7 @@ from ser.card import exposure_note
 from ser.ensemble import default_models, read_ensemble
 from ser.inference import Predictor, analyse, open_clip
 from ser.segments import SegmentationError
+from ser.speakers import usable
 from ser.zoo import all_models
 from ui import voice
 from ui.memo import digest, memo
@@ -111,10 +112,11 @@ st.audio(source)
 entries = {e.name: e for e in all_models()}
 names = list(entries)
 shipped_ens = read_ensemble()
-default_names, why = default_models(voice=voice_profile is not None)
+voice_ready = usable(voice_profile)
+default_names, why = default_models(voice=voice_ready)
 default = [n for n in default_names if n in entries] or names[:3]
 chosen = st.multiselect("Models", names, default=default,
-                        key=f"models-{'voice' if voice_profile else 'plain'}",
+                        key=f"models-{'voice' if voice_ready else 'plain'}",
                         help=f"By default {why}." if why else None)
 if corpus_speaker and chosen:
     note = exposure_note({n: entries[n].card for n in chosen}, *corpus_speaker)
@@ -162,7 +164,9 @@ for name, message in a.errors:
     st.error(f"{name}: {message}")
 if a.skipped and a.models:
     st.info(f"Left out: {', '.join(a.skipped)} — speaker-normalised models need a few clips "
-            "of this voice first (open “Calibrate to my voice” above).")
+            "of this voice first (open “Calibrate to my voice” above"
+            + (": your profile is still too short, give at least 3 takes or 8 s of speech)."
+               if voice_profile is not None else ")."))
 if a.voice_source:
     st.caption(f"Speaker-normalised models read this clip relative to the voice statistics "
                f"from {a.voice_source}.")

@@ -53,7 +53,7 @@ from ser.dataset import model_inputs, spaces_for
 from ser.devices import inference_threads
 from ser.features import clip_features, fs2, mel_power_chunked
 from ser.segments import Segment, fixed_segments, slice_segments, speech_segments
-from ser.speakers import VoiceProfile
+from ser.speakers import VoiceProfile, usable
 
 #: The shortest part a long speech segment may be split into (seconds).
 MIN_SPLIT_S = 1.0
@@ -139,10 +139,18 @@ class Predictor:
         return self.card.speaker_normalised
 
     def check_voice(self, voice: VoiceProfile | None) -> None:
-        """Raise `VoiceNeededError` when this model needs a voice profile and has none."""
-        if self.needs_voice and (voice is None or not voice.clips):
-            raise VoiceNeededError(f"{self.name} is speaker-normalised: it needs a few clips of "
-                              "the same voice first (calibrate to the voice).")
+        """Raise `VoiceNeededError` when this model needs a voice profile and has none, or
+        one too short to trust (`ser.speakers.usable`)."""
+        if not self.needs_voice:
+            return
+        if voice is None or not voice.clips:
+            raise VoiceNeededError(f"{self.name} is speaker-normalised: it needs a few clips "
+                                   "of the same voice first (calibrate to the voice).")
+        if not usable(voice):
+            raise VoiceNeededError(
+                f"{self.name} is speaker-normalised and the voice profile is too short "
+                f"({voice.takes} take(s), {voice.seconds:.1f} s of speech): give at least "
+                "3 takes or 8 s of speech.")
 
     def _voice_normalised(self, arrays: dict[str, np.ndarray],
                           voice: VoiceProfile | None) -> dict[str, np.ndarray]:
@@ -677,7 +685,7 @@ def analyse(clip: Clip, predictors: Sequence[PredictorSource], *, segments: bool
 
     voice_source, skipped = "", []
     if any(p.needs_voice for _, p in loaded):
-        if voice is not None and voice.clips:
+        if usable(voice):
             voice_source = "enrolment"
         elif segs and (voice := self_profile(clip, segs)) is not None:
             voice_source = "the recording itself"

@@ -239,3 +239,11 @@ def reliability(seconds: float, takes: int) -> tuple[str, str]:
                         "emotions (about 25 s) are best.")
     return "poor", ("Too little speech: statistics from fewer than three takes are noisy. "
                     "Record a few more sentences in different moods.")
+
+
+def usable(profile: VoiceProfile | None) -> bool:
+    """True when ``profile`` holds enough speech for speaker-normalised models (reliability
+    at least "fair"): with a single short take the statistics are so noisy that the models
+    collapse onto one label (README, *Calibrating to a voice*)."""
+    return profile is not None and bool(profile.clips) and \
+        reliability(profile.seconds, profile.takes)[0] != "poor"

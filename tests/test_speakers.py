@@ -266,3 +266,17 @@ def test_cross_corpus_cells_say_when_speakers_were_enrolled(tmp_path):
     assert back[0].enrol == 10
     fig = plots.crosscorpus_matrix({"m": back})
     assert "10 enrolment clips/speaker" in fig.data[0].text[0][0]
+
+
+def test_a_single_short_take_is_not_enough(spk_bundle, speech):
+    """With one short take the statistics are too noisy (the models collapse onto one
+    label): the model refuses, and the Predict chain leaves it out."""
+    voice = VoiceProfile()
+    voice.add(speech[0], SR)
+    p = Predictor(spk_bundle["spk"])
+    with pytest.raises(VoiceNeededError, match="too short"):
+        p.predict_samples(speech[1], SR, voice=voice)
+    y, _ = place([0.5, speech[1], 0.5])
+    res = analyse(open_clip(wav(y), "one.wav"), [p, Predictor(spk_bundle["plain"])],
+                  voice=voice)
+    assert res.skipped == ["spk"] and res.voice_source == ""
