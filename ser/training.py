@@ -62,25 +62,15 @@ def fit(cfg: TrainConfig, *, on_event: EventFn | None = None,
     """
     dist = dist or Dist()
     main = dist.is_main
-    emit, stop = (on_event if main and on_event else (lambda e: None)), should_stop or (
-        lambda: False)
-    say = progress if progress and main else (lambda stage, done, total: None)
+    emit, stop, say = callbacks(dist, on_event, should_stop, progress)
     input_space = model_input_space(cfg.arch)  # fails early on an unknown architecture
     device = dist.device if dist.enabled else pick_device(cfg.device)
     use_threads(device, cpu_threads(dist, cfg.threads) if dist.enabled else cfg.threads)
     clock = Clock()
     data = prepare(cfg, input_space, progress=progress if main else None)
-    check_parts(data)
-    if dist.enabled and cfg.batch_size < dist.world:
-        raise ValueError(f"batch_size {cfg.batch_size} is smaller than the {dist.world} "
-                         "processes: every process needs at least one clip per batch.")
+    check_parts(data, cfg.batch_size, dist)
     say("building the model", 0, 0)
-    set_seed(cfg.seed)  # the same initial weights on every rank (DDP also broadcasts them)
-    model = create_model(cfg.arch, **cfg.model_kwargs(), **data.features.model_dims())
-    model.to(device)
-    if dist.enabled and dist.rank:
-        torch.manual_seed(cfg.seed + 1_000_003 * dist.rank)  # own dropout masks per rank
-    net = wrap(model, dist)
+    model, net = build_model(cfg, data, device, dist)
     epochs = cfg.resolved_epochs()
     batches = Batches(data.inputs["train"], data.labels["train"], cfg.batch_size, device,
                       cfg.seed, data.train_weights, rank=dist.rank, world=dist.world)
@@ -98,27 +88,19 @@ def fit(cfg: TrainConfig, *, on_event: EventFn | None = None,
         say("training", epoch - 1, epochs)
         batches.set_epoch(epoch)
         train = run_epoch(batches, augment, step, schedule, epoch, cfg.log_every, emit,
-                          (lambda: dist.any(stop())) if dist.enabled else stop, clock,
-                          dist=dist)
+                          stop, clock, dist=dist)
         if train.cancelled and train.n == 0:
             stopped = "cancelled"
             break
         say(f"validating epoch {epoch}", epoch, epochs)
-        val = None
-        if main:  # one rank scores the validation clips; the others take its verdict
-            val = classification_metrics(data.labels["val"].numpy(),
-                                         predict_proba(model, data.inputs["val"], device))
-        val = dist.broadcast(val)
+        val = validate(model, data, device, dist)
         improved = best.update(val["uar"], epoch, model, keep=main)
         history.append(epoch_event(epoch, epochs, step.count, train, val, opt, improved,
                                    clock))
         emit(history[-1])
         schedule.after_epoch(val["uar"])
-        if train.cancelled:
-            stopped = "cancelled"
-            break
-        if best.exhausted:
-            stopped = "early_stopped"
+        if train.cancelled or best.exhausted:
+            stopped = "cancelled" if train.cancelled else "early_stopped"
             break
     train_time = clock.training_seconds()
     if not main:
@@ -127,10 +109,8 @@ def fit(cfg: TrainConfig, *, on_event: EventFn | None = None,
     model.to("cpu")
     say("testing on the held-out clips", 0, len(data.labels["test"]))
     report, preds = test_report(model, data)
-    card = build_card(cfg, data, report, history, best, stopped, device, train_time, clock)
-    if dist.enabled:
-        card.run.update(processes=dist.world, backend=dist.backend,
-                        nodes=cfg.nnodes, global_batch=cfg.batch_size)
+    card = build_card(cfg, data, report, history, best, stopped, device, train_time, clock,
+                      dist)
     report["protocol"], report["data"] = card.split, card.data
     return FitResult(model, card, report, preds, history, stopped)
 
@@ -163,7 +143,45 @@ class TrainingError(ValueError):
     """Training cannot go on (e.g. a non-finite loss); the message says why."""
 
 
-def check_parts(data: Prepared) -> None:
+def callbacks(dist: Dist, on_event, should_stop, progress):
+    """``(emit, stop, say)`` for `fit`: events and stages from rank 0 only (no-ops
+    elsewhere); in a distributed run every rank stops when any is asked to."""
+    emit = on_event if dist.is_main and on_event else (lambda e: None)
+    local = should_stop or (lambda: False)
+    stop = (lambda: dist.any(local())) if dist.enabled else local
+    say = progress if progress and dist.is_main else (lambda stage, done, total: None)
+    return emit, stop, say
+
+
+def build_model(cfg: TrainConfig, data: Prepared, device: torch.device, dist: Dist
+                ) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The seeded model on ``device`` and the module to train (DDP-wrapped when
+    distributed). The same initial weights on every rank (DDP also broadcasts them);
+    dropout masks of their own per rank."""
+    set_seed(cfg.seed)
+    model = create_model(cfg.arch, **cfg.model_kwargs(), **data.features.model_dims())
+    model.to(device)
+    if dist.enabled and dist.rank:
+        torch.manual_seed(cfg.seed + 1_000_003 * dist.rank)
+    return model, wrap(model, dist)
+
+
+def validate(model: torch.nn.Module, data: Prepared, device: torch.device, dist: Dist
+             ) -> dict:
+    """Validation metrics: one rank scores the validation clips, the others take its
+    verdict."""
+    val = None
+    if dist.is_main:
+        val = classification_metrics(data.labels["val"].numpy(),
+                                     predict_proba(model, data.inputs["val"], device))
+    return dist.broadcast(val)
+
+
+def check_parts(data: Prepared, batch_size: int | None = None, dist: Dist | None = None
+                ) -> None:
+    if dist is not None and dist.enabled and (batch_size or 0) < dist.world:
+        raise ValueError(f"batch_size {batch_size} is smaller than the {dist.world} "
+                         "processes: every process needs at least one clip per batch.")
     if any(len(data.labels[p]) == 0 for p in ("train", "val", "test")):
         raise ValueError("The split left an empty train, validation or test part; use a "
                          "larger corpus.")
@@ -456,10 +474,10 @@ def test_report(model: torch.nn.Module, data: Prepared) -> tuple[dict, pd.DataFr
 
 def build_card(cfg: TrainConfig, data: Prepared, report: dict, history: list[dict],
                best: BestWeights, stopped: str, device: torch.device, train_time: float,
-               clock: Clock) -> Card:
+               clock: Clock, dist: Dist | None = None) -> Card:
     d = describe(cfg.arch, **cfg.model_kwargs(), **data.features.model_dims())
     sel = data.selection
-    return Card(
+    card = Card(
         name=cfg.name or cfg.arch, arch=cfg.arch, input_space=d["input_space"],
         display_name=d["display_name"], family=d["family"], model_kwargs=d["kwargs"],
         params=d["total_params"], macs=d["macs"], features=data.features, training=cfg,
@@ -474,6 +492,10 @@ def build_card(cfg: TrainConfig, data: Prepared, report: dict, history: list[dic
                                                  "macro_precision", "loss")},
                  "val_uar_best": best.uar},
         libraries=library_versions(), created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    if dist is not None and dist.enabled:
+        card.run.update(processes=dist.world, backend=dist.backend, nodes=cfg.nnodes,
+                        global_batch=cfg.batch_size)
+    return card
 
 
 def estimate_throughput(arch: str, model_kwargs: dict | None = None, *, batch_size: int = 64,

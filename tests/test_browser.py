@@ -249,7 +249,8 @@ def test_recording_with_a_fake_microphone_reaches_the_app(page, app_url):
     page.goto(app_url + "/predict", wait_until="domcontentloaded")
     _settle(page, deadline)
     page.get_by_role("tab", name="Record").click()
-    button = page.locator('[data-testid="stAudioInputActionButton"]')
+    # The Record tab's recorder (the voice panel below has one of its own).
+    button = page.get_by_test_id("stTabs").get_by_test_id("stAudioInputActionButton")
     button.click()
     page.wait_for_timeout(2500)
     button.click()

@@ -329,8 +329,8 @@ def test_microphone_needs_https_or_localhost(url, blocked):
 
 def test_predict_record_tab_offers_streamlits_recorder(demo_root, zoo):
     at = open_page("pages/predict.py", clean=True)
-    [mic] = at.get("audio_input")
-    assert mic.key == "mic"
+    mics = {m.key for m in at.get("audio_input")}
+    assert "mic" in mics  # the Record tab's recorder (the voice panel has "enrol_recorder0")
     assert any("Nothing happens when you click the microphone" in c.value for c in at.caption)
 
 
