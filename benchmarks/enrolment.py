@@ -29,12 +29,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ser import config  # noqa: E402
+from ser import crosscorpus  # noqa: E402
 from ser.bundle import load_bundle  # noqa: E402
 from ser.cli.model_commands import resolve_bundles  # noqa: E402
 from ser.corpora import load_corpus  # noqa: E402
 from ser.dataset import card_config, encode_labels, model_inputs, predict_proba, select  # noqa: E402
-from ser.speakers import draw_enrolment, normalise_by_group, stats_by_group  # noqa: E402
+from ser.speakers import normalise_by_group, split_enrolment, stats_by_group  # noqa: E402
 from ser.splits import usable  # noqa: E402
 from ser.store import FeatureStore  # noqa: E402
 
@@ -62,10 +62,9 @@ def score(bundle, clips, ks, draws) -> dict:
     y_all = encode_labels(clips["emotion"])
     out = {k: [] for k in ks}
     for d in range(draws):
-        cand = draw_enrolment(clips, max(ks), seed=card.training.split_seed + d)
-        scored = np.ones(len(clips), bool)
-        scored[cand] = False
-        scored &= np.isin(spk, spk[cand])
+        cand, rows = split_enrolment(clips, max(ks), seed=card.training.split_seed + d)
+        scored = np.zeros(len(clips), bool)
+        scored[rows] = True
         by_spk = {s: cand[spk[cand] == s] for s in np.unique(spk[cand])}
         for k in ks:
             ref = np.concatenate([rows[:k] for rows in by_spk.values()])
@@ -73,15 +72,11 @@ def score(bundle, clips, ks, draws) -> dict:
             x = normalise_by_group(fs2[scored], spk[scored], stats)
             probs = predict_proba(bundle.model, model_inputs({"fs2": x}, card.input_space,
                                                              card.normalisation_arrays()))
-            pred, y = probs.argmax(1), y_all[scored]
-            present = sorted(set(y.tolist()))
-            recall = [np.mean(pred[y == c] == c) for c in present]
-            share = np.bincount(pred, minlength=config.N_CLASSES) / len(pred)
-            out[k].append({"uar": float(np.mean(recall)), "acc": float(np.mean(pred == y)),
-                           "top": float(share.max()),
-                           "top_label": config.LABELS[int(share.argmax())],
-                           "predicted_share": dict(zip(config.LABELS, share.round(3).tolist())),
-                           "n": int(scored.sum())})
+            cell = crosscorpus.cell(str(k), "enrolment", y_all[scored], probs.argmax(1))
+            out[k].append({"uar": cell.uar, "acc": cell.accuracy, "top": cell.top_share,
+                           "top_label": cell.top_label, "n": cell.n,
+                           "predicted_share": {lab: round(v, 3) for lab, v in
+                                               cell.predicted_share.items()}})
     return out
 
 

@@ -53,7 +53,8 @@ class Cell:
             self.predicted_share else ""
 
 
-def _cell(corpus: str, kind: str, y: np.ndarray, pred: np.ndarray) -> Cell:
+def cell(corpus: str, kind: str, y: np.ndarray, pred: np.ndarray) -> Cell:
+    """A `Cell` from integer labels ``y`` and predictions ``pred``."""
     present = sorted(set(y.tolist()))
     recall = {config.LABELS[c]: float(np.mean(pred[y == c] == c)) for c in present}
     share = {lab: float(np.mean(pred == i)) for i, lab in enumerate(config.LABELS)}
@@ -84,10 +85,10 @@ def score(bundle: Bundle, corpora: dict[str, str], *, own_data: str | None = Non
             continue
         y = encode_labels(rows["true"])
         pred = encode_labels(rows["predicted"])
-        cell = _cell(key, kind, y, pred)
+        c = cell(key, kind, y, pred)
         if bundle.card.speaker_normalised:
-            cell.enrol = int(bundle.card.training.enrol)
-        cells.append(cell)
+            c.enrol = int(bundle.card.training.enrol)
+        cells.append(c)
     return cells
 
 
@@ -125,5 +126,5 @@ def score_average(bundles: list[Bundle], corpora: dict[str, str], *, progress=No
                              "leave their enrolment clips out): average like with like")
         probs = np.mean([f[cols].to_numpy() for f in frames], axis=0)
         y = encode_labels(frames[0]["true"])
-        cells.append(_cell(key, "unseen", y, probs.argmax(1)))
+        cells.append(cell(key, "unseen", y, probs.argmax(1)))
     return cells

@@ -28,7 +28,7 @@ from ser.card import Card
 from ser.corpora import Corpus, corpus_available, load_corpus
 from ser.features import FeatureConfig
 from ser.recipe import TrainConfig
-from ser.speakers import draw_enrolment, normalise_by_group, stats_by_group
+from ser.speakers import normalise_by_group, split_enrolment, stats_by_group
 from ser.splits import Split, class_balance_weights, make_split
 from ser.store import FeatureStore
 
@@ -165,13 +165,8 @@ def _with_enrolment(sel: Selection, k: int, seed: int) -> Selection:
     parts, enrol = dict(sel.split.parts()), {}
     for part in ("val", "test"):
         rows = np.asarray(parts[part], dtype=int)
-        clips = sel.manifest.iloc[rows]
-        picked = draw_enrolment(clips, k, seed)
-        enrolled = set(clips["speaker"].iloc[picked])
-        keep = np.ones(len(rows), bool)
-        keep[picked] = False
-        keep &= clips["speaker"].isin(enrolled).to_numpy()
-        enrol[part], parts[part] = rows[picked], rows[keep]
+        picked, scored = split_enrolment(sel.manifest.iloc[rows], k, seed)
+        enrol[part], parts[part] = rows[picked], rows[scored]
     note = (f"; speaker-normalised: {k} enrolment clips per validation/test speaker give "
             "its statistics and are not scored")
     split = replace(sel.split, val=parts["val"], test=parts["test"],

@@ -8,7 +8,6 @@ validation predictions the ensemble is chosen on) and the tests use: the clips c
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from ser import config
@@ -16,7 +15,7 @@ from ser.bundle import Bundle
 from ser.corpora import load_corpus
 from ser.dataset import encode_labels, featurise, predict_proba, recorded_part
 from ser.metrics import full_report, predictions_frame
-from ser.speakers import draw_enrolment
+from ser.speakers import split_enrolment
 from ser.splits import usable
 
 
@@ -60,12 +59,9 @@ def evaluate_on_corpus(bundle: Bundle, data: str, *, progress=None, enrol: int |
     enrolment, note = None, ""
     if bundle.card.speaker_normalised:
         k = int(enrol or bundle.card.training.enrol)
-        picked = draw_enrolment(clips, k, bundle.card.training.split_seed)
+        picked, scored = split_enrolment(clips, k, bundle.card.training.split_seed)
         enrolment = clips.iloc[picked].reset_index(drop=True)
-        keep = np.ones(len(clips), bool)
-        keep[picked] = False
-        keep &= clips["speaker"].isin(set(enrolment["speaker"])).to_numpy()
-        clips = clips[keep].reset_index(drop=True)
+        clips = clips.iloc[scored].reset_index(drop=True)
         note = (f"; speaker-normalised: {k} enrolment clips per speaker give its statistics "
                 "and are not scored")
     probs = predict_proba(bundle.model, featurise(bundle.card, clips, enrol=enrolment,

@@ -120,6 +120,18 @@ def draw_enrolment(clips: pd.DataFrame, k: int, seed: int = 0) -> np.ndarray:
     return np.sort(np.concatenate(picked)) if picked else np.zeros(0, dtype=int)
 
 
+def split_enrolment(clips: pd.DataFrame, k: int, seed: int = 0
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """``(enrolment rows, scored rows)`` of ``clips``: `draw_enrolment`'s ``k`` clips per
+    speaker, and every other clip of a speaker who could be enrolled (a speaker with a
+    single clip is left out of scoring: there is nothing to normalise it with)."""
+    picked = draw_enrolment(clips, k, seed)
+    keep = np.ones(len(clips), bool)
+    keep[picked] = False
+    keep &= clips["speaker"].isin(set(clips["speaker"].iloc[picked])).to_numpy()
+    return picked, np.flatnonzero(keep)
+
+
 @dataclass
 class VoiceProfile:
     """One voice, from the takes it recorded: waveforms kept in memory, statistics computed
@@ -135,10 +147,9 @@ class VoiceProfile:
 
     def add(self, y: np.ndarray, sr: int) -> None:
         if sr != self.sample_rate:
-            import librosa
+            from ser.audio import resample
 
-            y = librosa.resample(np.asarray(y, dtype=np.float32), orig_sr=sr,
-                                 target_sr=self.sample_rate)
+            y = resample(np.asarray(y, dtype=np.float32), sr, self.sample_rate)
         self.clips.append(np.asarray(y, dtype=np.float32))
         self._cache.clear()
 
@@ -195,13 +206,12 @@ class VoiceProfile:
             raise ValueError("the voice profile holds no speech yet")
         key = json.dumps(cfg.as_dict(), sort_keys=True)
         if key not in self._cache:
-            import librosa
+            from ser.audio import resample
 
             images = []
             for y in self.clips:
                 if self.sample_rate != cfg.sample_rate:
-                    y = librosa.resample(y, orig_sr=self.sample_rate,
-                                         target_sr=cfg.sample_rate)
+                    y = resample(y, self.sample_rate, cfg.sample_rate)
                 images.append(clip_features(y, cfg=cfg, spaces=("fs2",))["fs2"])
             self._cache[key] = voice_stats(np.stack(images))
         return self._cache[key]

@@ -34,6 +34,7 @@ from ser.speakers import (
     draw_enrolment,
     normalise_by_group,
     reliability,
+    split_enrolment,
     stats_by_group,
     voice_stats,
 )
@@ -95,6 +96,9 @@ def test_enrolment_draw_is_seeded_per_speaker_and_leaves_clips_to_score():
     np.testing.assert_array_equal(picked[:10], alone)
     with pytest.raises(ValueError):
         draw_enrolment(clips, 0)
+    enrol, scored = split_enrolment(clips, 10, seed=0)
+    np.testing.assert_array_equal(enrol, picked)
+    assert clips["speaker"].iloc[scored].value_counts().to_dict() == {"a": 2, "b": 1}
 
 
 def test_reliability_levels():
