@@ -98,31 +98,38 @@ sel = [by_name[n] for n in chosen]
 if not sel:
     st.stop()
 
-curves = {e.name: e.curves for e in sel if e.curves}
-if curves:
-    key = st.radio("Curve", ["val_uar", "val_accuracy", "train_loss", "val_loss"],
-                   horizontal=True)
-    st.plotly_chart(plots.overlaid_curves(curves, key), width="stretch")
-
 with_reports = [e for e in sel if e.report.get("confusion_matrix")]
-cols = st.columns(max(1, min(3, len(with_reports))))
+# One detail view at a time: every chart drawn costs the browser time on each visit.
+detail = st.radio("Detail", ["Confusion matrices", "Learning curves", "Per-class F1",
+                             "Test accuracy by slice"], horizontal=True, key="detail")
 picked = None  # (model entry, [(true, predicted), ...]) from a click or box selection
-for col, e in zip(cols, with_reports[:3]):
-    with col:
-        st.markdown(f"**{e.name}**")
-        st.caption(e.card.protocol_caption())
-        ev = st.plotly_chart(plots.confusion(e.report["confusion_matrix"], title=""),
-                             width="stretch", on_select="rerun",
-                             selection_mode=("points", "box"), key=f"cm-{e.name}")
-        cells = plots.confusion_cells(ev)
-        if cells:
-            picked = (e, cells)
-st.caption("Click a cell (or drag a box over several) to list and play its test clips "
-           "below; double-click to clear.")
-
-if with_reports:
+if detail == "Confusion matrices" and with_reports:
+    # One matrix at a time (a chooser, not three side by side): the per-class F1 view
+    # compares the models; this one is for reading one model's errors and its clips.
+    cm_name = st.radio("Confusion matrix of", [e.name for e in with_reports], horizontal=True,
+                       key="cm_model") if len(with_reports) > 1 else with_reports[0].name
+    e = next(e for e in with_reports if e.name == cm_name)
+    st.caption(e.card.protocol_caption())
+    ev = st.plotly_chart(plots.confusion(e.report["confusion_matrix"], title=""),
+                         width="stretch", on_select="rerun", selection_mode=("points", "box"),
+                         key=f"cm-{e.name}")
+    cells = plots.confusion_cells(ev)
+    if cells:
+        picked = (e, cells)
+    st.caption("Click a cell (or drag a box over several) to list and play its test clips "
+               "below; double-click to clear.")
+elif detail == "Learning curves":
+    curves = {e.name: e.curves for e in sel if e.curves}
+    if curves:
+        key = st.radio("Curve", ["val_uar", "val_accuracy", "train_loss", "val_loss"],
+                       horizontal=True, key="curve")
+        st.plotly_chart(plots.overlaid_curves(curves, key), width="stretch")
+    else:
+        st.info("None of these models kept its training log.")
+elif detail == "Per-class F1" and with_reports:
     st.plotly_chart(plots.per_class_f1({e.name: e.report["per_class"]
                                         for e in with_reports}), width="stretch")
+elif with_reports:
     slicers = [by for by in ("corpus", "intensity", "sentence", "sex")
                if any(len(e.report.get("slices", {}).get(by, {})) > 1 for e in with_reports)]
     if slicers:
@@ -130,6 +137,8 @@ if with_reports:
         st.plotly_chart(plots.slice_bars({e.name: e.report.get("slices", {})
                                           for e in with_reports}, by),
                         width="stretch", key="slices")
+    else:
+        st.info("These models' reports have no slices (speaker sex, intensity, sentence).")
 
 st.subheader("Honest confidence")
 st.caption("Reliability on each model's test clips: of the clips given ~70 % confidence, ~70 % "
@@ -182,13 +191,16 @@ if picked:
                             "confidence", "human_vote") if c in cell]
         table_, conf = percent_columns(cell[show], ["confidence"])
         st.dataframe(table_, hide_index=True, width="stretch", column_config=conf)
-        for _, r in cell.head(5).iterrows():
+        playable = {}
+        for _, r in cell.iterrows():
             local = r.get("path")  # runs record the local path; shipped models only the clip
             clip = r.get("clip") or Path(str(local)).stem
             path = where.get(clip) or (local if local and Path(str(local)).exists() else None)
             if path:
-                st.markdown(f"`{clip}` — confidence {pct(r['confidence'])}")
-                st.audio(open(path, "rb").read())
+                playable[f"{clip} — confidence {pct(r['confidence'])}"] = path
+        if playable:
+            heard = st.selectbox("Play a clip", list(playable), key="cell_clip")
+            st.audio(open(playable[heard], "rb").read())
         if len(cell) and not any(where.get(c) for c in cell.get("clip", [])):
             st.caption("Audio players appear when the corpus these clips come from is "
                        "selected in the sidebar.")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import fnmatch
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -46,8 +46,13 @@ class ModelEntry:
     bundle: Path
     card: Card
     report: dict = field(default_factory=dict)
-    curves: list[dict] = field(default_factory=list)
     run_id: str | None = None
+
+    @property
+    def curves(self) -> list[dict]:
+        """The training log (``metrics.jsonl``), read when first asked for: listing every
+        model must not parse every model's thousands of step records."""
+        return _curves(self.folder / "metrics.jsonl")
 
     @property
     def folder(self) -> Path:
@@ -65,7 +70,41 @@ class ModelEntry:
         return pd.read_csv(path) if path.exists() else None
 
 
+def _stamp(path: Path) -> tuple | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+def _curves(path: Path) -> list[dict]:
+    key = (str(path), _stamp(path))
+    if key not in _CURVES:
+        _CURVES.clear() if len(_CURVES) > 256 else None
+        _CURVES[key] = read_jsonl(path)
+    return _CURVES[key]
+
+
+_CURVES: dict[tuple, list[dict]] = {}
+_ENTRIES: dict[tuple, ModelEntry | None] = {}
+
+
 def _entry(folder: Path, source: str, run_id: str | None = None) -> ModelEntry | None:
+    """The model in ``folder``; read again only when its bundle, card or report changed
+    (pages list every model on each rerun)."""
+    path = folder / BUNDLE_FILE
+    key = (str(folder), source, run_id, _stamp(path), _stamp(folder / "card.json"),
+           _stamp(folder / "report.json"))
+    if key not in _ENTRIES:
+        if len(_ENTRIES) > 512:
+            _ENTRIES.clear()
+        _ENTRIES[key] = _read_entry(folder, source, run_id)
+    entry = _ENTRIES[key]
+    return None if entry is None else replace(entry, report=dict(entry.report))
+
+
+def _read_entry(folder: Path, source: str, run_id: str | None) -> ModelEntry | None:
     path = folder / BUNDLE_FILE
     if not path.exists():
         return None
@@ -79,8 +118,7 @@ def _entry(folder: Path, source: str, run_id: str | None = None) -> ModelEntry |
             report = read_json(folder / "report.json")
         except ValueError:
             report = {}
-    return ModelEntry(card.name or folder.name, source, path, card, report,
-                      read_jsonl(folder / "metrics.jsonl"), run_id)
+    return ModelEntry(card.name or folder.name, source, path, card, report, run_id)
 
 
 def shipped_models(folder: Path | None = None) -> list[ModelEntry]:
