@@ -453,3 +453,26 @@ def test_predict_uncertain_shows_the_two_leading_emotions(demo_root, models_dir,
     assert any("below the threshold" in i.value for i in at.info)
     assert any("threshold 99.9%" in c.value for c in at.caption)
 
+
+
+def test_predict_defaults_to_one_model_and_offers_the_shipped_ensemble(demo_root, tiny_models,
+                                                                    speech_wav):
+    """The default set is one model (``default.json``): scoring stays fast enough for batch
+    runs and live demos; the shipped ensemble is one switch away and then scores the clip."""
+    from ser.ensemble import Ensemble, write_ensemble
+
+    (tiny_models / "default.json").write_text(json.dumps(
+        {"models": ["tiny.raw"], "why": "the one fast model"}))
+    write_ensemble(Ensemble("ensemble.tiny", ["tiny.cal", "tiny.raw"], "both tiny models"),
+                   tiny_models)
+    try:
+        at = upload(open_page("pages/predict.py"), "two.wav", speech_wav)
+        assert at.multiselect[0].value == ["tiny.raw"]
+        assert at.multiselect[0].help == "By default the one fast model."
+        at.toggle(key="use_ensemble").set_value(True).run()
+        assert_clean(at)
+        assert sorted(at.multiselect[0].value) == ["tiny.cal", "tiny.raw"]
+        assert any("Ensemble of 2 models" in m.value for m in at.markdown)
+    finally:
+        (tiny_models / "default.json").unlink()
+        (tiny_models / "ensemble.json").unlink()
