@@ -40,9 +40,9 @@ def inspector(bundle: str | Path):
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _attribution(path: str, mtime: float, clip: str, _y: np.ndarray, sr: int,
-                 layer: str | None, target: str | None) -> dict:
+                 layer: str | None, target: str | None, voice_key=None, _voice=None) -> dict:
     ins = _inspector(path, mtime)
-    view = ins.view(_y, sr)
+    view = ins.view(_y, sr, voice=_voice)
     a = ins.attribute(view, layer=layer, target=target)
     return {"spec": view.spectrogram, "spf": view.seconds_per_frame, "start": view.start_s,
             "attribution": a, "layer": a.cam.layer if a.cam else None}
@@ -88,8 +88,10 @@ def _guarded(compute, name: str):
 
 
 def attribution_panel(name: str, bundle: str | Path, y: np.ndarray, sr: int, *,
-                      key: str, clip: str | None = None, choose_layer: bool = False) -> None:
-    """Where model ``name`` listens on the clip (its first 5-s window)."""
+                      key: str, clip: str | None = None, choose_layer: bool = False,
+                      voice=None) -> None:
+    """Where model ``name`` listens on the clip (its first 5-s window). ``voice``: the
+    `ser.speakers.VoiceProfile` a speaker-normalised model reads the clip with."""
     clip = clip or samples_hash(y, sr)
     layer = None
     if choose_layer:
@@ -106,9 +108,11 @@ def attribution_panel(name: str, bundle: str | Path, y: np.ndarray, sr: int, *,
                                       "with a frequency axis by default: coarse but "
                                       "closest to the decision. Earlier layers give finer, "
                                       "less class-specific maps.")
+    vkey = None if voice is None else (voice.takes, round(voice.seconds, 3),
+                                       samples_hash(np.concatenate(voice.clips), 0))
     with st.spinner(f"Looking inside {name}…"):
         out = _guarded(lambda: _attribution(str(bundle), Path(bundle).stat().st_mtime, clip,
-                                            y, sr, layer, None), name)
+                                            y, sr, layer, None, vkey, voice), name)
     if out is None:
         return
     a = out["attribution"]
