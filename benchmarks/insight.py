@@ -64,6 +64,24 @@ def timed(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+def time_model(path: Path, y: np.ndarray, sr: int, voice: VoiceProfile, repeats: int
+               ) -> tuple[tuple[float, float, float], str]:
+    """Seconds for (attribution, maps, field) of one model, and the layer used."""
+    p = Predictor(path)
+    ins = Inspector(p)
+    v = voice if p.needs_voice else None
+    layer = (ins.default_cam_layer or ins.layers[-1]).name
+
+    def field():
+        ins.receptive_field(ins.view(y, sr, voice=v), layer)
+
+    t_field_first = timed(field, 1)  # builds the connectivity probe
+    t_attr = timed(lambda: ins.attribute(ins.view(y, sr, voice=v)), repeats)
+    t_maps = timed(lambda: ins.feature_maps(ins.view(y, sr, voice=v), layer, 8), repeats)
+    t_field = max(t_field_first, timed(field, repeats))
+    return (t_attr, t_maps, t_field), layer
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clip", help="audio file (default: a 3.0 s demo-corpus utterance)")
@@ -81,28 +99,17 @@ def main() -> None:
           f"(target ≤ {TARGET_S:g} s)")
     if bundles:  # librosa's first call in a process compiles code: timed on its own
         t0 = time.perf_counter()
-        Inspector(Predictor(bundles[0])).view(y, sr)
+        first = Predictor(bundles[0])
+        Inspector(first).view(y, sr, voice=voice if first.needs_voice else None)
         print(f"first clip in a fresh process (librosa warm-up, once per server): "
               f"{time.perf_counter() - t0:.2f} s")
     print(f"{'model':<40} {'attribution':>11} {'maps':>6} {'field':>6}  layer")
     worst = 0.0
     for path in bundles:
-        p = Predictor(path)
-        ins = Inspector(p)
-        v = voice if p.needs_voice else None
-        layer = (ins.default_cam_layer or ins.layers[-1]).name
-
-        def field():
-            view = ins.view(y, sr, voice=v)
-            ins.receptive_field(view, layer)
-
-        t_field_first = timed(field, 1)  # builds the connectivity probe
-        t_attr = timed(lambda: ins.attribute(ins.view(y, sr, voice=v)), args.repeats)
-        t_maps = timed(lambda: ins.feature_maps(ins.view(y, sr, voice=v), layer, 8),
-                       args.repeats)
-        t_field = max(t_field_first, timed(field, args.repeats))
-        worst = max(worst, t_attr, t_maps, t_field)
-        print(f"{path.parent.name:<40} {t_attr:>11.2f} {t_maps:>6.2f} {t_field:>6.2f}  {layer}")
+        times, layer = time_model(path, y, sr, voice, args.repeats)
+        worst = max(worst, *times)
+        print(f"{path.parent.name:<40} {times[0]:>11.2f} {times[1]:>6.2f} {times[2]:>6.2f}  "
+              f"{layer}")
     print(f"slowest view: {worst:.2f} s — {'within' if worst <= TARGET_S else 'OVER'} the "
           f"{TARGET_S:g} s target")
 

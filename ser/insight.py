@@ -14,7 +14,8 @@ Methods
   chosen class's logit with respect to a convolutional layer's output, averaged over the
   map, weights that layer's channels; the positive part of the weighted sum is a coarse map,
   placed on the spectrogram at the centres of its cells' receptive fields and interpolated
-  to the 128 × frames grid. By default the last convolutional unit that still has a
+  to the 128 × frames grid. A convolution is read after its activation (rectified
+  features, as in the paper). By default the last convolutional unit that still has a
   frequency axis (the last conv layer or residual block). Layers after the mel axis is
   folded away (ser2d's 1D blocks) give a map over time only.
 - **Which FS1 values a 1D model reads**: integrated gradients (Sundararajan et al., 2017)
@@ -162,7 +163,7 @@ class ReceptiveField:
         return self.rows[1] - self.rows[0] + 1, self.cols[1] - self.cols[0] + 1
 
 
-class _Stop(Exception):
+class _StopForwardError(Exception):
     """Raised by a hook to end a forward pass once the wanted layer has run."""
 
 
@@ -280,6 +281,7 @@ class Inspector:
         finally:
             for h in handles:
                 h.remove()
+        self._order = [self._names[m] for m, _ in calls]
         layers: list[Layer] = []
         chains: dict[str, list[nn.Module]] = {}
         chain = {"fs1": [], "fs2": []}
@@ -310,6 +312,21 @@ class Inspector:
         if self.space != "fs1+fs2":
             return self.space
         return "fs1" if name.split(".")[0] == "path1d" else "fs2"
+
+    def rectified(self, name: str) -> str:
+        """The module whose output Grad-CAM reads for layer ``name``: a convolution's
+        activation (after its normalisation, if any), so the map weighs rectified
+        features as Grad-CAM intends; a block's or pool's own output otherwise."""
+        if self.layer(name).kind != "conv" or name not in self._order:
+            return name
+        for after in self._order[self._order.index(name) + 1:]:
+            module = self.model.get_submodule(after)
+            if isinstance(module, _NORMS):
+                continue
+            if isinstance(module, _POINTWISE) and not isinstance(module, nn.Dropout):
+                return after
+            break
+        return name
 
     def layer(self, name: str) -> Layer:
         for layer in self.layers:
@@ -349,12 +366,12 @@ class Inspector:
             def hook(_m, _i, output):
                 seen["out"] = output
                 if stop:
-                    raise _Stop
+                    raise _StopForwardError
 
             handle = model.get_submodule(layer).register_forward_hook(hook)
         try:
             logits = model(*inputs)
-        except _Stop:
+        except _StopForwardError:
             logits = None
         finally:
             if handle is not None:
@@ -406,7 +423,7 @@ class Inspector:
         cls = self._target(view, target)
         with self._lock, torch.enable_grad(), inference_threads(torch.device("cpu")):
             inputs = [x.clone().requires_grad_(True) for x in view.inputs]
-            act, logits = self._run(inputs, chosen.name)
+            act, logits = self._run(inputs, self.rectified(chosen.name))
             if act is None or logits is None:
                 raise InsightError(f"layer {chosen.name} did not run for this input")
             grad, = torch.autograd.grad(logits[0, cls], act)

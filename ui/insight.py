@@ -199,7 +199,7 @@ def layers_panel(name: str, bundle: str | Path, y: np.ndarray, sr: int, *, key: 
 
 def corpus_clip_samples(path: str) -> tuple[np.ndarray, int] | None:
     """Decoded samples of a corpus clip, or None after an error message."""
-    from ser.audio import AudioError, load_audio
+    from ser.audio import AudioError
 
     try:
         return _decoded(path, Path(path).stat().st_mtime)
