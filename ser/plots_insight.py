@@ -44,12 +44,14 @@ def gradcam_overlay(spec: np.ndarray, cam: np.ndarray, *, seconds_per_frame: flo
     _spectrogram(fig, spec, t, f)
     z, x, y = display_resolution(cam, (t, f))
     fig.add_heatmap(z=z, x=x, y=y, colorscale=CAM_SCALE, zmin=0, zmax=1,
-                    colorbar=dict(title=dict(text="Grad-CAM", side="right"), x=1.16,
-                                  len=0.9, tickvals=[0, 0.5, 1]),
+                    colorbar=dict(title=dict(text="Grad-CAM", side="top"),
+                                  orientation="h", x=1.0, xanchor="right", y=1.02,
+                                  yanchor="bottom", len=0.45, thickness=10,
+                                  tickvals=[0, 0.5, 1]),
                     hovertemplate="%{x:.2f} s, band %{y:.0f}: Grad-CAM %{z:.2f}"
                                   "<extra></extra>")
     fig.update_layout(xaxis_title="time (s)", yaxis_title="mel band",
-                      margin=dict(l=50, r=90, t=50, b=40))
+                      margin=dict(l=50, r=20, t=80, b=40))
     return fig
 
 
@@ -85,24 +87,29 @@ def fs1_value_bars(values: np.ndarray, spans: dict[str, tuple[int, int]], *,
 
 def feature_map_grid(maps: np.ndarray, channels: list[int], energy: list[float], *,
                      centres=None, seconds_per_frame: float = config.HOP_LENGTH /
-                     config.SAMPLE_RATE, columns: int = 4, title: str = "") -> go.Figure:
+                     config.SAMPLE_RATE, columns: int = 4, time_axis: bool = True,
+                     title: str = "") -> go.Figure:
     """Small multiples: one image per channel (2D maps) or one row per channel (1D maps),
     each on its own colour scale (viridis), axes at the input positions the cells stand for
-    when ``centres`` = (rows, columns) from `ser.insight.Inspector.centres` is given."""
+    when ``centres`` = (rows, columns) from `ser.insight.Inspector.centres` is given.
+    ``time_axis``: a 1D map runs along time (a spectrogram model's late layers), in
+    seconds; False: along the FS1 values."""
     from plotly.subplots import make_subplots
 
     maps = np.asarray(maps, dtype=np.float32)
     rows_c, cols_c = centres if centres is not None else (None, None)
     if maps.ndim == 2:  # 1D maps: a heatmap with one row per channel
         x = cols_c if cols_c is not None else np.arange(maps.shape[1])
+        if time_axis:
+            x = np.asarray(x) * seconds_per_frame
         fig = _fig(title, height=max(220, 28 * len(maps) + 90))
         scaled = maps / np.maximum(np.abs(maps).max(axis=1, keepdims=True), 1e-12)
         fig.add_heatmap(z=scaled, x=x, y=[f"ch {c}" for c in channels],
                         colorscale=safe_scale("Viridis"), customdata=maps,
                         colorbar=dict(title=dict(text="÷ row max", side="right")),
-                        hovertemplate="%{y}, position %{x:.0f}: %{customdata:.3g}"
-                                      "<extra></extra>")
-        fig.update_layout(xaxis_title="input position", yaxis=dict(autorange="reversed"))
+                        hovertemplate="%{y}, %{x:.2f}: %{customdata:.3g}<extra></extra>")
+        fig.update_layout(xaxis_title="time (s)" if time_axis else "FS1 value",
+                          yaxis=dict(autorange="reversed"))
         return fig
     n = len(maps)
     cols = min(columns, n)
@@ -122,6 +129,8 @@ def feature_map_grid(maps: np.ndarray, channels: list[int], energy: list[float],
     fig.update_layout(title=title, template="plotly_white", height=170 * nrows + 70,
                       margin=dict(l=40, r=20, t=70, b=30))
     fig.update_annotations(font_size=11)
+    for c in range(2, cols + 1):  # one set of band labels per row
+        fig.update_yaxes(showticklabels=False, col=c)
     return fig
 
 
@@ -146,7 +155,8 @@ def receptive_field_overlay(spec: np.ndarray | None, rf, *, seconds_per_frame: f
     _spectrogram(fig, spec, t, f)
     z, x, y = display_resolution(rf.effective, (t, f))
     fig.add_contour(z=z, x=x, y=y, showscale=False, contours=dict(
-        coloring="lines", start=0.1, end=0.9, size=0.4), line=dict(color="white", width=1),
+        coloring="lines", start=0.1, end=0.9, size=0.4), line=dict(width=1.2),
+        colorscale=[[0, "rgb(255,255,255)"], [1, "rgb(255,255,255)"]],
         hoverinfo="skip", name="effective field")
     dt = seconds_per_frame
     fig.add_shape(type="rect", x0=start_s + (c0 - 0.5) * dt, x1=start_s + (c1 + 0.5) * dt,

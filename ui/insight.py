@@ -16,6 +16,7 @@ import streamlit as st
 
 from ser import config
 from ser import plots_insight as pi
+from ser.insight import IG_STEPS
 
 #: Session key the Results page sets to open a clip here: {"clip": name, "model": name}.
 REQUEST = "insight_request"
@@ -131,9 +132,10 @@ def attribution_panel(name: str, bundle: str | Path, y: np.ndarray, sr: int, *,
     if a.fs1 is not None:
         st.plotly_chart(pi.fs1_family_bars(
             a.fs1.families, a.fs1.shares,
-            title=f"Which FS1 values push towards “{a.target}” ({config.FS1_DIM}-value "
-                  "summary)"), width="stretch", key=f"{key}-fs1")
-        st.caption(f"Integrated gradients from the training mean, 64 steps: the bars add up "
+            title=f"FS1 families → “{a.target}”"), width="stretch", key=f"{key}-fs1")
+        st.caption(f"Which of the {len(a.fs1.values)} FS1 values push towards "
+                   f"“{a.target}”: integrated gradients from the training mean, {IG_STEPS} "
+                   f"steps; the bars add up "
                    f"to {sum(a.fs1.families.values()):+.2f}, the logit's change from the "
                    f"average training clip to this one ({a.fs1.delta:+.2f}). Percentages: "
                    "each family's share of the absolute attribution.")
@@ -157,8 +159,9 @@ def layers_panel(name: str, bundle: str | Path, y: np.ndarray, sr: int, *, key: 
     path, mtime = str(bundle), Path(bundle).stat().st_mtime
     labels = {x.name: x for x in ins.layers}
     c1, c2 = st.columns([3, 1])
+    start = ins.default_cam_layer or ins.layers[-1]  # the Grad-CAM layer, when there is one
     lname = c1.selectbox("Layer", list(labels), format_func=lambda n: labels[n].label,
-                         index=len(labels) - 1, key=f"{key}-layer")
+                         index=list(labels).index(start.name), key=f"{key}-layer")
     k = c2.slider("Channels shown", 1, 16, 8, key=f"{key}-k")
     layer = labels[lname]
     out = _guarded(lambda: _maps(path, mtime, clip, y, sr, lname, k), name)
@@ -167,6 +170,7 @@ def layers_panel(name: str, bundle: str | Path, y: np.ndarray, sr: int, *, key: 
     fm = out["maps"]
     st.plotly_chart(pi.feature_map_grid(
         fm.maps, fm.channels, fm.energy, centres=fm.centres, seconds_per_frame=out["spf"],
+        time_axis=layer.space == "fs2",
         title=f"{lname}: the {len(fm.channels)} strongest of {layer.shape[0]} channels "
               "(mean squared activation)"), width="stretch", key=f"{key}-maps")
     st.markdown("**Receptive field of one unit**")
