@@ -1,5 +1,6 @@
 """Architectures: layer tables, sizes, diagrams and what makes each design different."""
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -100,7 +101,7 @@ st.caption("What trained models do with one clip. **Where the model listens**: G
            "integrated gradients over the 169 FS1 values, summed per family, for models that "
            "read the summary (the combined model gets both). **What each layer computes**: "
            "a layer's strongest feature maps, and the part of the spectrogram one unit can "
-           "see. The clip's first 5 s, prepared exactly as for prediction.")
+           "see. One 5-s window of the clip, prepared exactly as for prediction.")
 inside = {e.name: e for e in trained}
 if not inside:
     st.info("No trained model yet: shipped bundles live in `models/`, and runs launched on "
@@ -134,6 +135,13 @@ else:
             st.error(f"**{up.name}**: {err}")
 if samples is not None:
     y, sr = samples
+    window_s = config.FS2_FRAMES * config.HOP_LENGTH / config.SAMPLE_RATE
+    if len(y) / sr > window_s + 0.05:  # the models read 5 s at a time: choose which
+        last = float(np.floor((len(y) / sr - window_s) * 2) / 2)
+        start = st.slider("Start of the 5-s excerpt (s)", 0.0, last, 0.0, 0.5,
+                          key="inside_start", help="The models read the clip in windows of "
+                          f"{window_s:.1f} s; the views show one window.")
+        y = y[int(start * sr):int((start + window_s) * sr)]
     key = insight.samples_hash(y, sr)
     st.audio(y, sample_rate=sr)
     # Best first, so the defaults are the best spectrogram model beside the best FS1 model.

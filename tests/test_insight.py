@@ -334,3 +334,19 @@ def test_predict_page_shows_where_each_model_listens(trained, models_dir, tmp_pa
     assert not at.exception, [e.value for e in at.exception]
     keys = _keys(at)
     assert f"listen-{two[0]}-cam" in keys and f"listen-{two[1]}-fs1" in keys
+
+
+def test_architectures_page_long_upload_views_one_window(trained, models_dir, tmp_path):
+    from predict_helpers import place, utterances, wav
+
+    u = utterances(tmp_path / "corpus", n=2)
+    y, _ = place([1.0, u[0], 2.0, u[1], 2.0])
+    assert len(y) / 16000 > 7
+    at = open_page("pages/architectures.py", clean=True)
+    at.radio(key="inside_source").set_value("Upload").run()
+    at.file_uploader(key="inside_upload").set_value(("long.wav", wav(y), "audio/wav")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    slider = at.slider(key="inside_start")
+    slider.set_value(slider.max).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(k.startswith("inside-") and k.endswith("-cam") for k in _keys(at))

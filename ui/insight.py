@@ -83,6 +83,8 @@ def _guarded(compute, name: str):
         st.info(str(err))
     except (AudioError, BundleError) as err:
         st.error(f"{name}: {err}")
+    except OSError as err:  # the model file went away (a run deleted meanwhile)
+        st.error(f"{name}: the model file cannot be read ({err.strerror or err}).")
     except (RuntimeError, ValueError) as err:  # e.g. a clip a fixed-size model cannot take
         st.error(f"{name}: this view could not be computed ({str(err).splitlines()[0]}).")
     return None
@@ -156,7 +158,9 @@ def layers_panel(name: str, bundle: str | Path, y: np.ndarray, sr: int, *, key: 
     if not ins.layers:
         st.info(f"{name} has no convolutional or pooling layer to show.")
         return
-    path, mtime = str(bundle), Path(bundle).stat().st_mtime
+    path, mtime = str(bundle), _guarded(lambda: Path(bundle).stat().st_mtime, name)
+    if mtime is None:
+        return
     labels = {x.name: x for x in ins.layers}
     c1, c2 = st.columns([3, 1])
     start = ins.default_cam_layer or ins.layers[-1]  # the Grad-CAM layer, when there is one
