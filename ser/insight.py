@@ -291,6 +291,9 @@ class Inspector:
             space = self._space_of(name, out)
             if "shortcut" in parts:
                 continue
+            if any("attenti" in type(self.model.get_submodule(".".join(parts[:i]))
+                                     ).__name__.lower() for i in range(1, len(parts))):
+                continue  # the attention pooling's scorer is not on the signal's path
             if isinstance(module, (nn.modules.conv._ConvNd, *_POOLS)):
                 chain[space].append(module)
             kind = ("conv" if isinstance(module, nn.modules.conv._ConvNd) else
@@ -300,9 +303,6 @@ class Inspector:
                 continue
             if any(layer.name == name for layer in layers):  # a module called twice
                 continue
-            if any("attenti" in type(self.model.get_submodule(".".join(parts[:i]))
-                                     ).__name__.lower() for i in range(1, len(parts))):
-                continue  # the attention pooling's scorer is not on the signal's path
             layers.append(Layer(name, type(module).__name__, kind, tuple(out.shape[1:]),
                                 space, len(layers)))
             chains[name] = list(chain[space])
