@@ -254,14 +254,16 @@ with st.expander("Probabilities and each model's test score as a table"):
     st.dataframe(a.model_table().assign(**{"test score": notes}), hide_index=True,
                  width="stretch")
 
-with st.expander("Where each model listens"):
+# Lazy: computed only while the expander is open (opening it reruns the page).
+listen_box = st.expander("Where each model listens", key="listen_open", on_change="rerun")
+with listen_box:
     st.caption("Grad-CAM on the mel-spectrogram for models that read it; integrated gradients "
                "over the 169 FS1 values, by family, for models that read the summary. One "
                "speech segment at a time (its first 5 s), prepared exactly as for the verdict.")
     listen = [sm.name for sm in a.models if sm.name in entries]
-    if not listen:
+    if listen_box.open and not listen:
         st.info("Only shipped or trained models can be opened here.")
-    else:
+    elif listen_box.open:
         pair = st.multiselect("Models (one or two)", listen, default=listen[:1],
                               max_selections=2, key="listen_models")
         seg_i = st.selectbox("Segment", range(len(a.segments)), format_func=segment_label,

@@ -330,6 +330,9 @@ def test_predict_page_shows_where_each_model_listens(trained, models_dir, tmp_pa
     names = at.multiselect[0].options
     two = [next(n for n in names if "ser2d" in n), next(n for n in names if "lenet1d" in n)]
     at.multiselect[0].set_value(two).run()
+    assert not [k for k in _keys(at) if k.startswith("listen-")]  # closed: nothing computed
+    at.session_state["listen_open"] = True  # what opening the expander does
+    at.run()
     at.multiselect(key="listen_models").set_value(two).run()
     assert not at.exception, [e.value for e in at.exception]
     keys = _keys(at)
