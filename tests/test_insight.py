@@ -274,6 +274,13 @@ def test_architectures_page_shows_inside_the_models(trained, models_dir):
     assert f"inside-{combined}-cam" in keys and f"inside-{combined}-fs1" in keys
     assert any(k.startswith("inside-") and "lenet1d" in k and k.endswith("-fs1") for k in keys)
     assert f"layers-{combined}-maps" in keys and f"layers-{combined}-rf" in keys
+    # explain another emotion than the predicted one
+    at.selectbox(key=f"inside-{combined}-target").set_value("sad").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("explaining **sad**" in m.value for m in at.markdown) or any(
+        "hears **sad**" in m.value for m in at.markdown)
+    assert "sad" in str(next(c for c in at.get("plotly_chart")
+                             if c.key == f"inside-{combined}-cam").proto.spec)
     # another layer and unit
     layer = at.selectbox(key=f"layers-{combined}-layer")
     layer.set_value(layer.options[0]).run()

@@ -97,6 +97,13 @@ def attribution_panel(name: str, bundle: str | Path, y: np.ndarray, sr: int, *,
     `ser.speakers.VoiceProfile` a speaker-normalised model reads the clip with."""
     clip = clip or samples_hash(y, sr)
     layer = None
+    predicted = "its prediction"
+    target = st.selectbox("Emotion explained", [predicted, *config.LABELS],
+                          key=f"{key}-target",
+                          help="Where the model finds evidence for this emotion: its own "
+                               "prediction by default; another emotion shows what would "
+                               "argue for it instead.")
+    target = None if target == predicted else target
     if choose_layer:
         ins = _guarded(lambda: inspector(bundle), name)
         if ins is None:
@@ -115,12 +122,16 @@ def attribution_panel(name: str, bundle: str | Path, y: np.ndarray, sr: int, *,
                                        samples_hash(np.concatenate(voice.clips), 0))
     with st.spinner(f"Looking inside {name}…"):
         out = _guarded(lambda: _attribution(str(bundle), Path(bundle).stat().st_mtime, clip,
-                                            y, sr, layer, None, vkey, voice), name)
+                                            y, sr, layer, target, vkey, voice), name)
     if out is None:
         return
     a = out["attribution"]
     top = float(np.max(a.probs))
-    st.markdown(f"**{name}** hears **{a.target}** ({top:.0%}, uncalibrated)")
+    heard = config.LABELS[int(np.argmax(a.probs))]
+    explained = float(a.probs[config.LABELS.index(a.target)])
+    st.markdown(f"**{name}** hears **{heard}** ({top:.0%}, uncalibrated)"
+                + ("" if a.target == heard else
+                   f"; explaining **{a.target}** ({explained:.0%})"))
     if a.cam is not None:
         st.plotly_chart(pi.gradcam_overlay(
             out["spec"], a.cam.cam, seconds_per_frame=out["spf"], start_s=out["start"],
