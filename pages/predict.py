@@ -10,11 +10,11 @@ from ser.audio import AudioError, accepted_formats
 from ser.bundle import BundleError
 from ser.card import exposure_note
 from ser.ensemble import default_models, read_ensemble
-from ser.inference import Predictor, analyse, open_clip
+from ser.inference import Predictor, analyse, open_clip, self_profile
 from ser.segments import SegmentationError
 from ser.speakers import usable
 from ser.zoo import all_models
-from ui import voice
+from ui import insight, voice
 from ui.memo import digest, memo
 from ui.state import corpus_sidebar, get_corpus, get_predictor, mic_blocked_reason, pct, settings
 
@@ -262,6 +262,31 @@ st.plotly_chart(plots.model_probabilities([sm.name for sm in a.models], probs, n
 with st.expander("Probabilities and each model's test score as a table"):
     st.dataframe(a.model_table().assign(**{"test score": notes}), hide_index=True,
                  width="stretch")
+
+# Lazy: computed only while the expander is open (opening it reruns the page).
+listen_box = st.expander("Where each model listens", key="listen_open", on_change="rerun")
+with listen_box:
+    st.caption("Grad-CAM on the mel-spectrogram for models that read it; integrated gradients "
+               "over the 169 FS1 values, by family, for models that read the summary. One "
+               "speech segment at a time (its first 5 s), prepared exactly as for the verdict.")
+    listen = [sm.name for sm in a.models if sm.name in entries]
+    if listen_box.open and not listen:
+        st.info("Only shipped or trained models can be opened here.")
+    elif listen_box.open:
+        pair = st.multiselect("Models (one or two)", listen, default=listen[:1],
+                              max_selections=2, key="listen_models")
+        seg_i = st.selectbox("Segment", range(len(a.segments)), format_func=segment_label,
+                             key="listen_segment") if len(a.segments) > 1 else 0
+        piece = clip.samples(a.segments[seg_i])
+        # Speaker-normalised models read the clip with the voice statistics the verdict used.
+        listen_voice = (voice_profile if voice_ready else
+                        self_profile(clip, a.segments) if a.voice_source else None)
+        piece_key = f"{clip_key[1]}:{seg_i}:{a.segments[seg_i].start_s:.3f}"
+        for col, name in zip(st.columns(max(1, len(pair))), pair):
+            with col:
+                insight.attribution_panel(name, entries[name].bundle, piece, clip.sr,
+                                          clip=piece_key, key=f"listen-{name}",
+                                          voice=listen_voice)
 
 st.subheader("Input")
 # Drawn on request: the timeline above already shows the waveform, and two more charts

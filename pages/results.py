@@ -10,6 +10,7 @@ from ser.calibration import reliability_for
 from ser.corpora import list_corpora
 from ser.metrics import HUMAN_VOICE_RULE
 from ser.zoo import HUMAN_COLUMN, all_models, protocol_groups, ranked, table
+from ui import insight
 from ui.state import corpus_sidebar, get_corpus, pct, percent_columns
 
 SHARES = ("accuracy", "UAR", "macro-F1", "precision", HUMAN_COLUMN)
@@ -204,3 +205,28 @@ if picked:
         if len(cell) and not any(where.get(c) for c in cell.get("clip", [])):
             st.caption("Audio players appear when the corpus these clips come from is "
                        "selected in the sidebar.")
+        heard = {}  # clip name → local path, for the clips whose audio is here
+        for _, r in cell.iterrows():
+            local = r.get("path")
+            clip = r.get("clip") or Path(str(local)).stem
+            path = where.get(clip) or (local if local and Path(str(local)).exists() else None)
+            if path:
+                heard[clip] = path
+        if heard:
+            st.markdown(f"**What {e.name} heard**")
+            none = "(choose a clip)"
+            opened = st.selectbox("Open a clip of this cell inside the model", [none, *heard],
+                                  key=f"heard::{e.name}",
+                                  help="Where the model listened (Grad-CAM on the "
+                                       "spectrogram, or which FS1 values it used), drawn "
+                                       "below; the layers and receptive fields open on the "
+                                       "Architectures page.")
+            if opened != none:
+                samples = insight.corpus_clip_samples(heard[opened])
+                if samples is not None:
+                    insight.attribution_panel(e.name, e.bundle, *samples,
+                                              key=f"heard-{e.name}")
+                if st.button("Open this clip in Architectures → Inside the models",
+                             key="heard_open"):
+                    st.session_state[insight.REQUEST] = {"clip": opened, "model": e.name}
+                    st.switch_page("pages/architectures.py")

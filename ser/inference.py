@@ -175,13 +175,11 @@ class Predictor:
                     progress(min(i + BATCH, n) / n)
         return np.concatenate(out).astype(np.float64)
 
-    def predict_samples(self, y: np.ndarray, sr: int, *, voice: VoiceProfile | None = None,
-                        features: dict | None = None) -> Prediction:
-        """Probabilities for mono float samples ``y`` at ``sr`` Hz (uncalibrated softmax).
-        A speaker-normalised model needs the speaker's ``voice`` (else `VoiceNeededError`).
-
-        ``features``: a dict shared by the predictors scoring the same ``y``; the windows'
-        features are computed once per feature config and input space and reused."""
+    def window_features(self, y: np.ndarray, sr: int, *, features: dict | None = None
+                        ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """The features of every model window of ``y`` (mono, ``sr`` Hz) in this model's
+        spaces, stacked per space, and the windows' start times (s): the bundle's feature
+        config, before normalisation. ``features`` as in `predict_samples`."""
         if sr != self.cfg.sample_rate:
             y = resample(np.asarray(y, dtype=np.float32), sr, self.cfg.sample_rate)
         spaces = spaces_for(self.space)
@@ -191,9 +189,25 @@ class Predictor:
             chunks, starts = self.windows(np.asarray(y, dtype=np.float32))
             per_chunk = [clip_features(c, cfg=self.cfg, spaces=spaces) for c in chunks]
             cache[key] = ({s: np.stack([f[s] for f in per_chunk]) for s in spaces}, starts)
-        stacked, starts = cache[key]
-        arrays = self._voice_normalised(stacked, voice)
-        inputs = [x.to(self.device) for x in model_inputs(arrays, self.space, self.norm)]
+        return cache[key]
+
+    def inputs(self, arrays: dict[str, np.ndarray], *, voice: VoiceProfile | None = None
+               ) -> list[torch.Tensor]:
+        """The tensors the model takes for stacked ``arrays`` (`window_features`), in its
+        argument order: the voice's statistics for a speaker-normalised model (else
+        `VoiceNeededError`), then the bundle's normalisation, on the model's device."""
+        arrays = self._voice_normalised(arrays, voice)
+        return [x.to(self.device) for x in model_inputs(arrays, self.space, self.norm)]
+
+    def predict_samples(self, y: np.ndarray, sr: int, *, voice: VoiceProfile | None = None,
+                        features: dict | None = None) -> Prediction:
+        """Probabilities for mono float samples ``y`` at ``sr`` Hz (uncalibrated softmax).
+        A speaker-normalised model needs the speaker's ``voice`` (else `VoiceNeededError`).
+
+        ``features``: a dict shared by the predictors scoring the same ``y``; the windows'
+        features are computed once per feature config and input space and reused."""
+        stacked, starts = self.window_features(y, sr, features=features)
+        inputs = self.inputs(stacked, voice=voice)
         with torch.inference_mode(), inference_threads(self.device):
             probs = torch.softmax(self.model(*inputs).float(), dim=1).cpu().numpy()
         return Prediction(probs.mean(axis=0), probs, starts, self.cfg.window_seconds)
