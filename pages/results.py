@@ -192,37 +192,30 @@ if picked:
                             "confidence", "human_vote") if c in cell]
         table_, conf = percent_columns(cell[show], ["confidence"])
         st.dataframe(table_, hide_index=True, width="stretch", column_config=conf)
-        playable = {}
-        for _, r in cell.iterrows():
-            local = r.get("path")  # runs record the local path; shipped models only the clip
-            clip = r.get("clip") or Path(str(local)).stem
-            path = where.get(clip) or (local if local and Path(str(local)).exists() else None)
-            if path:
-                playable[f"{clip} — confidence {pct(r['confidence'])}"] = path
-        if playable:
-            heard = st.selectbox("Play a clip", list(playable), key="cell_clip")
-            st.audio(open(playable[heard], "rb").read())
         if len(cell) and not any(where.get(c) for c in cell.get("clip", [])):
             st.caption("Audio players appear when the corpus these clips come from is "
                        "selected in the sidebar.")
         heard = {}  # clip name → local path, for the clips whose audio is here
         for _, r in cell.iterrows():
-            local = r.get("path")
+            local = r.get("path")  # runs record the local path; shipped models only the clip
             clip = r.get("clip") or Path(str(local)).stem
             path = where.get(clip) or (local if local and Path(str(local)).exists() else None)
             if path:
-                heard[clip] = path
+                heard[clip] = (path, r["confidence"])
         if heard:
             st.markdown(f"**What {e.name} heard**")
             none = "(choose a clip)"
-            opened = st.selectbox("Open a clip of this cell inside the model", [none, *heard],
-                                  key=f"heard::{e.name}",
-                                  help="Where the model listened (Grad-CAM on the "
-                                       "spectrogram, or which FS1 values it used), drawn "
-                                       "below; the layers and receptive fields open on the "
+            opened = st.selectbox("Play a clip of this cell and look inside the model",
+                                  [none, *heard], key=f"heard::{e.name}",
+                                  format_func=lambda c: c if c == none else
+                                  f"{c} — confidence {pct(heard[c][1])}",
+                                  help="Plays the clip and draws where the model listened "
+                                       "(Grad-CAM on the spectrogram, or which FS1 values it "
+                                       "used); the layers and receptive fields open on the "
                                        "Architectures page.")
             if opened != none:
-                samples = insight.corpus_clip_samples(heard[opened])
+                st.audio(open(heard[opened][0], "rb").read())
+                samples = insight.corpus_clip_samples(heard[opened][0])
                 if samples is not None:
                     insight.attribution_panel(e.name, e.bundle, *samples,
                                               key=f"heard-{e.name}")

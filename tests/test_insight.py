@@ -316,7 +316,7 @@ def test_results_opens_a_confusion_clip_inside_the_model_in_two_clicks(trained, 
     at.selectbox(key="cell_pred").set_value(pred).run()
     assert not at.exception, [e.value for e in at.exception]
     heard = at.selectbox(key=f"heard::{entry.name}")
-    clip = heard.options[1]
+    clip = heard.options[1].split(" — ")[0]  # shown as "<clip> — confidence …"
     heard.set_value(clip).run()  # click 1: the clip, drawn inside the model below
     assert not at.exception, [e.value for e in at.exception]
     assert f"heard-{entry.name}-cam" in _keys(at)
