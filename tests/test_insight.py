@@ -263,6 +263,9 @@ def _keys(at) -> list[str]:
 
 def test_architectures_page_shows_inside_the_models(trained, models_dir):
     at = open_page("pages/architectures.py", clean=True)
+    assert not [h for h in at.header if h.value == "Inside the models"]  # designs first
+    assert not at.get("plotly_chart") or not any(k.startswith("inside-") for k in _keys(at))
+    at.radio(key="arch_view").set_value("Inside the trained models").run()
     assert any(h.value == "Inside the models" for h in at.header)
     a, b = at.selectbox(key="inside_a"), at.selectbox(key="inside_b")
     combined = next(o for o in a.options if "combined" in o)
@@ -292,6 +295,7 @@ def test_architectures_page_shows_inside_the_models(trained, models_dir):
 
 def test_architectures_page_upload_errors_are_messages(trained, models_dir):
     at = open_page("pages/architectures.py", clean=True)
+    at.radio(key="arch_view").set_value("Inside the trained models").run()
     at.radio(key="inside_source").set_value("Upload").run()
     at.file_uploader(key="inside_upload").set_value(
         ("garbage.wav", b"not audio" * 50, "audio/wav")).run()
@@ -353,6 +357,7 @@ def test_architectures_page_long_upload_views_one_window(trained, models_dir, tm
     y, _ = place([1.0, u[0], 2.0, u[1], 2.0])
     assert len(y) / 16000 > 7
     at = open_page("pages/architectures.py", clean=True)
+    at.radio(key="arch_view").set_value("Inside the trained models").run()
     at.radio(key="inside_source").set_value("Upload").run()
     at.file_uploader(key="inside_upload").set_value(("long.wav", wav(y), "audio/wav")).run()
     assert not at.exception, [e.value for e in at.exception]
