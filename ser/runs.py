@@ -51,6 +51,10 @@ def create(cfg) -> str:
     cfg = cfg if isinstance(cfg, TrainConfig) else TrainConfig.from_dict(dict(cfg))
     cfg.check()
     cfg.resolved_epochs()  # unknown architecture → error now, not in the background
+    if cfg.length != "fixed":
+        from ser.dataset import check_length
+
+        check_length(cfg)  # e.g. a fixed-input architecture asked for variable length
     run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.arch}-{secrets.token_hex(2)}"
     d = root() / run_id
     d.mkdir(parents=True, exist_ok=False)
