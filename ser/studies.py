@@ -497,7 +497,8 @@ def report(study: Study, data: str | None = None, all_runs: list[dict] | None = 
     return {"study": study.name, "title": study.title, "description": study.description,
             "schedule": study.schedule, "seeds": list(study.seeds), "axes": axes,
             "noise_rule": NOISE_RULE, "alpha": ALPHA, "min_seeds": MIN_SEEDS,
-            "command": study.command(), "full_command": study.full_command(),
+            "command": study.command(data or "DIR"),
+            "full_command": study.full_command(data or "DIR"),
             "seed_source": SEED_NOTE, "protocol": _protocol(protocols),
             "progress": progress(planned), "cells": cells, "claims": claims,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
