@@ -36,6 +36,10 @@ def add_commands(sub) -> None:
         p.add_argument("--data", help="the corpus the study ran on (as given to `run`)")
         if name == "report":
             p.add_argument("--json", metavar="PATH", help="also write the report as JSON")
+            p.add_argument("--markdown", action="store_true", help="print the table and "
+                           "verdicts as Markdown (for the README)")
+            p.add_argument("--shipped", action="store_true", help="the shipped report "
+                           "(models/studies/NAME.json) instead of the runs")
         p.set_defaults(func=fn)
 
 
@@ -133,12 +137,45 @@ def format_report(rep: dict) -> str:
     return "\n".join(lines)
 
 
+def format_markdown(rep: dict) -> str:
+    """The report as a Markdown table and a verdict list (what the README shows)."""
+    from ser import studies
+
+    def ms(stat: dict) -> str:
+        if stat["mean"] is None:
+            return "–"
+        sd = f" ± {100 * stat['std']:.1f}" if stat["std"] is not None else ""
+        return f"{100 * stat['mean']:.1f}{sd}"
+
+    lines = [f"*{studies.protocol_sentence(rep)}; mean ± std over seeds "
+             f"{', '.join(map(str, rep['seeds']))}.*", "",
+             "| cell | seeds | test accuracy % | test UAR % | val UAR % | seed write-up % |",
+             "|---|---|---|---|---|---|"]
+    for c in rep["cells"]:
+        seed = f"{100 * c['seed_reported']:.1f}" if c["seed_reported"] is not None else "–"
+        n = f"{c['n_seeds']}/{c['planned_seeds']}" + ("" if c["complete"] else
+                                                      " (incomplete)")
+        lines.append(f"| {c['label']} | {n} | {ms(c['test_accuracy'])} | "
+                     f"{ms(c['test_uar'])} | {ms(c['val_uar'])} | {seed} |")
+    lines.append("")
+    for cl in rep["claims"]:
+        lines.append(f"- {cl['text']}: **{cl['verdict']}** ({cl['detail']})")
+    lines.append(f"\nNoise rule: {rep['noise_rule']}.")
+    return "\n".join(lines)
+
+
 def cmd_report(args) -> int:
     from ser import studies
     from ser.fileio import write_json
 
-    rep = studies.report(studies.get_study(args.name), args.data)
-    print(format_report(rep))
+    if args.shipped:
+        rep = studies.shipped_reports().get(args.name)
+        if rep is None:
+            raise ValueError(f"No shipped report for {args.name!r} in {studies.studies_dir()}; "
+                             f"`python -m ser study ship {args.name} --data DIR` writes one.")
+    else:
+        rep = studies.report(studies.get_study(args.name), args.data)
+    print(format_markdown(rep) if args.markdown else format_report(rep))
     if args.json:
         write_json(args.json, rep)
         print(f"written to {args.json}")
