@@ -104,7 +104,8 @@ def command(text: str) -> str:
 
 
 st.caption(f"This schedule ({rep['schedule']}):")
-st.code(command(rep["command"]) + " --threads 1", language="bash")
+st.code(command(rep["command"]) + ("" if name.endswith("-full") else " --threads 1"),
+        language="bash")
 st.caption("Full length (the seed's epochs; a GPU is advisable):")
 st.code(command(rep["full_command"]), language="bash")
 st.caption(f"The table above, from the command line: `python -m ser study report {name}`; "

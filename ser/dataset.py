@@ -138,7 +138,8 @@ def predict_proba(model: torch.nn.Module, inputs: tuple[torch.Tensor, ...],
     """Softmax probabilities ``(N, C)`` for stacked inputs, in eval mode, batched.
     Variable-length inputs (`Inputs` with ``lengths``) are scored in groups of equal
     length, each clip at its own length (no padding reaches the model)."""
-    model.eval()
+    if hasattr(model, "eval"):  # an ONNX stand-in (`ser.export.OnnxLogits`) has no modes
+        model.eval()
     lengths = input_lengths(inputs)
     if lengths is not None:
         out = np.zeros((len(lengths), config.N_CLASSES), np.float32)
