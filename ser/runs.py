@@ -345,8 +345,6 @@ def execute(run_id: str, *, max_parallel: int = 1, on_event=None, progress=None)
 
     ``on_event`` / ``progress`` also receive fit's events (the CLI draws bars with them).
     """
-    from ser.training import fit
-
     extra_event, extra_progress = on_event, progress
     d = run_dir(run_id)
     _set_status(d, pid=os.getpid())
@@ -356,6 +354,10 @@ def execute(run_id: str, *, max_parallel: int = 1, on_event=None, progress=None)
         _set_status(d, state="cancelled", ended=_now())
         return 0
     try:
+        # torch only once the slot is ours: a study queues many runs at once, and each
+        # waiting process stays small.
+        from ser.training import fit
+
         cfg = TrainConfig.from_dict(read_json(d / "config.json"))
         _set_status(d, state="running", started=_now(), started_ts=time.time(),
                     pid=os.getpid(), stage="preparing data")
