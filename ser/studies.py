@@ -31,7 +31,7 @@ from ser.recipe import TrainConfig
 
 #: Options that do not change what a run learns (or only how it is executed).
 IGNORED = ("name", "device", "threads", "log_every", "nproc", "nnodes", "node_rank",
-           "master_addr", "master_port", "study", "half_bundle")
+           "master_addr", "master_port", "study")
 #: Two-sided Welch t-test level for "more than noise".
 ALPHA = 0.05
 NOISE_RULE = ("a difference counts only when a two-sided Welch t-test over the seeds gives "
