@@ -435,3 +435,25 @@ def test_studies_page_empty_state(models_dir, runs_root):
     at = open_page("pages/studies.py", clean=True)
     assert "No study has been shipped or run yet" in at.info[0].value
     assert "python -m ser study run activation" in at.info[0].value
+
+
+def test_train_page_queues_a_study_and_shows_its_progress(models_dir, runs_root, monkeypatch):
+    launched = []
+
+    def fake_start(cfg, *, max_parallel=1):  # the run folders, without training processes
+        launched.append(runs.create(cfg))
+        return launched[-1]
+
+    monkeypatch.setattr(runs, "start", fake_start)
+    at = open_page("pages/train.py", clean=True)
+    at.selectbox(key="train_study").set_value("length").run()
+    bars = [p for p in at.get("progress") if "to launch" in p.proto.text]
+    assert bars and "0/6 finished" in bars[0].proto.text
+    at.button(key="train_study_launch").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(launched) == 6
+    tags = [read_json(runs.run_dir(r) / "config.json")["study"] for r in launched]
+    assert {t["cell"]["length"] for t in tags} == {"fixed", "variable"}
+    bars = [p for p in at.get("progress") if "to launch" in p.proto.text]
+    assert "6 queued · 0 to launch" in bars[0].proto.text
+    assert at.button(key="train_study_launch").disabled
