@@ -208,8 +208,9 @@ class Predictor:
         stacked, starts = cache[key]
         arrays = self._voice_normalised(stacked, voice)
         inputs = model_inputs(arrays, self.space, self.norm)
-        if self.length == "variable":
-            probs = predict_proba(self.model, inputs, self.device, BATCH)
+        if self.length == "variable":  # each window at its own length
+            with inference_threads(self.device):
+                probs = predict_proba(self.model, inputs, self.device, BATCH)
         else:
             inputs = [x.to(self.device) for x in inputs]
             with torch.inference_mode(), inference_threads(self.device):
