@@ -457,3 +457,27 @@ def test_train_page_queues_a_study_and_shows_its_progress(models_dir, runs_root,
     bars = [p for p in at.get("progress") if "to launch" in p.proto.text]
     assert "6 queued · 0 to launch" in bars[0].proto.text
     assert at.button(key="train_study_launch").disabled
+
+
+def test_cli_study_run_follows_to_the_end_then_ships(runs_root, models_dir, demo_root,
+                                                     capsys):
+    from ser.cli import main
+
+    studies.register(Study("cli-tiny", "CLI tiny", "", seeds=(0, 1), schedule="1 epoch",
+                           grids=(Grid({"arch": "lenet1d", "epochs": 1, "max_clips": 90,
+                                        "noise": False}, {"lr": [0.01]}),)))
+    try:
+        assert main(["study", "run", "cli-tiny", "--threads", "1"]) == 0
+        out = capsys.readouterr().out
+        assert "queued 2 new run(s)" in out and "2/2 finished" in out
+        assert main(["study", "run", "cli-tiny", "--detach"]) == 0
+        assert "queued 0 new run(s)" in capsys.readouterr().out
+        assert main(["study", "ship", "cli-tiny"]) == 0
+        shipped = json.loads((models_dir / "studies" / "cli-tiny.json").read_text())
+        assert shipped["cells"][0]["n_seeds"] == 2 and shipped["shipped"]
+        assert main(["study", "report", "cli-tiny", "--shipped", "--markdown"]) == 0
+        table = capsys.readouterr().out
+        assert "| cell | seeds | test accuracy %" in table and "| 2/3 |" not in table
+        assert "| 2/2 |" in table
+    finally:
+        studies._REGISTRY.pop("cli-tiny", None)
