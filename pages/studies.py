@@ -56,10 +56,21 @@ st.markdown(rep["description"])
 st.caption(f"**Protocol:** {studies.protocol_sentence(rep)}. Seeds: "
            f"{', '.join(map(str, rep['seeds']))}.")
 prog = rep["progress"]
-if prog["finished"] < prog["total"]:
-    st.progress(prog["finished"] / max(prog["total"], 1),
-                text=f"{prog['finished']}/{prog['total']} runs finished · {prog['running']} "
-                     f"running · {prog['queued']} queued · {prog['missing']} missing")
+active = source == "live runs" and (prog["running"] or prog["queued"])
+
+
+# Live runs still going: the bar follows them every 5 s (the table on ↻ Refresh).
+@st.fragment(run_every=5.0 if active else None)
+def study_progress():
+    now = (studies.progress(studies.plan(studies.get_study(name), data)) if active
+           else prog)
+    if now["finished"] < now["total"]:
+        st.progress(now["finished"] / max(now["total"], 1),
+                    text=f"{now['finished']}/{now['total']} runs finished · {now['running']} "
+                         f"running · {now['queued']} queued · {now['missing']} missing")
+
+
+study_progress()
 
 st.markdown("**Verdicts**")
 for claim in rep["claims"]:

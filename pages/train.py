@@ -236,11 +236,17 @@ with st.expander("🔬 Launch a study (a grid of runs over seeds that tests a cl
                f"**{corpus.name}** (the sidebar's corpus), speaker-independent split. Runs "
                "that already exist with the same options are reused, not launched again.")
     study_parallel = st.number_input("Runs at once", 1, 8, 1, key="train_study_parallel")
-    study_plan = studies.plan(study, corpus_dir())
-    counts = studies.progress(study_plan)
-    st.progress(counts["finished"] / max(counts["total"], 1),
-                text=f"{counts['finished']}/{counts['total']} finished · {counts['running']} "
-                     f"running · {counts['queued']} queued · {counts['missing']} to launch")
+    counts = studies.progress(studies.plan(study, corpus_dir()))
+
+    # While the study has runs queued or running, its bar follows them every 5 s.
+    @st.fragment(run_every=5.0 if counts["running"] or counts["queued"] else None)
+    def study_progress():
+        now = studies.progress(studies.plan(study, corpus_dir()))
+        st.progress(now["finished"] / max(now["total"], 1),
+                    text=f"{now['finished']}/{now['total']} finished · {now['running']} "
+                         f"running · {now['queued']} queued · {now['missing']} to launch")
+
+    study_progress()
     if st.button("Queue the study", key="train_study_launch",
                  disabled=not allowed or not counts["missing"]):
         try:

@@ -481,3 +481,22 @@ def test_cli_study_run_follows_to_the_end_then_ships(runs_root, models_dir, demo
         assert "| 2/2 |" in table
     finally:
         studies._REGISTRY.pop("cli-tiny", None)
+
+
+def test_studies_page_shows_live_runs_of_the_sidebar_corpus(models_dir, runs_root):
+    made = {}
+    for p in studies.expand(studies.get_study("length")):  # the default corpus
+        made[(p.cell["length"], p.seed)] = runs.create(p.config)
+    for (length, seed), rid in made.items():
+        if seed < 2:
+            set_state(rid, "finished", accuracy=0.5 + 0.01 * seed
+                      + (0.1 if length == "variable" else 0))
+    at = open_page("pages/studies.py", clean=True)
+    assert at.selectbox(key="study_name").value == "length"
+    text = " ".join(m.value for m in at.markdown)
+    assert "Variable-length input beats fixed" in text and "confirmed" in text
+    bar = at.get("progress")[0].proto.text
+    assert "4/6 runs finished" in bar and "2 queued" in bar
+    table = at.dataframe[0].value
+    assert list(table["seeds"]) == ["2/3", "2/3"]
+    assert list(table["seed write-up %"]) == ["61.3", "62.2"]
