@@ -62,8 +62,12 @@ active = source == "live runs" and (prog["running"] or prog["queued"])
 # Live runs still going: the bar follows them every 5 s (the table on ↻ Refresh).
 @st.fragment(run_every=5.0 if active else None)
 def study_progress():
-    now = (studies.progress(studies.plan(studies.get_study(name), data)) if active
-           else prog)
+    if source == "shipped":
+        if prog["finished"] < prog["total"]:
+            st.caption(f"Shipped with {prog['finished']} of {prog['total']} runs finished "
+                       f"({rep.get('created', '')[:10]}).")
+        return
+    now = studies.progress(studies.plan(studies.get_study(name), data)) if active else prog
     if now["finished"] < now["total"]:
         st.progress(now["finished"] / max(now["total"], 1),
                     text=f"{now['finished']}/{now['total']} runs finished · {now['running']} "
@@ -95,7 +99,8 @@ def mean_std(stat: dict) -> str:
 
 
 st.dataframe(pd.DataFrame([{
-    "cell": c["label"], "seeds": f"{c['n_seeds']}/{c['planned_seeds']}",
+    "cell": c["label"], "options": c.get("options", c["label"]),
+    "seeds": f"{c['n_seeds']}/{c['planned_seeds']}",
     "test accuracy %": mean_std(c["test_accuracy"]), "test UAR %": mean_std(c["test_uar"]),
     "val UAR %": mean_std(c["val_uar"]), "val accuracy %": mean_std(c["val_accuracy"]),
     "seed write-up %": "–" if c["seed_reported"] is None else

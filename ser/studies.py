@@ -96,13 +96,25 @@ class Study:
             out += [c for c in g.cells() if c not in out]
         return out
 
-    def axes(self) -> list[str]:
-        """The options that differ between cells (for labels and charts)."""
+    def varied(self) -> list[str]:
+        """Every option that differs between cells."""
         cells = self.cells()
         keys = [k for g in self.grids for k in {**g.fixed, **g.axes}]
         varied = [k for k in dict.fromkeys(keys) if len({repr(c.get(k)) for c in cells}) > 1]
-        order = {k: i for i, k in enumerate(("arch", "activation", "lr", "length", "epochs"))}
-        return sorted(varied, key=lambda k: order.get(k, len(order)))
+        return sorted(varied, key=lambda k: _ORDER.get(k, len(_ORDER)))
+
+    def axes(self) -> list[str]:
+        """The options that name a cell (labels, charts): the grids' axes and the first
+        option that tells the grids apart (e.g. the architecture); options that merely
+        follow it (its learning rate, its epochs) are left to the description, unless the
+        labels would then clash."""
+        varied = self.varied()
+        grid_axes = {k for g in self.grids for k in g.axes}
+        first = next((k for k in varied if k not in grid_axes), None)
+        short = [k for k in varied if k in grid_axes or k == first]
+        cells = self.cells()
+        unique = len({cell_label(c, short) for c in cells}) == len(cells)
+        return short if short and unique else varied
 
     def label(self, cell: dict) -> str:
         return cell_label(cell, self.axes())
@@ -113,6 +125,9 @@ class Study:
     def full_command(self, data: str = "DIR") -> str:
         name = self.full_name or self.name
         return f"python -m ser study run {name} --data {data} --max-parallel 4"
+
+
+_ORDER = {k: i for i, k in enumerate(("arch", "activation", "lr", "length", "epochs"))}
 
 
 def cell_label(cell: dict, keys: list[str] | None = None) -> str:
@@ -481,7 +496,9 @@ def report(study: Study, data: str | None = None, all_runs: list[dict] | None = 
         mine = [p for p in planned if p.cell == cell]
         figs = [f for p in mine if p.state == "finished" for f in [run_figures(p.run)] if f]
         protocols += figs
-        row = {"cell": cell, "label": cell_label(cell, axes), "n_seeds": len(figs),
+        row = {"cell": cell, "label": cell_label(cell, axes),
+               "options": cell_label(cell, study.varied() or list(cell)),
+               "n_seeds": len(figs),
                "planned_seeds": len(mine), "seeds": [p.seed for p in mine
                                                       if p.state == "finished"],
                "runs": [f["run_id"] for f in figs],

@@ -107,7 +107,8 @@ def cmd_status(args) -> int:
     print(f"{study.name}: {_counts_line(studies.progress(planned))}")
     for p in planned:
         rid = p.run["run_id"] if p.run else ""
-        print(f"  {study.label(p.cell):<36} seed {p.seed}  {p.state:<9} {rid}")
+        print(f"  {studies.cell_label(p.cell, study.varied()):<36} seed {p.seed}  "
+              f"{p.state:<9} {rid}")
     return 0
 
 
@@ -127,7 +128,8 @@ def format_report(rep: dict) -> str:
     for c in rep["cells"]:
         seed = f"{100 * c['seed_reported']:.1f}" if c["seed_reported"] is not None else "–"
         flag = "" if c["complete"] else "  (incomplete: < 2 seeds, no finding)"
-        lines.append(f"{c['label']:<36} {c['n_seeds']:>2}  {ms(c['test_accuracy']):>12} "
+        lines.append(f"{c.get('options', c['label']):<36} {c['n_seeds']:>2}  "
+                     f"{ms(c['test_accuracy']):>12} "
                      f"{ms(c['test_uar']):>12} {ms(c['val_uar']):>12} {seed:>7}{flag}")
     lines += ["", f"noise rule: {rep['noise_rule']}"]
     for cl in rep["claims"]:
@@ -155,7 +157,7 @@ def format_markdown(rep: dict) -> str:
         seed = f"{100 * c['seed_reported']:.1f}" if c["seed_reported"] is not None else "–"
         n = f"{c['n_seeds']}/{c['planned_seeds']}" + ("" if c["complete"] else
                                                       " (incomplete)")
-        lines.append(f"| {c['label']} | {n} | {ms(c['test_accuracy'])} | "
+        lines.append(f"| {c.get('options', c['label'])} | {n} | {ms(c['test_accuracy'])} | "
                      f"{ms(c['test_uar'])} | {ms(c['val_uar'])} | {seed} |")
     lines.append("")
     for cl in rep["claims"]:
