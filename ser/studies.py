@@ -119,6 +119,10 @@ class Study:
     def label(self, cell: dict) -> str:
         return cell_label(cell, self.axes())
 
+    def expand(self, data: str | None = None) -> list[TrainConfig]:
+        """One `TrainConfig` per cell × seed (see the module function `expand`)."""
+        return [p.config for p in expand(self, data)]
+
     def command(self, data: str = "DIR") -> str:
         return f"python -m ser study run {self.name} --data {data}"
 
@@ -154,8 +158,17 @@ SEED_NOTE = ("the PyTorch seed's write-up (its split protocol is not stated, so 
              "are not directly comparable with a speaker-independent test)")
 
 
+#: Seeds a registered study trains every cell with, at least.
+MIN_STUDY_SEEDS = 3
+
+
 def register(study: Study) -> Study:
+    """Make ``study`` known by name (CLI, pages). It needs at least `MIN_STUDY_SEEDS`
+    seeds: with fewer, the spread between seeds is too poorly known to judge a claim."""
     safe_name(study.name, "study name")
+    if len(set(study.seeds)) < MIN_STUDY_SEEDS:
+        raise ValueError(f"Study {study.name!r} has {len(set(study.seeds))} seed(s); a study "
+                         f"needs at least {MIN_STUDY_SEEDS}.")
     _REGISTRY[study.name] = study
     return study
 

@@ -66,6 +66,7 @@ def test_builtin_studies_expand_to_cells_times_seeds():
     assert {"activation", "learning-rate", "length"} <= set(studies.list_studies())
     act = studies.get_study("activation")
     plan = studies.expand(act, "/data/crema-d")
+    assert [p.config for p in plan] == act.expand("/data/crema-d")
     assert len(plan) == 6 * 3 and len(act.seeds) >= 3
     # seeds outermost: every cell gets its first seed before any gets its second
     assert [p.seed for p in plan[:6]] == [0] * 6
@@ -463,22 +464,23 @@ def test_cli_study_run_follows_to_the_end_then_ships(runs_root, models_dir, demo
                                                      capsys):
     from ser.cli import main
 
-    studies.register(Study("cli-tiny", "CLI tiny", "", seeds=(0, 1), schedule="1 epoch",
+    with pytest.raises(ValueError, match="at least 3"):
+        studies.register(Study("two-seeds", "", "", grids=(), seeds=(0, 1)))
+    studies.register(Study("cli-tiny", "CLI tiny", "", seeds=(0, 1, 2), schedule="1 epoch",
                            grids=(Grid({"arch": "lenet1d", "epochs": 1, "max_clips": 90,
                                         "noise": False}, {"lr": [0.01]}),)))
     try:
         assert main(["study", "run", "cli-tiny", "--threads", "1"]) == 0
         out = capsys.readouterr().out
-        assert "queued 2 new run(s)" in out and "2/2 finished" in out
+        assert "queued 3 new run(s)" in out and "3/3 finished" in out
         assert main(["study", "run", "cli-tiny", "--detach"]) == 0
         assert "queued 0 new run(s)" in capsys.readouterr().out
         assert main(["study", "ship", "cli-tiny"]) == 0
         shipped = json.loads((models_dir / "studies" / "cli-tiny.json").read_text())
-        assert shipped["cells"][0]["n_seeds"] == 2 and shipped["shipped"]
+        assert shipped["cells"][0]["n_seeds"] == 3 and shipped["shipped"]
         assert main(["study", "report", "cli-tiny", "--shipped", "--markdown"]) == 0
         table = capsys.readouterr().out
-        assert "| cell | seeds | test accuracy %" in table and "| 2/3 |" not in table
-        assert "| 2/2 |" in table
+        assert "| cell | seeds | test accuracy %" in table and "| 3/3 |" in table
     finally:
         studies._REGISTRY.pop("cli-tiny", None)
 
