@@ -4,7 +4,6 @@ The options are plain widgets (no form), so the split caption, sizes and time es
 follow every change at once; only the Launch button starts runs.
 """
 
-import os
 import time
 
 import pandas as pd
@@ -250,11 +249,7 @@ with st.expander("🔬 Launch a study (a grid of runs over seeds that tests a cl
     if st.button("Queue the study", key="train_study_launch",
                  disabled=not allowed or not counts["missing"]):
         try:
-            # several runs at once share the cores instead of each taking all of them
-            per_run = (max(1, (os.cpu_count() or 1) // int(study_parallel))
-                       if study_parallel > 1 else None)
-            new = studies.launch(study, corpus_dir(), max_parallel=int(study_parallel),
-                                 threads=per_run)
+            new = studies.launch(study, corpus_dir(), max_parallel=int(study_parallel))
         except ValueError as err:
             st.error(str(err))
         else:

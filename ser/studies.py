@@ -383,8 +383,12 @@ def launch(study: Study, data: str | None = None, *, max_parallel: int = 1,
            start: Callable | None = None) -> list[str]:
     """Queue every missing cell × seed through the runs queue; returns the new run ids.
     Cells × seeds already finished, running or queued (by this study or by hand with the
-    same options) are not launched again."""
+    same options) are not launched again. ``threads`` per run defaults to every core, or
+    to an equal share of them when ``max_parallel`` runs go at once."""
     from ser import runs
+
+    if threads is None and max_parallel > 1:
+        threads = max(1, (os.cpu_count() or 1) // max_parallel)
 
     start = start or (lambda cfg: runs.start(cfg, max_parallel=max_parallel))
     launched = []

@@ -21,7 +21,7 @@ def add_commands(sub) -> None:
                    "corpus)")
     r.add_argument("--max-parallel", type=int, default=1, help="runs allowed at once")
     r.add_argument("--threads", type=int, default=None, help="CPU threads per run "
-                   "(default: every core)")
+                   "(default: every core, shared equally with --max-parallel)")
     r.add_argument("--device", default=None, help="auto | cpu | cuda | mps")
     r.add_argument("--detach", action="store_true", help="queue and return at once")
     r.set_defaults(func=cmd_run)
