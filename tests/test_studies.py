@@ -502,3 +502,30 @@ def test_studies_page_shows_live_runs_of_the_sidebar_corpus(models_dir, runs_roo
     table = at.dataframe[0].value
     assert list(table["seeds"]) == ["2/3", "2/3"]
     assert list(table["seed write-up %"]) == ["61.3", "62.2"]
+
+
+def test_variable_inputs_are_scored_each_at_its_own_length():
+    from ser.dataset import Inputs, predict_proba
+    from ser.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("gn2d").eval()
+    lengths = np.array([40, 90, 40, 216, 33])
+    x = -3.0 + 0.1 * torch.randn(5, 1, 128, 216)  # a standardised floor, with texture
+    probs = predict_proba(model, Inputs([x], lengths))
+    with torch.inference_mode():
+        alone = np.stack([torch.softmax(model(x[i:i + 1, :, :, :t]), 1)[0].numpy()
+                          for i, t in enumerate(lengths)])
+    assert np.allclose(probs, alone, atol=1e-5)
+    padded = predict_proba(model, (x,))  # every clip at 216 frames: not the same
+    assert not np.allclose(padded[:3], alone[:3], atol=1e-3)
+
+
+def test_fixed_length_cache_keys_are_unchanged(tmp_path):
+    from ser.features import DEFAULT
+    from ser.store import cache_key
+
+    clip = str(write_clip(tmp_path / "a.wav"))
+    fixed = cache_key([clip], DEFAULT, ("fs1", "fs2"), None)
+    assert fixed == cache_key([clip], DEFAULT, ("fs1", "fs2"), None, "fixed")
+    assert fixed != cache_key([clip], DEFAULT, ("fs1", "fs2"), None, "variable")
