@@ -36,6 +36,7 @@ IGNORED = ("name", "device", "threads", "log_every", "nproc", "nnodes", "node_ra
 ALPHA = 0.05
 NOISE_RULE = ("a difference counts only when a two-sided Welch t-test over the seeds gives "
               f"p < {ALPHA:g}; otherwise it is within noise (seed-to-seed spread)")
+#: Finished seeds a cell needs before it counts at all (one run is never a finding).
 MIN_SEEDS = 2
 METRICS = {"test_accuracy": "test accuracy", "test_uar": "test UAR",
            "val_accuracy": "validation accuracy", "val_uar": "validation UAR"}
@@ -79,6 +80,15 @@ class Reported:
 
 @dataclass(frozen=True)
 class Study:
+    """A named grid of runs over seeds and the claims it tests.
+
+    ``base`` holds the options every run shares (anything not named anywhere is the
+    `TrainConfig` default, as ``python -m ser train`` would set it); each `Grid` adds its
+    fixed options and the axes it varies (e.g. gn2d at lr 0.001 × three activations), so
+    one study can give each architecture its own learning rate and epochs. ``reported``
+    holds the seed write-up's figures; ``schedule`` says how the epochs were shortened.
+    """
+
     name: str
     title: str
     description: str
