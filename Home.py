@@ -13,6 +13,7 @@ PAGES = [
     st.Page("pages/dataset.py", title="Dataset", icon="📊"),
     st.Page("pages/train.py", title="Train", icon="🏋️"),
     st.Page("pages/results.py", title="Results", icon="📈"),
+    st.Page("pages/studies.py", title="Studies", icon="🔬"),
     st.Page("pages/predict.py", title="Predict", icon="🎧"),
     st.Page("pages/architectures.py", title="Architectures", icon="🧱"),
 ]

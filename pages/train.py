@@ -9,7 +9,7 @@ import time
 import pandas as pd
 import streamlit as st
 
-from ser import plots, runs
+from ser import plots, runs, studies
 from ser.devices import device_description
 from ser.models import describe, list_models, model_input_space
 from ser.recipe import MAX_COPIES, TrainConfig
@@ -225,6 +225,38 @@ if st.button("🚀 Launch", type="primary", key="launch", disabled=sizes is None
                 continue
             st.toast(f"Queued {run_id}")
         st.session_state["watch"] = True
+
+with st.expander("🔬 Launch a study (a grid of runs over seeds that tests a claim)"):
+    study_name = st.selectbox("Study", studies.list_studies(), key="train_study",
+                              format_func=lambda n: f"{n} — {studies.get_study(n).title}")
+    study = studies.get_study(study_name)
+    st.caption(f"{study.description} {len(study.cells())} cells × {len(study.seeds)} seeds "
+               f"= {len(study.cells()) * len(study.seeds)} runs; {study.schedule}. On "
+               f"**{corpus.name}** (the sidebar's corpus), speaker-independent split. Runs "
+               "that already exist with the same options are reused, not launched again.")
+    study_parallel = st.number_input("Runs at once", 1, 8, 1, key="train_study_parallel")
+    counts = studies.progress(studies.plan(study, corpus_dir()))
+
+    # While the study has runs queued or running, its bar follows them every 5 s.
+    @st.fragment(run_every=5.0 if counts["running"] or counts["queued"] else None)
+    def study_progress():
+        now = studies.progress(studies.plan(study, corpus_dir()))
+        st.progress(now["finished"] / max(now["total"], 1),
+                    text=f"{now['finished']}/{now['total']} finished · {now['running']} "
+                         f"running · {now['queued']} queued · {now['missing']} to launch")
+
+    study_progress()
+    if st.button("Queue the study", key="train_study_launch",
+                 disabled=not allowed or not counts["missing"]):
+        try:
+            new = studies.launch(study, corpus_dir(), max_parallel=int(study_parallel))
+        except ValueError as err:
+            st.error(str(err))
+        else:
+            st.toast(f"Queued {len(new)} run(s) of {study_name}")
+            st.session_state["watch"] = True
+            st.rerun()
+    st.caption("Results and verdicts: the **Studies** page.")
 
 st.divider()
 st.subheader("Runs")

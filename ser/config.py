@@ -48,6 +48,12 @@ N_CHROMA = 12
 CONTRAST_ROWS = 7
 FS2_FRAMES = 216  # ≈ 5.0 s at 22050 Hz / hop 512
 FS2_TOP_DB = 80.0
+#: Variable-length FS2 (``TrainConfig.length = "variable"``): clips shorter than this many
+#: frames are padded with the floor (the global-pooling models' minimum input); longer
+#: clips keep their own length up to ``FS2_MAX_WINDOWS`` × FS2_FRAMES (≈ 20 s), beyond
+#: which they are cropped so one outlier cannot blow up every padded batch.
+FS2_MIN_FRAMES = 32
+FS2_MAX_WINDOWS = 4
 FS1_DIM = 1 + 1 + N_MFCC + N_CHROMA + CONTRAST_ROWS + N_MELS  # 169
 
 #: Input shapes the models take (without the batch axis).

@@ -26,7 +26,7 @@ import torch
 from ser import config
 from ser.card import Card
 from ser.corpora import Corpus, corpus_available, load_corpus
-from ser.features import FeatureConfig
+from ser.features import LENGTH_KEY, FeatureConfig, concat_variable
 from ser.recipe import TrainConfig
 from ser.speakers import normalise_by_group, split_enrolment, stats_by_group
 from ser.splits import Split, class_balance_weights, make_split
@@ -50,10 +50,31 @@ def spaces_for(input_space: str) -> tuple[str, ...]:
         raise ValueError(f"unknown input space {input_space!r}") from None
 
 
+class Inputs(tuple):
+    """Model inputs in argument order (a tuple of tensors). For a variable-length model
+    ``lengths`` holds each clip's own FS2 frame count: the FS2 tensor is padded with the
+    (standardised) floor to the longest clip, and `predict_proba` scores every clip at its
+    own length. ``lengths`` is None for fixed-length inputs."""
+
+    lengths: np.ndarray | None
+
+    def __new__(cls, tensors, lengths: np.ndarray | None = None):
+        obj = super().__new__(cls, tensors)
+        obj.lengths = None if lengths is None else np.asarray(lengths, dtype=np.int64)
+        return obj
+
+
+def input_lengths(inputs) -> np.ndarray | None:
+    """The per-clip FS2 frame counts of variable-length ``inputs`` (None when fixed)."""
+    return getattr(inputs, "lengths", None)
+
+
 # ------------------------------------------------------------------------ normalisation
 
 def fit_normalisation(arrays: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
-    """Per-dimension mean/std for FS1, per-mel-band mean/std for FS2 (training rows only)."""
+    """Per-dimension mean/std for FS1, per-mel-band mean/std for FS2 (training rows only).
+    Variable-length FS2 (``fs2_len`` present) counts each clip's own frames only, not the
+    padding that fills the array to the longest clip."""
     out = {}
     if "fs1" in arrays:
         a = np.asarray(arrays["fs1"], dtype=np.float64)
@@ -61,7 +82,10 @@ def fit_normalisation(arrays: dict[str, np.ndarray]) -> dict[str, dict[str, np.n
         floor = max(float(np.median(std)) * 1e-3, 1e-8)  # a constant feature, relative scale
         out["fs1"] = {"mean": a.mean(0).astype(np.float32),
                       "std": np.maximum(std, floor).astype(np.float32)}
-    if "fs2" in arrays:
+    if "fs2" in arrays and LENGTH_KEY in arrays:
+        out["fs2"] = _masked_band_stats(np.asarray(arrays["fs2"], dtype=np.float32),
+                                        np.asarray(arrays[LENGTH_KEY]))
+    elif "fs2" in arrays:
         a = np.asarray(arrays["fs2"], dtype=np.float32)
         # Two passes over bands keep memory flat for the full corpus (GBs of spectrograms).
         mean = np.stack([a[:, b, :].mean(dtype=np.float64) for b in range(a.shape[1])])
@@ -71,6 +95,24 @@ def fit_normalisation(arrays: dict[str, np.ndarray]) -> dict[str, dict[str, np.n
         out["fs2"] = {"mean": mean.astype(np.float32), "std": np.maximum(std, 1.0)
                       .astype(np.float32)}
     return out
+
+
+def _masked_band_stats(a: np.ndarray, lengths: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-band mean/std over the valid frames of padded images (chunked: flat memory)."""
+    n_bands = a.shape[1]
+    total = np.zeros(n_bands)
+    sq = np.zeros(n_bands)
+    count = 0
+    steps = np.arange(a.shape[-1])
+    for i in range(0, len(a), 256):
+        block = np.asarray(a[i:i + 256], dtype=np.float64)
+        mask = (steps[None, :] < lengths[i:i + 256, None])[:, None, :]
+        total += np.where(mask, block, 0.0).sum(axis=(0, 2))
+        sq += np.where(mask, block ** 2, 0.0).sum(axis=(0, 2))
+        count += int(lengths[i:i + 256].sum())
+    mean = total / max(count, 1)
+    std = np.sqrt(np.maximum(sq / max(count, 1) - mean ** 2, 0.0))
+    return {"mean": mean.astype(np.float32), "std": np.maximum(std, 1.0).astype(np.float32)}
 
 
 def normalise(space: str, x: np.ndarray, stats: dict[str, np.ndarray]) -> torch.Tensor:
@@ -85,20 +127,38 @@ def normalise(space: str, x: np.ndarray, stats: dict[str, np.ndarray]) -> torch.
 
 def model_inputs(arrays: dict[str, np.ndarray], input_space: str,
                  stats: dict[str, dict[str, np.ndarray]]) -> tuple[torch.Tensor, ...]:
-    """Normalised tensors in the model's argument order."""
-    return tuple(normalise(s, arrays[s], stats[s]) for s in spaces_for(input_space))
+    """Normalised tensors in the model's argument order (an `Inputs`, which carries the
+    clips' frame counts when ``arrays`` holds variable-length FS2)."""
+    return Inputs([normalise(s, arrays[s], stats[s]) for s in spaces_for(input_space)],
+                  arrays.get(LENGTH_KEY) if "fs2" in spaces_for(input_space) else None)
 
 
 def predict_proba(model: torch.nn.Module, inputs: tuple[torch.Tensor, ...],
                   device: torch.device | str = "cpu", batch_size: int = 256) -> np.ndarray:
-    """Softmax probabilities ``(N, C)`` for stacked inputs, in eval mode, batched."""
-    model.eval()
+    """Softmax probabilities ``(N, C)`` for stacked inputs, in eval mode, batched.
+    Variable-length inputs (`Inputs` with ``lengths``) are scored in groups of equal
+    length, each clip at its own length (no padding reaches the model)."""
+    if hasattr(model, "eval"):  # an ONNX stand-in (`ser.export.OnnxLogits`) has no modes
+        model.eval()
+    lengths = input_lengths(inputs)
+    if lengths is not None:
+        out = np.zeros((len(lengths), config.N_CLASSES), np.float32)
+        for t in np.unique(lengths):
+            rows = np.flatnonzero(lengths == t)
+            part = tuple(trim(x[torch.from_numpy(rows)], int(t)) for x in inputs)
+            out[rows] = predict_proba(model, part, device, batch_size)
+        return out
     out = []
     with torch.inference_mode():
         for i in range(0, len(inputs[0]), batch_size):
             xb = [x[i:i + batch_size].to(device, non_blocking=True) for x in inputs]
             out.append(torch.softmax(model(*xb).float(), dim=1).cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, config.N_CLASSES), np.float32)
+
+
+def trim(x: torch.Tensor, frames: int) -> torch.Tensor:
+    """A spectrogram batch ``(N, 1, n_mels, T)`` cut to ``frames``; other inputs as they are."""
+    return x[..., :frames] if x.dim() == 4 else x
 
 
 # ------------------------------------------------------------------------ selection
@@ -207,10 +267,13 @@ def prepare(cfg: TrainConfig, input_space: str, *, store: FeatureStore | None = 
     """Select the run's clips, extract (cached) features of every clip and of the augmented
     training copies, fit the normalisation on the training part and apply it."""
     cfg.check()
+    check_length(cfg)
     sel = select(cfg)
     feats_cfg = cfg.feature_config()
-    store = store or FeatureStore(cfg=feats_cfg)
+    store = store or FeatureStore(cfg=feats_cfg, length=cfg.length)
     spaces = spaces_for(input_space)
+    variable = cfg.length == "variable" and "fs2" in spaces
+    keys = spaces + ((LENGTH_KEY,) if variable else ())
     aug = cfg.augment()
     n_copies = int(cfg.copies) if aug.enabled else 0
     train_paths = list(sel.manifest["path"].iloc[sel.split.train])
@@ -223,20 +286,21 @@ def prepare(cfg: TrainConfig, input_space: str, *, store: FeatureStore | None = 
     feats, aug_feats = store.with_copies(
         list(sel.manifest["path"]), train_paths if aug.enabled else [], augment=aug,
         copies=max(n_copies, 1), progress=stage)
-    raw = {part: {s: np.asarray(feats[s])[idx] for s in spaces}
+    raw = {part: {s: np.asarray(feats[s])[idx] for s in keys}
            for part, idx in sel.split.parts().items()}
     if cfg.speaker_norm == "speaker":
         aug_feats = _speaker_normalise(sel, raw, feats, aug_feats, spaces, len(train_paths))
     if aug_feats is not None:
-        raw["train"] = {s: np.concatenate([raw["train"][s], np.asarray(aug_feats[s])])
-                        for s in spaces}
+        raw["train"] = concat_variable([raw["train"], aug_feats], spaces,
+                                       floor=-feats_cfg.top_db)
     # Statistics come from exactly what the model trains on (original + augmented training
     # clips): bands that are empty in 16 kHz originals but filled by the noise copy would
     # otherwise get a near-zero spread and blow up.
     norm = fit_normalisation(raw["train"])
     inputs, labels = {}, {}
     for part, idx in sel.split.parts().items():
-        inputs[part] = tuple(normalise(s, raw[part][s], norm[s]) for s in spaces)
+        inputs[part] = Inputs([normalise(s, raw[part][s], norm[s]) for s in spaces],
+                              raw[part].get(LENGTH_KEY))
         y = encode_labels(sel.manifest["emotion"].iloc[idx])
         if part == "train" and aug_feats is not None:
             y = np.tile(y, 1 + n_copies)
@@ -246,6 +310,26 @@ def prepare(cfg: TrainConfig, input_space: str, *, store: FeatureStore | None = 
         weights = np.tile(class_balance_weights(sel.manifest, sel.split.train), 1 + n_copies)
     return Prepared(sel, feats_cfg, spaces, inputs, labels, norm, len(train_paths) * n_copies,
                     weights)
+
+
+def check_length(cfg: TrainConfig) -> None:
+    """Refuse a variable-length run the architecture or options cannot take."""
+    if cfg.length != "variable":
+        return
+    from ser.models import model_class
+
+    if not getattr(model_class(cfg.arch), "variable_length", False):
+        from ser.models import list_models
+
+        able = [n for n in list_models() if model_class(n).variable_length]
+        raise ValueError(f"{cfg.arch} takes a fixed 216-frame spectrogram (or no "
+                         "spectrogram): variable-length input needs an architecture with "
+                         f"global pooling ({', '.join(able)}).")
+    if cfg.speaker_norm != "none" or cfg.feature_config().fs2_norm != "none":
+        raise ValueError("Variable-length input works with the seeds' log-mel images: "
+                         "switch off speaker and per-utterance normalisation.")
+    if cfg.distributed:
+        raise ValueError("Variable-length input is not available for distributed training.")
 
 
 def _speaker_normalise(sel: Selection, raw: dict, feats: dict, aug_feats: dict | None,
@@ -329,7 +413,7 @@ def featurise(card: Card, clips: pd.DataFrame, *, enrol: pd.DataFrame | None = N
         if progress:
             progress("extracting features", done, total)
 
-    store = FeatureStore(cfg=card.features)
+    store = FeatureStore(cfg=card.features, length=card.training.length)
     spaces = spaces_for(card.input_space)
     feats = store.features(list(clips["path"]), spaces=spaces, progress=stage)
     if card.speaker_normalised:

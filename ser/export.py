@@ -293,6 +293,10 @@ def export_onnx(bundle: Bundle, dest: str | Path, *, waveform: bool = False) -> 
     card = export_card(bundle, kind="features", inputs=names,
                        dynamic={k: list(v.values()) for k, v in axes.items()})
     graphs = [(dest, _to_onnx(Probabilities(model), examples, names, axes), card)]
+    if waveform and bundle.card.training.length == "variable":
+        raise ExportError("This model reads each clip at its own length (trained with "
+                          "--length variable); the waveform graph cuts fixed 5-s windows. "
+                          "Export the feature graph (--onnx) and feed it whole clips.")
     if waveform:
         graph = WaveformGraph(bundle)
         window = bundle.card.features.fs2_frames * bundle.card.features.hop_length

@@ -28,6 +28,11 @@ from ser import config
 
 SPACES = ("fs1", "fs2")
 FS2_NORMS = ("none", "utterance")
+#: How FS2 images get their time axis: ``fixed`` = cropped/padded to ``fs2_frames`` (the
+#: seeds); ``variable`` = each clip's own frames (see `variable_frames`).
+LENGTHS = ("fixed", "variable")
+#: Key of the per-clip frame counts that travel beside variable-length FS2 arrays.
+LENGTH_KEY = "fs2_len"
 #: Bump when the feature code changes in a way that changes values: old caches are ignored.
 FEATURE_VERSION = 1
 
@@ -86,6 +91,11 @@ class FeatureConfig:
     def model_dims(self) -> dict[str, int]:
         """The input-size keyword arguments a model built for this config takes."""
         return {"fs1_dim": self.fs1_dim, "n_mels": self.n_mels, "frames": self.fs2_frames}
+
+    @property
+    def max_variable_frames(self) -> int:
+        """Longest variable-length FS2 image kept (longer clips are cropped)."""
+        return self.fs2_frames * config.FS2_MAX_WINDOWS
 
     @property
     def window_seconds(self) -> float:
@@ -289,6 +299,48 @@ def fit_frames(db: np.ndarray, n: int, *, floor: float = -config.FS2_TOP_DB) -> 
     return np.concatenate([db, pad], axis=-1)
 
 
+def variable_frames(db: np.ndarray, cfg: FeatureConfig = DEFAULT) -> np.ndarray:
+    """A whole-clip log-mel image for a variable-length model: its own frames, padded with
+    the floor up to `config.FS2_MIN_FRAMES` and cropped at ``cfg.max_variable_frames``."""
+    t = db.shape[-1]
+    n = min(max(t, config.FS2_MIN_FRAMES), cfg.max_variable_frames)
+    return db if n == t else fit_frames(db, n, floor=-cfg.top_db)
+
+
+def stack_padded(images, *, floor: float = -config.FS2_TOP_DB) -> tuple[np.ndarray, np.ndarray]:
+    """Stack images (or batches of images) of different lengths along the first axis,
+    padding the time axis with ``floor`` dB to the longest. Returns ``(array, frames)``:
+    ``array`` is ``(N, n_mels, T_max)`` float32, ``frames`` each row's own length."""
+    blocks = [np.asarray(x, dtype=np.float32) for x in images]
+    blocks = [b[None] if b.ndim == 2 else b for b in blocks]
+    if not blocks:
+        return np.zeros((0, 0, 0), np.float32), np.zeros(0, np.int32)
+    t_max = max(b.shape[-1] for b in blocks)
+    out = np.full((sum(len(b) for b in blocks), blocks[0].shape[1], t_max), floor, np.float32)
+    frames, row = [], 0
+    for b in blocks:
+        out[row:row + len(b), :, :b.shape[-1]] = b
+        frames += [b.shape[-1]] * len(b)
+        row += len(b)
+    return out, np.asarray(frames, np.int32)
+
+
+def concat_variable(parts: list[dict], spaces, *, floor: float = -config.FS2_TOP_DB) -> dict:
+    """Concatenate feature dicts row-wise; variable-length FS2 (with `LENGTH_KEY`) is
+    re-padded to the longest image, keeping each row's own frame count."""
+    out = {s: np.concatenate([np.asarray(p[s]) for p in parts]) for s in spaces
+           if s != "fs2" or LENGTH_KEY not in parts[0]}
+    if "fs2" in spaces and LENGTH_KEY in parts[0]:
+        t_max = max(np.asarray(p["fs2"]).shape[-1] for p in parts)
+        blocks = []
+        for p in parts:
+            a = np.asarray(p["fs2"], dtype=np.float32)
+            blocks.append(a if a.shape[-1] == t_max else fit_frames(a, t_max, floor=floor))
+        out["fs2"] = np.concatenate(blocks)
+        out[LENGTH_KEY] = np.concatenate([np.asarray(p[LENGTH_KEY]) for p in parts])
+    return out
+
+
 def utterance_normalise(db: np.ndarray, *, top_db: float = config.FS2_TOP_DB,
                         active_db: float = 50.0) -> np.ndarray:
     """Remove each mel band's mean over the clip's sounding frames from log-mel images.
@@ -319,13 +371,21 @@ def apply_fs2_norm(fs2_db: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
 
 
 def clip_features(y: np.ndarray, *, cfg: FeatureConfig = DEFAULT,
-                  spaces: tuple[str, ...] = SPACES) -> dict[str, np.ndarray]:
-    """Every requested space of one clip from a single STFT."""
+                  spaces: tuple[str, ...] = SPACES, length: str = "fixed"
+                  ) -> dict[str, np.ndarray]:
+    """Every requested space of one clip from a single STFT. ``length="variable"`` keeps
+    the clip's own FS2 frames (`variable_frames`) instead of cropping/padding to 216."""
+    if length not in LENGTHS:
+        raise ValueError(f"length must be fixed or variable, not {length!r}")
     S = magnitude_stft(np.asarray(y, dtype=np.float32), cfg=cfg)
     mel = mel_power(S, cfg=cfg)
     out = {}
     if "fs1" in spaces:
         out["fs1"] = fs1(y, S=S, mel=mel, cfg=cfg)
     if "fs2" in spaces:
-        out["fs2"] = apply_fs2_norm(fs2(mel=mel, cfg=cfg), cfg)
+        if length == "variable":
+            out["fs2"] = apply_fs2_norm(variable_frames(fs2(mel=mel, frames=0, cfg=cfg), cfg),
+                                        cfg)
+        else:
+            out["fs2"] = apply_fs2_norm(fs2(mel=mel, cfg=cfg), cfg)
     return out

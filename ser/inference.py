@@ -49,9 +49,9 @@ from ser.audio import _too_long as _too_long_message
 from ser.bundle import Bundle, BundleError, load_bundle
 from ser.calibration import Calibration, apply_temperature, log_probs
 from ser.card import Card
-from ser.dataset import model_inputs, spaces_for
+from ser.dataset import model_inputs, predict_proba, spaces_for
 from ser.devices import inference_threads
-from ser.features import clip_features, fs2, mel_power_chunked
+from ser.features import LENGTH_KEY, clip_features, fs2, mel_power_chunked, stack_padded
 from ser.segments import Segment, fixed_segments, slice_segments, speech_segments
 from ser.speakers import VoiceProfile, usable
 
@@ -105,6 +105,9 @@ class Predictor:
         self.model = self.bundle.model.to(self.device).eval()
         self.cfg = self.card.features
         self.space = self.card.input_space
+        #: "variable": the model reads each clip (or segment) at its own length, up to
+        #: `FeatureConfig.max_variable_frames`; longer audio goes in windows of that size.
+        self.length = self.card.training.length
         self.norm = self.bundle.normalisation
         try:
             self.calibration: Calibration | None = (
@@ -123,8 +126,12 @@ class Predictor:
         return self.calibration.temperature if self.calibration else 1.0
 
     def windows(self, y: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
-        """Split samples into model-sized windows (hop = half a window)."""
-        win = self.cfg.fs2_frames * self.cfg.hop_length
+        """Split samples into model-sized windows (hop = half a window). A variable-length
+        model's window is `FeatureConfig.max_variable_frames` (≈ 20 s), so a clip of
+        ordinary length is scored whole, at its own length."""
+        frames = (self.cfg.max_variable_frames if self.length == "variable"
+                  else self.cfg.fs2_frames)
+        win = frames * self.cfg.hop_length
         hop = win // 2
         if len(y) <= win:
             return [y], np.zeros(1)
@@ -166,6 +173,12 @@ class Predictor:
         """Log-softmax outputs ``(N, C)`` for stacked features, in batches."""
         inputs = model_inputs(self._voice_normalised(arrays, voice), self.space, self.norm)
         n = len(inputs[0])
+        if self.length == "variable":  # each window at its own length
+            with inference_threads(self.device):
+                probs = predict_proba(self.model, inputs, self.device, BATCH)
+            if progress:
+                progress(1.0)
+            return np.log(np.clip(probs, 1e-12, None)).astype(np.float64)
         out = []
         with torch.inference_mode(), inference_threads(self.device):
             for i in range(0, n, BATCH):
@@ -184,20 +197,26 @@ class Predictor:
             y = resample(np.asarray(y, dtype=np.float32), sr, self.cfg.sample_rate)
         spaces = spaces_for(self.space)
         cache = features if features is not None else {}
-        key = (self.cfg.key(), spaces, self.cfg.fs2_frames, self.cfg.hop_length)
+        key = (self.cfg.key(), spaces, self.cfg.fs2_frames, self.cfg.hop_length, self.length)
         if key not in cache:
             chunks, starts = self.windows(np.asarray(y, dtype=np.float32))
-            per_chunk = [clip_features(c, cfg=self.cfg, spaces=spaces) for c in chunks]
-            cache[key] = ({s: np.stack([f[s] for f in per_chunk]) for s in spaces}, starts)
+            per_chunk = [clip_features(c, cfg=self.cfg, spaces=spaces, length=self.length)
+                         for c in chunks]
+            cache[key] = (_stack(per_chunk, spaces, self.cfg, self.length), starts)
         return cache[key]
 
     def inputs(self, arrays: dict[str, np.ndarray], *, voice: VoiceProfile | None = None
                ) -> list[torch.Tensor]:
         """The tensors the model takes for stacked ``arrays`` (`window_features`), in its
         argument order: the voice's statistics for a speaker-normalised model (else
-        `VoiceNeededError`), then the bundle's normalisation, on the model's device."""
+        `VoiceNeededError`), then the bundle's normalisation, on the model's device. A
+        variable-length model's windows come padded to the longest, with their frame
+        counts (`ser.dataset.Inputs`); `predict_samples` scores each at its own length."""
         arrays = self._voice_normalised(arrays, voice)
-        return [x.to(self.device) for x in model_inputs(arrays, self.space, self.norm)]
+        inputs = model_inputs(arrays, self.space, self.norm)
+        if self.length == "variable":
+            return inputs
+        return [x.to(self.device) for x in inputs]
 
     def predict_samples(self, y: np.ndarray, sr: int, *, voice: VoiceProfile | None = None,
                         features: dict | None = None) -> Prediction:
@@ -208,9 +227,18 @@ class Predictor:
         features are computed once per feature config and input space and reused."""
         stacked, starts = self.window_features(y, sr, features=features)
         inputs = self.inputs(stacked, voice=voice)
-        with torch.inference_mode(), inference_threads(self.device):
-            probs = torch.softmax(self.model(*inputs).float(), dim=1).cpu().numpy()
-        return Prediction(probs.mean(axis=0), probs, starts, self.cfg.window_seconds)
+        if self.length == "variable":  # each window at its own length
+            with inference_threads(self.device):
+                probs = predict_proba(self.model, inputs, self.device, BATCH)
+        else:
+            with torch.inference_mode(), inference_threads(self.device):
+                probs = torch.softmax(self.model(*inputs).float(), dim=1).cpu().numpy()
+        window_s = self.cfg.window_seconds
+        if self.length == "variable":  # the whole clip, or windows of the longest input
+            window_s = (len(y) / self.cfg.sample_rate if len(starts) == 1 else
+                        self.cfg.max_variable_frames * self.cfg.hop_length
+                        / self.cfg.sample_rate)
+        return Prediction(probs.mean(axis=0), probs, starts, window_s)
 
     def predict(self, source, *, voice: VoiceProfile | None = None) -> Prediction:
         """Probabilities for a path, bytes or file-like clip (raises `AudioError`)."""
@@ -256,7 +284,8 @@ class Predictor:
             return empty, empty.copy()
         self.check_voice(voice)  # fail before any work
         spaces = spaces_for(self.space)
-        key = (self.cfg.key(), spaces, tuple((s.start_s, s.end_s) for s in segments))
+        key = (self.cfg.key(), spaces, tuple((s.start_s, s.end_s) for s in segments),
+               self.length)
         cache = features if features is not None else {}
         fresh = key not in cache
         if fresh:
@@ -272,11 +301,11 @@ class Predictor:
                 owner += [i] * len(parts)
             feats = []
             for j, c in enumerate(chunks):
-                feats.append(clip_features(c, cfg=self.cfg, spaces=spaces))
+                feats.append(clip_features(c, cfg=self.cfg, spaces=spaces,
+                                           length=self.length))
                 if progress:
                     progress(0.8 * (j + 1) / len(chunks))
-            cache[key] = ({s: np.stack([f[s] for f in feats]) for s in spaces},
-                          np.asarray(owner))
+            cache[key] = (_stack(feats, spaces, self.cfg, self.length), np.asarray(owner))
         arrays, owner = cache[key]
         start = 0.8 if fresh else 0.0
         lp = self._log_probs(arrays, progress and (lambda f: progress(start + (1 - start) * f)),
@@ -290,6 +319,17 @@ class Predictor:
         np.add.at(raw, owner, raw_w)
         np.add.at(cal, owner, cal_w)
         return raw / counts, cal / counts
+
+
+def _stack(per_clip: list[dict], spaces, cfg, length: str) -> dict[str, np.ndarray]:
+    """Stack per-window features; variable-length FS2 is padded to the longest window and
+    its frame counts kept (`ser.features.LENGTH_KEY`), so each is scored at its own length."""
+    if length != "variable" or "fs2" not in spaces:
+        return {s: np.stack([f[s] for f in per_clip]) for s in spaces}
+    out = {s: np.stack([f[s] for f in per_clip]) for s in spaces if s != "fs2"}
+    out["fs2"], out[LENGTH_KEY] = stack_padded([f["fs2"] for f in per_clip],
+                                               floor=-cfg.top_db)
+    return out
 
 
 def ensemble(predictions: list[Prediction], weights: list[float] | None = None) -> np.ndarray:

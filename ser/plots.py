@@ -811,3 +811,44 @@ def segment_timeline(y: np.ndarray, sr: int, timeline: pd.DataFrame,
     fig.update_yaxes(range=[0, 1], tickformat=".0%", title_text="confidence", row=2, col=1)
     fig.update_xaxes(title_text="time (s)", row=2, col=1)
     return fig
+
+
+def study_chart(rep: dict, metric: str = "test_accuracy", title: str = "") -> go.Figure:
+    """A study's cells: mean over seeds (bar) ± one standard deviation (error bar), each
+    seed's own figure (dots) and the seed write-up's figure where it reports one (diamond).
+    Cells with fewer than two finished seeds are drawn pale and say so."""
+    cells = rep.get("cells") or []
+    labels = [c["label"] for c in cells]
+    means = [(c[metric]["mean"] or 0) * 100 for c in cells]
+    stds = [(c[metric]["std"] or 0) * 100 for c in cells]
+    complete = [c["complete"] for c in cells]
+    fig = go.Figure()
+    fig.add_bar(x=labels, y=means, name="mean over seeds",
+                marker_color=["#277da1" if ok else "#c9d6df" for ok in complete],
+                error_y=dict(type="data", array=stds, visible=True),
+                text=[f"{m:.1f}" if c["n_seeds"] else "" for m, c in zip(means, cells)],
+                textposition="inside",
+                customdata=[[c["n_seeds"], s] for c, s in zip(cells, stds)],
+                hovertemplate="%{x}<br>mean %{y:.1f} % ± %{customdata[1]:.1f}"
+                              "<br>%{customdata[0]} seed(s)<extra></extra>")
+    xs, ys = [], []
+    for c in cells:
+        for v in c[metric]["values"]:
+            xs.append(c["label"])
+            ys.append(v * 100)
+    if xs:
+        fig.add_scatter(x=xs, y=ys, mode="markers", name="one seed",
+                        marker=dict(color="#1d3557", size=7, symbol="circle-open"),
+                        hovertemplate="%{x}<br>%{y:.1f} %<extra>one seed</extra>")
+    reported = [(c["label"], c["seed_reported"] * 100) for c in cells
+                if c.get("seed_reported") is not None]
+    if reported:
+        fig.add_scatter(x=[r[0] for r in reported], y=[r[1] for r in reported],
+                        mode="markers", name="seed write-up",
+                        marker=dict(color="#d62828", size=11, symbol="diamond"),
+                        hovertemplate="%{x}<br>seed write-up: %{y:.1f} %<extra></extra>")
+    fig.update_layout(**_LAYOUT, title=title, barmode="overlay",
+                      legend=dict(orientation="h", y=-0.25))
+    fig.update_yaxes(title=f"{metric.replace('_', ' ').replace('uar', 'UAR')} (%)",
+                     rangemode="tozero")
+    return fig

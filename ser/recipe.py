@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 
 from ser.augment import AugmentConfig
-from ser.features import FeatureConfig
+from ser.features import LENGTHS, FeatureConfig
 
 #: Most augmented copies of each training clip a run may ask for (each one adds a full
 #: training set of features in memory).
@@ -72,6 +72,15 @@ class TrainConfig:
     #: Feature settings that differ from the seeds' FS1/FS2 (FeatureConfig field → value),
     #: e.g. ``{"n_mels": 64, "hop_length": 220}``. Empty = the seed config.
     features: dict = field(default_factory=dict)
+    #: ``"fixed"``: every spectrogram cropped/padded to 216 frames (the seeds);
+    #: ``"variable"``: each clip keeps its own frames, batches of similar lengths padded to
+    #: their longest (architectures with ``variable_length`` only). Stored only when
+    #: ``"variable"``, so configs and cards written before the option are unchanged.
+    length: str = "fixed"
+    #: Set by `ser.studies` on the runs it launches: ``{"name": study, "cell": {...}}``.
+    #: Not a training option (two runs differing only here train the same way); stored only
+    #: when set.
+    study: dict = field(default_factory=dict)
 
     def model_kwargs(self) -> dict:
         return {k: v for k, v in (("activation", self.activation), ("width", self.width),
@@ -109,6 +118,8 @@ class TrainConfig:
         if self.schedule not in SCHEDULES:
             raise ValueError(f"Unknown schedule {self.schedule!r}: use none, cosine or "
                              "plateau.")
+        if self.length not in LENGTHS:
+            raise ValueError(f"length must be fixed or variable, not {self.length!r}.")
         if self.batch_size < 1 or not self.lr > 0:
             raise ValueError("batch_size must be ≥ 1 and lr > 0.")
         if self.balance not in ("none", "corpus"):
@@ -147,7 +158,12 @@ class TrainConfig:
         return self.world_size > 1
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if d["length"] == "fixed":  # absent at its default (older configs and cards)
+            del d["length"]
+        if not d["study"]:
+            del d["study"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict, *, strict: bool = True) -> TrainConfig:

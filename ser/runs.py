@@ -51,6 +51,10 @@ def create(cfg) -> str:
     cfg = cfg if isinstance(cfg, TrainConfig) else TrainConfig.from_dict(dict(cfg))
     cfg.check()
     cfg.resolved_epochs()  # unknown architecture → error now, not in the background
+    if cfg.length != "fixed":
+        from ser.dataset import check_length
+
+        check_length(cfg)  # e.g. a fixed-input architecture asked for variable length
     run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.arch}-{secrets.token_hex(2)}"
     d = root() / run_id
     d.mkdir(parents=True, exist_ok=False)
@@ -341,8 +345,6 @@ def execute(run_id: str, *, max_parallel: int = 1, on_event=None, progress=None)
 
     ``on_event`` / ``progress`` also receive fit's events (the CLI draws bars with them).
     """
-    from ser.training import fit
-
     extra_event, extra_progress = on_event, progress
     d = run_dir(run_id)
     _set_status(d, pid=os.getpid())
@@ -352,6 +354,10 @@ def execute(run_id: str, *, max_parallel: int = 1, on_event=None, progress=None)
         _set_status(d, state="cancelled", ended=_now())
         return 0
     try:
+        # torch only once the slot is ours: a study queues many runs at once, and each
+        # waiting process stays small.
+        from ser.training import fit
+
         cfg = TrainConfig.from_dict(read_json(d / "config.json"))
         _set_status(d, state="running", started=_now(), started_ts=time.time(),
                     pid=os.getpid(), stage="preparing data")

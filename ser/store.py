@@ -23,7 +23,17 @@ import numpy as np
 
 from ser import config
 from ser.augment import AugmentConfig, augment_waveform
-from ser.features import DEFAULT, SPACES, FeatureConfig, apply_fs2_norm, clip_features
+from ser.features import (
+    DEFAULT,
+    LENGTH_KEY,
+    LENGTHS,
+    SPACES,
+    FeatureConfig,
+    apply_fs2_norm,
+    clip_features,
+    concat_variable,
+    stack_padded,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +54,15 @@ def _file_key(path: str) -> str:
 
 
 def cache_key(paths: list[str], cfg: FeatureConfig, spaces: tuple[str, ...],
-              aug: AugmentConfig | None) -> str:
-    """Identifies one batch: the clips (path, size, mtime), the config, spaces, augmentation."""
+              aug: AugmentConfig | None, length: str = "fixed") -> str:
+    """Identifies one batch: the clips (path, size, mtime), the config, spaces, augmentation
+    and the FS2 length mode (absent for ``fixed``, so older entries stay valid)."""
     h = hashlib.sha1()
-    h.update(json.dumps({"cfg": cfg.as_dict(), "spaces": sorted(spaces),
-                         "aug": aug.as_dict() if aug and aug.enabled else None},
-                        sort_keys=True).encode())
+    head = {"cfg": cfg.as_dict(), "spaces": sorted(spaces),
+            "aug": aug.as_dict() if aug and aug.enabled else None}
+    if length != "fixed":
+        head["length"] = length
+    h.update(json.dumps(head, sort_keys=True).encode())
     for p in paths:
         h.update(_file_key(p).encode())
         h.update(b"\n")
@@ -58,7 +71,7 @@ def cache_key(paths: list[str], cfg: FeatureConfig, spaces: tuple[str, ...],
 
 def _extract_task(task: tuple) -> tuple[int, dict | str]:
     """Decode one clip once; featurise the original and/or its augmented copies."""
-    index, path, cfg, spaces, want_plain, augs = task
+    index, path, cfg, spaces, want_plain, augs, length = task
     from ser.audio import AudioError, load_audio
 
     try:
@@ -67,10 +80,10 @@ def _extract_task(task: tuple) -> tuple[int, dict | str]:
         return index, str(err)
     out = {}
     if want_plain:
-        out["plain"] = clip_features(y, cfg=cfg, spaces=spaces)
+        out["plain"] = clip_features(y, cfg=cfg, spaces=spaces, length=length)
     for kind, aug in augs:
         out[kind] = clip_features(augment_waveform(y, sr, aug, Path(path).stem), cfg=cfg,
-                                  spaces=spaces)
+                                  spaces=spaces, length=length)
     return index, out
 
 
@@ -87,10 +100,18 @@ class FeatureStore:
         Processes for extraction (default: every core).
     cache
         False computes everything and writes nothing.
+    length
+        ``"fixed"``: FS2 is ``(N, n_mels, fs2_frames)``. ``"variable"``: every clip keeps
+        its own frames (`ser.features.variable_frames`); FS2 comes padded with the floor to
+        the longest clip of the batch, and ``fs2_len`` (N,) gives each clip's own length.
+        Cached under its own key.
     """
 
     def __init__(self, root: Path | None = None, cfg: FeatureConfig = DEFAULT, *,
-                 workers: int | None = None, cache: bool = True):
+                 workers: int | None = None, cache: bool = True, length: str = "fixed"):
+        if length not in LENGTHS:
+            raise ValueError(f"length must be fixed or variable, not {length!r}")
+        self.length = length
         self.root = Path(root) if root else config.cache_dir() / "features"
         self.cfg = cfg.extraction()  # what is computed and cached
         self.output_cfg = cfg  # what callers get (FS2 normalisation applied after the cache)
@@ -134,9 +155,10 @@ class FeatureStore:
         for kind, (plist, aug) in jobs.items():
             if not plist:
                 continue
-            folders[kind] = self.root / cache_key(plist, self.cfg, spaces, aug)
+            folders[kind] = self.root / cache_key(plist, self.cfg, spaces, aug, self.length)
             if self.cache and (folders[kind] / "done.json").exists():
-                results[kind] = _open_cache(folders[kind], spaces, len(plist), self.cfg)
+                results[kind] = _open_cache(folders[kind], spaces, len(plist), self.cfg,
+                                            variable=self.length == "variable")
         todo = [k for k in folders if results[k] is None]
         if todo:
             self._extract_missing(jobs, todo, folders, results, spaces, progress)
@@ -146,8 +168,8 @@ class FeatureStore:
         augmented = None
         if aug_paths:
             parts = [results[f"aug{k}"] for k in range(copies)]
-            augmented = parts[0] if copies == 1 else {
-                s: np.concatenate([np.asarray(part[s]) for part in parts]) for s in spaces}
+            augmented = parts[0] if copies == 1 else concat_variable(
+                parts, spaces, floor=-self.cfg.top_db)
         return self._finish(results["plain"]), self._finish(augmented)
 
     def _finish(self, arrays: dict[str, np.ndarray] | None) -> dict[str, np.ndarray] | None:
@@ -160,13 +182,17 @@ class FeatureStore:
         from ser.parallel import map_unordered
 
         cfg = self.cfg
-        out = {k: {s: np.empty((len(jobs[k][0]), *cfg.input_shape(s)[1:]), np.float32)
+        variable = self.length == "variable"
+        # Variable-length FS2 images are collected one by one and padded at the end.
+        out = {k: {s: ([None] * len(jobs[k][0]) if variable and s == "fs2" else
+                       np.empty((len(jobs[k][0]), *cfg.input_shape(s)[1:]), np.float32))
                    for s in spaces} for k in todo}
         # One task per distinct clip; remember where each of its batches' rows go. An
         # augmented copy depends only on the clip, the config and the augmentation (not on
         # the run), so copies made for another run's batch are read back per clip.
         where: dict[str, dict[str, list[int]]] = {}
-        copy_dirs = {k: self._copy_dir(jobs[k][1], spaces) for k in todo}
+        copy_dirs = {k: None if variable else self._copy_dir(jobs[k][1], spaces)
+                     for k in todo}
         for k in todo:
             clip_dir = copy_dirs[k]
             for i, p in enumerate(jobs[k][0]):
@@ -175,7 +201,7 @@ class FeatureStore:
                 where.setdefault(p, {}).setdefault(k, []).append(i)
         unique = list(where)
         tasks = [(j, p, cfg, spaces, "plain" in where[p],
-                  [(k, jobs[k][1]) for k in where[p] if k != "plain"])
+                  [(k, jobs[k][1]) for k in where[p] if k != "plain"], self.length)
                  for j, p in enumerate(unique)]
         failures: dict[str, str] = {}
         for j, result in map_unordered(_extract_task, tasks, workers=self.workers,
@@ -198,11 +224,15 @@ class FeatureStore:
                     _write_copy(copy_dirs[k] / _clip_file(p), result[k])
         if failures:
             raise FeatureError(failures)
+        if variable and "fs2" in spaces:
+            for k in todo:
+                out[k]["fs2"], out[k][LENGTH_KEY] = stack_padded(out[k]["fs2"],
+                                                                 floor=-cfg.top_db)
         for k in todo:
             if self.cache:
                 plist, aug = jobs[k]
                 _write_cache(folders[k], out[k], {"n": len(plist), "cfg": cfg.as_dict(),
-                                                  "spaces": spaces,
+                                                  "spaces": spaces, "length": self.length,
                                                   "augment": aug.as_dict() if aug else None})
             results[k] = out[k]
 
@@ -256,7 +286,7 @@ def _file_digest(path: Path) -> str:
 
 
 def _open_cache(folder: Path, spaces: tuple[str, ...], n: int,
-                cfg: FeatureConfig) -> dict[str, np.ndarray] | None:
+                cfg: FeatureConfig, *, variable: bool = False) -> dict[str, np.ndarray] | None:
     """The cached arrays of ``folder`` (memory-mapped), or None after removing an entry
     that fails its checks, so the caller rebuilds it.
 
@@ -269,7 +299,8 @@ def _open_cache(folder: Path, spaces: tuple[str, ...], n: int,
         meta = json.loads((folder / "done.json").read_text())
         files = meta.get("files")
         arrays = {}
-        for s in spaces:
+        names = spaces + ((LENGTH_KEY,) if variable and "fs2" in spaces else ())
+        for s in names:
             f = folder / f"{s}.npy"
             want = (n, *cfg.input_shape(s)[1:])
             if files is not None:
@@ -281,8 +312,14 @@ def _open_cache(folder: Path, spaces: tuple[str, ...], n: int,
                     reason = f"{s}.npy does not match its checksum"
                     break
             arr = np.load(f, mmap_mode="r")
-            if arr.shape != want or arr.dtype != np.float32:
-                reason = f"{s}.npy holds {arr.shape} {arr.dtype}, not {want} float32"
+            if variable and s == LENGTH_KEY:
+                want, dtype = (n,), np.int32
+            elif variable and s == "fs2":
+                want, dtype = (n, cfg.n_mels, arr.shape[-1] if arr.ndim == 3 else -1), np.float32
+            else:
+                dtype = np.float32
+            if arr.shape != want or arr.dtype != dtype:
+                reason = f"{s}.npy holds {arr.shape} {arr.dtype}, not {want} {dtype.__name__}"
                 break
             if files is None and not np.isfinite(arr).all():
                 reason = f"{s}.npy holds NaN or infinite values"
@@ -293,7 +330,7 @@ def _open_cache(folder: Path, spaces: tuple[str, ...], n: int,
     except (OSError, ValueError, TypeError, AttributeError) as err:
         reason = f"it cannot be read ({type(err).__name__})"
     if reason is None and files is None:
-        meta["files"] = _file_records(folder, spaces)  # upgrade a pre-checksum entry
+        meta["files"] = _file_records(folder, names)  # upgrade a pre-checksum entry
         try:
             from ser.fileio import atomic_write_text
 

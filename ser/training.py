@@ -25,7 +25,7 @@ from ser import config
 from ser.augment import shift_augment, spec_augment
 from ser.bundle import library_versions
 from ser.card import Card
-from ser.dataset import Prepared, predict_proba, prepare
+from ser.dataset import Prepared, input_lengths, predict_proba, prepare, trim
 from ser.devices import device_description, pick_device, use_threads
 from ser.distributed import Dist, cpu_threads, wrap
 from ser.metrics import classification_metrics, full_report, predictions_frame
@@ -216,12 +216,24 @@ class Batches:
     batch with fewer rows than ranks is dropped (every rank must take part in every step).
     In one process the permutation and batch augmentation share one generator, as they
     always have, so a run without augmentation draws the same batches either way.
+
+    Variable-length inputs (``inputs.lengths`` set, `ser.dataset.Inputs`) are drawn
+    length-bucketed: the seeded permutation is cut into pools of `BUCKET_POOL` batches,
+    each pool sorted by length and cut into batches, and the batches shuffled; every batch
+    is trimmed to its longest clip (the rest of the padding is the standardised floor).
     """
+
+    #: Batches per pool whose clips are sorted by length before batching.
+    BUCKET_POOL = 50
 
     def __init__(self, inputs: tuple[torch.Tensor, ...], labels: torch.Tensor,
                  batch_size: int, device: torch.device, seed: int,
                  weights: np.ndarray | None = None, *, rank: int = 0, world: int = 1):
         self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.double)
+        self.lengths = input_lengths(inputs)
+        if self.lengths is not None and world > 1:
+            raise ValueError("Variable-length batches are not available for distributed "
+                             "training.")
         self.on_gpu = device.type != "cpu"
         self.inputs = tuple(x.to(device) for x in inputs) if self.on_gpu else inputs
         self.labels = labels.to(device) if self.on_gpu else labels
@@ -244,17 +256,34 @@ class Batches:
             raise ValueError(f"epoch {epoch} asked for after epoch {self.epoch_number}")
         self.epoch_number = epoch
 
+    def bucketed(self, perm: torch.Tensor) -> list[torch.Tensor]:
+        """Batches of similar lengths from one epoch's (seeded) draw ``perm``."""
+        lengths = torch.as_tensor(self.lengths)
+        pool = self.batch_size * self.BUCKET_POOL
+        batches = []
+        for start in range(0, len(perm), pool):
+            chunk = perm[start:start + pool]
+            chunk = chunk[torch.argsort(lengths[chunk], stable=True)]
+            batches += list(chunk.split(self.batch_size))
+        order = torch.randperm(len(batches), generator=self.generator)
+        return [batches[i] for i in order]
+
     def epoch(self):
         perm = (torch.randperm(self.n, generator=self.generator) if self.weights is None else
                 torch.multinomial(self.weights, self.n, replacement=True,
                                   generator=self.generator))
+        buckets = self.bucketed(perm) if self.lengths is not None else None
         for b in range(self.steps_per_epoch):
-            idx = perm[b * self.batch_size:(b + 1) * self.batch_size]
+            idx = (buckets[b] if buckets is not None else
+                   perm[b * self.batch_size:(b + 1) * self.batch_size])
             if self.world > 1:
                 self.global_labels = self.labels[idx.to(self.device) if self.on_gpu else idx]
                 idx = idx[self.rank::self.world]
             idx = idx.to(self.device) if self.on_gpu else idx
             xb = [x[idx].to(self.device) for x in self.inputs]
+            if buckets is not None:
+                longest = int(self.lengths[idx.cpu().numpy()].max())
+                xb = [trim(x, longest) for x in xb]
             yield b, xb, self.labels[idx].to(self.device)
 
 

@@ -35,6 +35,7 @@ PAGES = [
     ("dataset", "/dataset"),
     ("train", "/train"),
     ("results", "/results"),
+    ("studies", "/studies"),
     ("predict", "/predict"),
     ("architectures", "/architectures"),
 ]

@@ -60,7 +60,7 @@ def test_settings_from_file_and_environment(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("page", ["pages/welcome.py", "pages/dataset.py", "pages/train.py",
                                   "pages/predict.py", "pages/results.py",
-                                  "pages/architectures.py"])
+                                  "pages/architectures.py", "pages/studies.py"])
 def test_public_pages_show_no_server_path_and_take_none(page, public, models_dir, demo_root):
     at = open_page(page)
     assert not at.exception, [e.value for e in at.exception]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ser.cli import data_commands, model_commands
+from ser.cli import data_commands, model_commands, study_commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     models.set_defaults(func=data_commands.cmd_models)
 
     model_commands.add_commands(sub)  # training, evaluation, prediction, runs
+    study_commands.add_commands(sub)  # grids of runs over seeds, verdicts on claims
     return p
 
 

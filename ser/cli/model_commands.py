@@ -49,9 +49,11 @@ def add_commands(sub) -> None:
              "nnodes": "nodes (machines) training together (run the same command on each)",
              "node_rank": "this node's rank, 0 … nnodes-1 (node 0 hosts the rendezvous)",
              "master_addr": "address of node 0, reachable from every node (nnodes > 1)",
-             "master_port": "a free TCP port on node 0 (default 29500)"}
+             "master_port": "a free TCP port on node 0 (default 29500)",
+             "length": "fixed (216 frames, the seeds) | variable (each clip's own length; "
+                       "gn2d, combined and other global-pooling models)"}
     for f in fields(TrainConfig):
-        if f.name == "features":
+        if f.name in ("features", "study"):
             continue
         if f.type in ("bool", bool):
             _bool_flag(t, f.name, f.default, helps.get(f.name, ""))
@@ -178,9 +180,10 @@ def _config_from_args(args) -> TrainConfig:
         # A card records the recipe under "training"; a run's config.json is the recipe.
         base = (Card.from_dict(loaded).training.as_dict() if "input_space" in loaded
                 else loaded)
+        base.pop("study", None)  # a retrain is not part of the study that made it
     for f in fields(TrainConfig):
         v = getattr(args, f.name, None)
-        if f.name == "features" or v is None:
+        if f.name in ("features", "study") or v is None:
             continue
         if not isinstance(v, bool) or v != f.default or f.name not in base:
             base[f.name] = v

@@ -17,7 +17,7 @@ from ser import config
 ACTIVATIONS: tuple[str, ...] = ("relu", "silu", "elu")
 
 #: Shortest spectrogram (frames) a global-pooling 2D model is documented to accept.
-MIN_FRAMES = 32
+MIN_FRAMES = config.FS2_MIN_FRAMES
 #: Allowed range (inclusive) of every numeric keyword argument the models share. The
 #: trainer and the bundle loader both enforce it, so a card cannot ask for a network
 #: larger than any SER Studio would train.
