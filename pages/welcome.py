@@ -51,13 +51,14 @@ else:
                "does on voices it never heard.")
 
 st.subheader("Where to go")
-cols = st.columns(5)
+cols = st.columns(6)
 for col, (page, text) in zip(cols, [
     ("pages/dataset.py", "Listen to clips; see waveforms, spectra and the features."),
     ("pages/train.py", "Train an architecture and watch its loss curves live."),
     ("pages/results.py", "Compare every trained model on the same test protocol."),
+    ("pages/studies.py", "Check the seed write-ups' claims: runs over seeds, mean ± std."),
     ("pages/predict.py", "Upload or record a clip; see what every model hears."),
-    ("pages/architectures.py", "Layer tables, sizes and what makes each design different."),
+    ("pages/architectures.py", "Layer tables, and where trained models listen in a clip."),
 ]):
     with col:
         st.page_link(page, label=page.split("/")[1][:-3].capitalize(), icon="➡️")
