@@ -51,6 +51,7 @@ def test_api(corpus, bundle):
         assert a.ok and not a.errors, (name, a.errors)
 
 
+@pytest.mark.slow
 def test_cli_goes_through_every_clip(corpus, bundle):
     folder, kinds = corpus
     names = sorted(kinds)
@@ -72,6 +73,7 @@ def test_cli_goes_through_every_clip(corpus, bundle):
             assert "error:" not in joined and "warning:" not in joined, joined
 
 
+@pytest.mark.slow
 def test_predict_page(corpus, bundle, demo_root, tmp_path, monkeypatch):
     import shutil
 

@@ -47,6 +47,7 @@ def test_sidebar_rejects_a_folder_without_clips(tmp_path, demo_root, models_dir)
     assert any("No usable clips" in e.value for e in at.sidebar.error)
 
 
+@pytest.mark.slow
 def test_dataset_clip_browser_draws_figures(demo_root, models_dir):
     at = open_page("pages/dataset.py")
     assert not [s for s in at.selectbox if s.key == "clip"], "only the Overview is built"
@@ -182,6 +183,7 @@ def test_predict_rejects_a_wrong_model_file(demo_root, models_dir):
     assert any("cannot be used" in e.value for e in at.error)
 
 
+@pytest.mark.slow
 def test_results_with_a_shipped_model_lists_confusion_clips(trained_via_page, models_dir):
     """Regression: shipped predictions carry clip names, not paths; the page crashed."""
     from ser.zoo import ship_run
@@ -240,6 +242,7 @@ COMPARE_CHARTS = ["cc_emotions", "cc_speakers", "cc_durations", "cc_rms", "cc_ba
                   "cc_noise", "cc_active", "cc_ltas", "cc_ltas_emotion"]
 
 
+@pytest.mark.slow
 def test_dataset_compare_corpora_on_the_demo_corpus(demo_root, models_dir):
     at = open_page("pages/dataset.py")
     assert "Compare corpora" in at.radio(key="view").options
@@ -259,6 +262,7 @@ def test_dataset_compare_corpora_on_the_demo_corpus(demo_root, models_dir):
     assert any("Measured 120 clips" in c.value for c in at.caption)
 
 
+@pytest.mark.slow
 def test_dataset_pool_of_two_corpora(demo_root, tess_dir, models_dir):
     at = open_page("pages/dataset.py")
     label = at.sidebar.text_input[0].label
@@ -290,6 +294,7 @@ def test_dataset_pool_of_two_corpora(demo_root, tess_dir, models_dir):
     assert len(bandwidth) == 2 and all(len(b["y"]) for b in bandwidth)
 
 
+@pytest.mark.slow
 def test_train_page_offers_leave_one_corpus_out_only_for_a_pool(demo_root, tess_dir,
                                                                 models_dir):
     from ser import runs

@@ -33,6 +33,7 @@ def models(tmp_path_factory):
     return d
 
 
+@pytest.mark.slow
 def test_batch_prediction_of_a_folder_writes_one_row_per_clip(folder, models, tmp_path,
                                                               capsys):
     out = tmp_path / "out.csv"
@@ -56,6 +57,7 @@ def test_batch_prediction_of_a_folder_writes_one_row_per_clip(folder, models, tm
     assert "1 could not be scored" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_batch_prediction_clean_folder_and_bad_input(folder, models, tmp_path):
     out = tmp_path / "a.csv"
     assert main(["predict", str(models / "m1"), str(folder / "a"), "--csv", str(out)]) == 0
@@ -66,6 +68,7 @@ def test_batch_prediction_clean_folder_and_bad_input(folder, models, tmp_path):
     assert main(["predict", str(models / "m1"), str(empty), "--csv", str(out)]) == 2
 
 
+@pytest.mark.slow
 def test_onnx_engine_gives_the_same_rows(folder, models, tmp_path):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")

@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 
 def run(*args, env=None):
     return subprocess.run([sys.executable, "-m", "ser", *args], capture_output=True, text=True,
@@ -25,6 +27,7 @@ def test_split_reports_leakage_of_the_random_protocol(demo_root):
     assert "verdict: no leakage" in out.stdout
 
 
+@pytest.mark.slow
 def test_models_table_lists_every_architecture():
     from ser.models import list_models
 

@@ -180,6 +180,7 @@ def test_default_path_and_ensure(monkeypatch):
     assert demo.DEMO_NAME == "SER Studio synthetic demo corpus"
 
 
+@pytest.mark.slow
 def test_learnable_but_not_trivial(corpus):
     """Speaker-independent emotion recognition from simple features: well above chance."""
     import librosa

@@ -45,6 +45,7 @@ def _run(cfg: TrainConfig) -> str:
     return run_id
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_match_one_process(demo_root):
     one = _run(TrainConfig(data=str(demo_root), **TINY))
     two = _run(TrainConfig(data=str(demo_root), nproc=2, **TINY))
@@ -69,6 +70,7 @@ def test_two_gloo_processes_match_one_process(demo_root):
     assert load_bundle(d / "model.pt").card.training.nproc == 2
 
 
+@pytest.mark.slow
 def test_failing_rank_fails_the_run_with_its_traceback(demo_root):
     # A real failure inside every rank: CUDA asked for on a machine without it.
     import torch
@@ -120,6 +122,7 @@ def launched():
         runs.kill(run_id)
 
 
+@pytest.mark.slow
 def test_cancel_stops_every_rank_and_a_killed_rank_fails_the_run(demo_root, launched):
     long = dict(TINY, epochs=400, patience=0)
     # cancel: every rank stops at the same step, rank 0 saves the best weights so far
@@ -147,6 +150,7 @@ def test_cancel_stops_every_rank_and_a_killed_rank_fails_the_run(demo_root, laun
     _wait(lambda: not runs._marked(run_id, 0), 60, "every process to end")
 
 
+@pytest.mark.slow
 def test_two_nodes_on_one_machine(demo_root):
     """--nnodes 2: two supervisors (node ranks 0 and 1), one process each, meeting at
     node 0's address; node 0 writes the bundle, node 1 nothing but its own status."""

@@ -182,6 +182,7 @@ def test_public_predict_page_refuses_a_clip_over_its_limit(tmp_path, monkeypatch
     assert any("the limit is 1.0 min" in e.value for e in at.error)
 
 
+@pytest.mark.slow
 def test_the_cli_decodes_each_clip_once_for_all_models(tmp_path):
     """Item 7: with 27 models a 2·10⁹ Hz header took 135 s because every model decoded
     and resampled the clip again. Counted with the profiler on the real CLI."""

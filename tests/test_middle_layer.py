@@ -194,6 +194,7 @@ def test_label_smoothing_and_gradient_clipping_in_one_step():
 
 # ------------------------------------------------------------------------ data path
 
+@pytest.mark.slow
 def test_normalisation_is_fitted_on_training_clips_only(demo_root):
     from ser.store import FeatureStore
 
@@ -220,6 +221,7 @@ def test_select_repeats_the_recorded_sample_and_fold(demo_root):
     assert set(a.part("test")["clip"]).isdisjoint(other.part("test")["clip"])
 
 
+@pytest.mark.slow
 def test_evaluate_scores_a_kfold_bundle_on_its_own_fold(demo_root, tmp_path, monkeypatch):
     """Regression: `python -m ser evaluate` split the full manifest with fold 0 and without
     max_clips, so a fold-2 model was scored on other clips, some of them its training clips."""
@@ -282,6 +284,7 @@ def test_train_config_from_a_card_is_the_recipe(tmp_path):
         TrainConfig(features={"mels": 3}).check()
 
 
+@pytest.mark.slow
 def test_a_run_with_another_feature_config_trains_and_predicts(demo_root, tmp_path):
     from conftest import write_clip
 

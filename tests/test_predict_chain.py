@@ -355,6 +355,7 @@ def run_cli(*args, env=None):
                           text=True, timeout=600, env={**os.environ, **(env or {})})
 
 
+@pytest.mark.slow
 def test_cli_calibrate_writes_cards_and_the_ensemble(zoo):
     from ser.bundle import read
 
@@ -376,6 +377,7 @@ def test_cli_calibrate_writes_cards_and_the_ensemble(zoo):
     assert ens["calibration"]["n_val"] == 600
 
 
+@pytest.mark.slow
 def test_cli_predict_segments(tmp_path, two_utterances, bundles):
     clip, _ = two_utterances
     speech_wav = tmp_path / "two.wav"

@@ -146,6 +146,7 @@ def trained(tmp_path_factory, session_dir):
     return out
 
 
+@pytest.mark.slow
 def test_a_speaker_normalised_run_is_scored_again_from_its_card(trained):
     from ser.bundle import load_bundle
     from ser.evaluation import evaluate_bundle
@@ -238,6 +239,7 @@ def test_analyse_with_enrolment_and_with_a_long_recording(spk_bundle, speech):
     assert res.ok and res.voice_source == "the recording itself"
 
 
+@pytest.mark.slow
 def test_cli_predict_with_and_without_a_voice(tmp_path, spk_bundle, speech):
     clip = tmp_path / "clip.wav"
     clip.write_bytes(wav(place([0.3, speech[0], 0.3])[0]))

@@ -122,6 +122,7 @@ def test_nan_weights_are_never_saved(tmp_path):
     assert not (tmp_path / "x.pt").exists()
 
 
+@pytest.mark.slow
 def test_a_run_on_a_corrupted_cache_rebuilds_it_and_trains_finite(demo_root):
     """The reported chain: NaN cache → NaN weights → NaN probabilities labelled 'angry'."""
     from ser.recipe import TrainConfig

@@ -255,6 +255,7 @@ def test_report_aggregates_seeds_and_marks_incomplete_cells(runs_root, tmp_path)
     assert not list(dest.parent.glob("*.tmp*"))
 
 
+@pytest.mark.slow
 def test_tiny_real_study_on_the_demo_corpus(runs_root, demo_root):
     """Real subprocess training through the queue: launch, follow to the end, report."""
     study = Study("demo", "Demo", "", seeds=(0, 1),
@@ -339,6 +340,7 @@ def test_variable_length_refused_for_fixed_input_architectures(runs_root):
         runs.create(TrainConfig(arch="gn1d", length="variable"))
 
 
+@pytest.mark.slow
 def test_variable_length_training_end_to_end(runs_root, demo_root, tmp_path):
     """The CLI trains a variable-length combined model on the demo corpus; the bundle
     scores clips of different lengths at their own length."""
@@ -460,6 +462,7 @@ def test_train_page_queues_a_study_and_shows_its_progress(models_dir, runs_root,
     assert at.button(key="train_study_launch").disabled
 
 
+@pytest.mark.slow
 def test_cli_study_run_follows_to_the_end_then_ships(runs_root, models_dir, demo_root,
                                                      capsys):
     from ser.cli import main

@@ -5,11 +5,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 HOME = str(Path(__file__).resolve().parent.parent / "Home.py")
 
 
+@pytest.mark.slow
 def test_train_page_launches_a_two_process_run(demo_root, tmp_path, monkeypatch):
     from ser import runs
     from ser.fileio import read_json

@@ -63,6 +63,7 @@ def test_subprocess_run_finishes_with_everything(finished_run):
     assert finished_run in listed
 
 
+@pytest.mark.slow
 def test_bundle_alone_predicts_same_in_new_process(finished_run, tmp_path):
     path = runs.run_dir(finished_run) / "model.pt"
     clip = write_clip(tmp_path / "c.wav", 7.5, 16000, freq=200)  # > window: several windows
@@ -80,6 +81,7 @@ def test_bundle_alone_predicts_same_in_new_process(finished_run, tmp_path):
                                atol=1e-6)
 
 
+@pytest.mark.slow
 def test_cli_evaluate_matches_report(finished_run):
     path = runs.run_dir(finished_run) / "model.pt"
     out = subprocess.run([sys.executable, "-m", "ser", "evaluate", str(path), "--json"],
@@ -121,6 +123,7 @@ def test_unknown_architecture_is_refused_before_launch():
         runs.create(TrainConfig(arch="resnet9000"))
 
 
+@pytest.mark.slow
 def test_seeded_cpu_runs_repeat_exactly(demo_root):
     cfg = TrainConfig(arch="lenet2d", epochs=2, max_clips=150, noise=True, spec_augment=True,
                       mixup=0.2, seed=3, batch_size=32)
@@ -130,6 +133,7 @@ def test_seeded_cpu_runs_repeat_exactly(demo_root):
                                   b.predictions.filter(like="p_").to_numpy())
 
 
+@pytest.mark.slow
 def test_several_augmented_copies_multiply_the_training_rows(demo_root):
     from ser.dataset import prepare
 
@@ -167,6 +171,7 @@ def test_shift_augment_moves_bands_and_frames():
     assert torch.equal(shift_augment(x, freq=0, time=0.0), x)
 
 
+@pytest.mark.slow
 def test_seeded_runs_with_shift_augment_repeat_exactly(demo_root):
     cfg = TrainConfig(arch="ser2d", epochs=1, max_clips=120, noise=False, freq_shift=3,
                       time_shift=0.2, seed=5, batch_size=32)
@@ -228,6 +233,7 @@ def test_bundle_roundtrip_for_every_architecture(tmp_path):
             assert torch.equal(v, loaded.model.state_dict()[k]), (arch, k)
 
 
+@pytest.mark.slow
 def test_ship_runs_and_build_an_ensemble(finished_run, tmp_path, monkeypatch):
     """Shipping writes bundle + card + report + curves + predictions (no local paths), checks
     the float16 file, and the ensemble is scored on the members' shared test clips."""
