@@ -29,6 +29,7 @@ def bundle(tmp_path_factory):
     return make_bundle(tmp_path_factory.mktemp("m") / "tiny" / "model.pt", arch="lenet2d")
 
 
+@pytest.mark.slow
 def test_api(corpus, bundle):
     from ser.inference import Predictor, analyse, open_clip
 

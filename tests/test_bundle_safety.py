@@ -167,6 +167,7 @@ def test_bad_card_fields_are_bundle_errors(good, tmp_path, kwargs, needle):
         Predictor(bad)
 
 
+@pytest.mark.slow
 def test_bad_card_on_the_cli_is_one_line_not_a_traceback(good, tmp_path):
     from conftest import write_clip
 

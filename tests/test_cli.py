@@ -11,6 +11,7 @@ def run(*args, env=None):
                           timeout=300, env=env)
 
 
+@pytest.mark.slow
 def test_corpus_info_on_demo_says_synthetic(demo_root):
     out = run("corpus", "info")
     assert out.returncode == 0, out.stderr
@@ -19,6 +20,7 @@ def test_corpus_info_on_demo_says_synthetic(demo_root):
     assert "digital silence: 0" in out.stdout
 
 
+@pytest.mark.slow
 def test_split_reports_leakage_of_the_random_protocol(demo_root):
     out = run("split", "--protocol", "random")
     assert out.returncode == 0, out.stderr
@@ -39,6 +41,7 @@ def test_models_table_lists_every_architecture():
     assert one.returncode == 0 and "parameters" in one.stdout
 
 
+@pytest.mark.slow
 def test_bad_inputs_are_errors_not_tracebacks(tmp_path):
     out = run("corpus", "info", str(tmp_path / "missing"))
     assert out.returncode == 2 and "does not exist" in out.stderr

@@ -170,6 +170,7 @@ def test_waveform_graph_maps_samples_to_the_predictors_probabilities(arch, bundl
                                    atol=1e-4, rtol=0)
 
 
+@pytest.mark.slow
 def test_clear_messages_without_onnxruntime_and_for_unknown_models(bundles, tmp_path):
     from ser.cli import main
 

@@ -198,6 +198,7 @@ def test_parabolic_shift_equals_the_stencil_piptrack_uses():
     np.testing.assert_array_equal(out, ref)
 
 
+@pytest.mark.slow
 def test_fs1_of_many_clips_runs_in_a_fresh_process():
     # The crash above killed the worker process only after some hundred calls.
     code = ("import numpy as np; from ser.features import fs1\n"

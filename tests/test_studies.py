@@ -279,6 +279,7 @@ def test_tiny_real_study_on_the_demo_corpus(runs_root, demo_root):
     assert rep["protocol"]["synthetic"] is True
 
 
+@pytest.mark.slow
 def test_cli_study_list_status_report(runs_root, tmp_path):
     env = dict(os.environ, SER_RUNS_DIR=str(runs_root))
     run = lambda *a: subprocess.run([sys.executable, "-m", "ser", "study", *a], cwd=ROOT,  # noqa: E731

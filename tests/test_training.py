@@ -93,6 +93,7 @@ def test_cli_evaluate_matches_report(finished_run):
     assert rep["n"] == saved["n"]
 
 
+@pytest.mark.slow
 def test_cancel_running_run_keeps_a_loadable_bundle(demo_root):
     run_id = runs.start(TrainConfig(arch="lenet1d", epochs=500, noise=False, batch_size=16,
                                     log_every=1, patience=0))
@@ -296,6 +297,7 @@ def test_best_prefix_picks_the_group_size_on_the_data_given():
     assert best_prefix(y, np.stack([half, other_half, wrong]), max_size=1) == (1, [0.5])
 
 
+@pytest.mark.slow
 def test_cli_does_not_ship_a_cancelled_run(demo_root, tmp_path):
     """Regression: `train --ship` published the weights of a run cancelled mid-way."""
     import os
