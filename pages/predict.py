@@ -107,7 +107,6 @@ st.markdown(f"**{source_name}** · {q.duration_s:.2f} s · {clip.sr:,} Hz · "
             + f" · clipped {q.clipped_fraction:.2%}")
 for w in q.warnings:
     st.warning(w)
-st.audio(source)
 
 entries = {e.name: e for e in all_models()}
 names = list(entries)
@@ -142,6 +141,7 @@ find_speech = st.toggle("Score speech only", value=True, key="vad",
                              "Off: the whole clip is scored in equal parts of at most 5 s.")
 if not chosen and own_predictor is None:
     st.info("No model selected. Shipped models live in `models/`; train one on the Train page.")
+    st.audio(source)
     st.stop()
 
 models = [(n, lambda path=entries[n].bundle: get_predictor(path)) for n in chosen]
@@ -168,6 +168,7 @@ try:
 except SegmentationError as err:
     st.error(f"Speech could not be segmented: {err} Switch off 'Score speech only' to score "
              "the whole clip.")
+    st.audio(source)
     st.stop()
 for name, message in a.errors:
     st.error(f"{name}: {message}")
@@ -186,6 +187,7 @@ elif a.ok and voice_profile is None:
                "with how you usually sound.")
 if not a.ok:
     st.warning(a.message)
+    st.audio(source)
     st.stop()
 
 st.subheader("Verdict")
@@ -217,6 +219,8 @@ if a.disagree:
 st.plotly_chart(plots.probability_bars(
     a.clip_probs, "Probabilities" + (" (calibrated)" if a.calibrated else " (uncalibrated)")
     + (", speech only" if a.segmented else "") + ", weighted by duration"), width="stretch")
+
+st.audio(source)  # after the verdict: the player's media request must not delay it
 
 st.subheader("Emotion over time")
 timeline = a.table()
