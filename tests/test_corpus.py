@@ -152,3 +152,27 @@ def test_a_corpus_does_not_borrow_metadata_of_a_folder_beside_it(tmp_path):
     write_clip(tmp_path / "datasets" / "mine" / "audio" / "1001_DFA_ANG_XX.wav", 0.5)
     m = load_corpus(tmp_path / "datasets" / "mine" / "audio").manifest
     assert "age" not in m and set(m["sex"]) == {""}
+
+
+def test_quirks_scan_reuses_earlier_results_until_a_clip_changes(tmp_path):
+    """Regression: `corpus info` decoded all 7,442 CREMA-D clips on every call (~2 min);
+    the per-clip results are kept in the cache and only new or changed clips are read."""
+    import os
+
+    import soundfile as sf
+
+    path = write_clip(tmp_path / "AudioWAV" / "1001_DFA_ANG_XX.wav", amp=0.5)
+    write_clip(tmp_path / "AudioWAV" / "1001_IEO_SAD_XX.wav", amp=0.2)
+    m = load_corpus(tmp_path).manifest
+    first = crema_d.quirks(m, workers=1)["peak"]["1001_DFA_ANG_XX"]
+    # Same size and modification time, other audio: the stored result is used.
+    st = path.stat()
+    y, sr = sf.read(path)
+    sf.write(path, y * 0.1, sr, subtype="PCM_16")
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert path.stat().st_size == st.st_size
+    assert crema_d.quirks(m, workers=1)["peak"]["1001_DFA_ANG_XX"] == first
+    # A changed clip is read again.
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    again = crema_d.quirks(m, workers=1)["peak"]["1001_DFA_ANG_XX"]
+    assert again == pytest.approx(first * 0.1, rel=0.01)

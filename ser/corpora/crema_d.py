@@ -199,7 +199,13 @@ def quirks(manifest: pd.DataFrame, *, workers: int | None = None, progress=None)
     from ser.parallel import map_unordered
 
     paths = list(manifest["path"])
-    stats = dict(map_unordered(_clip_stats, paths, workers=workers, progress=progress))
+    cache, stamps = _read_stats_cache(), {p: _stamp(p) for p in paths}
+    stats = {p: tuple(cache[p][1]) for p in paths if p in cache and cache[p][0] == stamps[p]}
+    todo = [p for p in paths if p not in stats]
+    if todo:  # decode only the clips not seen before (or changed since)
+        stats.update(map_unordered(_clip_stats, todo, workers=workers, progress=progress))
+        cache.update({p: [stamps[p], list(stats[p])] for p in todo if stamps[p]})
+        _write_stats_cache(cache)
     clips = dict(zip(manifest["path"], manifest["clip"]))
     labels = dict(zip(manifest["clip"], manifest["emotion"]))
     by_hash: dict[str, list[str]] = {}
@@ -213,6 +219,38 @@ def quirks(manifest: pd.DataFrame, *, workers: int | None = None, progress=None)
         "clipped": sorted(clips[p] for p, (_, peak) in stats.items() if peak >= CLIP_PEAK),
         "peak": {clips[p]: peak for p, (_, peak) in stats.items()},
     }
+
+
+STATS_CACHE = "clip_stats.json"
+
+
+def _stamp(path: str) -> list | None:
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _read_stats_cache() -> dict:
+    """Per clip path: its [size, mtime] and (digest, peak), from earlier scans."""
+    from ser import config
+    from ser.fileio import read_json
+
+    try:
+        return dict(read_json(config.cache_dir() / STATS_CACHE))
+    except (OSError, ValueError, TypeError):
+        return {}
+
+
+def _write_stats_cache(cache: dict) -> None:
+    from ser import config
+    from ser.fileio import write_json
+
+    try:
+        write_json(config.cache_dir() / STATS_CACHE, cache)
+    except OSError:  # a read-only cache only costs the next scan its time
+        pass
 
 
 def _clip_stats(path: str) -> tuple[str, tuple[str, float]]:
