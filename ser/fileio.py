@@ -70,6 +70,16 @@ def write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, default=_jsonable) + "\n")
 
 
+def file_stamp(path: str | Path) -> tuple[int, int] | None:
+    """``(size, mtime_ns)`` of a file, or None when it cannot be read: what caches keyed by
+    a file compare to tell whether it changed."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 

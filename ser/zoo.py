@@ -27,7 +27,7 @@ import pandas as pd
 from ser import config
 from ser.bundle import Bundle, BundleError, load_bundle, read_card, save_bundle
 from ser.card import Card, Scores
-from ser.fileio import atomic_write_text, read_json, read_jsonl, safe_name, write_json
+from ser.fileio import atomic_write_text, file_stamp, read_json, read_jsonl, safe_name, write_json
 
 BUNDLE_FILE = "model.pt"
 #: `table` column of the human baseline (`ser.metrics.HUMAN_VOICE_RULE`) on a model's own
@@ -70,18 +70,11 @@ class ModelEntry:
         return pd.read_csv(path) if path.exists() else None
 
 
-def _stamp(path: Path) -> tuple | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return st.st_mtime_ns, st.st_size
-
-
 def _curves(path: Path) -> list[dict]:
-    key = (str(path), _stamp(path))
+    key = (str(path), file_stamp(path))
     if key not in _CURVES:
-        _CURVES.clear() if len(_CURVES) > 256 else None
+        if len(_CURVES) > 256:
+            _CURVES.clear()
         _CURVES[key] = read_jsonl(path)
     return _CURVES[key]
 
@@ -94,8 +87,8 @@ def _entry(folder: Path, source: str, run_id: str | None = None) -> ModelEntry |
     """The model in ``folder``; read again only when its bundle, card or report changed
     (pages list every model on each rerun)."""
     path = folder / BUNDLE_FILE
-    key = (str(folder), source, run_id, _stamp(path), _stamp(folder / "card.json"),
-           _stamp(folder / "report.json"))
+    key = (str(folder), source, run_id, file_stamp(path), file_stamp(folder / "card.json"),
+           file_stamp(folder / "report.json"))
     if key not in _ENTRIES:
         if len(_ENTRIES) > 512:
             _ENTRIES.clear()

@@ -112,14 +112,16 @@ def cmd_status(args) -> int:
     return 0
 
 
+def _mean_sd(stat: dict) -> str:
+    """A cell statistic in percent: ``mean ± std`` over seeds, ``–`` when none finished."""
+    if stat["mean"] is None:
+        return "–"
+    sd = f" ± {100 * stat['std']:.1f}" if stat["std"] is not None else ""
+    return f"{100 * stat['mean']:.1f}{sd}"
+
+
 def format_report(rep: dict) -> str:
     from ser import studies
-
-    def ms(stat: dict) -> str:
-        if stat["mean"] is None:
-            return "–"
-        sd = f" ± {100 * stat['std']:.1f}" if stat["std"] is not None else ""
-        return f"{100 * stat['mean']:.1f}{sd}"
 
     lines = [f"{rep['title']} [{rep['study']}]", studies.protocol_sentence(rep),
              f"progress: {_counts_line(rep['progress'])}", "",
@@ -129,8 +131,9 @@ def format_report(rep: dict) -> str:
         seed = f"{100 * c['seed_reported']:.1f}" if c["seed_reported"] is not None else "–"
         flag = "" if c["complete"] else "  (incomplete: < 2 seeds, no finding)"
         lines.append(f"{c.get('options', c['label']):<36} {c['n_seeds']:>2}  "
-                     f"{ms(c['test_accuracy']):>12} "
-                     f"{ms(c['test_uar']):>12} {ms(c['val_uar']):>12} {seed:>7}{flag}")
+                     f"{_mean_sd(c['test_accuracy']):>12} "
+                     f"{_mean_sd(c['test_uar']):>12} {_mean_sd(c['val_uar']):>12} "
+                     f"{seed:>7}{flag}")
     lines += ["", f"noise rule: {rep['noise_rule']}"]
     for cl in rep["claims"]:
         lines.append(f"- {cl['text']}: {cl['verdict'].upper()} — {cl['detail']}")
@@ -143,12 +146,6 @@ def format_markdown(rep: dict) -> str:
     """The report as a Markdown table and a verdict list (what the README shows)."""
     from ser import studies
 
-    def ms(stat: dict) -> str:
-        if stat["mean"] is None:
-            return "–"
-        sd = f" ± {100 * stat['std']:.1f}" if stat["std"] is not None else ""
-        return f"{100 * stat['mean']:.1f}{sd}"
-
     lines = [f"*{studies.protocol_sentence(rep)}; mean ± std over seeds "
              f"{', '.join(map(str, rep['seeds']))}.*", "",
              "| cell | seeds | test accuracy % | test UAR % | val UAR % | seed write-up % |",
@@ -157,8 +154,9 @@ def format_markdown(rep: dict) -> str:
         seed = f"{100 * c['seed_reported']:.1f}" if c["seed_reported"] is not None else "–"
         n = f"{c['n_seeds']}/{c['planned_seeds']}" + ("" if c["complete"] else
                                                       " (incomplete)")
-        lines.append(f"| {c.get('options', c['label'])} | {n} | {ms(c['test_accuracy'])} | "
-                     f"{ms(c['test_uar'])} | {ms(c['val_uar'])} | {seed} |")
+        lines.append(f"| {c.get('options', c['label'])} | {n} | "
+                     f"{_mean_sd(c['test_accuracy'])} | "
+                     f"{_mean_sd(c['test_uar'])} | {_mean_sd(c['val_uar'])} | {seed} |")
     lines.append("")
     for cl in rep["claims"]:
         lines.append(f"- {cl['text']}: **{cl['verdict']}** ({cl['detail']})")

@@ -196,10 +196,12 @@ def quirks(manifest: pd.DataFrame, *, workers: int | None = None, progress=None)
     decoded audio is identical), ``duplicates_conflicting`` (those whose labels differ),
     ``clipped`` (clips reaching full scale) and ``peak`` per clip.
     """
+    from ser.fileio import file_stamp
     from ser.parallel import map_unordered
 
     paths = list(manifest["path"])
-    cache, stamps = _read_stats_cache(), {p: _stamp(p) for p in paths}
+    cache = _read_stats_cache()
+    stamps = {p: list(s) if (s := file_stamp(p)) else None for p in paths}  # as JSON keeps it
     stats = {p: tuple(cache[p][1]) for p in paths if p in cache and cache[p][0] == stamps[p]}
     todo = [p for p in paths if p not in stats]
     if todo:  # decode only the clips not seen before (or changed since)
@@ -222,14 +224,6 @@ def quirks(manifest: pd.DataFrame, *, workers: int | None = None, progress=None)
 
 
 STATS_CACHE = "clip_stats.json"
-
-
-def _stamp(path: str) -> list | None:
-    try:
-        st = Path(path).stat()
-    except OSError:
-        return None
-    return [st.st_size, st.st_mtime_ns]
 
 
 def _read_stats_cache() -> dict:
