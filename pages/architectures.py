@@ -46,10 +46,9 @@ def desc(name: str, activation: str) -> dict:
     return describe(name, activation=activation)
 
 
-def designs() -> None:
+def designs(trained) -> None:
     """Every architecture in a table; two side by side with their layers."""
     st.table(overview(), hide_index=True)  # a table, not a grid: long names are not cut
-    trained = all_models()
     names = list_models()
     c1, c2, c3 = st.columns(3)
     a = c1.selectbox("Model A", names, index=names.index("lenet2d") if "lenet2d" in names else 0)
@@ -182,6 +181,6 @@ view = st.radio("Show", ["Designs", "Inside the trained models"], horizontal=Tru
                 "feature maps and receptive fields.")
 trained = all_models()
 if view == "Designs":
-    designs()
+    designs(trained)
 else:
     inside_models(trained, request)

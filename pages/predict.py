@@ -97,6 +97,14 @@ except AudioError as err:
     st.error(f"**{source_name}**: {err}")
     st.stop()
 
+
+def stop_with_player():
+    """End the page where no verdict can be given, with the clip's player still there
+    (normally it comes after the verdict)."""
+    st.audio(source)
+    st.stop()
+
+
 q = clip.quality
 # The input in one line (its waveform and mel-spectrogram are at the bottom of the page);
 # the verdict comes first.
@@ -141,8 +149,7 @@ find_speech = st.toggle("Score speech only", value=True, key="vad",
                              "Off: the whole clip is scored in equal parts of at most 5 s.")
 if not chosen and own_predictor is None:
     st.info("No model selected. Shipped models live in `models/`; train one on the Train page.")
-    st.audio(source)
-    st.stop()
+    stop_with_player()
 
 models = [(n, lambda path=entries[n].bundle: get_predictor(path)) for n in chosen]
 if own_predictor is not None:
@@ -168,8 +175,7 @@ try:
 except SegmentationError as err:
     st.error(f"Speech could not be segmented: {err} Switch off 'Score speech only' to score "
              "the whole clip.")
-    st.audio(source)
-    st.stop()
+    stop_with_player()
 for name, message in a.errors:
     st.error(f"{name}: {message}")
 if a.skipped and a.models:
@@ -187,8 +193,7 @@ elif a.ok and voice_profile is None:
                "with how you usually sound.")
 if not a.ok:
     st.warning(a.message)
-    st.audio(source)
-    st.stop()
+    stop_with_player()
 
 st.subheader("Verdict")
 c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
