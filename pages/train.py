@@ -112,7 +112,7 @@ balance = c3.checkbox("Balance corpora", False, key="balance", disabled=not pool
                            "many clips it has (and inside a corpus every emotion does). "
                            + ("" if pooled else "Needs a pool of at least two corpora."))
 st.markdown("**Augmentation and regularisation**")
-c = st.columns(4)
+c = st.columns(5)
 noise = c[0].checkbox("White noise copy", True, key="noise",
                       help="The seed's noise-augmented copy of every training clip "
                            "(factor 0.01).")
@@ -120,9 +120,16 @@ pitch = c[1].checkbox("Pitch shift", False, key="pitch",
                       help="The copy is also shifted by up to ±2 semitones.")
 stretch = c[2].checkbox("Time stretch", False, key="stretch",
                         help="The copy is also sped up or slowed down by up to 10 %.")
-copies = c[3].number_input("Copies per clip", 1, MAX_COPIES, 1, key="copies",
+channel = c[3].checkbox("Recording chain", False, key="channel",
+                        help="The copy also goes through a random microphone, room and "
+                             "line: EQ, band limits (a phone band one time in four), "
+                             "reverberation, μ-law companding and background noise at "
+                             "5–30 dB SNR, so the model hears the same emotion through "
+                             "chains it will meet in use.")
+copies = c[4].number_input("Copies per clip", 1, MAX_COPIES, 1, key="copies",
                            help="How many augmented copies of each training clip (each "
-                                "drawn anew) when noise, pitch or stretch is on.")
+                                "drawn anew) when noise, pitch, stretch or the recording "
+                                "chain is on.")
 c = st.columns(4)
 specaug = c[0].checkbox("SpecAugment", False, key="specaug",
                         help="Masks mel bands and frames (2D input).")
@@ -161,7 +168,8 @@ def make_config(arch: str) -> TrainConfig:
                        epochs=int(epochs) or None, batch_size=int(batch), split=split,
                        test_corpus=test_corpus, balance="corpus" if balance and pooled
                        else "none", seed=int(seed), device=device, noise=noise,
-                       pitch=pitch, stretch=stretch, copies=int(copies),
+                       pitch=pitch, stretch=stretch, channel=channel,
+                       copies=int(copies),
                        spec_augment=specaug, mixup=0.2 if mixup else 0.0,
                        freq_shift=4 if shift else 0, time_shift=0.25 if shift else 0.0,
                        patience=int(patience), schedule=schedule, data=corpus_dir(),
@@ -192,7 +200,8 @@ else:
                    "independent score inside one corpus.")
 
 if archs and sizes:
-    n_train = sizes["train"] * (1 + int(copies) if (noise or pitch or stretch) else 1)
+    waveform_copy = noise or pitch or stretch or channel
+    n_train = sizes["train"] * (1 + int(copies) if waveform_copy else 1)
     rows = []
     for a in archs:
         d = describe(a, activation=activation, width=width)

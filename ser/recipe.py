@@ -53,6 +53,9 @@ class TrainConfig:
     noise: bool = True  # the seed's noise-augmented copy of each training clip
     pitch: bool = False
     stretch: bool = False
+    #: The copy also goes through a random recording chain (EQ, band limits, room,
+    #: companding, background noise; `ser.augment.channel_chain`).
+    channel: bool = False
     copies: int = 1  # augmented copies of each training clip when a waveform transform is on
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | mps
@@ -96,7 +99,7 @@ class TrainConfig:
 
     def augment(self) -> AugmentConfig:
         return AugmentConfig(noise=self.noise, pitch=self.pitch, stretch=self.stretch,
-                             seed=self.seed)
+                             channel=self.channel, seed=self.seed)
 
     def describe_augmentation(self) -> str:
         """The waveform copies in words, e.g. ``"white noise ×0.01, pitch ±2 st (×3)"``."""
@@ -163,6 +166,8 @@ class TrainConfig:
             del d["length"]
         if not d["study"]:
             del d["study"]
+        if not d["channel"]:  # absent when off, so older configs compare equal
+            del d["channel"]
         return d
 
     @classmethod
