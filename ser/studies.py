@@ -149,6 +149,8 @@ def cell_label(cell: dict, keys: list[str] | None = None) -> str:
     parts = []
     for k in keys or list(cell):
         v = cell.get(k)
+        if v is None and k == "activation":
+            continue  # the architecture's own default
         if k == "lr":
             parts.append(f"lr {v:g}")
         elif k == "epochs":
@@ -229,19 +231,23 @@ _LRS = [0.01, 0.001, 0.0001]
 _short_and_full(Study(
     name="learning-rate",
     title="Which learning rate? (0.01, 0.001, 0.0001)",
-    description="The seed found lower learning rates best for its 2D (and combined) "
+    description="The seed found lower learning rates best for its 2D and combined "
                 "models, while its best 1D CNN trained at 0.01. Here: the 1D CNN with ELU "
-                "and the 2D CNN with SiLU (each seed-best activation) at three learning "
-                "rates, three seeds each.",
+                "and the 2D CNN with SiLU (each seed-best activation), and the combined "
+                "model, at three learning rates, three seeds each.",
     grids=(Grid({"arch": "gn1d", "activation": "elu", "epochs": 10}, {"lr": _LRS}),
-           Grid({"arch": "gn2d", "activation": "silu", "epochs": 3}, {"lr": _LRS})),
+           Grid({"arch": "gn2d", "activation": "silu", "epochs": 3}, {"lr": _LRS}),
+           Grid({"arch": "combined", "epochs": 2}, {"lr": _LRS})),
     claims=(Claim("low-lr-2d", "Lower learning rates (0.001, 0.0001) are best for the 2D "
                   "CNN", {"arch": "gn2d"}, "lr", (0.001, 0.0001)),
+            Claim("low-lr-combined", "Lower learning rates (0.001, 0.0001) are best for "
+                  "the combined model", {"arch": "combined"}, "lr", (0.001, 0.0001)),
             Claim("lr-1d", "The 1D CNN is best at lr 0.01", {"arch": "gn1d"}, "lr",
                   (0.01,))),
     reported=(Reported({"arch": "gn2d", "activation": "silu", "lr": 0.001}, 0.641),
               Reported({"arch": "gn1d", "activation": "elu", "lr": 0.01}, 0.556)),
-    schedule="shortened CPU schedule: gn1d 10 epochs, gn2d 3 epochs (the seed: 30 and 20)",
+    schedule="shortened CPU schedule: gn1d 10 epochs, gn2d 3 epochs, combined 2 epochs "
+             "(the seed: 30, 20 and 20)",
 ))
 _short_and_full(Study(
     name="length",
