@@ -301,3 +301,12 @@ def test_augmented_copies_are_reused_clip_by_clip_across_batches(tmp_path):
             shutil.rmtree(folder)
     again = plain_store(tmp_path / "c", workers=1).augmented(paths[1:], aug)
     np.testing.assert_array_equal(again["fs2"], fresh["fs2"])
+
+
+def test_fs2_does_not_see_the_recording_level(clip):
+    """FS2 is in dB relative to the clip's own maximum, so loudness normalisation cannot
+    change what a 2D model sees (the cross-corpus notes rely on this)."""
+    ref = features.fs2(clip)
+    for gain in (0.02, 0.5, 3.0):
+        np.testing.assert_allclose(features.fs2(clip * gain), ref, atol=1e-3)
+    assert not np.allclose(features.fs1(clip * 0.02), features.fs1(clip))  # FS1 does
