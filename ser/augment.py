@@ -140,7 +140,7 @@ def _coloured_noise(n: int, rng: np.random.Generator) -> np.ndarray:
     return out / (np.std(out) + 1e-12)
 
 
-def _speech_power(y: np.ndarray, frame: int = 512) -> float:
+def speech_power(y: np.ndarray, frame: int = 512) -> float:
     """Mean power of the louder half of the frames: the speech, not the pauses."""
     m = len(y) // frame
     if m < 2:
@@ -180,7 +180,7 @@ def channel_chain(y: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarra
         out = np.sign(q) * np.expm1(np.abs(q) * np.log1p(mu)) / mu * scale
     if rng.random() < 0.5:
         snr_db = rng.uniform(5.0, 30.0)
-        power = _speech_power(out)
+        power = speech_power(out)
         out = out + _coloured_noise(n, rng) * np.sqrt(power / 10 ** (snr_db / 10))
     top = float(np.max(np.abs(out)))
     if top > 0:
