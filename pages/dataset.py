@@ -264,6 +264,14 @@ if view == "Compare corpora":
                                                      "Active speech fraction", "share of "
                                                      "frames", names), width="stretch",
                         key="cc_active")
+        st.plotly_chart(plots.measure_by_emotion(
+            clips, "dynamic_range_db", "Loudest frame above the noise floor, per emotion",
+            "dB (median)", names), width="stretch", key="cc_range_emotion")
+        st.caption("Where a corpus's background noise is constant (CREMA-D), the louder "
+                   "emotions rise further above it, so this range goes with the emotion. A "
+                   "model can learn it as a cue; a cleaner recording then has an \"angry\" "
+                   "range for every emotion. `benchmarks/floor_probe.py` measures how much "
+                   "a CREMA-D model leans on it.")
         st.plotly_chart(plots.ltas_lines(ltas_table(clips, ltas, "corpus"),
                                          "Long-term average spectrum per corpus", names),
                         width="stretch", key="cc_ltas")

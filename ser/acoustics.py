@@ -6,7 +6,9 @@ so corpora can be compared side by side (the Dataset page's "Compare corpora" ta
 
 - level: RMS and peak in dBFS (0 dBFS = a full-scale sample);
 - how much of the clip is speech: the share of frames within 40 dB of the loudest frame;
-- the background: the level of the quietest frames (noise floor);
+- the background: the level of the quietest frames (noise floor), and how far the loudest
+  frame rises above it (dynamic range) — per emotion this shows a confound: in a corpus
+  whose background noise is constant, the louder emotions have the larger range;
 - bandwidth: how high in frequency the recording reaches (a telephone or 16-kHz corpus
   stops at 4 or 8 kHz);
 - the long-term average spectrum (LTAS): mean power per mel band over the clip.
@@ -40,6 +42,7 @@ MEASURES = {
     "rms_dbfs": "RMS level (dBFS)",
     "peak_dbfs": "peak level (dBFS)",
     "noise_floor_dbfs": "noise floor (dBFS)",
+    "dynamic_range_db": "loudest frame above the noise floor (dB)",
     "active_fraction": "active speech fraction",
     "bandwidth_hz": "bandwidth (Hz)",
 }
@@ -87,6 +90,8 @@ def clip_acoustics(y: np.ndarray, sr: int = SAMPLE_RATE) -> dict:
         ``noise_floor_dbfs``
             Level of the quiet frames: the 10th percentile of the frame RMS levels (Hann
             frames of 2048 samples, hop 512, wholly inside the clip), in dBFS.
+        ``dynamic_range_db``
+            The loudest frame's level minus the noise floor, in dB.
         ``active_fraction``
             Share of frames whose RMS level is within 40 dB of the clip's loudest frame
             (a crude voice-activity measure: leading/trailing silence lowers it).
@@ -110,7 +115,7 @@ def clip_acoustics(y: np.ndarray, sr: int = SAMPLE_RATE) -> dict:
     out = {"duration_s": n / sr if sr else float("nan")}
     if n == 0 or not np.any(y):
         out.update(rms_dbfs=FLOOR_DB, peak_dbfs=FLOOR_DB, noise_floor_dbfs=FLOOR_DB,
-                   active_fraction=0.0, bandwidth_hz=0.0,
+                   dynamic_range_db=0.0, active_fraction=0.0, bandwidth_hz=0.0,
                    ltas_db=np.full(N_BANDS, FLOOR_DB, dtype=np.float32))
         return out
     y64 = y.astype(np.float64)
@@ -128,6 +133,7 @@ def clip_acoustics(y: np.ndarray, sr: int = SAMPLE_RATE) -> dict:
     frame_db = _db(frame_ms)
     active = frame_db >= frame_db.max() - ACTIVE_RANGE_DB
     out["noise_floor_dbfs"] = float(np.percentile(frame_db, NOISE_PERCENTILE))
+    out["dynamic_range_db"] = float(frame_db.max()) - out["noise_floor_dbfs"]
     out["active_fraction"] = float(active.mean())
     # Normalise so a full-scale sine of any frequency reads about 0 dB in its bin.
     lts = power[:, active].mean(axis=1) * 4.0 / np.sum(window) ** 2

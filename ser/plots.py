@@ -576,6 +576,28 @@ def distribution_by_corpus(df: pd.DataFrame, column: str, title: str, axis: str,
     return fig
 
 
+def measure_by_emotion(df: pd.DataFrame, column: str, title: str, axis: str,
+                       names: dict[str, str] | None = None) -> go.Figure:
+    """Median of ``df[column]`` per emotion (x, the six in order, then any other label),
+    one bar per corpus, the clip count in each bar's hover."""
+    names = names or {}
+    order = list(dict.fromkeys(df["corpus"]))
+    colors = _corpus_colors(order)
+    present = set(df["label"].dropna())
+    labels = [e for e in config.LABELS if e in present] + sorted(present - set(config.LABELS))
+    fig = _fig(title, height=340)
+    for key in order:
+        sub = df[df["corpus"] == key].dropna(subset=[column])
+        stats = sub.groupby("label")[column].agg(["median", "size"]).reindex(labels)
+        name = names.get(key, key)
+        fig.add_bar(x=labels, y=stats["median"], name=name, marker_color=colors[key],
+                    customdata=stats["size"].fillna(0).astype(int),
+                    hovertemplate="%{x}: %{y:.1f} (median of %{customdata} clips)"
+                                  "<extra>" + name + "</extra>")
+    fig.update_layout(barmode="group", yaxis_title=axis, xaxis_title="emotion")
+    return fig
+
+
 def ltas_lines(table: pd.DataFrame, title: str = "Long-term average spectrum",
                names: dict[str, str] | None = None, *, relative: bool = True,
                colors: dict[str, str] | None = None) -> go.Figure:

@@ -110,12 +110,18 @@ def test_active_fraction_and_noise_floor_see_the_silence():
     assert facts["duration_s"] == pytest.approx(3.0)
     assert facts["active_fraction"] == pytest.approx(1 / 3, abs=0.08)
     assert facts["noise_floor_dbfs"] == pytest.approx(-80, abs=3)  # the hiss's level
+    loudest = facts["noise_floor_dbfs"] + facts["dynamic_range_db"]
+    assert loudest == pytest.approx(20 * np.log10(0.4 / np.sqrt(2)), abs=4)  # the tone's
+    # the same speech over a hiss 20 dB louder: the range shrinks by about 20 dB
+    noisier = clip_acoustics(padded + 10 * hiss, SR)
+    assert facts["dynamic_range_db"] - noisier["dynamic_range_db"] == pytest.approx(20, abs=2)
     assert clip_acoustics(speech, SR)["active_fraction"] > 0.95
 
 
 def test_silence_and_tiny_clips_give_numbers_not_errors():
     silent = clip_acoustics(np.zeros(SR, np.float32), SR)
     assert silent["rms_dbfs"] == acoustics.FLOOR_DB and silent["bandwidth_hz"] == 0.0
+    assert silent["dynamic_range_db"] == 0.0
     assert silent["active_fraction"] == 0.0 and np.all(silent["ltas_db"] == acoustics.FLOOR_DB)
     tiny = clip_acoustics(np.full(50, 0.1, np.float32), SR)
     assert np.isfinite(tiny["rms_dbfs"]) and tiny["ltas_db"].shape == (N_BANDS,)

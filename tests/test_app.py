@@ -242,7 +242,7 @@ def _decoded(obj):
 
 DEMO_NAME = "SER Studio synthetic demo corpus"
 COMPARE_CHARTS = ["cc_emotions", "cc_speakers", "cc_durations", "cc_rms", "cc_bandwidth",
-                  "cc_noise", "cc_active", "cc_ltas", "cc_ltas_emotion"]
+                  "cc_noise", "cc_active", "cc_range_emotion", "cc_ltas", "cc_ltas_emotion"]
 
 
 @pytest.mark.slow
@@ -295,6 +295,9 @@ def test_dataset_pool_of_two_corpora(demo_root, tess_dir, models_dir):
     assert names == [f"{e} (4)" for e in config.LABELS] + ["ps (4)"]
     bandwidth = chart(at, "cc_bandwidth")["data"]
     assert len(bandwidth) == 2 and all(len(b["y"]) for b in bandwidth)
+    ranges = chart(at, "cc_range_emotion")["data"]
+    assert [b["name"] for b in ranges] == [DEMO_NAME, "TESS"]
+    assert list(ranges[1]["x"]) == [*config.LABELS, "ps"]
 
 
 @pytest.mark.slow
