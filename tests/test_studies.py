@@ -83,6 +83,17 @@ def test_builtin_studies_expand_to_cells_times_seeds():
     assert all(p.config.arch == "combined" and p.config.epochs == 2 for p in length)
     lr = studies.get_study("learning-rate")
     assert {p.cell["lr"] for p in studies.expand(lr)} == {0.01, 0.001, 0.0001}
+    assert {p.config.arch for p in studies.expand(lr)} == {"gn1d", "gn2d", "combined"}
+    # the combined model at lr 0.001 is the length study's fixed-length cell: one set of
+    # runs serves both (the study tag and run name aside, the configs are equal)
+    def untagged(plans):
+        return sorted(json.dumps({k: v for k, v in p.config.as_dict().items()
+                                  if k not in ("study", "name")}, sort_keys=True)
+                      for p in plans)
+
+    shared = [p for p in studies.expand(lr) if p.config.arch == "combined"
+              and p.cell["lr"] == 0.001]
+    assert untagged(shared) == untagged([p for p in length if p.config.length == "fixed"])
     # the full-length twin leaves the epochs to the seed defaults (30 for 1D, 20 for 2D)
     full = studies.expand(studies.get_study("activation-full"))
     assert {(p.config.arch, p.config.resolved_epochs()) for p in full} == {("gn1d", 30),
