@@ -7,7 +7,9 @@ Part 1 (no model): for every corpus, how far below the clip's peak its quietest 
 in FS2 (the 10th percentile over frames of each frame's loudest mel band, dB re the clip's
 maximum; padding excluded), per emotion. CREMA-D's noise is constant while its actors'
 level changes with the emotion, so there the floor goes with the emotion (loud emotions sit
-far above it); corpora recorded more cleanly sit lower for every emotion.
+far above it); corpora recorded more cleanly sit lower for every emotion. This is the
+floor as the 2D models see it (FS2); the Dataset page's "Compare corpora" draws the same
+confound from the waveform (`ser.acoustics`, ``dynamic_range_db``).
 
 Part 2 (MODEL, default ``ser2d.crema-si-pitch``): a balanced sample of each corpus (``--per``
 clips per emotion, seeded) scored as is and with stationary white noise added at each

@@ -149,8 +149,8 @@ def cell_label(cell: dict, keys: list[str] | None = None) -> str:
     parts = []
     for k in keys or list(cell):
         v = cell.get(k)
-        if v is None and k == "activation":
-            continue  # the architecture's own default
+        if v is None and k != "epochs":
+            continue  # left to the architecture's default (None epochs: the seed's count)
         if k == "lr":
             parts.append(f"lr {v:g}")
         elif k == "epochs":
