@@ -51,15 +51,22 @@ def split_sizes(data: str, n: int, protocol: str, seed: int, test_corpus: str,
             "description": s.description}
 
 
-def feature_settings(n_mels: int, n_mfcc: int, hop: int, utterance_norm: bool = False) -> dict:
+def feature_settings(n_mels: int, n_mfcc: int, hop: int, fs2_norm: str = "none") -> dict:
     """Only what differs from the seeds' config; a shorter hop keeps the 5-s window."""
     out = {k: v for k, v in (("n_mels", n_mels), ("n_mfcc", n_mfcc), ("hop_length", hop))
            if v != {"n_mels": 128, "n_mfcc": 20, "hop_length": 512}[k]}
     if hop != 512:
         out["fs2_frames"] = int(round(216 * 512 / hop))
-    if utterance_norm:
-        out["fs2_norm"] = "utterance"
+    if fs2_norm != "none":
+        out["fs2_norm"] = fs2_norm
     return out
+
+
+FS2_NORM_LABELS = {
+    "none": "None (the seeds' log-mel)",
+    "denoise": "Noise floor removed",
+    "utterance": "Per-utterance channel normalisation",
+}
 
 
 PROTOCOL_LABELS = {
@@ -150,11 +157,15 @@ with st.expander("Feature settings (default: the seeds' FS1/FS2)"):
     hop = c[2].selectbox("Hop (samples at 22.05 kHz)", [512, 220], key="hop",
                          help="512 ≈ 23 ms (seed); 220 ≈ 10 ms, a speech front end. "
                               "Frames per 5-s window follow.")
-    utt_norm = st.checkbox(
-        "Per-utterance channel normalisation", False, key="fs2_norm",
-        help="Removes each mel band's mean over the clip from the log-mel image (2D "
-             "models), i.e. what a microphone, room or codec adds to every frame. Measured "
-             "worse on unseen corpora than no normalisation (README, cross-corpus).")
+    fs2_norm = st.selectbox(
+        "Log-mel normalisation (2D models)", list(FS2_NORM_LABELS), key="fs2_norm",
+        format_func=FS2_NORM_LABELS.get,
+        help="Noise floor removed: each mel band's steady background noise is subtracted, "
+             "so pauses look the same whatever the room or corpus (in CREMA-D the noise "
+             "level is a cue for the emotion). Per-utterance: each band's mean over the "
+             "clip is removed, i.e. what a microphone, room or codec adds to every frame; "
+             "measured worse on unseen corpora than none. README, cross-corpus, has the "
+             "figures.")
     spk_norm = st.checkbox(
         "Speaker normalisation", False, key="speaker_norm",
         help="Standardises each log-mel image (2D models) by its speaker's own statistics "
@@ -173,7 +184,7 @@ def make_config(arch: str) -> TrainConfig:
                        spec_augment=specaug, mixup=0.2 if mixup else 0.0,
                        freq_shift=4 if shift else 0, time_shift=0.25 if shift else 0.0,
                        patience=int(patience), schedule=schedule, data=corpus_dir(),
-                       features=feature_settings(n_mels, n_mfcc, hop, utt_norm),
+                       features=feature_settings(n_mels, n_mfcc, hop, fs2_norm),
                        speaker_norm="speaker" if spk_norm else "none",
                        nproc=int(nproc))
 

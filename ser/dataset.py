@@ -327,7 +327,7 @@ def check_length(cfg: TrainConfig) -> None:
                          f"global pooling ({', '.join(able)}).")
     if cfg.speaker_norm != "none" or cfg.feature_config().fs2_norm != "none":
         raise ValueError("Variable-length input works with the seeds' log-mel images: "
-                         "switch off speaker and per-utterance normalisation.")
+                         "switch off speaker and log-mel normalisation.")
     if cfg.distributed:
         raise ValueError("Variable-length input is not available for distributed training.")
 

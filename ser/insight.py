@@ -392,7 +392,7 @@ class Inspector:
         spec = None
         if "fs2" in one:
             spec = one["fs2"][0]
-            if self.cfg.fs2_norm != "none":  # draw the dB image, not the normalised one
+            if self.cfg.fs2_norm == "utterance":  # draw the dB image, not the normalised one
                 chunks, _ = p.windows(np.asarray(y, np.float32) if sr == self.cfg.sample_rate
                                       else _resampled(y, sr, self.cfg.sample_rate))
                 spec = fs2(chunks[window], cfg=self.cfg.extraction())

@@ -323,7 +323,7 @@ def test_train_page_offers_leave_one_corpus_out_only_for_a_pool(demo_root, tess_
     assert "leave-one-corpus-out: test on all of TESS (24 clips)" in text
     assert "24 test clips" in text
     at.checkbox(key="balance").set_value(True)
-    at.checkbox(key="fs2_norm").set_value(True)
+    at.selectbox(key="fs2_norm").set_value("utterance")
     at.multiselect(key="archs").set_value(["lenet1d"])
     at.number_input(key="epochs").set_value(1)
     at.checkbox(key="noise").set_value(False)

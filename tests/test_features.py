@@ -279,6 +279,60 @@ def test_normalised_config_shares_the_cache_and_keeps_old_keys(tmp_path):
         features.FeatureConfig(fs2_norm="speaker")
 
 
+def _speech_in_noise(noise_gain: float, speech_gain: float = 0.3, seed: int = 0) -> np.ndarray:
+    """1.5 s of harmonic 'syllables' with pauses, over steady white noise."""
+    sr = 22050
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(1.5 * sr)) / sr
+    voice = sum(np.sin(2 * np.pi * 180 * k * t) / k for k in range(1, 12))
+    gate = (np.sin(2 * np.pi * 2.0 * t) > 0.3).astype(float)  # on 40 % of the time
+    y = speech_gain * voice * gate / 3 + noise_gain * rng.standard_normal(len(t))
+    return y.astype(np.float32)
+
+
+def test_floor_subtraction_makes_the_noise_level_invisible():
+    # The same 'speech' over a noisy and over a nearly clean background: in the seeds'
+    # log-mel the pauses sit at very different depths below the peak (a cue CREMA-D's
+    # networks learn); with the floor removed both have their pauses at -top_db and the
+    # speech the same shape.
+    noisy, clean = _speech_in_noise(0.01), _speech_in_noise(0.0003)
+    a, b = features.fs2(noisy), features.fs2(clean)
+    real = a.max(axis=0) > -79.9
+    pauses = real & (features.fs2(_speech_in_noise(0.0, seed=1)).max(axis=0) < -60)
+    assert a[:, pauses].mean() - b[:, pauses].mean() > 15  # the raw floors differ
+    da, db_ = features.floor_subtract(a), features.floor_subtract(b)
+    assert da[:, pauses].mean() < -75 and db_[:, pauses].mean() < -75
+    speech = real & ~pauses
+    loud = (da > -40) & (db_ > -40)
+    assert loud[:, speech].mean() > 0.05
+    assert np.abs(da - db_)[loud].mean() < 3.0  # what is left of the speech agrees
+    # padding stays padding, the values stay in [-top_db, 0] with 0 dB reached
+    assert (da[:, ~real] == -80).all() and da.max() == 0 and da.min() >= -80
+    # batch = one by one; silence stays silence
+    np.testing.assert_allclose(features.floor_subtract(np.stack([a, b])), np.stack([da, db_]),
+                               atol=1e-5)
+    silent = np.full((128, 216), -80.0, np.float32)
+    np.testing.assert_array_equal(features.floor_subtract(silent), silent)
+
+
+def test_denoised_config_shares_the_cache_and_predicts_like_training(tmp_path):
+    paths = [write_clip(tmp_path / "1001_DFA_ANG_XX.wav", 1.2)]
+    cfg = features.FeatureConfig(fs2_norm="denoise")
+    assert cfg.as_dict()["fs2_norm"] == "denoise" and cfg.key() != DEFAULT.key()
+    assert features.FeatureConfig.from_dict(cfg.as_dict()) == cfg
+    plain = plain_store(tmp_path, workers=1).features(paths)
+    normed = plain_store(tmp_path, cfg=cfg, workers=1).features(paths)
+    assert len(list((tmp_path / "features").iterdir())) == 1
+    np.testing.assert_allclose(normed["fs2"], features.floor_subtract(plain["fs2"]))
+    y, _ = load_audio(paths[0], sr=22050)
+    np.testing.assert_allclose(features.clip_features(y, cfg=cfg)["fs2"], normed["fs2"][0],
+                               atol=1e-3)
+    var = features.clip_features(y, cfg=cfg, length="variable")["fs2"]
+    t = var.shape[1]
+    np.testing.assert_allclose(var[:, :min(t, 216)], normed["fs2"][0][:, :min(t, 216)],
+                               atol=1e-3)
+
+
 def test_augmented_copies_are_reused_clip_by_clip_across_batches(tmp_path):
     paths = [write_clip(tmp_path / f"100{i}_DFA_SAD_XX.wav", 1.0, freq=150 + 30 * i)
              for i in range(3)]
