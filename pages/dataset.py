@@ -10,7 +10,7 @@ import streamlit as st
 from ser import config, plots
 from ser.acoustics import corpus_acoustics, corpus_counts, describe_measures, ltas_table
 from ser.audio import AudioError, load_audio
-from ser.features import clip_features
+from ser.features import clip_features, floor_subtract
 from ui.state import (
     corpus_badge,
     corpus_dir,
@@ -170,7 +170,15 @@ if view == "Clip browser":
             c2.plotly_chart(plots.spectrum(y, sr), width="stretch")
             c1, c2 = st.columns(2)
             c1.plotly_chart(plots.stft_spectrogram(y, sr), width="stretch")
-            c2.plotly_chart(plots.mel_image(v2), width="stretch")
+            if c2.toggle("Noise floor removed", False, key="clip_denoise",
+                         help="The log-mel image as models trained with the 'noise floor "
+                              "removed' option see it: each band's steady background noise "
+                              "is subtracted, so pauses fall to −80 dB whatever the room."):
+                c2.plotly_chart(plots.mel_image(
+                    floor_subtract(v2), title="Mel-spectrogram, noise floor removed"),
+                    width="stretch")
+            else:
+                c2.plotly_chart(plots.mel_image(v2), width="stretch")
             c1, c2 = st.columns(2)
             c1.plotly_chart(plots.mfcc_image(y, sr), width="stretch")
             c2.plotly_chart(plots.fs1_vector(v1), width="stretch")

@@ -63,6 +63,11 @@ def test_dataset_clip_browser_draws_figures(demo_root, models_dir):
     assert len(clips) > 10
     assert len(at.get("plotly_chart")) >= before
     assert any("sad" in m.value for m in at.markdown)
+    titles = lambda: " ".join(str(c.proto.spec) for c in at.get("plotly_chart"))  # noqa: E731
+    assert "noise floor removed" not in titles()
+    at.toggle(key="clip_denoise").set_value(True).run()
+    assert_clean(at)
+    assert "noise floor removed" in titles()
 
 
 @pytest.fixture(scope="module")
