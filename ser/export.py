@@ -37,7 +37,7 @@ from torch import nn
 
 from ser import config
 from ser.bundle import Bundle
-from ser.features import FeatureConfig
+from ser.features import FLOOR_OVERSUBTRACT, FLOOR_PERCENTILE, FeatureConfig
 
 #: The opset written (the ONNX STFT operator needs 17).
 OPSET = 17
@@ -84,9 +84,10 @@ class LogMelFrontEnd(nn.Module):
         super().__init__()
         import librosa
 
-        if cfg.fs2_norm != "none":
+        if cfg.fs2_norm not in ("none", "denoise"):
             raise ExportError(f"The front end of models trained with fs2_norm={cfg.fs2_norm!r} "
                               "is not exported yet; export the feature graph (--onnx) alone.")
+        self.denoise = cfg.fs2_norm == "denoise"
         self.n_fft, self.hop = cfg.n_fft, cfg.hop_length
         self.frames, self.top_db = cfg.fs2_frames, float(cfg.top_db)
         mel = librosa.filters.mel(sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels)
@@ -131,7 +132,30 @@ class LogMelFrontEnd(nn.Module):
         db = torch.where(peak <= 1e-10, torch.full_like(db, -self.top_db), db)  # silence
         fill = torch.full_like(db[..., :1], -self.top_db).expand(-1, -1, self.frames)
         db = torch.cat([db, fill], dim=-1)[..., :self.frames]  # pad with silence, or crop
+        if self.denoise:
+            db = self.floor_subtract(db)
         return ((db - self.mean) / self.std).unsqueeze(1)
+
+    def floor_subtract(self, db: torch.Tensor) -> torch.Tensor:
+        """`ser.features.floor_subtract` in torch operations (a sort and a gather stand
+        for the percentile, with numpy's linear interpolation)."""
+        floor = -self.top_db
+        real = db.amax(dim=1, keepdim=True) > floor + 1e-3  # (batch, 1, frames)
+        p = torch.pow(10.0, db / 10.0)
+        ordered = torch.sort(torch.where(real, p, torch.full_like(p, float("inf"))),
+                             dim=-1).values  # the real frames first, in order
+        n = real.sum(dim=-1, keepdim=True).to(p.dtype)  # (batch, 1, 1)
+        pos = (FLOOR_PERCENTILE / 100.0) * (n - 1).clamp(min=0)
+        lo = pos.floor()
+        frac = pos - lo
+        index = lo.long().expand(-1, p.shape[1], 1)
+        below = torch.gather(ordered, -1, index)
+        above = torch.gather(ordered, -1, (index + (frac > 0).long()))
+        noise = torch.where(n > 0, below + frac * (above - below), torch.zeros_like(below))
+        left = (p - FLOOR_OVERSUBTRACT * noise).clamp(min=0.0) * real
+        peak = left.amax(dim=(1, 2), keepdim=True)
+        out = 10.0 * torch.log10(left.clamp(min=1e-30) / peak.clamp(min=1e-30))
+        return torch.where(peak > 0, out.clamp(min=floor), torch.full_like(out, floor))
 
 
 class FourStepDFT(nn.Module):
