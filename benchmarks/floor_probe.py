@@ -1,7 +1,7 @@
 """Is the "everything is angry" collapse partly a noise-floor cue?
 
     python benchmarks/floor_probe.py [MODEL] [--data ../shared/datasets] [--per 40]
-                                     [--snr 30 --snr 20]
+                                     [--snr 30 --snr 20] [--denoise]
 
 Part 1 (no model): for every corpus, how far below the clip's peak its quietest frames sit
 in FS2 (the 10th percentile over frames of each frame's loudest mel band, dB re the clip's
@@ -10,6 +10,10 @@ level changes with the emotion, so there the floor goes with the emotion (loud e
 far above it); corpora recorded more cleanly sit lower for every emotion. This is the
 floor as the 2D models see it (FS2); the Dataset page's "Compare corpora" draws the same
 confound from the waveform (`ser.acoustics`, ``dynamic_range_db``).
+
+With ``--denoise`` Part 1 is printed a second time on the images with each band's noise
+floor removed (`ser.features.floor_subtract`, the front end of ``fs2_norm=denoise``
+models): there the quiet frames of every corpus and emotion fall to the same -80 dB.
 
 Part 2 (MODEL, default ``ser2d.crema-si-pitch``): a balanced sample of each corpus (``--per``
 clips per emotion, seeded) scored as is and with stationary white noise added at each
@@ -36,6 +40,7 @@ from ser.bundle import load_bundle  # noqa: E402
 from ser.cli.model_commands import resolve_bundles  # noqa: E402
 from ser.config import LABELS  # noqa: E402
 from ser.corpora import load_corpus  # noqa: E402
+from ser.features import floor_subtract  # noqa: E402
 from ser.inference import Predictor  # noqa: E402
 from ser.splits import usable  # noqa: E402
 from ser.store import FeatureStore  # noqa: E402
@@ -49,11 +54,12 @@ def sample(manifest: pd.DataFrame, per: int) -> pd.DataFrame:
                       for _, g in m.groupby("emotion")])
 
 
-def floors(paths: list[str]) -> np.ndarray:
-    fs2 = np.asarray(FeatureStore(workers=1).features(paths, spaces=("fs2",))["fs2"])
+def floors(paths: list[str], denoise: bool = False) -> np.ndarray:
+    raw = np.asarray(FeatureStore(workers=1).features(paths, spaces=("fs2",))["fs2"])
+    fs2 = floor_subtract(raw) if denoise else raw
     out = []
-    for x in fs2:
-        frames = x.max(axis=0) > -79.9  # not the padding
+    for x, x0 in zip(fs2, raw):
+        frames = x0.max(axis=0) > -79.9  # not the padding
         out.append(np.percentile(x[:, frames].max(axis=0), 10) if frames.any() else np.nan)
     return np.asarray(out)
 
@@ -64,6 +70,8 @@ def main() -> int:
     ap.add_argument("--data", default="../shared/datasets", type=Path)
     ap.add_argument("--per", type=int, default=40, help="clips per emotion and corpus")
     ap.add_argument("--snr", type=float, action="append", default=None)
+    ap.add_argument("--denoise", action="store_true",
+                    help="also print Part 1 with each band's noise floor removed")
     args = ap.parse_args()
     snrs = args.snr or [30.0, 20.0]
     keys = [k for k in CORPORA if (args.data / k).is_dir()]
@@ -72,16 +80,18 @@ def main() -> int:
         return 1
     pd.set_option("display.width", 200)
 
-    print("Part 1: floor of the quietest frames, dB re each clip's peak (mean per emotion; "
-          f"{args.per * 5} clips per emotion at most)")
-    rows = []
     samples = {k: sample(load_corpus(args.data / k).manifest, args.per * 5) for k in keys}
-    for k, m in samples.items():
-        for e, f in zip(m["emotion"], floors(list(m["path"]))):
-            rows.append({"corpus": k, "emotion": e, "floor": f})
-    table = pd.DataFrame(rows).astype({"floor": float}).pivot_table(
-        index="corpus", columns="emotion", values="floor")
-    print(table.round(1).to_string(na_rep="–"), "\n")
+    for denoise in (False, True) if args.denoise else (False,):
+        print("Part 1: floor of the quietest frames, dB re each clip's peak (mean per emotion; "
+              f"{args.per * 5} clips per emotion at most)"
+              + (", after the noise-floor removal" if denoise else ""))
+        rows = []
+        for k, m in samples.items():
+            for e, f in zip(m["emotion"], floors(list(m["path"]), denoise)):
+                rows.append({"corpus": k, "emotion": e, "floor": f})
+        table = pd.DataFrame(rows).astype({"floor": float}).pivot_table(
+            index="corpus", columns="emotion", values="floor")
+        print(table.round(1).to_string(na_rep="–"), "\n")
 
     pred = Predictor(load_bundle(resolve_bundles(args.model)[0]))
     rng = np.random.default_rng(0)
