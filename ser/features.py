@@ -357,7 +357,8 @@ def utterance_normalise(db: np.ndarray, *, top_db: float = config.FS2_TOP_DB,
     x = np.asarray(db, dtype=np.float32)
     single = x.ndim == 2
     x = x[None] if single else x
-    active = x.max(axis=1, keepdims=True) > -active_db  # (N, 1, T)
+    # padding sits at -top_db: never a sounding frame, even with a floor above -active_db
+    active = x.max(axis=1, keepdims=True) > max(-active_db, -float(top_db) + 1e-3)  # (N,1,T)
     n = active.sum(axis=2, keepdims=True)  # (N, 1, 1)
     means = np.where(active, x, 0.0).sum(axis=2, keepdims=True) / np.maximum(n, 1)
     out = np.where(n > 0, x - means, x).astype(np.float32)

@@ -70,7 +70,9 @@ def voice_stats(fs2: np.ndarray) -> VoiceStats:
     if x.ndim != 3 or not len(x):
         raise ValueError("voice statistics need at least one log-mel image")
     frames = np.moveaxis(x, 1, 2).reshape(-1, x.shape[1])  # (N*T, n_mels)
-    sounding = frames.max(axis=1) > -ACTIVE_DB
+    # a frame at the floor everywhere is padding or digital silence, also when the floor
+    # (``top_db``) sits above -ACTIVE_DB
+    sounding = frames.max(axis=1) > max(-ACTIVE_DB, float(frames.min()) + 1e-3)
     if sounding.any():
         frames = frames[sounding]
     mean = frames.mean(0, dtype=np.float64)

@@ -329,6 +329,7 @@ def test_train_page_offers_leave_one_corpus_out_only_for_a_pool(demo_root, tess_
     assert "24 test clips" in text
     at.checkbox(key="balance").set_value(True)
     at.selectbox(key="fs2_norm").set_value("utterance")
+    at.selectbox(key="top_db").set_value(30)
     at.multiselect(key="archs").set_value(["lenet1d"])
     at.number_input(key="epochs").set_value(1)
     at.checkbox(key="noise").set_value(False)
@@ -338,7 +339,7 @@ def test_train_page_offers_leave_one_corpus_out_only_for_a_pool(demo_root, tess_
     run_id = next(r["run_id"] for r in runs.list_runs() if r["config"].get("split") == "loco")
     cfg = json.loads((runs.run_dir(run_id) / "config.json").read_text())
     assert (cfg["split"], cfg["test_corpus"], cfg["balance"]) == ("loco", "tess", "corpus")
-    assert cfg["features"] == {"fs2_norm": "utterance"}
+    assert cfg["features"] == {"fs2_norm": "utterance", "top_db": 30.0}
     assert cfg["data"] == f"{demo_root},tess={tess_dir}"
     t0 = time.time()
     while runs.status(run_id)["state"] in runs.ACTIVE:

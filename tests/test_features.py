@@ -262,6 +262,10 @@ def test_utterance_normalisation_removes_a_fixed_channel_gain():
     np.testing.assert_allclose(batch[0], a, atol=1e-6)
     silent = np.full((128, 216), -80.0, np.float32)
     np.testing.assert_array_equal(features.utterance_normalise(silent), silent)
+    # with a higher floor (top_db=30) the padding, at -30 dB, is still not sounding
+    high = np.maximum(db, -30.0)
+    assert features.utterance_normalise(high, top_db=30)[:, :150].mean() == pytest.approx(
+        0, abs=1e-4)
 
 
 def test_normalised_config_shares_the_cache_and_keeps_old_keys(tmp_path):

@@ -53,6 +53,12 @@ def test_voice_stats_use_sounding_frames_only():
     expected = x[:, :, :15].transpose(0, 2, 1).reshape(-1, 8).mean(0)
     np.testing.assert_allclose(st.mean, expected, rtol=1e-5)
     assert st.clips == 4 and st.frames == 4 * 15
+    # a higher log-mel floor (top_db=30): padding at -30 dB is still not a sounding frame
+    high = np.maximum(x, -30.0)
+    st30 = voice_stats(high)
+    assert st30.frames == 4 * 15
+    np.testing.assert_allclose(
+        st30.mean, high[:, :, :15].transpose(0, 2, 1).reshape(-1, 8).mean(0), rtol=1e-5)
 
 
 def test_a_fixed_gain_per_band_disappears_after_own_normalisation():
