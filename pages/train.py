@@ -171,11 +171,10 @@ with st.expander("Feature settings (default: the seeds' FS1/FS2)"):
         "Log-mel normalisation (2D models)", list(FS2_NORM_LABELS), key="fs2_norm",
         format_func=FS2_NORM_LABELS.get,
         help="Noise floor removed: each mel band's steady background noise is subtracted, "
-             "so pauses look the same whatever the room or corpus (in CREMA-D the noise "
-             "level is a cue for the emotion). Per-utterance: each band's mean over the "
-             "clip is removed, i.e. what a microphone, room or codec adds to every frame; "
-             "measured worse on unseen corpora than none. README, cross-corpus, has the "
-             "figures.")
+             "so pauses fall to the floor whatever the room. Per-utterance: each band's "
+             "mean over the clip is removed, i.e. what a microphone, room or codec adds to "
+             "every frame. Both measured worse on unseen corpora than none; a 30-dB floor "
+             "did better (README, cross-corpus).")
     spk_norm = st.checkbox(
         "Speaker normalisation", False, key="speaker_norm",
         help="Standardises each log-mel image (2D models) by its speaker's own statistics "
