@@ -1,7 +1,7 @@
 """Is the "everything is angry" collapse partly a noise-floor cue?
 
     python benchmarks/floor_probe.py [MODEL] [--data ../shared/datasets] [--per 40]
-                                     [--snr 30 --snr 20] [--denoise]
+                                     [--snr 30 --snr 20] [--denoise] [--part 2]
 
 Part 1 (no model): for every corpus, how far below the clip's peak its quietest frames sit
 in FS2 (the 10th percentile over frames of each frame's loudest mel band, dB re the clip's
@@ -72,6 +72,8 @@ def main() -> int:
     ap.add_argument("--snr", type=float, action="append", default=None)
     ap.add_argument("--denoise", action="store_true",
                     help="also print Part 1 with each band's noise floor removed")
+    ap.add_argument("--part", type=int, choices=(1, 2), action="append",
+                    help="print only this part (repeatable; default both)")
     args = ap.parse_args()
     snrs = args.snr or [30.0, 20.0]
     keys = [k for k in CORPORA if (args.data / k).is_dir()]
@@ -80,8 +82,9 @@ def main() -> int:
         return 1
     pd.set_option("display.width", 200)
 
+    parts = set(args.part or (1, 2))
     samples = {k: sample(load_corpus(args.data / k).manifest, args.per * 5) for k in keys}
-    for denoise in (False, True) if args.denoise else (False,):
+    for denoise in ((False, True) if args.denoise else (False,)) if 1 in parts else ():
         print("Part 1: floor of the quietest frames, dB re each clip's peak (mean per emotion; "
               f"{args.per * 5} clips per emotion at most)"
               + (", after the noise-floor removal" if denoise else ""))
@@ -93,6 +96,8 @@ def main() -> int:
             index="corpus", columns="emotion", values="floor")
         print(table.round(1).to_string(na_rep="–"), "\n")
 
+    if 2 not in parts:
+        return 0
     pred = Predictor(load_bundle(resolve_bundles(args.model)[0]))
     rng = np.random.default_rng(0)
     print(f"Part 2: {pred.name} on {args.per} clips per emotion, as is and with white noise "
