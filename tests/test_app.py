@@ -18,10 +18,6 @@ PAGES = ["pages/welcome.py", "pages/dataset.py", "pages/train.py", "pages/result
          "pages/predict.py", "pages/architectures.py"]
 
 
-
-
-
-
 def assert_clean(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
 
@@ -31,6 +27,16 @@ def test_every_page_renders(page, demo_root, models_dir):
     at = open_page(page)
     assert_clean(at)
     assert at.title, "page has no title"
+
+
+def test_train_page_warns_when_a_floor_meets_speaker_normalisation(demo_root, models_dir):
+    at = open_page("pages/train.py")
+    at.checkbox(key="speaker_norm").set_value(True).run()
+    assert_clean(at)
+    assert not at.warning, [w.value for w in at.warning]  # the seed's 80-dB floor
+    at.selectbox(key="top_db").set_value(30).run()
+    assert_clean(at)
+    assert any("do not add up" in w.value for w in at.warning), [w.value for w in at.warning]
 
 
 def test_home_says_demo_corpus(demo_root, models_dir):
