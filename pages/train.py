@@ -182,10 +182,10 @@ with st.expander("Feature settings (default: the seeds' FS1/FS2)"):
              "10 enrolment clips each, which are not scored; on the Predict page such a "
              "model needs a few takes of the visitor's voice first.")
     if spk_norm and top_db != 80:
-        st.warning("Measured, leave-TESS-out: a log-mel floor and speaker normalisation "
-                   "do not add up. Each alone lifted never-heard TESS (47 % and 54 % UAR); "
-                   "together the model fell to 29 % with over half the clips given one "
-                   "label (README, Calibrating to a voice).")
+        st.warning("Measured with the 30-dB floor, leave-TESS-out: a log-mel floor and "
+                   "speaker normalisation do not add up. Each alone lifted never-heard TESS "
+                   "(47 % and 54 % UAR); together the model fell to 29 % with over half "
+                   "the clips given one label (README, Calibrating to a voice).")
 
 
 def make_config(arch: str) -> TrainConfig:
