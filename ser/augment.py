@@ -188,6 +188,25 @@ def channel_chain(y: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarra
     return out.astype(np.float32)
 
 
+def random_floor(x, mean, std, *, low_db: float, high_db: float, generator=None):
+    """Clip each standardised log-mel image of a batch ``(B, 1, F, T)`` (torch) at its own
+    floor, drawn uniformly between ``low_db`` and ``high_db`` dB below the clip's peak.
+
+    The images are FS2 in dB relative to each clip's maximum, standardised per band with
+    ``mean`` and ``std`` (``(F,)`` tensors); a floor of ``d`` dB is therefore the value
+    ``(-d - mean) / std`` in band terms. What lies below the drawn floor, the quiet part
+    where one corpus's background noise and another's near-silence differ, is set to it.
+    Device-agnostic.
+    """
+    import torch
+
+    b = x.shape[0]
+    u = torch.rand(b, device=x.device, generator=generator)
+    floor_db = -(low_db + u * (high_db - low_db))  # (B,)
+    z = (floor_db[:, None] - mean[None, :]) / std[None, :]  # (B, F)
+    return torch.maximum(x, z[:, None, :, None].to(x.dtype))
+
+
 def spec_augment(x, *, freq_masks: int = 2, freq_width: int = 12, time_masks: int = 2,
                  time_width: int = 24, generator=None):
     """SpecAugment on a batch of spectrograms ``(B, 1, F, T)`` (torch), masks set to 0.

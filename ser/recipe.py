@@ -48,6 +48,10 @@ class TrainConfig:
     mixup: float = 0.0  # Beta(α, α) mixing; 0 disables
     freq_shift: int = 0  # random shift of each spectrogram by up to this many mel bands
     time_shift: float = 0.0  # random rotation in time by up to this fraction of the frames
+    #: Random log-mel floor (2D models): each training image is clipped, batch by batch, at a
+    #: floor drawn per example between ``random_floor`` and ``top_db`` dB below its peak, so
+    #: how quiet a recording's background is cannot be a reliable cue; 0 disables.
+    random_floor: float = 0.0
     grad_clip: float = 0.0  # max gradient norm; 0 disables
     patience: int = 8  # epochs without a better validation UAR before stopping; 0 disables
     noise: bool = True  # the seed's noise-augmented copy of each training clip
@@ -148,7 +152,13 @@ class TrainConfig:
             raise ValueError(f"batch_size {self.batch_size} is smaller than the "
                              f"{self.world_size} processes; each needs at least one clip "
                              "per batch.")
-        self.feature_config()
+        fc = self.feature_config()
+        if self.random_floor and not 10 <= float(self.random_floor) < fc.top_db:
+            raise ValueError(f"random_floor must be 0 (off) or 10–{fc.top_db:g} dB below the "
+                             f"peak (the feature floor), not {self.random_floor}.")
+        if self.random_floor and (self.speaker_norm != "none" or fc.fs2_norm != "none"):
+            raise ValueError("random_floor works on globally standardised log-mel images; it "
+                             "cannot be combined with speaker normalisation or fs2_norm.")
         return self
 
     @property

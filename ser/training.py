@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ser import config
-from ser.augment import shift_augment, spec_augment
+from ser.augment import random_floor, shift_augment, spec_augment
 from ser.bundle import library_versions
 from ser.card import Card
 from ser.dataset import Prepared, input_lengths, predict_proba, prepare, trim
@@ -79,7 +79,8 @@ def fit(cfg: TrainConfig, *, on_event: EventFn | None = None,
     step = TrainStep(net, opt, class_weights(cfg, data, device), cfg.label_smoothing,
                      cfg.grad_clip, device, world=dist.world)
     augment = BatchAugmenter(cfg, data.spaces, batches.augment_generator,
-                             on_gpu=device.type != "cpu")
+                             on_gpu=device.type != "cpu", fs2_stats=data.normalisation.get("fs2"),
+                             device=device)
     best = BestWeights(cfg.patience)
     history: list[dict] = []
     stopped = "finished"
@@ -319,15 +320,23 @@ class BatchAugmenter:
     without mixup ``lam`` is 1 and ``second_labels`` None."""
 
     def __init__(self, cfg: TrainConfig, spaces: tuple[str, ...], generator: torch.Generator,
-                 *, on_gpu: bool):
+                 *, on_gpu: bool, fs2_stats: dict | None = None, device=None):
         self.cfg = cfg
         self.fs2 = spaces.index("fs2") if "fs2" in spaces else None
         self.gen = generator
         self.spec_gen = None if on_gpu else generator  # a CPU generator cannot drive CUDA
         self.mix_rng = np.random.default_rng(cfg.seed)
+        self.floor = None  # (mean, std, top_db) of the FS2 standardisation
+        if self.fs2 is not None and cfg.random_floor:
+            self.floor = tuple(torch.as_tensor(np.asarray(fs2_stats[k]), dtype=torch.float32,
+                                               device=device) for k in ("mean", "std"))
+            self.top_db = cfg.feature_config().top_db
 
     def __call__(self, xb: list[torch.Tensor], yb: torch.Tensor):
         cfg = self.cfg
+        if self.floor is not None:
+            xb[self.fs2] = random_floor(xb[self.fs2], *self.floor, low_db=cfg.random_floor,
+                                        high_db=self.top_db, generator=self.spec_gen)
         if self.fs2 is not None and (cfg.freq_shift or cfg.time_shift):
             xb[self.fs2] = shift_augment(xb[self.fs2], freq=cfg.freq_shift, time=cfg.time_shift,
                                          generator=self.spec_gen)

@@ -181,6 +181,48 @@ def test_seeded_runs_with_shift_augment_repeat_exactly(demo_root):
     assert a.card.training.freq_shift == 3
 
 
+def test_random_floor_clips_each_image_at_its_own_floor():
+    from ser.augment import random_floor
+
+    gen = torch.Generator().manual_seed(0)
+    db = -80 * torch.rand(32, 1, 128, 216, generator=gen)  # dB re each clip's peak
+    mean, std = torch.linspace(-60, -30, 128), torch.linspace(5, 15, 128)
+    z = (db - mean[None, None, :, None]) / std[None, None, :, None]
+    out = random_floor(z, mean, std, low_db=30, high_db=80,
+                       generator=torch.Generator().manual_seed(1))
+    back = out * std[None, None, :, None] + mean[None, None, :, None]
+    floors = []
+    for i in range(len(db)):
+        f = float(back[i].min())
+        floors.append(f)
+        assert -80 - 1e-3 <= f <= -30 + 1e-3
+        above = db[i] > f + 1e-3
+        torch.testing.assert_close(back[i][above], db[i][above], atol=1e-3, rtol=0)
+        assert torch.allclose(back[i][~above], torch.tensor(f), atol=1e-3)
+    assert np.std(floors) > 5  # one floor per example, not one per batch
+
+
+@pytest.mark.slow
+def test_seeded_runs_with_random_floor_repeat_exactly(demo_root):
+    cfg = TrainConfig(arch="ser2d", epochs=1, max_clips=120, noise=False, random_floor=30,
+                      seed=5, batch_size=32)
+    a, b = fit(cfg), fit(cfg)
+    assert [e["train_loss"] for e in a.history] == [e["train_loss"] for e in b.history]
+    assert a.card.training.random_floor == 30
+    # Predictions use the card's full feature floor: the random floor is training only.
+    assert a.card.features.top_db == 80
+
+
+def test_random_floor_is_refused_where_it_cannot_apply():
+    with pytest.raises(ValueError, match="random_floor must be"):
+        TrainConfig(random_floor=5).check()
+    with pytest.raises(ValueError, match="random_floor must be"):
+        TrainConfig(random_floor=30, features={"top_db": 30}).check()
+    with pytest.raises(ValueError, match="speaker normalisation"):
+        TrainConfig(arch="ser2d", random_floor=30, speaker_norm="speaker").check()
+    TrainConfig(arch="ser2d", random_floor=30).check()
+
+
 def test_bad_bundles_raise_bundle_error(finished_run, tmp_path):
     good = (runs.run_dir(finished_run) / "model.pt").read_bytes()
     cases = {
