@@ -140,13 +140,19 @@ copies = c[4].number_input("Copies per clip", 1, MAX_COPIES, 1, key="copies",
                            help="How many augmented copies of each training clip (each "
                                 "drawn anew) when noise, pitch, stretch or the recording "
                                 "chain is on.")
-c = st.columns(4)
+c = st.columns(5)
 specaug = c[0].checkbox("SpecAugment", False, key="specaug",
                         help="Masks mel bands and frames (2D input).")
 mixup = c[1].checkbox("Mixup", False, key="mixup")
 shift = c[2].checkbox("Band/time shift", False, key="shift",
                       help="Moves each spectrogram up or down by up to 4 mel bands and "
                            "rotates it in time by up to a quarter (2D input).")
+rfloor = c[4].checkbox("Random floor", False, key="random_floor",
+                       help="Each training log-mel image is clipped at its own floor, "
+                            "drawn between 30 dB below its peak and the feature floor, so "
+                            "how quiet a recording's background is stops being a reliable "
+                            "cue; prediction keeps the full range (2D input; not with "
+                            "speaker normalisation).")
 patience = c[3].number_input("Early-stop patience", 0, 50, 8, key="patience",
                              help="Epochs without a better validation UAR; 0 = off.")
 schedule = st.radio("Learning-rate schedule", ["none", "cosine", "plateau"], horizontal=True,
@@ -197,6 +203,7 @@ def make_config(arch: str) -> TrainConfig:
                        copies=int(copies),
                        spec_augment=specaug, mixup=0.2 if mixup else 0.0,
                        freq_shift=4 if shift else 0, time_shift=0.25 if shift else 0.0,
+                       random_floor=30.0 if rfloor else 0.0,
                        patience=int(patience), schedule=schedule, data=corpus_dir(),
                        features=feature_settings(n_mels, n_mfcc, hop, fs2_norm, top_db),
                        speaker_norm="speaker" if spk_norm else "none",
@@ -251,6 +258,10 @@ if st.button("🚀 Launch", type="primary", key="launch", disabled=sizes is None
             if spk_norm and model_input_space(a) != "fs2":
                 st.error(f"{a}: speaker normalisation works on log-mel (2D) models only; "
                          "this one reads the FS1 vector. Not launched.")
+                continue
+            if rfloor and "fs2" not in model_input_space(a):
+                st.error(f"{a}: the random floor clips log-mel (2D) images; this model "
+                         "reads the FS1 vector only. Not launched.")
                 continue
             try:
                 run_id = runs.start(make_config(a).check())

@@ -64,6 +64,8 @@ def fit(cfg: TrainConfig, *, on_event: EventFn | None = None,
     main = dist.is_main
     emit, stop, say = callbacks(dist, on_event, should_stop, progress)
     input_space = model_input_space(cfg.arch)  # fails early on an unknown architecture
+    if cfg.random_floor and "fs2" not in input_space:
+        raise ValueError(f"random_floor clips log-mel images; {cfg.arch} reads the FS1 vector.")
     device = dist.device if dist.enabled else pick_device(cfg.device)
     use_threads(device, cpu_threads(dist, cfg.threads) if dist.enabled else cfg.threads)
     clock = Clock()

@@ -39,6 +39,16 @@ def test_train_page_warns_when_a_floor_meets_speaker_normalisation(demo_root, mo
     assert any("do not add up" in w.value for w in at.warning), [w.value for w in at.warning]
 
 
+def test_train_page_refuses_a_random_floor_for_a_1d_model(demo_root, models_dir):
+    at = open_page("pages/train.py")
+    at.multiselect(key="archs").set_value(["lenet1d"])
+    at.checkbox(key="random_floor").set_value(True)
+    at.button(key="launch").click().run()
+    assert_clean(at)
+    assert any("random floor" in e.value and "Not launched" in e.value for e in at.error), \
+        [e.value for e in at.error]
+
+
 def test_home_says_demo_corpus(demo_root, models_dir):
     at = open_page("pages/welcome.py")
     text = " ".join(i.value for i in at.info)

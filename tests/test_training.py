@@ -221,6 +221,8 @@ def test_random_floor_is_refused_where_it_cannot_apply():
     with pytest.raises(ValueError, match="speaker normalisation"):
         TrainConfig(arch="ser2d", random_floor=30, speaker_norm="speaker").check()
     TrainConfig(arch="ser2d", random_floor=30).check()
+    with pytest.raises(ValueError, match="FS1"):
+        fit(TrainConfig(arch="lenet1d", random_floor=30, epochs=1, max_clips=60))
 
 
 def test_bad_bundles_raise_bundle_error(finished_run, tmp_path):
