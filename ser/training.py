@@ -45,6 +45,15 @@ class FitResult:
     stopped: str  # "finished" | "early_stopped" | "cancelled"
 
 
+def checked_input_space(cfg: TrainConfig) -> str:
+    """The feature space ``cfg.arch`` reads; ``ValueError`` for an unknown architecture or an
+    option that cannot apply to it (a random log-mel floor on an FS1-only model)."""
+    space = model_input_space(cfg.arch)
+    if cfg.random_floor and "fs2" not in space:
+        raise ValueError(f"random_floor clips log-mel images; {cfg.arch} reads the FS1 vector.")
+    return space
+
+
 def fit(cfg: TrainConfig, *, on_event: EventFn | None = None,
         should_stop: Callable[[], bool] | None = None,
         progress: Callable[[str, int, int], None] | None = None,
@@ -63,9 +72,7 @@ def fit(cfg: TrainConfig, *, on_event: EventFn | None = None,
     dist = dist or Dist()
     main = dist.is_main
     emit, stop, say = callbacks(dist, on_event, should_stop, progress)
-    input_space = model_input_space(cfg.arch)  # fails early on an unknown architecture
-    if cfg.random_floor and "fs2" not in input_space:
-        raise ValueError(f"random_floor clips log-mel images; {cfg.arch} reads the FS1 vector.")
+    input_space = checked_input_space(cfg)  # fails early, before any feature is extracted
     device = dist.device if dist.enabled else pick_device(cfg.device)
     use_threads(device, cpu_threads(dist, cfg.threads) if dist.enabled else cfg.threads)
     clock = Clock()
