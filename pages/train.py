@@ -255,18 +255,10 @@ if st.button("🚀 Launch", type="primary", key="launch", disabled=sizes is None
         st.error("Choose at least one architecture.")
     else:
         for a in archs:
-            if spk_norm and model_input_space(a) != "fs2":
-                st.error(f"{a}: speaker normalisation works on log-mel (2D) models only; "
-                         "this one reads the FS1 vector. Not launched.")
-                continue
-            if rfloor and "fs2" not in model_input_space(a):
-                st.error(f"{a}: the random floor clips log-mel (2D) images; this model "
-                         "reads the FS1 vector only. Not launched.")
-                continue
             try:
                 run_id = runs.start(make_config(a).check())
             except ValueError as err:
-                st.error(f"{a}: {err}")
+                st.error(f"{a}: {err} Not launched.")
                 continue
             st.toast(f"Queued {run_id}")
         st.session_state["watch"] = True

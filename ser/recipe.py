@@ -159,7 +159,23 @@ class TrainConfig:
         if self.random_floor and (self.speaker_norm != "none" or fc.fs2_norm != "none"):
             raise ValueError("random_floor works on globally standardised log-mel images; it "
                              "cannot be combined with speaker normalisation or fs2_norm.")
+        self.input_space()
         return self
+
+    def input_space(self) -> str:
+        """The feature space ``arch`` reads ("fs1", "fs2" or "fs1+fs2"); ``ValueError`` for
+        an unknown architecture or an option that needs log-mel images on a model that
+        reads only the FS1 vector."""
+        from ser.models import model_input_space  # the registry imports torch: late
+
+        space = model_input_space(self.arch)
+        if self.speaker_norm == "speaker" and space != "fs2":
+            raise ValueError(f"Speaker normalisation works on log-mel (2D) models only; "
+                             f"{self.arch} reads {space.upper()}.")
+        if self.random_floor and "fs2" not in space:
+            raise ValueError(f"The random floor clips log-mel (2D) images; {self.arch} reads "
+                             "the FS1 vector only.")
+        return space
 
     @property
     def world_size(self) -> int:

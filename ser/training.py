@@ -29,7 +29,7 @@ from ser.dataset import Prepared, input_lengths, predict_proba, prepare, trim
 from ser.devices import device_description, pick_device, use_threads
 from ser.distributed import Dist, cpu_threads, wrap
 from ser.metrics import classification_metrics, full_report, predictions_frame
-from ser.models import create_model, describe, model_input_space
+from ser.models import create_model, describe
 from ser.recipe import TrainConfig
 
 EventFn = Callable[[dict], None]
@@ -43,15 +43,6 @@ class FitResult:
     predictions: pd.DataFrame
     history: list[dict]
     stopped: str  # "finished" | "early_stopped" | "cancelled"
-
-
-def checked_input_space(cfg: TrainConfig) -> str:
-    """The feature space ``cfg.arch`` reads; ``ValueError`` for an unknown architecture or an
-    option that cannot apply to it (a random log-mel floor on an FS1-only model)."""
-    space = model_input_space(cfg.arch)
-    if cfg.random_floor and "fs2" not in space:
-        raise ValueError(f"random_floor clips log-mel images; {cfg.arch} reads the FS1 vector.")
-    return space
 
 
 def fit(cfg: TrainConfig, *, on_event: EventFn | None = None,
@@ -72,7 +63,7 @@ def fit(cfg: TrainConfig, *, on_event: EventFn | None = None,
     dist = dist or Dist()
     main = dist.is_main
     emit, stop, say = callbacks(dist, on_event, should_stop, progress)
-    input_space = checked_input_space(cfg)  # fails early, before any feature is extracted
+    input_space = cfg.input_space()  # fails early, before any feature is extracted
     device = dist.device if dist.enabled else pick_device(cfg.device)
     use_threads(device, cpu_threads(dist, cfg.threads) if dist.enabled else cfg.threads)
     clock = Clock()

@@ -222,7 +222,22 @@ def test_random_floor_is_refused_where_it_cannot_apply():
         TrainConfig(arch="ser2d", random_floor=30, speaker_norm="speaker").check()
     TrainConfig(arch="ser2d", random_floor=30).check()
     with pytest.raises(ValueError, match="FS1"):
+        TrainConfig(arch="lenet1d", random_floor=30).check()
+    with pytest.raises(ValueError, match="FS1"):
         fit(TrainConfig(arch="lenet1d", random_floor=30, epochs=1, max_clips=60))
+    TrainConfig(arch="combined", random_floor=30).check()  # reads FS1 and FS2
+
+
+def test_options_the_architecture_cannot_take_are_refused_before_any_run():
+    """`TrainConfig.check()` knows each architecture's input: every caller (CLI, Train page,
+    studies, the run queue) refuses the same way, before a run is queued."""
+    with pytest.raises(ValueError, match="log-mel .2D. models only; lenet1d reads FS1"):
+        TrainConfig(arch="lenet1d", speaker_norm="speaker").check()
+    with pytest.raises(ValueError, match="combined reads FS1\+FS2"):
+        TrainConfig(arch="combined", speaker_norm="speaker").check()
+    with pytest.raises(ValueError, match="unknown model 'nosuchnet'"):
+        TrainConfig(arch="nosuchnet").check()
+    assert TrainConfig(arch="ser2d", speaker_norm="speaker").check().input_space() == "fs2"
 
 
 def test_bad_bundles_raise_bundle_error(finished_run, tmp_path):
