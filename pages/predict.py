@@ -9,6 +9,7 @@ from ser import plots
 from ser.audio import AudioError, accepted_formats
 from ser.bundle import BundleError
 from ser.card import exposure_note
+from ser.crosscorpus import unseen_summary
 from ser.ensemble import default_models, read_ensemble
 from ser.inference import Predictor, analyse, open_clip, self_profile
 from ser.segments import SegmentationError
@@ -189,8 +190,9 @@ if a.voice_source:
 elif a.ok and voice_profile is None:
     st.caption("This voice is new to the models, so the verdict is less reliable than the "
                "test figures suggest (they were measured on corpora the models know). "
-               "Calibrating to your voice lets the speaker-normalised models compare the clip "
-               "with how you usually sound.")
+               + unseen_summary({n: Path(entries[n].bundle).parent for n in chosen}) +
+               " Calibrating to your voice lets the speaker-normalised models compare the "
+               "clip with how you usually sound.")
 if not a.ok:
     st.warning(a.message)
     stop_with_player()

@@ -108,6 +108,26 @@ def read(folder: Path) -> list[Cell]:
         return []
 
 
+def unseen_summary(folders: dict[str, Path]) -> str:
+    """One sentence for a visitor: how the models in ``folders`` (name → model folder) scored
+    on corpora they never heard, from their stored ``cross_corpus.json``; "" when none of
+    them was scored that way."""
+    parts = []
+    for name, folder in folders.items():
+        cells = [c for c in read(folder) if c.kind == "unseen" and not c.enrol]
+        if not cells:
+            continue
+        low, high = min(c.uar for c in cells), max(c.uar for c in cells)
+        span = f"{low * 100:.0f} %" if round(low * 100) == round(high * 100) else \
+            f"{low * 100:.0f}–{high * 100:.0f} %"
+        names = ", ".join(c.corpus.upper() for c in cells)
+        parts.append(f"{name}: {span} UAR on {names}")
+    if not parts:
+        return ""
+    return ("Measured on acted corpora the models never heard (every clip scored; chance is "
+            "17 % for six emotions, 25 % for URDU's four): " + "; ".join(parts) + ".")
+
+
 def score_average(bundles: list[Bundle], corpora: dict[str, str], *, progress=None
                   ) -> list[Cell]:
     """Cells of the average of several models' probabilities (an ensemble) on corpora that

@@ -62,6 +62,26 @@ def test_without_a_voice_the_speaker_normalised_model_is_left_out(demo_root, voi
     assert any("less reliable" in c.value for c in at.caption)
 
 
+def test_an_unknown_voice_is_told_how_the_model_did_on_corpora_it_never_heard(
+        demo_root, voice_models, speech):
+    """The caption for a new voice quotes the default model's stored cross-corpus UAR
+    (unseen corpora only; held-out speakers of its own corpus do not count)."""
+    from ser.crosscorpus import Cell, write
+
+    share = dict.fromkeys(["angry", "disgust", "fear", "happy", "neutral", "sad"], 1 / 6)
+    write(voice_models / "tiny.plain", [
+        Cell("crema-d", "held-out speakers", 100, 0.7, 0.7, predicted_share=share),
+        Cell("tess", "unseen", 60, 0.31, 0.312, predicted_share=share),
+        Cell("savee", "unseen", 60, 0.4, 0.398, predicted_share=share)])
+    at = predict_page()
+    y, _ = place([0.5, speech[0], 0.5])
+    at.file_uploader[0].set_value(("one.wav", wav(y), "audio/wav")).run()
+    assert not at.exception
+    text = " ".join(c.value for c in at.caption)
+    assert "tiny.plain: 31–40 % UAR on TESS, SAVEE" in text, text
+    assert "CREMA-D" not in text.split("never heard")[1]
+
+
 def test_calibrating_to_a_voice_then_scoring_with_it(demo_root, voice_models, speech):
     at = predict_page()
     takes = uploader(at, "enrol_files0")
