@@ -1,0 +1,97 @@
+"""The Predict page's default model set (``models/default.json``): what it scores, what it costs.
+
+    python benchmarks/default_model.py [--corpus tess=/data/tess ...] [--repeats 20]
+
+Prints, for each member and for the average of their probabilities (what the page shows):
+
+- CREMA-D validation and test UAR / accuracy from the stored per-clip predictions
+  (``val_predictions.csv``, ``predictions.csv``; the members share the split, so the clips
+  line up);
+- with ``--corpus``: UAR and the most-predicted share on each corpus none of them heard
+  (`ser.crosscorpus.score_average`, every six-emotion clip scored);
+- latency for a 3-s clip, decoded samples to probabilities, one torch thread, median of
+  ``--repeats``: the members one after the other sharing one feature pass, as the page
+  scores them (#16's target for the default: ≤ 20 ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ser import config  # noqa: E402
+from ser.ensemble import default_models  # noqa: E402
+from ser.metrics import classification_metrics  # noqa: E402
+
+PARTS = {"validation": "val_predictions.csv", "test": "predictions.csv"}
+
+
+def part_scores(names: list[str], file: str) -> list[tuple[str, float, float, int]]:
+    cols = [f"p_{lab}" for lab in config.LABELS]
+    frames = [pd.read_csv(config.models_dir() / n / file) for n in names]
+    if len({tuple(f["clip"]) for f in frames}) > 1:
+        raise SystemExit(f"the default models' {file} hold different clips")
+    y = frames[0]["true"].map(config.LABELS.index).to_numpy()
+    rows = []
+    for name, probs in [*zip(names, (f[cols].to_numpy() for f in frames)),
+                        (f"average of {len(names)}", np.mean([f[cols].to_numpy()
+                                                              for f in frames], axis=0))]:
+        m = classification_metrics(y, probs)
+        rows.append((name, m["uar"], m["accuracy"], len(y)))
+    return rows
+
+
+def latency_ms(names: list[str], repeats: int) -> float:
+    from ser.inference import Predictor
+
+    torch.set_num_threads(1)
+    preds = [Predictor(config.models_dir() / n / "model.pt") for n in names]
+    y = (0.1 * np.random.default_rng(0).standard_normal(3 * 16000)).astype(np.float32)
+    times = []
+    for i in range(repeats + 1):
+        t = time.perf_counter()
+        shared: dict = {}  # as on the page: one feature pass per feature config
+        for p in preds:
+            p.predict_samples(y, 16000, features=shared)
+        if i:  # the first call warms librosa up
+            times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--corpus", action="append", default=[], metavar="KEY=FOLDER")
+    ap.add_argument("--repeats", type=int, default=20)
+    args = ap.parse_args(argv)
+    names, why = default_models()
+    print(f"default: {', '.join(names)}\n  ({why})")
+    for part, file in PARTS.items():
+        print(f"CREMA-D {part} (standard speaker-independent actor lists):")
+        for name, uar, acc, n in part_scores(names, file):
+            print(f"  {name:<44} UAR {uar:6.1%}  accuracy {acc:6.1%}  (n={n})")
+    if args.corpus:
+        from ser.bundle import load_bundle
+        from ser.crosscorpus import score_average
+
+        corpora = dict(c.split("=", 1) for c in args.corpus)
+        bundles = [load_bundle(config.models_dir() / n / "model.pt") for n in names]
+        print("corpora none of them heard (every six-emotion clip):")
+        for c in score_average(bundles, corpora):
+            print(f"  {c.corpus:<8} UAR {c.uar:6.1%}  top {c.top_share:4.0%} ({c.top_label})"
+                  f"  n={c.n}")
+    ms = latency_ms(names, args.repeats)
+    print(f"latency, 3-s clip, 1 thread, median of {args.repeats}: {ms:.1f} ms "
+          f"(target ≤ 20 ms: {'met' if ms <= 20 else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    main()
