@@ -233,7 +233,7 @@ def test_options_the_architecture_cannot_take_are_refused_before_any_run():
     studies, the run queue) refuses the same way, before a run is queued."""
     with pytest.raises(ValueError, match="log-mel .2D. models only; lenet1d reads FS1"):
         TrainConfig(arch="lenet1d", speaker_norm="speaker").check()
-    with pytest.raises(ValueError, match="combined reads FS1\+FS2"):
+    with pytest.raises(ValueError, match=r"combined reads FS1\+FS2"):
         TrainConfig(arch="combined", speaker_norm="speaker").check()
     with pytest.raises(ValueError, match="unknown model 'nosuchnet'"):
         TrainConfig(arch="nosuchnet").check()
