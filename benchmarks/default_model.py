@@ -2,7 +2,8 @@
 
     python benchmarks/default_model.py [--corpus tess=/data/tess ...] [--repeats 20]
 
-Prints, for each member and for the average of their probabilities (what the page shows):
+Prints, for each member and for the average of their probabilities (what the page shows)
+when there are several:
 
 - CREMA-D validation and test UAR / accuracy from the stored per-clip predictions
   (``val_predictions.csv``, ``predictions.csv``; the members share the split, so the clips
@@ -42,9 +43,11 @@ def part_scores(names: list[str], file: str) -> list[tuple[str, float, float, in
         raise SystemExit(f"the default models' {file} hold different clips")
     y = frames[0]["true"].map(config.LABELS.index).to_numpy()
     rows = []
-    for name, probs in [*zip(names, (f[cols].to_numpy() for f in frames)),
-                        (f"average of {len(names)}", np.mean([f[cols].to_numpy()
-                                                              for f in frames], axis=0))]:
+    members = list(zip(names, (f[cols].to_numpy() for f in frames)))
+    if len(names) > 1:
+        members.append((f"average of {len(names)}",
+                        np.mean([f[cols].to_numpy() for f in frames], axis=0)))
+    for name, probs in members:
         m = classification_metrics(y, probs)
         rows.append((name, m["uar"], m["accuracy"], len(y)))
     return rows

@@ -124,7 +124,7 @@ def unseen_summary(folders: dict[str, Path]) -> str:
         parts.append(f"{name}: {span} UAR on {names}")
     if not parts:
         return ""
-    return ("Measured on acted corpora the models never heard (every clip scored; chance is "
+    return ("Measured on speech corpora the models never heard (every clip scored; chance is "
             "17 % for six emotions, 25 % for URDU's four): " + "; ".join(parts) + ".")
 
 
