@@ -5,9 +5,8 @@
 Prints, for each member and for the average of their probabilities (what the page shows)
 when there are several:
 
-- CREMA-D validation and test UAR / accuracy from the stored per-clip predictions
-  (``val_predictions.csv``, ``predictions.csv``; the members share the split, so the clips
-  line up);
+- CREMA-D validation and test UAR / accuracy from the stored per-clip predictions, each
+  member temperature-scaled with its calibration before averaging, as on the page;
 - with ``--corpus``: UAR and the most-predicted share on each corpus none of them heard
   (`ser.crosscorpus.score_average`, every six-emotion clip scored);
 - latency for a 3-s clip, decoded samples to probabilities, one torch thread, median of
@@ -24,32 +23,29 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ser import config  # noqa: E402
-from ser.ensemble import default_models  # noqa: E402
+from ser.ensemble import Ensemble, default_models, member_probs  # noqa: E402
 from ser.metrics import classification_metrics  # noqa: E402
+from ser.zoo import shipped_models  # noqa: E402
 
-PARTS = {"validation": "val_predictions.csv", "test": "predictions.csv"}
+PARTS = {"validation": "val", "test": "test"}
 
 
-def part_scores(names: list[str], file: str) -> list[tuple[str, float, float, int]]:
-    cols = [f"p_{lab}" for lab in config.LABELS]
-    frames = [pd.read_csv(config.models_dir() / n / file) for n in names]
-    if len({tuple(f["clip"]) for f in frames}) > 1:
-        raise SystemExit(f"the default models' {file} hold different clips")
-    y = frames[0]["true"].map(config.LABELS.index).to_numpy()
+def part_scores(names: list[str], part: str) -> list[tuple[str, float, float, int]]:
+    """Each member and (for several) their average on the stored ``part`` predictions,
+    temperature-scaled as the page does (`ser.ensemble.member_probs`)."""
+    entries = shipped_models()
+    sets = [(n, [n]) for n in names] + ([(f"average of {len(names)}", names)]
+                                        if len(names) > 1 else [])
     rows = []
-    members = list(zip(names, (f[cols].to_numpy() for f in frames)))
-    if len(names) > 1:
-        members.append((f"average of {len(names)}",
-                        np.mean([f[cols].to_numpy() for f in frames], axis=0)))
-    for name, probs in members:
+    for label, members in sets:
+        y, probs = member_probs(Ensemble(label, members, "default set"), entries, part)
         m = classification_metrics(y, probs)
-        rows.append((name, m["uar"], m["accuracy"], len(y)))
+        rows.append((label, m["uar"], m["accuracy"], len(y)))
     return rows
 
 

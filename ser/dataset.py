@@ -337,9 +337,6 @@ def _speaker_normalise(sel: Selection, raw: dict, feats: dict, aug_feats: dict |
     """Standardise every FS2 image in ``raw`` (in place) and of the augmented copies by its
     speaker's statistics: training speakers from their own training clips (each copy set
     from its own copies), held-out speakers from their enrolment clips."""
-    if spaces != ("fs2",):
-        raise ValueError("Speaker normalisation works on log-mel (FS2) models only; "
-                         "choose a 2D architecture.")
     spk = sel.manifest["speaker"].astype(str).to_numpy()
     fs2 = feats["fs2"]
     train_spk = spk[sel.split.train]
