@@ -19,16 +19,16 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ser.bundle import load_bundle  # noqa: E402
-from ser.cli.model_commands import resolve_bundles  # noqa: E402
 from ser.corpora import load_corpus  # noqa: E402
 from ser.dataset import encode_labels, model_inputs, predict_proba  # noqa: E402
 from ser.metrics import classification_metrics  # noqa: E402
 from ser.splits import usable  # noqa: E402
 from ser.store import FeatureStore  # noqa: E402
+from ser.zoo import bundle_paths  # noqa: E402
 
 
 def main(model: str, root: Path) -> int:
-    b = load_bundle(resolve_bundles(model)[0])
+    b = load_bundle(bundle_paths(model)[0])
     cfg = b.card.features
     high = librosa.mel_frequencies(n_mels=cfg.n_mels, fmin=0, fmax=cfg.sample_rate / 2) > 7800
     print(f"{b.name}: {int(high.sum())} of {cfg.n_mels} mel bands above 7.8 kHz")

@@ -23,8 +23,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ser.cli import main as cli  # noqa: E402
-from ser.cli.model_commands import expand_clips, resolve_bundles  # noqa: E402
+from ser.cli.model_commands import expand_clips  # noqa: E402
 from ser.parallel import cpu_count  # noqa: E402
+from ser.zoo import bundle_paths  # noqa: E402
 
 
 def _cpu_seconds() -> float:
@@ -56,7 +57,7 @@ def main() -> int:
                     help="as `predict --engine` (onnx: onnxruntime runs the networks)")
     ap.add_argument("--limit", type=int, default=0, help="only the first N clips")
     args = ap.parse_args()
-    bundles = resolve_bundles(args.models)
+    bundles = bundle_paths(args.models)
     if not bundles:
         print(f"no models for {args.models!r}", file=sys.stderr)
         return 2

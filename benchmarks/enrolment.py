@@ -31,12 +31,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ser import crosscorpus  # noqa: E402
 from ser.bundle import load_bundle  # noqa: E402
-from ser.cli.model_commands import resolve_bundles  # noqa: E402
 from ser.corpora import load_corpus  # noqa: E402
 from ser.dataset import card_config, encode_labels, model_inputs, predict_proba, select  # noqa: E402
 from ser.speakers import normalise_by_group, split_enrolment, stats_by_group  # noqa: E402
 from ser.splits import usable  # noqa: E402
 from ser.store import FeatureStore  # noqa: E402
+from ser.zoo import bundle_paths  # noqa: E402
 
 
 def clips_for(bundle, key: str, folder: str):
@@ -92,7 +92,7 @@ def main(argv=None) -> int:
     corpora = dict(c.split("=", 1) for c in a.corpus)
     results = {}
     for name in a.models:
-        bundle = load_bundle(resolve_bundles(name)[0])
+        bundle = load_bundle(bundle_paths(name)[0])
         if not bundle.card.speaker_normalised:
             print(f"{name}: not speaker-normalised, skipped")
             continue

@@ -31,11 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ser import config  # noqa: E402
 from ser.bundle import load_bundle  # noqa: E402
-from ser.cli.model_commands import resolve_bundles  # noqa: E402
 from ser.dataset import model_inputs, spaces_for  # noqa: E402
 from ser.export import OnnxModel, export_onnx  # noqa: E402
 from ser.features import clip_features  # noqa: E402
 from ser.inference import Predictor  # noqa: E402
+from ser.zoo import bundle_paths  # noqa: E402
 
 
 def timed(fn, repeats: int) -> float:
@@ -70,7 +70,7 @@ def main() -> int:
     ap.add_argument("--clip", help="an audio file (its first 3 s are used)")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    paths = [p for m in (args.models or ["default"]) for p in resolve_bundles(m)]
+    paths = [p for m in (args.models or ["default"]) for p in bundle_paths(m)]
     if not args.models:
         paths = paths[:3]
     if not paths:

@@ -37,13 +37,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ser.audio import load_audio  # noqa: E402
 from ser.augment import speech_power  # noqa: E402
 from ser.bundle import load_bundle  # noqa: E402
-from ser.cli.model_commands import resolve_bundles  # noqa: E402
 from ser.config import LABELS  # noqa: E402
 from ser.corpora import load_corpus  # noqa: E402
 from ser.features import floor_subtract  # noqa: E402
 from ser.inference import Predictor  # noqa: E402
 from ser.splits import usable  # noqa: E402
 from ser.store import FeatureStore  # noqa: E402
+from ser.zoo import bundle_paths  # noqa: E402
 
 CORPORA = ("crema-d", "tess", "savee", "emovo", "urdu")
 
@@ -98,7 +98,7 @@ def main() -> int:
 
     if 2 not in parts:
         return 0
-    pred = Predictor(load_bundle(resolve_bundles(args.model)[0]))
+    pred = Predictor(load_bundle(bundle_paths(args.model)[0]))
     rng = np.random.default_rng(0)
     print(f"Part 2: {pred.name} on {args.per} clips per emotion, as is and with white noise "
           f"at {', '.join(f'{s:g}' for s in snrs)} dB SNR")

@@ -23,10 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ser.audio import load_audio  # noqa: E402
 from ser.bundle import load_bundle  # noqa: E402
-from ser.cli.model_commands import resolve_bundles  # noqa: E402
 from ser.config import LABELS  # noqa: E402
 from ser.corpora import load_corpus  # noqa: E402
 from ser.inference import Predictor  # noqa: E402
+from ser.zoo import bundle_paths  # noqa: E402
 
 
 def uar(probs: np.ndarray, truth: np.ndarray) -> float:
@@ -45,7 +45,7 @@ def main() -> int:
     ap.add_argument("--data", default="../shared/datasets/crema-d", type=Path)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    folder = resolve_bundles(args.model)[0]
+    folder = bundle_paths(args.model)[0]
     folder = folder if folder.is_dir() else folder.parent
     val_file = folder / "val_predictions.csv"
     if not val_file.is_file():

@@ -11,10 +11,12 @@ import streamlit as st
 
 from ser import plots, runs, studies
 from ser.devices import device_description
+from ser.distill import check_teachers
 from ser.models import describe, list_models, model_input_space
 from ser.recipe import MAX_COPIES, TrainConfig
 from ser.splits import make_split
 from ser.training import estimate_throughput
+from ser.zoo import list_pretrained
 from ui.state import (
     corpus_badge,
     corpus_dir,
@@ -192,6 +194,24 @@ with st.expander("Feature settings (default: the seeds' FS1/FS2)"):
                    "speaker normalisation do not add up. Each alone lifted never-heard TESS "
                    "(47 % and 54 % UAR); together the model fell to 29 % with over half "
                    "the clips given one label (README, Calibrating to a voice).")
+with st.expander("Distillation (learn from trained models' answers)"):
+    teacher_options = ["ensemble", *list_pretrained()]
+    teachers = st.multiselect(
+        "Teachers", teacher_options, key="teachers",
+        format_func=lambda n: "the shipped ensemble (all its members)" if n == "ensemble"
+        else n,
+        help="Their averaged (calibrated) probabilities on every training clip and copy "
+             "become soft targets beside the labels, so one fast model can learn what an "
+             "ensemble knows. A teacher must share this run's features and must not have "
+             "trained on its validation or test clips (checked before launch).")
+    c = st.columns(2)
+    distill_w = c[0].slider("Weight of the teachers' term", 0.1, 1.0, 0.5, 0.1,
+                            key="distill", disabled=not teachers,
+                            help="The labels' cross-entropy gets the rest.")
+    distill_t = c[1].slider("Temperature", 1.0, 5.0, 2.0, 0.5, key="distill_temperature",
+                            disabled=not teachers,
+                            help="Softens both distributions, so the teachers' second "
+                                 "and third choices carry weight too.")
 
 
 def make_config(arch: str) -> TrainConfig:
@@ -207,7 +227,8 @@ def make_config(arch: str) -> TrainConfig:
                        patience=int(patience), schedule=schedule, data=corpus_dir(),
                        features=feature_settings(n_mels, n_mfcc, hop, fs2_norm, top_db),
                        speaker_norm="speaker" if spk_norm else "none",
-                       nproc=int(nproc))
+                       teachers=",".join(teachers), distill=float(distill_w),
+                       distill_temperature=float(distill_t), nproc=int(nproc))
 
 
 if split == "random":
@@ -256,7 +277,7 @@ if st.button("🚀 Launch", type="primary", key="launch", disabled=sizes is None
     else:
         for a in archs:
             try:
-                run_id = runs.start(make_config(a).check())
+                run_id = runs.start(check_teachers(make_config(a).check()))
             except ValueError as err:
                 st.error(f"{a}: {err} Not launched.")
                 continue

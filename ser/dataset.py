@@ -249,6 +249,11 @@ class Prepared:
     n_augmented: int = 0
     #: Per training row, the weight of its draw (``balance="corpus"``); None = uniform.
     train_weights: np.ndarray | None = None
+    #: Per training row, the teachers' averaged probabilities (`ser.distill`); None = no
+    #: teacher.
+    soft: np.ndarray | None = None
+    #: The teachers behind ``soft``, by name (expanded: ``ensemble`` → its members).
+    teachers: list[str] = field(default_factory=list)
 
     def data_card(self, cfg: TrainConfig) -> dict:
         c = self.selection.corpus
@@ -259,7 +264,8 @@ class Prepared:
                 "augmentation": cfg.describe_augmentation(),
                 **({"enrolment": {"per_speaker": int(cfg.enrol),
                                   **{p: int(len(r)) for p, r in self.selection.enrol.items()}}}
-                   if self.selection.enrol else {})}
+                   if self.selection.enrol else {}),
+                **({"teachers": list(self.teachers)} if self.teachers else {})}
 
 
 def prepare(cfg: TrainConfig, input_space: str, *, store: FeatureStore | None = None,
@@ -288,6 +294,13 @@ def prepare(cfg: TrainConfig, input_space: str, *, store: FeatureStore | None = 
         copies=max(n_copies, 1), progress=stage)
     raw = {part: {s: np.asarray(feats[s])[idx] for s in keys}
            for part, idx in sel.split.parts().items()}
+    soft, teachers = None, []
+    if cfg.teachers:
+        from ser.distill import load_teachers, soft_targets
+
+        teachers = load_teachers(cfg, sel, feats_cfg)
+        soft = soft_targets(teachers, [(feats, sel.split.train)] + (
+            [(aug_feats, None)] if aug_feats is not None else []), progress=progress)
     if cfg.speaker_norm == "speaker":
         aug_feats = _speaker_normalise(sel, raw, feats, aug_feats, spaces, len(train_paths))
     if aug_feats is not None:
@@ -309,7 +322,7 @@ def prepare(cfg: TrainConfig, input_space: str, *, store: FeatureStore | None = 
     if cfg.balance == "corpus":
         weights = np.tile(class_balance_weights(sel.manifest, sel.split.train), 1 + n_copies)
     return Prepared(sel, feats_cfg, spaces, inputs, labels, norm, len(train_paths) * n_copies,
-                    weights)
+                    weights, soft, [t.name for t in teachers])
 
 
 def check_length(cfg: TrainConfig) -> None:

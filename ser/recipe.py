@@ -53,6 +53,14 @@ class TrainConfig:
     #: how quiet a recording's background is cannot be a reliable cue; 0 disables.
     random_floor: float = 0.0
     grad_clip: float = 0.0  # max gradient norm; 0 disables
+    #: Knowledge distillation (`ser.distill`): comma-separated teachers — shipped model
+    #: names, bundle paths, ``ensemble`` (the shipped ensemble's members) or ``default`` —
+    #: whose averaged calibrated probabilities on every training row (augmented copies
+    #: included) become soft targets. Empty = no teacher. The three fields are stored only
+    #: when ``teachers`` is set, so older configs and cards are unchanged.
+    teachers: str = ""
+    distill: float = 0.5  # weight of the teacher term (the labels' cross-entropy gets 1 − it)
+    distill_temperature: float = 2.0  # both distributions are softened by it in that term
     patience: int = 8  # epochs without a better validation UAR before stopping; 0 disables
     noise: bool = True  # the seed's noise-augmented copy of each training clip
     pitch: bool = False
@@ -159,8 +167,22 @@ class TrainConfig:
         if self.random_floor and (self.speaker_norm != "none" or fc.fs2_norm != "none"):
             raise ValueError("random_floor works on globally standardised log-mel images; it "
                              "cannot be combined with speaker normalisation or fs2_norm.")
+        if self.teachers:
+            if not 0 < float(self.distill) <= 1:
+                raise ValueError(f"distill (the teacher term's weight) must be in (0, 1], not "
+                                 f"{self.distill}.")
+            if not 1 <= float(self.distill_temperature) <= 20:
+                raise ValueError("distill_temperature must be 1–20, not "
+                                 f"{self.distill_temperature}.")
+            if self.speaker_norm != "none":
+                raise ValueError("Distillation needs teachers that score each clip on its "
+                                 "own; it cannot be combined with speaker normalisation.")
         self.input_space()
         return self
+
+    def teacher_names(self) -> list[str]:
+        """The ``teachers`` entries, in order (empty when there is no teacher)."""
+        return [t.strip() for t in self.teachers.split(",") if t.strip()]
 
     def input_space(self) -> str:
         """The feature space ``arch`` reads ("fs1", "fs2" or "fs1+fs2"); ``ValueError`` for
@@ -194,6 +216,9 @@ class TrainConfig:
             del d["study"]
         if not d["channel"]:  # absent when off, so older configs compare equal
             del d["channel"]
+        if not d["teachers"]:
+            for k in ("teachers", "distill", "distill_temperature"):
+                del d[k]
         return d
 
     @classmethod

@@ -73,11 +73,12 @@ def fit(cfg: TrainConfig, *, on_event: EventFn | None = None,
     model, net = build_model(cfg, data, device, dist)
     epochs = cfg.resolved_epochs()
     batches = Batches(data.inputs["train"], data.labels["train"], cfg.batch_size, device,
-                      cfg.seed, data.train_weights, rank=dist.rank, world=dist.world)
+                      cfg.seed, data.train_weights, rank=dist.rank, world=dist.world,
+                      soft=data.soft)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     schedule = Schedule(cfg.schedule, opt, cfg.lr, epochs, batches.steps_per_epoch)
     step = TrainStep(net, opt, class_weights(cfg, data, device), cfg.label_smoothing,
-                     cfg.grad_clip, device, world=dist.world)
+                     cfg.grad_clip, device, world=dist.world, distill=distillation(cfg, data))
     augment = BatchAugmenter(cfg, data.spaces, batches.augment_generator,
                              on_gpu=device.type != "cpu", fs2_stats=data.normalisation.get("fs2"),
                              device=device)
@@ -194,6 +195,11 @@ def check_parts(data: Prepared, batch_size: int | None = None, dist: Dist | None
                                     "after normalisation; refusing to train on them.")
 
 
+def distillation(cfg: TrainConfig, data: Prepared) -> tuple[float, float] | None:
+    """``(weight, temperature)`` of the teacher term when the run has soft targets."""
+    return None if data.soft is None else (float(cfg.distill), float(cfg.distill_temperature))
+
+
 def class_weights(cfg: TrainConfig, data: Prepared, device: torch.device
                   ) -> torch.Tensor | None:
     """Inverse-frequency weights ``N / (C · n_c)`` of the training labels, or None."""
@@ -218,6 +224,9 @@ class Batches:
     In one process the permutation and batch augmentation share one generator, as they
     always have, so a run without augmentation draws the same batches either way.
 
+    With ``soft`` (the teachers' probabilities per row, `ser.distill`), ``soft_batch``
+    holds the rows of the batch last yielded (this rank's share), like ``global_labels``.
+
     Variable-length inputs (``inputs.lengths`` set, `ser.dataset.Inputs`) are drawn
     length-bucketed: the seeded permutation is cut into pools of `BUCKET_POOL` batches,
     each pool sorted by length and cut into batches, and the batches shuffled; every batch
@@ -229,7 +238,8 @@ class Batches:
 
     def __init__(self, inputs: tuple[torch.Tensor, ...], labels: torch.Tensor,
                  batch_size: int, device: torch.device, seed: int,
-                 weights: np.ndarray | None = None, *, rank: int = 0, world: int = 1):
+                 weights: np.ndarray | None = None, *, rank: int = 0, world: int = 1,
+                 soft: np.ndarray | None = None):
         self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.double)
         self.lengths = input_lengths(inputs)
         if self.lengths is not None and world > 1:
@@ -238,6 +248,9 @@ class Batches:
         self.on_gpu = device.type != "cpu"
         self.inputs = tuple(x.to(device) for x in inputs) if self.on_gpu else inputs
         self.labels = labels.to(device) if self.on_gpu else labels
+        self.soft = None if soft is None else torch.as_tensor(soft, dtype=torch.float32).to(
+            device)
+        self.soft_batch: torch.Tensor | None = None
         self.batch_size, self.device = batch_size, device
         self.rank, self.world = rank, world
         self.n = len(labels)
@@ -282,6 +295,8 @@ class Batches:
                 idx = idx[self.rank::self.world]
             idx = idx.to(self.device) if self.on_gpu else idx
             xb = [x[idx].to(self.device) for x in self.inputs]
+            if self.soft is not None:
+                self.soft_batch = self.soft[idx]
             if buckets is not None:
                 longest = int(self.lengths[idx.cpu().numpy()].max())
                 xb = [trim(x, longest) for x in xb]
@@ -317,7 +332,8 @@ class Schedule:
 class BatchAugmenter:
     """Per-batch augmentation of standardised inputs: band/time shifts and SpecAugment on
     the spectrogram, then mixup of whole examples. Returns ``(inputs, lam, second_labels)``;
-    without mixup ``lam`` is 1 and ``second_labels`` None."""
+    without mixup ``lam`` is 1 and ``second_labels`` None. `mixed` applies the last batch's
+    mixing to per-row targets (the teachers' probabilities)."""
 
     def __init__(self, cfg: TrainConfig, spaces: tuple[str, ...], generator: torch.Generator,
                  *, on_gpu: bool, fs2_stats: dict | None = None, device=None):
@@ -326,6 +342,7 @@ class BatchAugmenter:
         self.gen = generator
         self.spec_gen = None if on_gpu else generator  # a CPU generator cannot drive CUDA
         self.mix_rng = np.random.default_rng(cfg.seed)
+        self.last_mix: tuple[float, torch.Tensor] | None = None
         self.floor = None  # (mean, std, top_db) of the FS2 standardisation
         if self.fs2 is not None and cfg.random_floor:
             self.floor = tuple(torch.as_tensor(np.asarray(fs2_stats[k]), dtype=torch.float32,
@@ -343,20 +360,32 @@ class BatchAugmenter:
         if self.fs2 is not None and cfg.spec_augment:
             xb[self.fs2] = spec_augment(xb[self.fs2], generator=self.spec_gen)
         if cfg.mixup <= 0:
+            self.last_mix = None
             return xb, 1.0, None
         lam = float(self.mix_rng.beta(cfg.mixup, cfg.mixup))
         order = torch.randperm(len(yb), generator=self.gen).to(yb.device)
+        self.last_mix = (lam, order)
         return [lam * x + (1 - lam) * x[order] for x in xb], lam, yb[order]
+
+    def mixed(self, targets: torch.Tensor | None) -> torch.Tensor | None:
+        """Per-row ``targets`` of the last batch, mixed as its inputs were."""
+        if targets is None or self.last_mix is None:
+            return targets
+        lam, order = self.last_mix
+        return lam * targets + (1 - lam) * targets[order]
 
 
 class TrainStep:
     """One optimisation step: forward (float16 autocast on CUDA), loss (class weights,
-    label smoothing, mixup), backward (scaled on CUDA), gradient clipping, update."""
+    label smoothing, mixup; with ``distill`` = (weight, temperature) the teachers' term,
+    `ser.distill.distill_loss`), backward (scaled on CUDA), gradient clipping, update."""
 
     def __init__(self, model: torch.nn.Module, opt: torch.optim.Optimizer,
                  weight: torch.Tensor | None, label_smoothing: float, grad_clip: float,
-                 device: torch.device, *, world: int = 1):
+                 device: torch.device, *, world: int = 1,
+                 distill: tuple[float, float] | None = None):
         self.model, self.opt, self.weight, self.world = model, opt, weight, world
+        self.distill = distill
         self.smoothing, self.clip, self.device = label_smoothing, grad_clip, device
         self.amp = device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda") if self.amp else None
@@ -370,6 +399,20 @@ class TrainStep:
         return F.cross_entropy(logits.float(), y, weight=self.weight,
                                label_smoothing=self.smoothing, reduction="sum") / norm
 
+    def with_teachers(self, loss: torch.Tensor, logits: torch.Tensor, soft: torch.Tensor,
+                      global_labels: torch.Tensor | None) -> torch.Tensor:
+        """``(1 − w) · loss + w · teacher term``; distributed, the term is summed and divided
+        by the global batch's share of this rank, as the labels' loss is."""
+        from ser.distill import distill_loss
+
+        weight, temperature = self.distill
+        if self.world > 1 and global_labels is not None:
+            term = distill_loss(logits, soft, temperature, "sum") / (
+                len(global_labels) / self.world)
+        else:
+            term = distill_loss(logits, soft, temperature)
+        return (1 - weight) * loss + weight * term
+
     def global_norm(self, global_labels: torch.Tensor) -> torch.Tensor:
         """What this rank divides its loss sum by so that DDP's mean over ranks is the
         global batch's mean loss: the global batch's size (or class-weight sum) / ranks."""
@@ -377,7 +420,7 @@ class TrainStep:
                  else torch.tensor(float(len(global_labels)), device=global_labels.device))
         return total / self.world
 
-    def __call__(self, xb, yb, lam: float = 1.0, yb2=None, global_labels=None
+    def __call__(self, xb, yb, lam: float = 1.0, yb2=None, global_labels=None, soft=None
                  ) -> tuple[torch.Tensor, torch.Tensor]:
         norm = None if self.world == 1 or global_labels is None else self.global_norm(
             global_labels)
@@ -386,6 +429,8 @@ class TrainStep:
             loss = self.loss(logits, yb, norm)
             if yb2 is not None:
                 loss = lam * loss + (1 - lam) * self.loss(logits, yb2, norm)
+            if self.distill is not None and soft is not None:
+                loss = self.with_teachers(loss, logits, soft, global_labels)
         self.opt.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
@@ -436,7 +481,8 @@ def run_epoch(batches: Batches, augment: BatchAugmenter, step: TrainStep, schedu
             stats.cancelled = True
             break
         xb, lam, yb2 = augment(xb, yb)
-        loss, logits = step(xb, yb, lam, yb2, global_labels=batches.global_labels)
+        loss, logits = step(xb, yb, lam, yb2, global_labels=batches.global_labels,
+                            soft=augment.mixed(batches.soft_batch))
         if not torch.isfinite(loss):
             raise TrainingError(
                 f"The training loss became {float(loss)} at step {step.count} (epoch {epoch}): "

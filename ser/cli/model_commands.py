@@ -297,8 +297,9 @@ def cmd_evaluate(args) -> int:
     from ser.bundle import load_bundle
     from ser.cli.data_commands import progress_bar
     from ser.evaluation import evaluate_bundle
+    from ser.zoo import bundle_paths
 
-    paths = resolve_bundles(args.bundle)
+    paths = bundle_paths(args.bundle)
     if len(paths) != 1:
         print(f"error: {args.bundle} names no single model", file=sys.stderr)
         return 2
@@ -328,32 +329,6 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def resolve_bundles(arg: str) -> list[Path]:
-    """Bundle files named by ``arg``: a ``.pt`` file, a model folder, a folder of model
-    folders (e.g. ``models/``), a shipped model's name, or ``ensemble`` (the shipped
-    ensemble's members)."""
-    from ser.ensemble import read_ensemble
-    from ser.zoo import BUNDLE_FILE, list_pretrained
-
-    p = Path(arg)
-    if p.is_file():
-        return [p]
-    if p.is_dir():
-        if (p / BUNDLE_FILE).exists():
-            return [p / BUNDLE_FILE]
-        return sorted(d / BUNDLE_FILE for d in p.iterdir() if (d / BUNDLE_FILE).exists())
-    if arg == "ensemble":
-        ens = read_ensemble()
-        return [config.models_dir() / n / BUNDLE_FILE for n in ens.members] if ens else []
-    if arg == "default":
-        from ser.ensemble import default_models
-
-        return [config.models_dir() / n / BUNDLE_FILE for n in default_models()[0]]
-    if arg in list_pretrained():
-        return [config.models_dir() / arg / BUNDLE_FILE]
-    return []
-
-
 def cmd_predict(args) -> int:
     """Each clip is decoded once for every model; a clip that cannot be read or scored is
     reported and the next one is tried (exit status 2 at the end if any failed). Quality
@@ -361,8 +336,9 @@ def cmd_predict(args) -> int:
     Predict page shows them."""
     from ser.audio import AudioError
     from ser.inference import Predictor, ensemble
+    from ser.zoo import bundle_paths
 
-    paths = resolve_bundles(args.bundle)
+    paths = bundle_paths(args.bundle)
     if not paths:
         print(f"error: no bundles in {args.bundle}", file=sys.stderr)
         return 2
@@ -633,7 +609,9 @@ def cmd_export(args) -> int:
         print("error: choose a format: --onnx (and --waveform for the front end too)",
               file=sys.stderr)
         return 2
-    paths = resolve_bundles(args.bundle)
+    from ser.zoo import bundle_paths
+
+    paths = bundle_paths(args.bundle)
     if len(paths) != 1:
         print(f"error: {args.bundle!r} is not a shipped model's name, a model folder or a .pt "
               "bundle" + (" (it names several models; give one)" if paths else ""),
@@ -779,7 +757,9 @@ def cmd_crosscorpus(args) -> int:
         if not sep:
             raise ValueError(f"--corpus takes KEY=FOLDER, not {item!r}")
         corpora[key.strip()] = folder.strip()
-    paths = [p for m in args.models for p in resolve_bundles(m)]
+    from ser.zoo import bundle_paths
+
+    paths = [p for m in args.models for p in bundle_paths(m)]
     if not paths:
         print("error: no models found", file=sys.stderr)
         return 2

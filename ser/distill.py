@@ -1,0 +1,163 @@
+"""Knowledge distillation: soft targets from trained teachers.
+
+A run with ``teachers`` (`ser.recipe.TrainConfig.teachers`) learns from two targets at
+once: the labels (cross-entropy, weight ``1 − distill``) and the teachers' averaged
+probabilities for the same training row (KL divergence between the two distributions
+softened by ``distill_temperature`` T, weight ``distill``, multiplied by T² so its gradients
+keep their scale when T changes).
+
+The teachers score exactly the feature rows the student trains on (every training clip and
+its augmented copies), each teacher with its own normalisation statistics and calibrated
+temperature, before the per-batch augmentation (SpecAugment, mixup, random floor): the
+student learns to give, for a perturbed input, the teachers' answer on the clean one.
+
+Honesty: a teacher that trained on a clip the student validates or tests on would carry
+that clip's label into the student. `load_teachers` refuses such a teacher, and any teacher
+whose training clips cannot be rebuilt to check it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from ser import config
+from ser.bundle import Bundle, load_bundle
+
+#: Training rows a teacher scores at a time (bounds the memory of the standardised copy).
+CHUNK = 2048
+
+Progress = Callable[[str, int, int], None]
+
+
+def check_teachers(cfg):
+    """``cfg``, after loading its teachers and checking them against the split it will
+    train on (what `ser.dataset.prepare` does), so a bad teacher is refused before a run
+    is queued."""
+    if cfg.teachers:
+        from ser.dataset import select
+
+        load_teachers(cfg, select(cfg), cfg.feature_config())
+    return cfg
+
+
+def load_teachers(cfg, selection, features) -> list[Bundle]:
+    """The teachers named by ``cfg.teachers``, each checked against the student's run:
+    same feature config, clips scored one at a time (no voice statistics), fixed length, and
+    no clip of the student's validation or test part among its own training clips."""
+    from ser.zoo import bundle_paths
+
+    bundles, seen = [], set()
+    for name in cfg.teacher_names():
+        paths = bundle_paths(name)
+        if not paths:
+            raise ValueError(f"Teacher {name!r} names no model: give a shipped model's name, "
+                             "a bundle (.pt) or model folder, 'ensemble' or 'default'.")
+        for p in paths:
+            key = str(p.resolve())
+            if key not in seen:
+                seen.add(key)
+                bundles.append(load_bundle(p))
+    held = _clips(selection, ("val", "test"))
+    for b in bundles:
+        check_teacher(b, features, selection, held)
+    return bundles
+
+
+def check_teacher(bundle: Bundle, features, selection, held: set[str]) -> None:
+    """Raise ``ValueError`` when ``bundle`` cannot teach this run (see `load_teachers`)."""
+    card, name = bundle.card, bundle.name
+    if card.features != features:
+        raise ValueError(f"Teacher {name} was trained on other features than this run "
+                         "(feature settings differ); teachers must share the student's.")
+    if card.speaker_normalised:
+        raise ValueError(f"Teacher {name} is speaker-normalised: it needs each speaker's "
+                         "statistics and cannot score training clips one by one.")
+    if card.training.length != "fixed":
+        raise ValueError(f"Teacher {name} reads variable-length spectrograms; teachers "
+                         "must take the fixed 216-frame input.")
+    taught = teacher_training_clips(bundle, selection)
+    leak = taught & held
+    if leak:
+        raise ValueError(f"Teacher {name} trained on {len(leak)} clip(s) of this run's "
+                         "validation or test part (another split); its soft targets would "
+                         "leak their labels. Use teachers trained on the same split.")
+
+
+def teacher_training_clips(bundle: Bundle, selection) -> set[str]:
+    """The names of the clips ``bundle`` trained on: its split is rebuilt on the student's
+    corpus when both cards name the same clips (manifest fingerprint), else on the
+    teacher's own corpus, which must then be on this machine."""
+    from ser.corpora import corpus_available
+    from ser.dataset import card_config, select
+
+    card = bundle.card
+    if card.data.get("fingerprint") == selection.fingerprint:
+        sel = select(card_config(card), corpus=selection.corpus)
+    elif card.training.data and corpus_available(card.training.data):
+        sel = select(card_config(card))
+    else:
+        raise ValueError(f"Teacher {bundle.name} trained on a corpus this run does not use "
+                         f"and that is not on this machine ({card.training.data or 'unknown'})"
+                         "; its training clips cannot be checked against this run's "
+                         "validation and test parts.")
+    return _clips(sel, ("train",))
+
+
+def _clips(selection, parts) -> set[str]:
+    return {c for p in parts for c in selection.part(p)["clip"].astype(str)}
+
+
+def soft_targets(bundles: list[Bundle], sources: list[tuple[dict, np.ndarray | None]], *,
+                 progress: Progress | None = None) -> np.ndarray:
+    """The teachers' averaged calibrated probabilities ``(N, C)`` for the rows of
+    ``sources`` in order: each source is ``(arrays, rows)``, feature arrays by space and
+    the row indices to take (None = every row)."""
+    from ser.dataset import spaces_for
+
+    sizes = [len(rows) if rows is not None else len(next(iter(arrays.values())))
+             for arrays, rows in sources]
+    total = sum(sizes) * len(bundles)
+    out = np.zeros((sum(sizes), config.N_CLASSES), np.float64)
+    done = 0
+    for b in bundles:
+        keys, offset = spaces_for(b.input_space), 0
+        for (arrays, rows), n in zip(sources, sizes):
+            for start in range(0, n, CHUNK):
+                take = (np.arange(start, min(start + CHUNK, n)) if rows is None
+                        else np.asarray(rows)[start:start + CHUNK])
+                out[offset + start:offset + start + len(take)] += teacher_probs(
+                    b, {s: np.asarray(arrays[s][take]) for s in keys})
+                done += len(take)
+                if progress:
+                    progress("scoring the training clips with the teachers", done, total)
+            offset += n
+    return (out / max(len(bundles), 1)).astype(np.float32)
+
+
+def teacher_probs(bundle: Bundle, arrays: dict[str, np.ndarray]) -> np.ndarray:
+    """One teacher's calibrated probabilities for raw feature ``arrays`` (its own
+    normalisation; its card's temperature when it has one)."""
+    from ser.calibration import apply_temperature, log_probs
+    from ser.dataset import model_inputs, predict_proba
+
+    probs = predict_proba(bundle.model, model_inputs(arrays, bundle.input_space,
+                                                     bundle.normalisation))
+    temperature = (bundle.card.calibration or {}).get("temperature")
+    return apply_temperature(log_probs(probs), float(temperature)) if temperature else probs
+
+
+def distill_loss(logits, soft, temperature: float, reduction: str = "mean"):
+    """``T² · KL(soft_T ‖ softmax(logits / T))`` per row, summed or averaged: ``soft`` are
+    the teachers' probabilities, softened here by the same ``T`` (``soft ** (1/T)``,
+    renormalised)."""
+    import torch
+    import torch.nn.functional as F
+
+    t = float(temperature)
+    target = torch.log(soft.clamp_min(1e-8)) / t
+    target = torch.softmax(target, dim=1)
+    per_row = F.kl_div(F.log_softmax(logits.float() / t, dim=1), target,
+                       reduction="none").sum(dim=1) * t * t
+    return per_row.sum() if reduction == "sum" else per_row.mean()

@@ -1,0 +1,114 @@
+"""Knowledge distillation (`ser.distill`): soft targets from real trained teachers on the
+demo corpus, the leak check, and a student trained in a real subprocess."""
+
+import json
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from ser import runs
+from ser.bundle import save_bundle
+from ser.dataset import featurise, predict_proba, prepare
+from ser.distill import distill_loss
+from ser.recipe import TrainConfig
+from ser.training import fit
+
+COMMON = dict(epochs=1, max_clips=150, seed=3, batch_size=32)
+
+
+@pytest.fixture(scope="module")
+def teacher(demo_root, tmp_path_factory):
+    """A log-mel teacher trained on the speaker split of the demo sample, saved as a bundle."""
+    res = fit(TrainConfig(arch="lenet2d", noise=False, **COMMON))
+    path = tmp_path_factory.mktemp("teacher") / "teacher.pt"
+    save_bundle(path, res.model, res.card)
+    return path, res
+
+
+def test_soft_targets_are_the_teachers_probabilities_on_every_training_row(teacher):
+    path, res = teacher
+    cfg = TrainConfig(arch="lenet1d", noise=True, teachers=str(path), **COMMON)
+    data = prepare(cfg, "fs1")
+    n_train = len(data.selection.split.train)
+    assert data.soft.shape == (n_train * 2, 6)  # originals + one noise copy each
+    np.testing.assert_allclose(data.soft.sum(1), 1, atol=1e-5)
+    # The originals' targets are what the teacher predicts when it scores those clips
+    # through the evaluation path (its own features and normalisation).
+    clips = data.selection.part("train")
+    expected = predict_proba(res.model, featurise(res.card, clips))
+    np.testing.assert_allclose(data.soft[:n_train], expected, atol=1e-4)
+    # The noise copies are scored as what they are, not as their originals.
+    assert not np.allclose(data.soft[n_train:], expected, atol=1e-3)
+
+
+def test_teacher_term_changes_training_and_is_recorded(teacher):
+    path, _ = teacher
+    plain = fit(TrainConfig(arch="lenet1d", noise=False, mixup=0.2, **COMMON))
+    taught = fit(TrainConfig(arch="lenet1d", noise=False, mixup=0.2, teachers=str(path),
+                             distill=0.8, distill_temperature=3, **COMMON))
+    assert plain.history[0]["train_loss"] != taught.history[0]["train_loss"]
+    assert taught.card.training.teachers == str(path)
+    assert taught.card.training.distill == 0.8
+    assert taught.card.data["teachers"] == ["lenet2d"]
+    assert "teachers" not in plain.card.training.as_dict()  # older cards stay as they were
+
+
+def test_a_teacher_that_saw_the_students_test_clips_is_refused(demo_root, tmp_path):
+    res = fit(TrainConfig(arch="lenet1d", noise=False, split="random", **COMMON))
+    path = tmp_path / "random-split.pt"
+    save_bundle(path, res.model, res.card)
+    with pytest.raises(ValueError, match="validation or test part"):
+        prepare(TrainConfig(arch="lenet1d", noise=False, teachers=str(path), **COMMON), "fs1")
+
+
+def test_bad_distillation_options_are_refused_before_training(demo_root):
+    with pytest.raises(ValueError, match="distill .the teacher term's weight. must be"):
+        TrainConfig(teachers="ensemble", distill=0).check()
+    with pytest.raises(ValueError, match="distill_temperature must be"):
+        TrainConfig(teachers="ensemble", distill_temperature=0.5).check()
+    with pytest.raises(ValueError, match="speaker normalisation"):
+        TrainConfig(arch="ser2d", teachers="ensemble", speaker_norm="speaker").check()
+    with pytest.raises(ValueError, match="names no model"):
+        prepare(TrainConfig(arch="lenet1d", teachers="no-such-model", **COMMON), "fs1")
+    TrainConfig(distill=0).check()  # the weight is not read without teachers
+
+
+def test_distill_loss_is_zero_when_the_student_agrees():
+    soft = torch.softmax(torch.randn(8, 6), dim=1)
+    logits = torch.log(soft) * 1.0
+    assert float(distill_loss(logits, soft, 2.0)) == pytest.approx(0, abs=1e-5)
+    assert float(distill_loss(torch.zeros(8, 6), soft, 2.0)) > 0
+
+
+def test_student_trains_in_a_subprocess_run(teacher):
+    path, _ = teacher
+    run_id = runs.start(TrainConfig(arch="lenet1d", noise=False, teachers=str(path),
+                                    **COMMON))
+    t0 = time.time()
+    while runs.status(run_id)["state"] not in ("finished", "failed"):
+        assert time.time() - t0 < 240, runs.log_tail(run_id, 40)
+        time.sleep(0.3)
+    assert runs.status(run_id)["state"] == "finished", runs.log_tail(run_id, 40)
+    card = json.loads((runs.run_dir(run_id) / "card.json").read_text())
+    assert card["training"]["teachers"] == str(path)
+    assert card["data"]["teachers"] == ["lenet2d"]
+
+
+def test_train_page_refuses_a_leaking_teacher_before_launch(demo_root, models_dir):
+    from app_helpers import open_page
+
+    res = fit(TrainConfig(arch="lenet1d", noise=False, split="random", epochs=1, seed=3,
+                          name="random-split-teacher"))
+    save_bundle(models_dir / "random-split-teacher" / "model.pt", res.model, res.card)
+    queued = lambda: set(runs.root().iterdir()) if runs.root().exists() else set()  # noqa: E731
+    before = queued()
+    at = open_page("pages/train.py")
+    at.multiselect(key="archs").set_value(["lenet1d"])
+    at.multiselect(key="teachers").set_value(["random-split-teacher"])
+    at.button(key="launch").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    errors = [e.value for e in at.error]
+    assert any("validation or test part" in e and "Not launched" in e for e in errors), errors
+    assert queued() == before, "a run was queued"
