@@ -211,9 +211,19 @@ def table(entries: list[ModelEntry]) -> pd.DataFrame:
             "device": run.get("device"), "display name": c.display_name,
             "epochs planned": run.get("epochs_planned"), "best epoch": run.get("best_epoch"),
             "augmentation": c.augmentation,
+            "teachers": _teachers_text(c),
             HUMAN_COLUMN: e.report.get("human_voice_accuracy"),
         })
     return pd.DataFrame(rows)
+
+
+def _teachers_text(card) -> str | None:
+    """Who a distilled model learnt from, e.g. ``"ensemble (13 models)"``; None otherwise."""
+    spec = getattr(card.training, "teachers", "")
+    if not spec:
+        return None
+    n = len(card.data.get("teachers", []))
+    return f"{spec} ({n} model{'s' * (n != 1)})" if n else spec
 
 
 SPEAKER_INDEPENDENT = "speaker-independent"

@@ -94,6 +94,10 @@ def test_student_trains_in_a_subprocess_run(teacher):
     card = json.loads((runs.run_dir(run_id) / "card.json").read_text())
     assert card["training"]["teachers"] == str(path)
     assert card["data"]["teachers"] == ["lenet2d"]
+    from ser.zoo import run_models, table
+
+    row = table([e for e in run_models() if e.run_id == run_id]).iloc[0]
+    assert row["teachers"] == f"{path} (1 model)"  # the Results table says who taught it
 
 
 def test_train_page_refuses_a_leaking_teacher_before_launch(demo_root, models_dir):
