@@ -360,7 +360,8 @@ def confusion_cells(selection) -> list[tuple[str, str]]:
                               and c[1] in config.LABELS))
 
 
-FAMILY_COLORS = {"1D CNN": "#2a9d8f", "2D CNN": "#4361ee", "1D+2D": "#e76f51"}
+FAMILY_COLORS = {"1D CNN": "#2a9d8f", "2D CNN": "#4361ee", "1D+2D": "#e76f51",
+                 "2D CNN + transformer": "#9d4edd"}
 
 
 def accuracy_by_architecture(table: pd.DataFrame, metric: str = "accuracy",

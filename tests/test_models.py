@@ -23,7 +23,7 @@ from ser.models import (
 )
 
 ALL_MODELS = ["alexnet1d", "alexnet2d", "combined", "custom1d", "custom2d", "gn1d", "gn2d",
-              "lenet1d", "lenet2d", "ser2d", "sercrnn", "vgg1d", "vgg2d"]
+              "lenet1d", "lenet2d", "ser2d", "sercrnn", "serformer", "vgg1d", "vgg2d"]
 
 #: Parameter counts at default kwargs. A change here must be deliberate: shipped bundles
 #: store weights for these exact shapes.
@@ -39,6 +39,7 @@ PINNED_PARAMS = {
     "lenet2d": 2_853_046,
     "ser2d": 349_311,
     "sercrnn": 286_719,
+    "serformer": 653_439,
     "vgg1d": 2_019_670,
     "vgg2d": 1_283_102,
 }
@@ -179,7 +180,7 @@ def test_variable_length(name: str, frames: int) -> None:
 
 def test_which_models_are_variable_length() -> None:
     variable = [n for n in ALL_MODELS if model_class(n).variable_length]
-    assert variable == ["combined", "gn2d", "ser2d", "sercrnn"]
+    assert variable == ["combined", "gn2d", "ser2d", "sercrnn", "serformer"]
 
 
 @pytest.mark.parametrize("name", ["lenet2d", "vgg2d", "alexnet2d", "custom2d"])
@@ -260,7 +261,7 @@ def test_describe(name: str) -> None:
     assert sum(row["params"] for row in info["layers"]) == info["total_params"]
     assert info["macs"] == sum(row["macs"] for row in info["layers"]) > 0
     assert info["kwargs"] == default_kwargs(name)
-    assert info["family"] in {"1D CNN", "2D CNN", "1D+2D"}
+    assert info["family"] in {"1D CNN", "2D CNN", "1D+2D", "2D CNN + transformer"}
     assert info["source"] in {"Keras notebook seed", "PyTorch seed", "SER Studio"}
     assert info["display_name"] and len(info["summary"]) > 80 and info["size_note"]
     for row in info["layers"]:

@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 # Importing the family modules registers their models.
-from ser.models import alexnet, combined, custom, gn, lenet, residual, vgg  # noqa: F401
+from ser.models import alexnet, combined, conformer, custom, gn, lenet, residual, vgg  # noqa: F401
 from ser.models.base import ACTIVATIONS, MIN_FRAMES, SERModel
 from ser.models.describe import describe, layer_table, models_table
 from ser.models.registry import (

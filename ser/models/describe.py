@@ -38,6 +38,8 @@ def _macs(module: nn.Module, inputs: tuple[Any, ...], output: torch.Tensor) -> i
             total += steps * dirs * 3 * h * (width_in + h)
             width_in = dirs * h
         return total
+    if hasattr(module, "macs_per_call"):  # a leaf with its own arithmetic (self-attention)
+        return int(module.macs_per_call(output))
     if isinstance(module, _NORMS):
         # One scale-and-shift per element once the statistics are known.
         return output.numel()
@@ -99,7 +101,8 @@ def describe(name: str, **kwargs: Any) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``name``, ``display_name``, ``family`` ("1D CNN", "2D CNN", "1D+2D"),
+        ``name``, ``display_name``, ``family`` ("1D CNN", "2D CNN", "1D+2D",
+        "2D CNN + transformer"),
         ``input_space``, ``input_shape`` (without batch; a dict for two-input models),
         ``kwargs`` (resolved), ``layers`` (see :func:`layer_table`), ``total_params``,
         ``trainable_params``, ``macs`` (per clip at the default input size),
