@@ -26,10 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ser import config
-from ser.models.base import SERModel, make_activation, scaled
+from ser.models.base import make_activation, scaled
 from ser.models.registry import register
-from ser.models.residual import SER2D_ATTENTION, AttentiveStatsPool, front_end
+from ser.models.residual import SER2D_ATTENTION, AttentiveStatsPool, FrontEndModel
 
 SERFORMER_BLOCKS = 2
 SERFORMER_HEADS = 4
@@ -122,14 +121,11 @@ def _heads(dim: int) -> int:
     return next(h for h in range(SERFORMER_HEADS, 0, -1) if dim % h == 0)
 
 
-class SERFormer(SERModel):
+class SERFormer(FrontEndModel):
     """ser2d's residual front end, two Conformer blocks, attentive statistics pooling."""
 
-    input_space = "fs2"
-    variable_length = True
-    display_name = "SER Studio Conformer: residual CNN + self-attention"
     family = "2D CNN + transformer"
-    source = "SER Studio"
+    display_name = "SER Studio Conformer: residual CNN + self-attention"
     summary = (
         "The residual 2D front end of ser2d turns the spectrogram into one vector per "
         "group of four frames; two Conformer blocks then let every moment of the utterance "
@@ -142,29 +138,16 @@ class SERFormer(SERModel):
                  "width 128 (4 heads, feed-forward ×2, depthwise kernel 15) at width 1; width "
                  "scales every stage.")
 
-    def __init__(self, *, activation: str = "silu", width: float = 1.0, dropout: float = 0.2,
-                 n_classes: int = config.N_CLASSES, fs1_dim: int = config.FS1_DIM,
-                 n_mels: int = config.N_MELS, frames: int = config.FS2_FRAMES) -> None:
-        super().__init__()
-        self._check_common(activation=activation, width=width, dropout=dropout,
-                           n_classes=n_classes, fs1_dim=fs1_dim, n_mels=n_mels, frames=frames)
-        self.stem, self.blocks2d, self.to_sequence, seq = front_end(width, activation,
-                                                                    self.n_mels)
+    def build_sequence(self, seq: int, *, width: float, dropout: float, n_classes: int,
+                       activation: str) -> None:
         self.blocks = nn.Sequential(*(ConformerBlock(seq, _heads(seq), activation)
                                       for _ in range(SERFORMER_BLOCKS)))
         self.pool = AttentiveStatsPool(seq, scaled(SER2D_ATTENTION, width))
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * seq, n_classes))
 
-    def receptive_field(self) -> tuple[int, int]:
-        """``(mel bands, frames)``: self-attention lets every step see the whole clip."""
-        return self.n_mels, self.frames
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(batch, n_classes)`` for spectrograms ``(batch, 1, 128, frames)``."""
-        self.check_input(x)
-        x = self.blocks2d(self.stem(x))
-        x = self.to_sequence(x.flatten(1, 2))  # (batch, seq, steps)
-        x = self.blocks(x.transpose(1, 2))  # (batch, steps, seq)
+        x = self.blocks(self.frame_vectors(x).transpose(1, 2))  # (batch, steps, seq)
         return self.head(self.pool(x.transpose(1, 2)))
 
 

@@ -123,11 +123,46 @@ def front_end(width: float, activation: str, n_mels: int = config.N_MELS
     return stem, nn.Sequential(*blocks), to_sequence, seq
 
 
-class SER2D(SERModel):
-    """SER Studio's compact residual CNN with attentive statistics pooling over time."""
+class FrontEndModel(SERModel):
+    """ser2d's residual 2D front end, then a model of the sequence of frame vectors it
+    makes: ser2d, sercrnn and serformer differ only in what `build_sequence` adds after it.
+    Without a temporal convolution of its own (ser2d's), every pooled step may depend on the
+    whole clip."""
 
     input_space = "fs2"
     variable_length = True
+    family = "2D CNN"
+    source = "SER Studio"
+
+    def __init__(self, *, activation: str = "silu", width: float = 1.0, dropout: float = 0.2,
+                 n_classes: int = config.N_CLASSES, fs1_dim: int = config.FS1_DIM,
+                 n_mels: int = config.N_MELS, frames: int = config.FS2_FRAMES) -> None:
+        super().__init__()
+        self._check_common(activation=activation, width=width, dropout=dropout,
+                           n_classes=n_classes, fs1_dim=fs1_dim, n_mels=n_mels, frames=frames)
+        self.stem, self.blocks2d, self.to_sequence, seq = front_end(width, activation,
+                                                                    self.n_mels)
+        self.build_sequence(seq, width=width, dropout=dropout, n_classes=n_classes,
+                            activation=activation)
+
+    def build_sequence(self, seq: int, *, width: float, dropout: float, n_classes: int,
+                       activation: str) -> None:
+        """Add the layers after the front end (``seq`` channels per frame vector)."""
+        raise NotImplementedError
+
+    def frame_vectors(self, x: torch.Tensor) -> torch.Tensor:
+        """``(batch, seq, steps)``: one vector per time step of the front end's output."""
+        self.check_input(x)
+        return self.to_sequence(self.blocks2d(self.stem(x)).flatten(1, 2))
+
+    def receptive_field(self) -> tuple[int, int]:
+        """``(mel bands, frames)``: recurrence or attention lets every step see the clip."""
+        return self.n_mels, self.frames
+
+
+class SER2D(FrontEndModel):
+    """SER Studio's compact residual CNN with attentive statistics pooling over time."""
+
     display_name = "SER Studio residual CNN + attention pooling"
     family = "2D CNN"
     source = "SER Studio"
@@ -143,13 +178,8 @@ class SER2D(SERModel):
     size_note = ("Designed for this project; the default (8-16-32-64 channels in 2D, 128 in "
                  "1D) is the size it was tuned at for CPU training. width scales every stage.")
 
-    def __init__(self, *, activation: str = "silu", width: float = 1.0, dropout: float = 0.2,
-                 n_classes: int = config.N_CLASSES, fs1_dim: int = config.FS1_DIM,
-                 n_mels: int = config.N_MELS, frames: int = config.FS2_FRAMES) -> None:
-        super().__init__()
-        self._check_common(activation=activation, width=width, dropout=dropout,
-                           n_classes=n_classes, fs1_dim=fs1_dim, n_mels=n_mels, frames=frames)
-        self.stem, self.blocks2d, self.to_sequence, seq = front_end(width, activation, self.n_mels)
+    def build_sequence(self, seq: int, *, width: float, dropout: float, n_classes: int,
+                       activation: str) -> None:
         self.blocks1d = nn.Sequential(*(ResBlock1d(seq, d, activation) for d in SER2D_DILATIONS))
         self.pool = AttentiveStatsPool(seq, scaled(SER2D_ATTENTION, width))
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * seq, n_classes))
@@ -166,11 +196,7 @@ class SER2D(SERModel):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(batch, n_classes)`` for spectrograms ``(batch, 1, 128, frames)``."""
-        self.check_input(x)
-        x = self.blocks2d(self.stem(x))
-        x = x.flatten(1, 2)  # (batch, channels * bands, frames)
-        x = self.blocks1d(self.to_sequence(x))
-        return self.head(self.pool(x))
+        return self.head(self.pool(self.blocks1d(self.frame_vectors(x))))
 
 
 @register
@@ -183,11 +209,9 @@ def ser2d(**kwargs: Any) -> SER2D:
 SERCRNN_HIDDEN = 96
 
 
-class SERCRNN(SERModel):
+class SERCRNN(FrontEndModel):
     """ser2d's residual 2D front end, a bidirectional GRU over frames, attentive pooling."""
 
-    input_space = "fs2"
-    variable_length = True
     display_name = "SER Studio CRNN: residual CNN + BiGRU + attention pooling"
     family = "2D CNN"
     source = "SER Studio"
@@ -201,28 +225,16 @@ class SERCRNN(SERModel):
     size_note = ("Designed for this project: ser2d's 2D stages, then one bidirectional GRU "
                  "layer with 96 units per direction at width 1; width scales every stage.")
 
-    def __init__(self, *, activation: str = "silu", width: float = 1.0, dropout: float = 0.2,
-                 n_classes: int = config.N_CLASSES, fs1_dim: int = config.FS1_DIM,
-                 n_mels: int = config.N_MELS, frames: int = config.FS2_FRAMES) -> None:
-        super().__init__()
-        self._check_common(activation=activation, width=width, dropout=dropout,
-                           n_classes=n_classes, fs1_dim=fs1_dim, n_mels=n_mels, frames=frames)
-        self.stem, self.blocks2d, self.to_sequence, seq = front_end(width, activation, self.n_mels)
+    def build_sequence(self, seq: int, *, width: float, dropout: float, n_classes: int,
+                       activation: str) -> None:
         hidden = scaled(SERCRNN_HIDDEN, width)
         self.gru = nn.GRU(seq, hidden, batch_first=True, bidirectional=True)
         self.pool = AttentiveStatsPool(2 * hidden, scaled(SER2D_ATTENTION, width))
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(4 * hidden, n_classes))
 
-    def receptive_field(self) -> tuple[int, int]:
-        """``(mel bands, frames)``: the GRU lets every pooled state see the whole clip."""
-        return self.n_mels, self.frames
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(batch, n_classes)`` for spectrograms ``(batch, 1, 128, frames)``."""
-        self.check_input(x)
-        x = self.blocks2d(self.stem(x))
-        x = self.to_sequence(x.flatten(1, 2))  # (batch, seq, frames)
-        x, _ = self.gru(x.transpose(1, 2))  # (batch, frames, 2 * hidden)
+        x, _ = self.gru(self.frame_vectors(x).transpose(1, 2))  # (batch, steps, 2 * hidden)
         return self.head(self.pool(x.transpose(1, 2)))
 
 
