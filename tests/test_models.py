@@ -306,3 +306,12 @@ def test_models_table() -> None:
                                    "variable_length"]
     assert dict(zip(table["name"], table["params"], strict=True)) == PINNED_PARAMS
     assert list(models_table("gn*")["name"]) == ["gn1d", "gn2d"]
+
+
+def test_serformer_attention_is_counted_in_the_layer_table() -> None:
+    rows = [r for r in describe("serformer")["layers"] if r["type"] == "SelfAttention"]
+    assert len(rows) == 2  # one per Conformer block
+    steps, dim = rows[0]["output_shape"]
+    assert (steps, dim) == (54, 128)  # 216 frames / 4, the front end's 128 channels
+    assert rows[0]["params"] == 4 * dim * dim + 4 * dim  # q, k, v and output projections
+    assert rows[0]["macs"] == 4 * steps * dim * dim + 2 * steps * steps * dim
