@@ -21,10 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ser.bundle import load_bundle  # noqa: E402
 from ser.corpora import load_corpus  # noqa: E402
 from ser.dataset import encode_labels, model_inputs, predict_proba  # noqa: E402
+from ser.ensemble import bundle_paths  # noqa: E402
 from ser.metrics import classification_metrics  # noqa: E402
 from ser.splits import usable  # noqa: E402
 from ser.store import FeatureStore  # noqa: E402
-from ser.zoo import bundle_paths  # noqa: E402
 
 
 def main(model: str, root: Path) -> int:

@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ser.cli import main as cli  # noqa: E402
 from ser.cli.model_commands import expand_clips  # noqa: E402
+from ser.ensemble import bundle_paths  # noqa: E402
 from ser.parallel import cpu_count  # noqa: E402
-from ser.zoo import bundle_paths  # noqa: E402
 
 
 def _cpu_seconds() -> float:

@@ -33,10 +33,10 @@ from ser import crosscorpus  # noqa: E402
 from ser.bundle import load_bundle  # noqa: E402
 from ser.corpora import load_corpus  # noqa: E402
 from ser.dataset import card_config, encode_labels, model_inputs, predict_proba, select  # noqa: E402
+from ser.ensemble import bundle_paths  # noqa: E402
 from ser.speakers import normalise_by_group, split_enrolment, stats_by_group  # noqa: E402
 from ser.splits import usable  # noqa: E402
 from ser.store import FeatureStore  # noqa: E402
-from ser.zoo import bundle_paths  # noqa: E402
 
 
 def clips_for(bundle, key: str, folder: str):

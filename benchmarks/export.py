@@ -32,10 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ser import config  # noqa: E402
 from ser.bundle import load_bundle  # noqa: E402
 from ser.dataset import model_inputs, spaces_for  # noqa: E402
+from ser.ensemble import bundle_paths  # noqa: E402
 from ser.export import OnnxModel, export_onnx  # noqa: E402
 from ser.features import clip_features  # noqa: E402
 from ser.inference import Predictor  # noqa: E402
-from ser.zoo import bundle_paths  # noqa: E402
 
 
 def timed(fn, repeats: int) -> float:

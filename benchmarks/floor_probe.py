@@ -39,11 +39,11 @@ from ser.augment import speech_power  # noqa: E402
 from ser.bundle import load_bundle  # noqa: E402
 from ser.config import LABELS  # noqa: E402
 from ser.corpora import load_corpus  # noqa: E402
+from ser.ensemble import bundle_paths  # noqa: E402
 from ser.features import floor_subtract  # noqa: E402
 from ser.inference import Predictor  # noqa: E402
 from ser.splits import usable  # noqa: E402
 from ser.store import FeatureStore  # noqa: E402
-from ser.zoo import bundle_paths  # noqa: E402
 
 CORPORA = ("crema-d", "tess", "savee", "emovo", "urdu")
 

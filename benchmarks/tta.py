@@ -25,8 +25,8 @@ from ser.audio import load_audio  # noqa: E402
 from ser.bundle import load_bundle  # noqa: E402
 from ser.config import LABELS  # noqa: E402
 from ser.corpora import load_corpus  # noqa: E402
+from ser.ensemble import bundle_paths  # noqa: E402
 from ser.inference import Predictor  # noqa: E402
-from ser.zoo import bundle_paths  # noqa: E402
 
 
 def uar(probs: np.ndarray, truth: np.ndarray) -> float:

@@ -249,8 +249,8 @@ class Prepared:
     n_augmented: int = 0
     #: Per training row, the weight of its draw (``balance="corpus"``); None = uniform.
     train_weights: np.ndarray | None = None
-    #: Per training row, the teachers' averaged probabilities (`ser.distill`); None = no
-    #: teacher.
+    #: Per training row, the teachers' averaged probabilities (set by
+    #: `ser.distill.attach_teachers`); None = no teacher.
     soft: np.ndarray | None = None
     #: The teachers behind ``soft``, by name (expanded: ``ensemble`` → its members).
     teachers: list[str] = field(default_factory=list)
@@ -283,24 +283,9 @@ def prepare(cfg: TrainConfig, input_space: str, *, store: FeatureStore | None = 
     aug = cfg.augment()
     n_copies = int(cfg.copies) if aug.enabled else 0
     train_paths = list(sel.manifest["path"].iloc[sel.split.train])
-
-    def stage(done: int, total: int) -> None:
-        if progress:
-            progress("extracting features", done, total)
-
-    # Always both spaces: one cache entry then serves every architecture.
-    feats, aug_feats = store.with_copies(
-        list(sel.manifest["path"]), train_paths if aug.enabled else [], augment=aug,
-        copies=max(n_copies, 1), progress=stage)
+    feats, aug_feats = training_features(cfg, sel, store=store, progress=progress)
     raw = {part: {s: np.asarray(feats[s])[idx] for s in keys}
            for part, idx in sel.split.parts().items()}
-    soft, teachers = None, []
-    if cfg.teachers:
-        from ser.distill import load_teachers, soft_targets
-
-        teachers = load_teachers(cfg, sel, feats_cfg)
-        soft = soft_targets(teachers, [(feats, sel.split.train)] + (
-            [(aug_feats, None)] if aug_feats is not None else []), progress=progress)
     if cfg.speaker_norm == "speaker":
         aug_feats = _speaker_normalise(sel, raw, feats, aug_feats, spaces, len(train_paths))
     if aug_feats is not None:
@@ -322,7 +307,26 @@ def prepare(cfg: TrainConfig, input_space: str, *, store: FeatureStore | None = 
     if cfg.balance == "corpus":
         weights = np.tile(class_balance_weights(sel.manifest, sel.split.train), 1 + n_copies)
     return Prepared(sel, feats_cfg, spaces, inputs, labels, norm, len(train_paths) * n_copies,
-                    weights, soft, [t.name for t in teachers])
+                    weights)
+
+
+def training_features(cfg: TrainConfig, sel: Selection, *, store: FeatureStore | None = None,
+                      progress: Progress | None = None) -> tuple[dict, dict | None]:
+    """``(features of every clip, features of the augmented training copies or None)``,
+    both spaces, extracted once and cached: the copies are stacked copy after copy, in the
+    order of the training part."""
+    store = store or FeatureStore(cfg=cfg.feature_config(), length=cfg.length)
+    aug = cfg.augment()
+    n_copies = int(cfg.copies) if aug.enabled else 0
+    train_paths = list(sel.manifest["path"].iloc[sel.split.train])
+
+    def stage(done: int, total: int) -> None:
+        if progress:
+            progress("extracting features", done, total)
+
+    # Always both spaces: one cache entry then serves every architecture.
+    return store.with_copies(list(sel.manifest["path"]), train_paths if aug.enabled else [],
+                             augment=aug, copies=max(n_copies, 1), progress=stage)
 
 
 def check_length(cfg: TrainConfig) -> None:

@@ -24,7 +24,7 @@ from ser import config
 from ser.card import Scores, protocol_caption
 from ser.fileio import read_json, write_json
 from ser.metrics import classification_metrics
-from ser.zoo import ModelEntry, shipped_models
+from ser.zoo import BUNDLE_FILE, ModelEntry, list_pretrained, shipped_models
 
 ENSEMBLE_FILE = "ensemble.json"
 
@@ -257,3 +257,24 @@ def default_models(folder: Path | None = None, *, voice: bool = False
         if names:
             return names, f"the shipped ensemble ({ens.selection})"
     return sorted(shipped), "every shipped model"
+
+
+def bundle_paths(arg: str) -> list[Path]:
+    """Bundle files named by ``arg``: a ``.pt`` file, a model folder, a folder of model
+    folders (e.g. ``models/``), a shipped model's name, or ``ensemble`` (the shipped
+    ensemble's members)."""
+    p = Path(arg)
+    if p.is_file():
+        return [p]
+    if p.is_dir():
+        if (p / BUNDLE_FILE).exists():
+            return [p / BUNDLE_FILE]
+        return sorted(d / BUNDLE_FILE for d in p.iterdir() if (d / BUNDLE_FILE).exists())
+    if arg == "ensemble":
+        ens = read_ensemble()
+        return [config.models_dir() / n / BUNDLE_FILE for n in ens.members] if ens else []
+    if arg == "default":
+        return [config.models_dir() / n / BUNDLE_FILE for n in default_models()[0]]
+    if arg in list_pretrained():
+        return [config.models_dir() / arg / BUNDLE_FILE]
+    return []

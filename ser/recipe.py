@@ -54,8 +54,8 @@ class TrainConfig:
     random_floor: float = 0.0
     grad_clip: float = 0.0  # max gradient norm; 0 disables
     #: Knowledge distillation (`ser.distill`): comma-separated teachers — shipped model
-    #: names, bundle paths, ``ensemble`` (the shipped ensemble's members) or ``default`` —
-    #: whose averaged calibrated probabilities on every training row (augmented copies
+    #: names, bundle paths or model folders, or ``ensemble`` (the shipped ensemble's
+    #: members) — whose averaged calibrated probabilities on every training row (augmented copies
     #: included) become soft targets. Empty = no teacher. The three fields are stored only
     #: when ``teachers`` is set, so older configs and cards are unchanged.
     teachers: str = ""

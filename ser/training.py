@@ -27,6 +27,7 @@ from ser.bundle import library_versions
 from ser.card import Card
 from ser.dataset import Prepared, input_lengths, predict_proba, prepare, trim
 from ser.devices import device_description, pick_device, use_threads
+from ser.distill import attach_teachers
 from ser.distributed import Dist, cpu_threads, wrap
 from ser.metrics import classification_metrics, full_report, predictions_frame
 from ser.models import create_model, describe
@@ -68,6 +69,7 @@ def fit(cfg: TrainConfig, *, on_event: EventFn | None = None,
     use_threads(device, cpu_threads(dist, cfg.threads) if dist.enabled else cfg.threads)
     clock = Clock()
     data = prepare(cfg, input_space, progress=progress if main else None)
+    attach_teachers(data, cfg, progress=progress if main else None)
     check_parts(data, cfg.batch_size, dist)
     say("building the model", 0, 0)
     model, net = build_model(cfg, data, device, dist)

@@ -160,31 +160,6 @@ def load_pretrained(name: str, folder: Path | None = None) -> Bundle:
     return load_bundle(path)
 
 
-def bundle_paths(arg: str) -> list[Path]:
-    """Bundle files named by ``arg``: a ``.pt`` file, a model folder, a folder of model
-    folders (e.g. ``models/``), a shipped model's name, or ``ensemble`` (the shipped
-    ensemble's members)."""
-    from ser.ensemble import read_ensemble
-
-    p = Path(arg)
-    if p.is_file():
-        return [p]
-    if p.is_dir():
-        if (p / BUNDLE_FILE).exists():
-            return [p / BUNDLE_FILE]
-        return sorted(d / BUNDLE_FILE for d in p.iterdir() if (d / BUNDLE_FILE).exists())
-    if arg == "ensemble":
-        ens = read_ensemble()
-        return [config.models_dir() / n / BUNDLE_FILE for n in ens.members] if ens else []
-    if arg == "default":
-        from ser.ensemble import default_models
-
-        return [config.models_dir() / n / BUNDLE_FILE for n in default_models()[0]]
-    if arg in list_pretrained():
-        return [config.models_dir() / arg / BUNDLE_FILE]
-    return []
-
-
 # ------------------------------------------------------------------------ tables
 
 def table(entries: list[ModelEntry]) -> pd.DataFrame:

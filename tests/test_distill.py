@@ -11,7 +11,7 @@ import torch
 from ser import runs
 from ser.bundle import save_bundle
 from ser.dataset import featurise, predict_proba, prepare
-from ser.distill import distill_loss
+from ser.distill import attach_teachers, distill_loss
 from ser.recipe import TrainConfig
 from ser.training import fit
 
@@ -31,6 +31,7 @@ def test_soft_targets_are_the_teachers_probabilities_on_every_training_row(teach
     path, res = teacher
     cfg = TrainConfig(arch="lenet1d", noise=True, teachers=str(path), **COMMON)
     data = prepare(cfg, "fs1")
+    attach_teachers(data, cfg)
     n_train = len(data.selection.split.train)
     assert data.soft.shape == (n_train * 2, 6)  # originals + one noise copy each
     np.testing.assert_allclose(data.soft.sum(1), 1, atol=1e-5)
@@ -59,8 +60,9 @@ def test_a_teacher_that_saw_the_students_test_clips_is_refused(demo_root, tmp_pa
     res = fit(TrainConfig(arch="lenet1d", noise=False, split="random", **COMMON))
     path = tmp_path / "random-split.pt"
     save_bundle(path, res.model, res.card)
+    cfg = TrainConfig(arch="lenet1d", noise=False, teachers=str(path), **COMMON)
     with pytest.raises(ValueError, match="validation or test part"):
-        prepare(TrainConfig(arch="lenet1d", noise=False, teachers=str(path), **COMMON), "fs1")
+        attach_teachers(prepare(cfg, "fs1"), cfg)
 
 
 def test_bad_distillation_options_are_refused_before_training(demo_root):
@@ -70,8 +72,9 @@ def test_bad_distillation_options_are_refused_before_training(demo_root):
         TrainConfig(teachers="ensemble", distill_temperature=0.5).check()
     with pytest.raises(ValueError, match="speaker normalisation"):
         TrainConfig(arch="ser2d", teachers="ensemble", speaker_norm="speaker").check()
+    cfg = TrainConfig(arch="lenet1d", teachers="no-such-model", **COMMON)
     with pytest.raises(ValueError, match="names no model"):
-        prepare(TrainConfig(arch="lenet1d", teachers="no-such-model", **COMMON), "fs1")
+        attach_teachers(prepare(cfg, "fs1"), cfg)
     TrainConfig(distill=0).check()  # the weight is not read without teachers
 
 

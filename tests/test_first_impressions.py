@@ -28,6 +28,8 @@ def zoo(tmp_path, monkeypatch):
     for name in SHIPPED:
         shutil.copytree(REPO / "models" / name, d / name)
     monkeypatch.setenv("SER_MODELS_DIR", str(d))
+    # Runs other tests left in the session's runs folder must not reorder the Results page.
+    monkeypatch.setenv("SER_RUNS_DIR", str(tmp_path / "runs"))
     return d
 
 

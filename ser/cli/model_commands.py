@@ -296,8 +296,8 @@ def _print_report(rep: dict) -> None:
 def cmd_evaluate(args) -> int:
     from ser.bundle import load_bundle
     from ser.cli.data_commands import progress_bar
+    from ser.ensemble import bundle_paths
     from ser.evaluation import evaluate_bundle
-    from ser.zoo import bundle_paths
 
     paths = bundle_paths(args.bundle)
     if len(paths) != 1:
@@ -335,8 +335,8 @@ def cmd_predict(args) -> int:
     warnings (silence, very short clips, channels cancelling out …) go to stderr, as the
     Predict page shows them."""
     from ser.audio import AudioError
+    from ser.ensemble import bundle_paths
     from ser.inference import Predictor, ensemble
-    from ser.zoo import bundle_paths
 
     paths = bundle_paths(args.bundle)
     if not paths:
@@ -609,7 +609,7 @@ def cmd_export(args) -> int:
         print("error: choose a format: --onnx (and --waveform for the front end too)",
               file=sys.stderr)
         return 2
-    from ser.zoo import bundle_paths
+    from ser.ensemble import bundle_paths
 
     paths = bundle_paths(args.bundle)
     if len(paths) != 1:
@@ -757,7 +757,7 @@ def cmd_crosscorpus(args) -> int:
         if not sep:
             raise ValueError(f"--corpus takes KEY=FOLDER, not {item!r}")
         corpora[key.strip()] = folder.strip()
-    from ser.zoo import bundle_paths
+    from ser.ensemble import bundle_paths
 
     paths = [p for m in args.models for p in bundle_paths(m)]
     if not paths:
