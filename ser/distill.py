@@ -138,12 +138,12 @@ def _clips(selection, parts) -> set[str]:
     return {c for p in parts for c in selection.part(p)["clip"].astype(str)}
 
 
-def attach_teachers(data, cfg, *, progress: Progress | None = None) -> None:
-    """Give ``data`` (a `ser.dataset.Prepared` of ``cfg``) its soft targets: the teachers
-    score the same feature rows, in the same order, as ``data``'s training tensors (the
-    cached features of the training clips, then each augmented copy)."""
+def attach_teachers(data, cfg, *, progress: Progress | None = None):
+    """Give ``data`` (a `ser.dataset.Prepared` of ``cfg``) its soft targets and return it:
+    the teachers score the same feature rows, in the same order, as ``data``'s training
+    tensors (the cached features of the training clips, then each augmented copy)."""
     if not cfg.teachers:
-        return
+        return data
     from ser.dataset import training_features
 
     teachers = load_teachers(cfg, data.selection, data.features)
@@ -155,6 +155,7 @@ def attach_teachers(data, cfg, *, progress: Progress | None = None) -> None:
     if len(data.soft) != len(data.labels["train"]):
         raise ValueError(f"The teachers scored {len(data.soft)} training rows but the run "
                          f"trains on {len(data.labels['train'])}.")
+    return data
 
 
 def soft_targets(bundles: list[Bundle], sources: list[tuple[dict, np.ndarray | None]], *,
