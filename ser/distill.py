@@ -42,7 +42,7 @@ Progress = Callable[[str, int, int], None]
 
 def check_teachers(cfg):
     """``cfg``, after loading its teachers and checking them against the split it will
-    train on (what `ser.dataset.prepare` does), so a bad teacher is refused before a run
+    train on (what `attach_teachers` does in training), so a bad teacher is refused before a run
     is queued."""
     if cfg.teachers:
         from ser.dataset import select
