@@ -1,7 +1,7 @@
 """FeatureStore: features of many clips, computed on every core and cached on disk.
 
 The pure feature code is in `ser.features`; this module owns what is not pure: the worker
-pool, the cache (one folder per batch, keyed by the clips' path/size/mtime, the feature
+pool, the cache (one folder per batch, keyed by the clips' names and contents, the feature
 config, the spaces and the augmentation) and the augmented copies of training clips.
 
 >>> store = FeatureStore(cfg=DEFAULT)  # doctest: +SKIP
@@ -48,15 +48,34 @@ class FeatureError(RuntimeError):
                          f"{first[1]}")
 
 
+#: Content digests already computed in this process, by (path, size, mtime).
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
 def _file_key(path: str) -> str:
+    """A clip's identity in cache keys: its file name, size and a digest of its bytes.
+
+    Content rather than location or modification time, so a corpus that is copied, moved
+    or provisioned again keeps its cached features. The name stays in the key because the
+    augmented copies are seeded by it. Each file is read once per process (about 1 s for
+    CREMA-D's 143 MB); later calls reuse the digest while its size and mtime hold.
+    """
     st = os.stat(path)
-    return f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}"
+    memo = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
+    digest = _DIGESTS.get(memo)
+    if digest is None:
+        h = hashlib.blake2b(digest_size=16)
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        digest = _DIGESTS[memo] = h.hexdigest()
+    return f"{os.path.basename(path)}|{st.st_size}|{digest}"
 
 
 def cache_key(paths: list[str], cfg: FeatureConfig, spaces: tuple[str, ...],
               aug: AugmentConfig | None, length: str = "fixed") -> str:
-    """Identifies one batch: the clips (path, size, mtime), the config, spaces, augmentation
-    and the FS2 length mode (absent for ``fixed``, so older entries stay valid)."""
+    """Identifies one batch: the clips (name, size, content digest), the config, spaces,
+    augmentation and the FS2 length mode (absent for ``fixed``)."""
     h = hashlib.sha1()
     head = {"cfg": cfg.as_dict(), "spaces": sorted(spaces),
             "aug": aug.as_dict() if aug and aug.enabled else None}
@@ -265,7 +284,7 @@ class FeatureStore:
 
 
 def _clip_file(path: str) -> str:
-    """Per-clip cache file name: the clip's path, size and mtime, hashed."""
+    """Per-clip cache file name: the clip's `_file_key`, hashed."""
     return hashlib.sha1(_file_key(path).encode()).hexdigest()[:24] + ".npz"
 
 

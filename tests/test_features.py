@@ -95,6 +95,39 @@ def test_batch_extraction_and_cache(tmp_path):
     assert len(list((cache / "features").iterdir())) == 2
 
 
+def test_cache_follows_content_not_place_or_file_times(tmp_path):
+    """Regression: the cache was keyed on path and mtime, so a corpus provisioned again
+    (same files, new times) or copied elsewhere had every feature extracted again."""
+    import os
+    import shutil
+
+    src = tmp_path / "corpus"
+    paths = [write_clip(src / f"100{i}_DFA_ANG_XX.wav", 1.0, 16000, freq=150 + 40 * i)
+             for i in range(3)]
+    cache = tmp_path / "cache"
+    aug = AugmentConfig(noise=True, pitch=False, stretch=False)
+    a = plain_store(cache, workers=1).features(paths)
+    ca = plain_store(cache, workers=1).augmented(paths, aug)
+    entries = sorted(d.name for d in (cache / "features").iterdir())
+    copy = tmp_path / "elsewhere"
+    shutil.copytree(src, copy, copy_function=shutil.copyfile)  # new files, new times
+    moved = [copy / p.name for p in paths]
+    for p in moved:
+        os.utime(p, ns=(1_000_000_000, 1_000_000_000))
+    b = plain_store(cache, workers=1).features(moved)
+    cb = plain_store(cache, workers=1).augmented(moved, aug)
+    assert sorted(d.name for d in (cache / "features").iterdir()) == entries
+    for s in ("fs1", "fs2"):
+        np.testing.assert_array_equal(np.asarray(a[s]), np.asarray(b[s]))
+        np.testing.assert_array_equal(np.asarray(ca[s]), np.asarray(cb[s]))
+    # same name, same size, other sound: a new key, not the stale features
+    write_clip(moved[1], 1.0, 16000, freq=400)
+    assert os.path.getsize(moved[1]) == os.path.getsize(paths[1])
+    assert cache_key(moved, DEFAULT, ("fs2",), None) != cache_key(paths, DEFAULT, ("fs2",), None)
+    c = plain_store(cache, workers=1).features(moved)
+    assert not np.array_equal(np.asarray(c["fs2"][1]), np.asarray(a["fs2"][1]))
+
+
 def test_other_feature_config_sizes_fs1_and_fs2(tmp_path):
     paths = [write_clip(tmp_path / "1001_DFA_ANG_XX.wav", 1.0)]
     cfg = features.FeatureConfig(n_mels=64, n_mfcc=13, hop_length=220, fs2_frames=500)
