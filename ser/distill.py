@@ -19,23 +19,17 @@ whose training clips cannot be rebuilt to check it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ser import config
-from ser.fileio import read_json
 
 if TYPE_CHECKING:
     from ser.bundle import Bundle
 
 #: Training rows a teacher scores at a time (bounds the memory of the standardised copy).
 CHUNK = 2048
-#: What `ser.zoo` and `ser.ensemble` call a model's weights file and the ensemble's file;
-#: spelled out here because the training loop imports this module, and the zoo imports
-#: the run queue, which imports the training loop.
-BUNDLE_FILE, ENSEMBLE_FILE = "model.pt", "ensemble.json"
 
 Progress = Callable[[str, int, int], None]
 
@@ -51,35 +45,16 @@ def check_teachers(cfg):
     return cfg
 
 
-def teacher_paths(name: str) -> list[Path]:
-    """The bundle files one ``teachers`` entry names: a ``.pt`` file, a model folder, a
-    shipped model's name, or ``ensemble`` (the shipped ensemble's members)."""
-    p = Path(name)
-    if p.is_file():
-        return [p]
-    if (p / BUNDLE_FILE).is_file():
-        return [p / BUNDLE_FILE]
-    root = config.models_dir()
-    if name == "ensemble":
-        try:
-            members = read_json(root / ENSEMBLE_FILE).get("members", [])
-        except (OSError, ValueError, AttributeError):
-            members = []
-        return [root / str(m) / BUNDLE_FILE for m in members]
-    if "/" not in name and "\\" not in name and (root / name / BUNDLE_FILE).is_file():
-        return [root / name / BUNDLE_FILE]
-    return []
-
-
 def load_teachers(cfg, selection, features) -> list[Bundle]:
     """The teachers named by ``cfg.teachers``, each checked against the student's run:
     same feature config, clips scored one at a time (no voice statistics), fixed length, and
     no clip of the student's validation or test part among its own training clips."""
     from ser.bundle import load_bundle
+    from ser.names import bundle_files
 
     bundles, seen = [], set()
     for name in cfg.teacher_names():
-        paths = teacher_paths(name)
+        paths = bundle_files(name)
         if not paths:
             raise ValueError(f"Teacher {name!r} names no model: give a shipped model's name, "
                              "a bundle (.pt) or model folder, or 'ensemble'.")

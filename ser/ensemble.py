@@ -24,9 +24,8 @@ from ser import config
 from ser.card import Scores, protocol_caption
 from ser.fileio import read_json, write_json
 from ser.metrics import classification_metrics
-from ser.zoo import BUNDLE_FILE, ModelEntry, list_pretrained, shipped_models
-
-ENSEMBLE_FILE = "ensemble.json"
+from ser.names import BUNDLE_FILE, ENSEMBLE_FILE, bundle_files
+from ser.zoo import ModelEntry, shipped_models
 
 
 @dataclass
@@ -260,21 +259,9 @@ def default_models(folder: Path | None = None, *, voice: bool = False
 
 
 def bundle_paths(arg: str) -> list[Path]:
-    """Bundle files named by ``arg``: a ``.pt`` file, a model folder, a folder of model
-    folders (e.g. ``models/``), a shipped model's name, or ``ensemble`` (the shipped
-    ensemble's members)."""
-    p = Path(arg)
-    if p.is_file():
-        return [p]
-    if p.is_dir():
-        if (p / BUNDLE_FILE).exists():
-            return [p / BUNDLE_FILE]
-        return sorted(d / BUNDLE_FILE for d in p.iterdir() if (d / BUNDLE_FILE).exists())
-    if arg == "ensemble":
-        ens = read_ensemble()
-        return [config.models_dir() / n / BUNDLE_FILE for n in ens.members] if ens else []
-    if arg == "default":
+    """Bundle files named by ``arg``: what `ser.names.bundle_files` resolves (a ``.pt``
+    file, a model folder, a folder of model folders, ``ensemble``, a shipped model's name),
+    and ``default`` (the Predict page's default models)."""
+    if arg == "default" and not Path(arg).exists():
         return [config.models_dir() / n / BUNDLE_FILE for n in default_models()[0]]
-    if arg in list_pretrained():
-        return [config.models_dir() / arg / BUNDLE_FILE]
-    return []
+    return bundle_files(arg)

@@ -28,8 +28,8 @@ from ser import config
 from ser.bundle import Bundle, BundleError, load_bundle, read_card, save_bundle
 from ser.card import Card, Scores
 from ser.fileio import atomic_write_text, file_stamp, read_json, read_jsonl, safe_name, write_json
+from ser.names import BUNDLE_FILE
 
-BUNDLE_FILE = "model.pt"
 #: `table` column of the human baseline (`ser.metrics.HUMAN_VOICE_RULE`) on a model's own
 #: test clips.
 HUMAN_COLUMN = "human, voice only, same test clips"

@@ -300,3 +300,29 @@ def test_a_run_with_another_feature_config_trains_and_predicts(demo_root, tmp_pa
     save_bundle(tmp_path / "model.pt", res.model, res.card)
     p = Predictor(tmp_path / "model.pt").predict(write_clip(tmp_path / "c.wav", 2.0))
     assert p.probs.shape == (6,)
+
+
+def test_one_resolver_of_model_names_for_training_and_tools(tmp_path, monkeypatch):
+    """Distillation teachers and the CLI/benchmarks resolve names through `ser.names` alone
+    (the training loop cannot import the zoo), so both accept the same things."""
+    from ser.ensemble import bundle_paths
+    from ser.names import BUNDLE_FILE, ENSEMBLE_FILE, bundle_files
+
+    models = tmp_path / "models"
+    for n in ("a.x", "b.y"):
+        (models / n).mkdir(parents=True)
+        (models / n / BUNDLE_FILE).write_bytes(b"not read here")
+    (models / ENSEMBLE_FILE).write_text('{"members": ["b.y", "gone"]}')
+    monkeypatch.setenv("SER_MODELS_DIR", str(models))
+    loose = tmp_path / "m.pt"
+    loose.write_bytes(b"x")
+    cases = {"a.x": [models / "a.x" / BUNDLE_FILE],
+             "ensemble": [models / "b.y" / BUNDLE_FILE],  # a listed member that is gone: left out
+             str(models / "a.x"): [models / "a.x" / BUNDLE_FILE],
+             str(models): [models / n / BUNDLE_FILE for n in ("a.x", "b.y")],
+             str(loose): [loose], "nothing": [], "../a.x": []}
+    for arg, want in cases.items():
+        assert bundle_files(arg) == want, arg
+        assert bundle_paths(arg) == want, arg
+    (models / ENSEMBLE_FILE).write_text("{broken")
+    assert bundle_files("ensemble") == []
