@@ -62,6 +62,10 @@ class TrainConfig:
     distill: float = 0.5  # weight of the teacher term (the labels' cross-entropy gets 1 − it)
     distill_temperature: float = 2.0  # both distributions are softened by it in that term
     patience: int = 8  # epochs without a better validation UAR before stopping; 0 disables
+    #: Stochastic weight averaging: the weights at the end of the last ``swa`` epochs are
+    #: averaged (BatchNorm statistics measured again) and the average replaces the best
+    #: epoch when its validation UAR is higher. 0 = off; stored only when on.
+    swa: int = 0
     noise: bool = True  # the seed's noise-augmented copy of each training clip
     pitch: bool = False
     stretch: bool = False
@@ -167,6 +171,9 @@ class TrainConfig:
         if self.random_floor and (self.speaker_norm != "none" or fc.fs2_norm != "none"):
             raise ValueError("random_floor works on globally standardised log-mel images; it "
                              "cannot be combined with speaker normalisation or fs2_norm.")
+        if not 0 <= int(self.swa) <= self.resolved_epochs():
+            raise ValueError(f"swa (epochs averaged at the end) must be 0–"
+                             f"{self.resolved_epochs()} (the run's epochs), not {self.swa}.")
         if self.teachers:
             if not 0 < float(self.distill) <= 1:
                 raise ValueError(f"distill (the teacher term's weight) must be in (0, 1], not "
@@ -216,6 +223,8 @@ class TrainConfig:
             del d["study"]
         if not d["channel"]:  # absent when off, so older configs compare equal
             del d["channel"]
+        if not d["swa"]:
+            del d["swa"]
         if not d["teachers"]:
             for k in ("teachers", "distill", "distill_temperature"):
                 del d[k]

@@ -83,7 +83,7 @@ def fit(cfg: TrainConfig, *, on_event: EventFn | None = None,
     augment = BatchAugmenter(cfg, data.spaces, batches.augment_generator,
                              on_gpu=device.type != "cpu", fs2_stats=data.normalisation.get("fs2"),
                              device=device)
-    best = BestWeights(cfg.patience)
+    best = BestWeights(cfg.patience, average=cfg.swa, epochs=epochs)
     history: list[dict] = []
     stopped = "finished"
     clock.start_training()
@@ -108,7 +108,7 @@ def fit(cfg: TrainConfig, *, on_event: EventFn | None = None,
     train_time = clock.training_seconds()
     if not main:
         return None
-    best.restore(model)
+    best.restore(model, data, device)
     model.to("cpu")
     say("testing on the held-out clips", 0, len(data.labels["test"]))
     report, preds = test_report(model, data)
@@ -511,15 +511,27 @@ def run_epoch(batches: Batches, augment: BatchAugmenter, step: TrainStep, schedu
 
 class BestWeights:
     """Early stopping on validation UAR: keeps a CPU copy of the best weights and counts
-    epochs without improvement (``patience`` 0 never stops)."""
+    epochs without improvement (``patience`` 0 never stops).
 
-    def __init__(self, patience: int):
+    With ``average`` N > 0 it also sums the weights at the end of each of the last N of
+    ``epochs`` epochs (stochastic weight averaging over the annealed tail of the schedule).
+    `restore` then offers their mean, with BatchNorm statistics measured again on the
+    training rows, as one more candidate: it is kept only when its validation UAR beats
+    the best epoch's. ``swa`` records the outcome for the card.
+    """
+
+    def __init__(self, patience: int, *, average: int = 0, epochs: int = 0):
         self.patience, self.uar, self.epoch, self.bad, self.state = patience, -1.0, 0, 0, None
+        self.average, self.first_averaged = int(average), int(epochs) - int(average) + 1
+        self.total: dict[str, torch.Tensor] | None = None
+        self.averaged, self.swa = 0, None
 
     def update(self, uar: float, epoch: int, model: torch.nn.Module, *,
                keep: bool = True) -> bool:
         """Count the epoch; ``keep=False`` tracks the decision without copying weights
         (distributed ranks other than 0, which never save)."""
+        if keep and self.average and epoch >= self.first_averaged:
+            self._accumulate(model)
         if uar > self.uar:
             self.uar, self.epoch, self.bad = uar, epoch, 0
             if keep:
@@ -529,13 +541,71 @@ class BestWeights:
         self.bad += 1
         return False
 
+    def _accumulate(self, model: torch.nn.Module) -> None:
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        if self.total is None:
+            self.total = {k: v.double() if v.is_floating_point() else v.clone()
+                          for k, v in state.items()}
+        else:
+            for k, v in state.items():
+                self.total[k] = self.total[k] + v.double() if v.is_floating_point() else v
+        self.averaged += 1
+
     @property
     def exhausted(self) -> bool:
         return bool(self.patience) and self.bad >= self.patience
 
-    def restore(self, model: torch.nn.Module) -> None:
+    def restore(self, model: torch.nn.Module, data: Prepared | None = None,
+                device: torch.device | None = None) -> None:
+        """Load the best weights into ``model``, after offering the weight average (when
+        one was collected and ``data`` is given)."""
+        if self.averaged and data is not None:
+            self._offer_average(model, data, device or torch.device("cpu"))
         if self.state is not None:
             model.load_state_dict(self.state)
+
+    def _offer_average(self, model: torch.nn.Module, data: Prepared,
+                       device: torch.device) -> None:
+        dtypes = {k: v.dtype for k, v in model.state_dict().items()}
+        model.load_state_dict({k: (v / self.averaged).to(dtypes[k])
+                               if v.is_floating_point() else v for k, v in self.total.items()})
+        refresh_batchnorm(model, data.inputs["train"], device)
+        uar = classification_metrics(data.labels["val"].numpy(),
+                                     predict_proba(model, data.inputs["val"], device))["uar"]
+        kept = uar > self.uar
+        self.swa = {"epochs": self.averaged, "val_uar": uar, "kept": kept,
+                    "best_epoch_val_uar": self.uar}
+        if kept:
+            self.uar = uar
+            self.state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def refresh_batchnorm(model: torch.nn.Module, inputs: tuple[torch.Tensor, ...],
+                      device: torch.device, batch_size: int = 256) -> None:
+    """Measure every BatchNorm layer's running statistics again over ``inputs`` (a forward
+    pass in training mode, no gradients, cumulative averages), as averaged weights need.
+    Variable-length inputs go in groups of one length, so padding never enters."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a plain average over every batch
+    lengths = input_lengths(inputs)
+    groups = ([torch.from_numpy(np.flatnonzero(lengths == t)) for t in np.unique(lengths)]
+              if lengths is not None else [torch.arange(len(inputs[0]))])
+    model.train()
+    with torch.no_grad():
+        for rows in groups:
+            longest = int(lengths[rows.numpy()].max()) if lengths is not None else None
+            for i in range(0, len(rows), batch_size):
+                idx = rows[i:i + batch_size]
+                xb = [x[idx] if longest is None else trim(x[idx], longest) for x in inputs]
+                model(*[x.to(device) for x in xb])
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    model.eval()
 
 
 def epoch_event(epoch: int, epochs: int, step: int, train: EpochStats, val: dict,
@@ -572,7 +642,8 @@ def build_card(cfg: TrainConfig, data: Prepared, report: dict, history: list[dic
         run={"epochs_planned": cfg.resolved_epochs(), "epochs_run": len(history),
              "best_epoch": best.epoch, "stopped": stopped, "train_time_s": train_time,
              "total_time_s": clock.elapsed(), "device": device_description(device),
-             "threads": torch.get_num_threads()},
+             "threads": torch.get_num_threads(),
+             **({"swa": best.swa} if best.swa else {})},
         metrics={"test": {k: report[k] for k in ("n", "accuracy", "uar", "macro_f1",
                                                  "macro_precision", "loss")},
                  "val_uar_best": best.uar},

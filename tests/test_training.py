@@ -381,3 +381,46 @@ def test_cli_does_not_ship_a_cancelled_run(demo_root, tmp_path):
     assert "did not finish" in err
     assert runs.status(new[0]["run_id"])["state"] == "cancelled"
     assert not list(tmp_path.iterdir())
+
+
+def test_refresh_batchnorm_measures_the_plain_average_over_the_inputs():
+    from ser.training import refresh_batchnorm
+
+    x = torch.randn(300, 4) * torch.tensor([1.0, 2.0, 3.0, 4.0]) + 5
+    net = torch.nn.Sequential(torch.nn.BatchNorm1d(4))
+    net[0].running_mean.fill_(123.0)
+    refresh_batchnorm(net, (x,), torch.device("cpu"), batch_size=100)
+    torch.testing.assert_close(net[0].running_mean, x.mean(0), atol=1e-4, rtol=1e-4)
+    # the variance is the average of the batches' own (unbiased) variances, as in training
+    torch.testing.assert_close(net[0].running_var, x.view(3, 100, 4).var(1).mean(0),
+                               atol=1e-4, rtol=1e-4)
+    assert net[0].momentum == 0.1 and not net.training
+
+
+def test_weight_averaging_option_is_checked_and_stored_only_when_on():
+    with pytest.raises(ValueError, match="swa"):
+        TrainConfig(arch="lenet1d", epochs=3, swa=4).check()
+    assert "swa" not in TrainConfig(arch="lenet1d").as_dict()
+    assert TrainConfig(arch="lenet1d", epochs=3, swa=2).as_dict()["swa"] == 2
+
+
+@pytest.mark.slow
+def test_weight_average_of_the_last_epochs_competes_on_validation(demo_root):
+    """SWA: the mean of the last epochs' weights (BatchNorm re-measured) replaces the best
+    epoch only when its validation UAR is higher, and the card says which won."""
+    from ser.dataset import predict_proba, prepare
+    from ser.metrics import classification_metrics
+
+    cfg = TrainConfig(arch="ser2d", epochs=3, swa=2, max_clips=150, noise=False, seed=3,
+                      batch_size=32, schedule="cosine", lr=2e-3)
+    res = fit(cfg)
+    swa = res.card.run["swa"]
+    assert swa["epochs"] == 2 and 0 <= swa["val_uar"] <= 1
+    assert swa["best_epoch_val_uar"] == max(e["val_uar"] for e in res.history)
+    assert res.card.metrics["val_uar_best"] == max(swa["val_uar"], swa["best_epoch_val_uar"])
+    assert swa["kept"] == (swa["val_uar"] > swa["best_epoch_val_uar"])
+    # the returned weights are the winner: they score the claimed validation UAR
+    data = prepare(cfg, cfg.input_space())
+    uar = classification_metrics(data.labels["val"].numpy(),
+                                 predict_proba(res.model, data.inputs["val"], "cpu"))["uar"]
+    assert uar == pytest.approx(res.card.metrics["val_uar_best"], abs=1e-9)
