@@ -157,8 +157,15 @@ rfloor = c[4].checkbox("Random floor", False, key="random_floor",
                             "speaker normalisation).")
 patience = c[3].number_input("Early-stop patience", 0, 50, 8, key="patience",
                              help="Epochs without a better validation UAR; 0 = off.")
-schedule = st.radio("Learning-rate schedule", ["none", "cosine", "plateau"], horizontal=True,
-                    key="schedule")
+c = st.columns([3, 2])
+schedule = c[0].radio("Learning-rate schedule", ["none", "cosine", "plateau"], horizontal=True,
+                      key="schedule")
+swa = c[1].number_input(
+    "Average the last N epochs (SWA)", 0, 50, 0, key="swa",
+    help="Stochastic weight averaging: the weights at the end of the last N epochs are "
+         "averaged (BatchNorm statistics measured again on the training clips). The average "
+         "replaces the best epoch only if its validation UAR is higher; the run's card says "
+         "which won. 0 = off; at most the run's epochs.")
 with st.expander("Feature settings (default: the seeds' FS1/FS2)"):
     c = st.columns(3)
     n_mels = c[0].selectbox("Mel bands", [128, 80, 64], key="n_mels",
@@ -224,7 +231,8 @@ def make_config(arch: str) -> TrainConfig:
                        spec_augment=specaug, mixup=0.2 if mixup else 0.0,
                        freq_shift=4 if shift else 0, time_shift=0.25 if shift else 0.0,
                        random_floor=30.0 if rfloor else 0.0,
-                       patience=int(patience), schedule=schedule, data=corpus_dir(),
+                       patience=int(patience), schedule=schedule, swa=int(swa),
+                       data=corpus_dir(),
                        features=feature_settings(n_mels, n_mfcc, hop, fs2_norm, top_db),
                        speaker_norm="speaker" if spk_norm else "none",
                        teachers=",".join(teachers), distill=float(distill_w),

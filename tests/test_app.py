@@ -49,6 +49,17 @@ def test_train_page_refuses_a_random_floor_for_a_1d_model(demo_root, models_dir)
         [e.value for e in at.error]
 
 
+def test_train_page_refuses_more_averaged_epochs_than_the_run_has(demo_root, models_dir):
+    at = open_page("pages/train.py")
+    at.multiselect(key="archs").set_value(["lenet2d"])
+    at.number_input(key="epochs").set_value(2)
+    at.number_input(key="swa").set_value(3)
+    at.button(key="launch").click().run()
+    assert_clean(at)
+    assert any("swa" in e.value and "Not launched" in e.value for e in at.error), \
+        [e.value for e in at.error]
+
+
 def test_home_says_demo_corpus(demo_root, models_dir):
     at = open_page("pages/welcome.py")
     text = " ".join(i.value for i in at.info)
