@@ -80,9 +80,9 @@ def main() -> None:
         b = store.augmented(train_paths, AugmentConfig(noise=True))
         total = sum(float(np.asarray(x[s]).sum()) for x in (a, b) for s in x)  # read it all
         cached = time.perf_counter() - t
-        from ser import store as store_module
+        from ser import fileio
 
-        store_module._DIGESTS.clear()  # as in a new process: every clip's bytes hashed again
+        fileio._DIGESTS.clear()  # as in a new process: every clip's bytes hashed again
         t = time.perf_counter()
         FeatureStore(cache / "features").features(paths)
         FeatureStore(cache / "features").augmented(train_paths, AugmentConfig(noise=True))

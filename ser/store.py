@@ -34,6 +34,7 @@ from ser.features import (
     concat_variable,
     stack_padded,
 )
+from ser.fileio import content_digest
 
 log = logging.getLogger(__name__)
 
@@ -48,28 +49,14 @@ class FeatureError(RuntimeError):
                          f"{first[1]}")
 
 
-#: Content digests already computed in this process, by (path, size, mtime).
-_DIGESTS: dict[tuple[str, int, int], str] = {}
-
-
 def _file_key(path: str) -> str:
     """A clip's identity in cache keys: its file name, size and a digest of its bytes.
 
     Content rather than location or modification time, so a corpus that is copied, moved
     or provisioned again keeps its cached features. The name stays in the key because the
-    augmented copies are seeded by it. Each file is read once per process (about 1 s for
-    CREMA-D's 143 MB); later calls reuse the digest while its size and mtime hold.
+    augmented copies are seeded by it.
     """
-    st = os.stat(path)
-    memo = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
-    digest = _DIGESTS.get(memo)
-    if digest is None:
-        h = hashlib.blake2b(digest_size=16)
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        digest = _DIGESTS[memo] = h.hexdigest()
-    return f"{os.path.basename(path)}|{st.st_size}|{digest}"
+    return f"{os.path.basename(path)}|{os.path.getsize(path)}|{content_digest(path)}"
 
 
 def cache_key(paths: list[str], cfg: FeatureConfig, spaces: tuple[str, ...],

@@ -196,17 +196,23 @@ def quirks(manifest: pd.DataFrame, *, workers: int | None = None, progress=None)
     decoded audio is identical), ``duplicates_conflicting`` (those whose labels differ),
     ``clipped`` (clips reaching full scale) and ``peak`` per clip.
     """
-    from ser.fileio import file_stamp
+    from ser.fileio import content_digest, file_stamp
     from ser.parallel import map_unordered
 
     paths = list(manifest["path"])
     cache = _read_stats_cache()
     stamps = {p: list(s) if (s := file_stamp(p)) else None for p in paths}  # as JSON keeps it
     stats = {p: tuple(cache[p][1]) for p in paths if p in cache and cache[p][0] == stamps[p]}
+    # New times but the same bytes (a corpus copied or provisioned again): no new decode.
+    restamped = [p for p in paths if p not in stats and stamps[p] and len(cache.get(p, ())) > 2
+                 and cache[p][2] == content_digest(p)]
+    stats.update({p: tuple(cache[p][1]) for p in restamped})
     todo = [p for p in paths if p not in stats]
     if todo:  # decode only the clips not seen before (or changed since)
         stats.update(map_unordered(_clip_stats, todo, workers=workers, progress=progress))
-        cache.update({p: [stamps[p], list(stats[p])] for p in todo if stamps[p]})
+    if todo or restamped or any(len(cache.get(p, ())) < 3 for p in paths if stamps[p]):
+        cache.update({p: [stamps[p], list(stats[p]), content_digest(p)] for p in paths
+                      if stamps[p]})
         _write_stats_cache(cache)
     clips = dict(zip(manifest["path"], manifest["clip"]))
     labels = dict(zip(manifest["clip"], manifest["emotion"]))
@@ -227,7 +233,8 @@ STATS_CACHE = "clip_stats.json"
 
 
 def _read_stats_cache() -> dict:
-    """Per clip path: its [size, mtime] and (digest, peak), from earlier scans."""
+    """Per clip path: its [size, mtime], (decoded-audio digest, peak) and the file's byte
+    digest, from earlier scans."""
     from ser import config
     from ser.fileio import read_json
 
