@@ -424,3 +424,9 @@ def test_weight_average_of_the_last_epochs_competes_on_validation(demo_root):
     uar = classification_metrics(data.labels["val"].numpy(),
                                  predict_proba(res.model, data.inputs["val"], "cpu"))["uar"]
     assert uar == pytest.approx(res.card.metrics["val_uar_best"], abs=1e-9)
+    # the Results table says what the average did
+    from ser.zoo import ModelEntry, table
+
+    text = table([ModelEntry(name="m", source="run", bundle=None, card=res.card)]
+                 )["weight average"][0]
+    assert text.startswith("kept" if swa["kept"] else "not kept") and "last 2 epochs" in text
