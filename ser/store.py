@@ -56,7 +56,10 @@ def _file_key(path: str) -> str:
     or provisioned again keeps its cached features. The name stays in the key because the
     augmented copies are seeded by it.
     """
-    return f"{os.path.basename(path)}|{os.path.getsize(path)}|{content_digest(path)}"
+    try:
+        return f"{os.path.basename(path)}|{os.path.getsize(path)}|{content_digest(path)}"
+    except OSError:  # a folder, or unreadable: extraction names the problem (FeatureError)
+        return f"{os.path.abspath(path)}|unreadable"
 
 
 def cache_key(paths: list[str], cfg: FeatureConfig, spaces: tuple[str, ...],

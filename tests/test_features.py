@@ -128,6 +128,20 @@ def test_cache_follows_content_not_place_or_file_times(tmp_path):
     assert not np.array_equal(np.asarray(c["fs2"][1]), np.asarray(a["fs2"][1]))
 
 
+def test_a_folder_or_missing_file_among_clips_is_a_feature_error_not_a_crash(tmp_path):
+    """Regression: hashing clips for the cache key raised IsADirectoryError on a folder
+    named like a clip, before extraction could say which clip was wrong."""
+    folder = tmp_path / "1001_DFA_ANG_XX.wav"
+    folder.mkdir()
+    good = write_clip(tmp_path / "1002_DFA_ANG_XX.wav", 1.0)
+    for cache in (False, True):
+        with pytest.raises(FeatureError, match="folder"):
+            plain_store(tmp_path if cache else None, cache=cache, workers=1).features(
+                [good, folder])
+    with pytest.raises(FeatureError):
+        plain_store(cache=False, workers=1).features([good, tmp_path / "gone.wav"])
+
+
 def test_other_feature_config_sizes_fs1_and_fs2(tmp_path):
     paths = [write_clip(tmp_path / "1001_DFA_ANG_XX.wav", 1.0)]
     cfg = features.FeatureConfig(n_mels=64, n_mfcc=13, hop_length=220, fs2_frames=500)
