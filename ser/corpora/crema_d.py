@@ -196,7 +196,7 @@ def quirks(manifest: pd.DataFrame, *, workers: int | None = None, progress=None)
     decoded audio is identical), ``duplicates_conflicting`` (those whose labels differ),
     ``clipped`` (clips reaching full scale) and ``peak`` per clip.
     """
-    from ser.fileio import content_digest, file_stamp
+    from ser.fileio import file_stamp
     from ser.parallel import map_unordered
 
     paths = list(manifest["path"])
@@ -205,13 +205,13 @@ def quirks(manifest: pd.DataFrame, *, workers: int | None = None, progress=None)
     stats = {p: tuple(cache[p][1]) for p in paths if p in cache and cache[p][0] == stamps[p]}
     # New times but the same bytes (a corpus copied or provisioned again): no new decode.
     restamped = [p for p in paths if p not in stats and stamps[p] and len(cache.get(p, ())) > 2
-                 and cache[p][2] == content_digest(p)]
+                 and cache[p][2] is not None and cache[p][2] == _digest(p)]
     stats.update({p: tuple(cache[p][1]) for p in restamped})
     todo = [p for p in paths if p not in stats]
     if todo:  # decode only the clips not seen before (or changed since)
         stats.update(map_unordered(_clip_stats, todo, workers=workers, progress=progress))
     if todo or restamped or any(len(cache.get(p, ())) < 3 for p in paths if stamps[p]):
-        cache.update({p: [stamps[p], list(stats[p]), content_digest(p)] for p in paths
+        cache.update({p: [stamps[p], list(stats[p]), _digest(p)] for p in paths
                       if stamps[p]})
         _write_stats_cache(cache)
     clips = dict(zip(manifest["path"], manifest["clip"]))
@@ -230,6 +230,16 @@ def quirks(manifest: pd.DataFrame, *, workers: int | None = None, progress=None)
 
 
 STATS_CACHE = "clip_stats.json"
+
+
+def _digest(path: str) -> str | None:
+    """The file's byte digest, or None when it cannot be read (the scan reports it)."""
+    from ser.fileio import content_digest
+
+    try:
+        return content_digest(path)
+    except OSError:
+        return None
 
 
 def _read_stats_cache() -> dict:
