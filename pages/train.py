@@ -123,6 +123,14 @@ balance = c3.checkbox("Balance corpora", False, key="balance", disabled=not pool
                       help="Every corpus weighs the same in the training batches, however "
                            "many clips it has (and inside a corpus every emotion does). "
                            + ("" if pooled else "Needs a pool of at least two corpora."))
+adversary = c3.number_input(
+    "Hide the corpus (adversarial weight)", 0.0, 2.0, 0.0, 0.1, key="adversary",
+    disabled=not pooled,
+    help="Corpus-adversarial training: a small classifier learns to tell which corpus a "
+         "clip came from, and the model is pushed the other way, towards features that do "
+         "not show the corpus (its microphone, room, actors' style), so it cannot use the "
+         "corpus as a shortcut to the emotion. The weight ramps up from 0 over the run; "
+         "0 = off. " + ("" if pooled else "Needs a pool of at least two corpora."))
 st.markdown("**Augmentation and regularisation**")
 c = st.columns(5)
 noise = c[0].checkbox("White noise copy", True, key="noise",
@@ -232,6 +240,7 @@ def make_config(arch: str) -> TrainConfig:
                        freq_shift=4 if shift else 0, time_shift=0.25 if shift else 0.0,
                        random_floor=30.0 if rfloor else 0.0,
                        patience=int(patience), schedule=schedule, swa=int(swa),
+                       adversary=float(adversary) if pooled else 0.0,
                        data=corpus_dir(),
                        features=feature_settings(n_mels, n_mfcc, hop, fs2_norm, top_db),
                        speaker_norm="speaker" if spk_norm else "none",

@@ -66,6 +66,10 @@ class TrainConfig:
     #: averaged (BatchNorm statistics measured again) and the average replaces the best
     #: epoch when its validation UAR is higher. 0 = off; stored only when on.
     swa: int = 0
+    #: Corpus-adversarial training (`ser.adversary`): the largest weight λ of the reversed
+    #: gradient from a classifier of the clip's corpus (it ramps up from 0). Needs a pool of
+    #: corpora; 0 = off, stored only when on.
+    adversary: float = 0.0
     noise: bool = True  # the seed's noise-augmented copy of each training clip
     pitch: bool = False
     stretch: bool = False
@@ -174,6 +178,8 @@ class TrainConfig:
         if not 0 <= int(self.swa) <= self.resolved_epochs():
             raise ValueError(f"swa (epochs averaged at the end) must be 0–"
                              f"{self.resolved_epochs()} (the run's epochs), not {self.swa}.")
+        if self.adversary:
+            self.check_adversary()
         if self.teachers:
             if not 0 < float(self.distill) <= 1:
                 raise ValueError(f"distill (the teacher term's weight) must be in (0, 1], not "
@@ -186,6 +192,22 @@ class TrainConfig:
                                  "own; it cannot be combined with speaker normalisation.")
         self.input_space()
         return self
+
+    def check_adversary(self) -> None:
+        """Refuse a corpus adversary the run cannot have (see `ser.adversary`)."""
+        if not 0 < float(self.adversary) <= 2:
+            raise ValueError(f"adversary (the reversed gradient's weight) must be 0 (off) or "
+                             f"in (0, 2], not {self.adversary}.")
+        if self.distributed:
+            raise ValueError("Corpus-adversarial training runs in one process; set nproc "
+                             "and nnodes to 1.")
+        corpora = [p for p in str(self.data or "").split(",") if p.strip()]
+        needed = 3 if self.split == "loco" else 2
+        if len(corpora) < needed:
+            raise ValueError("Corpus-adversarial training needs a pool with clips of at "
+                             f"least two corpora in training ({needed} corpora"
+                             f"{', one left out' if needed == 3 else ''}); the data names "
+                             f"{len(corpora)}.")
 
     def teacher_names(self) -> list[str]:
         """The ``teachers`` entries, in order (empty when there is no teacher)."""
@@ -225,6 +247,8 @@ class TrainConfig:
             del d["channel"]
         if not d["swa"]:
             del d["swa"]
+        if not d["adversary"]:
+            del d["adversary"]
         if not d["teachers"]:
             for k in ("teachers", "distill", "distill_temperature"):
                 del d[k]

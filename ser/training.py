@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ser import config
+from ser.adversary import corpus_adversary
 from ser.augment import random_floor, shift_augment, spec_augment
 from ser.bundle import library_versions
 from ser.card import Card
@@ -62,7 +63,6 @@ def fit(cfg: TrainConfig, *, on_event: EventFn | None = None,
     events and gets a result (the other ranks get None).
     """
     dist = dist or Dist()
-    main = dist.is_main
     emit, stop, say = callbacks(dist, on_event, should_stop, progress)
     input_space = cfg.input_space()  # fails early, before any feature is extracted
     device = dist.device if dist.enabled else pick_device(cfg.device)
@@ -73,19 +73,19 @@ def fit(cfg: TrainConfig, *, on_event: EventFn | None = None,
     say("building the model", 0, 0)
     model, net = build_model(cfg, data, device, dist)
     epochs = cfg.resolved_epochs()
+    adversary = corpus_adversary(cfg, data, model, device)
     batches = Batches(data.inputs["train"], data.labels["train"], cfg.batch_size, device,
                       cfg.seed, data.train_weights, rank=dist.rank, world=dist.world,
-                      soft=data.soft)
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+                      soft=data.soft, domains=adversary and adversary.targets)
+    opt = torch.optim.Adam(trainable(net, adversary), lr=cfg.lr, weight_decay=cfg.weight_decay)
     schedule = Schedule(cfg.schedule, opt, cfg.lr, epochs, batches.steps_per_epoch)
     step = TrainStep(net, opt, class_weights(cfg, data, device), cfg.label_smoothing,
-                     cfg.grad_clip, device, world=dist.world, distill=distillation(cfg, data))
-    augment = BatchAugmenter(cfg, data.spaces, batches.augment_generator,
-                             on_gpu=device.type != "cpu", fs2_stats=data.normalisation.get("fs2"),
-                             device=device)
+                     cfg.grad_clip, device, world=dist.world, distill=distillation(cfg, data),
+                     adversary=adversary)
+    augment = BatchAugmenter(cfg, data.spaces, batches.augment_generator, device=device,
+                             fs2_stats=data.normalisation.get("fs2"))
     best = BestWeights(cfg.patience, average=cfg.swa, epochs=epochs)
-    history: list[dict] = []
-    stopped = "finished"
+    history, stopped = [], "finished"
     clock.start_training()
     for epoch in range(1, epochs + 1):
         say("training", epoch - 1, epochs)
@@ -97,7 +97,7 @@ def fit(cfg: TrainConfig, *, on_event: EventFn | None = None,
             break
         say(f"validating epoch {epoch}", epoch, epochs)
         val = validate(model, data, device, dist)
-        improved = best.update(val["uar"], epoch, model, keep=main)
+        improved = best.update(val["uar"], epoch, model, keep=dist.is_main)
         history.append(epoch_event(epoch, epochs, step.count, train, val, opt, improved,
                                    clock))
         emit(history[-1])
@@ -106,7 +106,8 @@ def fit(cfg: TrainConfig, *, on_event: EventFn | None = None,
             stopped = "cancelled" if train.cancelled else "early_stopped"
             break
     train_time = clock.training_seconds()
-    if not main:
+    step.finish()
+    if not dist.is_main:
         return None
     best.restore(model, data, device)
     model.to("cpu")
@@ -169,6 +170,12 @@ def build_model(cfg: TrainConfig, data: Prepared, device: torch.device, dist: Di
     return model, wrap(model, dist)
 
 
+def trainable(net: torch.nn.Module, adversary: torch.nn.Module | None
+              ) -> list[torch.nn.Parameter]:
+    """The parameters the optimiser updates: the model's, and the corpus adversary's."""
+    return list(net.parameters()) + (list(adversary.parameters()) if adversary else [])
+
+
 def validate(model: torch.nn.Module, data: Prepared, device: torch.device, dist: Dist
              ) -> dict:
     """Validation metrics: one rank scores the validation clips, the others take its
@@ -226,7 +233,8 @@ class Batches:
     always have, so a run without augmentation draws the same batches either way.
 
     With ``soft`` (the teachers' probabilities per row, `ser.distill`), ``soft_batch``
-    holds the rows of the batch last yielded (this rank's share), like ``global_labels``.
+    holds the rows of the batch last yielded (this rank's share), like ``global_labels``;
+    ``domains`` (one-hot corpus per row, `ser.adversary`) likewise gives ``domain_batch``.
 
     Variable-length inputs (``inputs.lengths`` set, `ser.dataset.Inputs`) are drawn
     length-bucketed: the seeded permutation is cut into pools of `BUCKET_POOL` batches,
@@ -240,7 +248,7 @@ class Batches:
     def __init__(self, inputs: tuple[torch.Tensor, ...], labels: torch.Tensor,
                  batch_size: int, device: torch.device, seed: int,
                  weights: np.ndarray | None = None, *, rank: int = 0, world: int = 1,
-                 soft: np.ndarray | None = None):
+                 soft: np.ndarray | None = None, domains: torch.Tensor | None = None):
         self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.double)
         self.lengths = input_lengths(inputs)
         if self.lengths is not None and world > 1:
@@ -252,6 +260,8 @@ class Batches:
         self.soft = None if soft is None else torch.as_tensor(soft, dtype=torch.float32).to(
             device)
         self.soft_batch: torch.Tensor | None = None
+        self.domains = None if domains is None else torch.as_tensor(domains).to(device)
+        self.domain_batch: torch.Tensor | None = None
         self.batch_size, self.device = batch_size, device
         self.rank, self.world = rank, world
         self.n = len(labels)
@@ -298,6 +308,8 @@ class Batches:
             xb = [x[idx].to(self.device) for x in self.inputs]
             if self.soft is not None:
                 self.soft_batch = self.soft[idx]
+            if self.domains is not None:
+                self.domain_batch = self.domains[idx]
             if buckets is not None:
                 longest = int(self.lengths[idx.cpu().numpy()].max())
                 xb = [trim(x, longest) for x in xb]
@@ -337,7 +349,9 @@ class BatchAugmenter:
     mixing to per-row targets (the teachers' probabilities)."""
 
     def __init__(self, cfg: TrainConfig, spaces: tuple[str, ...], generator: torch.Generator,
-                 *, on_gpu: bool, fs2_stats: dict | None = None, device=None):
+                 *, on_gpu: bool | None = None, fs2_stats: dict | None = None, device=None):
+        if on_gpu is None:
+            on_gpu = device is not None and torch.device(device).type != "cpu"
         self.cfg = cfg
         self.fs2 = spaces.index("fs2") if "fs2" in spaces else None
         self.gen = generator
@@ -384,9 +398,9 @@ class TrainStep:
     def __init__(self, model: torch.nn.Module, opt: torch.optim.Optimizer,
                  weight: torch.Tensor | None, label_smoothing: float, grad_clip: float,
                  device: torch.device, *, world: int = 1,
-                 distill: tuple[float, float] | None = None):
+                 distill: tuple[float, float] | None = None, adversary=None):
         self.model, self.opt, self.weight, self.world = model, opt, weight, world
-        self.distill = distill
+        self.distill, self.adversary = distill, adversary
         self.smoothing, self.clip, self.device = label_smoothing, grad_clip, device
         self.amp = device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda") if self.amp else None
@@ -421,8 +435,13 @@ class TrainStep:
                  else torch.tensor(float(len(global_labels)), device=global_labels.device))
         return total / self.world
 
-    def __call__(self, xb, yb, lam: float = 1.0, yb2=None, global_labels=None, soft=None
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    def finish(self) -> None:
+        """After the last step: detach the corpus adversary from the model."""
+        if self.adversary is not None:
+            self.adversary.close()
+
+    def __call__(self, xb, yb, lam: float = 1.0, yb2=None, global_labels=None, soft=None,
+                 domains=None) -> tuple[torch.Tensor, torch.Tensor]:
         norm = None if self.world == 1 or global_labels is None else self.global_norm(
             global_labels)
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
@@ -432,6 +451,12 @@ class TrainStep:
                 loss = lam * loss + (1 - lam) * self.loss(logits, yb2, norm)
             if self.distill is not None and soft is not None:
                 loss = self.with_teachers(loss, logits, soft, global_labels)
+        if self.adversary is not None and domains is not None:
+            # Reported losses stay the emotion task's; the corpus term only trains.
+            reported = loss.detach()
+            loss = loss + self.adversary.loss(domains)
+        else:
+            reported = None
         self.opt.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
@@ -446,6 +471,8 @@ class TrainStep:
         else:
             self.opt.step()
         self.count += 1
+        if reported is not None:
+            loss = reported
         if norm is not None:  # report this rank's mean loss, as one process would
             loss = loss * norm / max(len(yb), 1)
         return loss.detach(), logits.detach()
@@ -458,6 +485,7 @@ class EpochStats:
     n: int = 0
     seconds: float = 0.0
     cancelled: bool = False
+    corpus_accuracy: float | None = None  # the corpus adversary's, when there is one
 
     @property
     def loss(self) -> float:
@@ -483,7 +511,8 @@ def run_epoch(batches: Batches, augment: BatchAugmenter, step: TrainStep, schedu
             break
         xb, lam, yb2 = augment(xb, yb)
         loss, logits = step(xb, yb, lam, yb2, global_labels=batches.global_labels,
-                            soft=augment.mixed(batches.soft_batch))
+                            soft=augment.mixed(batches.soft_batch),
+                            domains=augment.mixed(batches.domain_batch))
         if not torch.isfinite(loss):
             raise TrainingError(
                 f"The training loss became {float(loss)} at step {step.count} (epoch {epoch}): "
@@ -503,6 +532,8 @@ def run_epoch(batches: Batches, augment: BatchAugmenter, step: TrainStep, schedu
                   "lr": step.opt.param_groups[0]["lr"], "elapsed_s": clock.elapsed()})
             window_t, window_n = now, 0
     stats.seconds = time.time() - t_epoch
+    if step.adversary is not None:
+        stats.corpus_accuracy = step.adversary.take_accuracy()
     if dist is not None and dist.enabled:
         loss_sum, correct, n = dist.sum([stats.loss_sum, stats.correct, stats.n])
         stats.loss_sum, stats.correct, stats.n = loss_sum, int(correct), int(n)
@@ -617,7 +648,9 @@ def epoch_event(epoch: int, epochs: int, step: int, train: EpochStats, val: dict
             "val_macro_f1": val["macro_f1"], "lr": opt.param_groups[0]["lr"],
             "epoch_time_s": train.seconds, "elapsed_s": clock.elapsed(),
             "eta_s": per_epoch * (epochs - epoch), "best": improved,
-            "samples_per_s": train.n / max(train.seconds, 1e-9)}
+            "samples_per_s": train.n / max(train.seconds, 1e-9),
+            **({"train_corpus_acc": train.corpus_accuracy}
+               if train.corpus_accuracy is not None else {})}
 
 
 def test_report(model: torch.nn.Module, data: Prepared) -> tuple[dict, pd.DataFrame]:
