@@ -285,10 +285,20 @@ if archs and sizes:
     st.caption(f"Estimated on {device_description()} from two timed training steps; "
                "the first run also extracts features (cached afterwards).")
 
+# Options that cannot train together are named now, not after Launch.
+refused = []
+for a in archs:
+    try:
+        make_config(a).check()
+    except ValueError as err:
+        refused.append(f"{a}: {err}")
+for msg in refused:
+    st.error(f"{msg} Change the options to launch.")
 allowed = settings().training_allowed
 if not allowed:
     st.info("Training is switched off on this public server; the runs below are read-only.")
-if st.button("🚀 Launch", type="primary", key="launch", disabled=sizes is None or not allowed):
+if st.button("🚀 Launch", type="primary", key="launch",
+             disabled=sizes is None or not allowed or bool(refused)):
     if not archs:
         st.error("Choose at least one architecture.")
     else:

@@ -164,7 +164,9 @@ class FeatureStore:
         for kind, (plist, aug) in jobs.items():
             if not plist:
                 continue
-            folders[kind] = self.root / cache_key(plist, self.cfg, spaces, aug, self.length)
+            # Without the cache no key is needed (it reads every clip's bytes to hash them).
+            folders[kind] = (self.root / cache_key(plist, self.cfg, spaces, aug, self.length)
+                             if self.cache else None)
             if self.cache and (folders[kind] / "done.json").exists():
                 results[kind] = _open_cache(folders[kind], spaces, len(plist), self.cfg,
                                             variable=self.length == "variable")

@@ -42,22 +42,24 @@ def test_train_page_warns_when_a_floor_meets_speaker_normalisation(demo_root, mo
 def test_train_page_refuses_a_random_floor_for_a_1d_model(demo_root, models_dir):
     at = open_page("pages/train.py")
     at.multiselect(key="archs").set_value(["lenet1d"])
-    at.checkbox(key="random_floor").set_value(True)
-    at.button(key="launch").click().run()
+    at.checkbox(key="random_floor").set_value(True).run()
     assert_clean(at)
-    assert any("random floor" in e.value and "Not launched" in e.value for e in at.error), \
-        [e.value for e in at.error]
+    assert any("random floor" in e.value and "Change the options" in e.value
+               for e in at.error), [e.value for e in at.error]
+    assert at.button(key="launch").disabled  # refused before launch, not after
 
 
 def test_train_page_refuses_more_averaged_epochs_than_the_run_has(demo_root, models_dir):
     at = open_page("pages/train.py")
     at.multiselect(key="archs").set_value(["lenet2d"])
     at.number_input(key="epochs").set_value(2)
-    at.number_input(key="swa").set_value(3)
-    at.button(key="launch").click().run()
+    at.number_input(key="swa").set_value(3).run()
     assert_clean(at)
-    assert any("swa" in e.value and "Not launched" in e.value for e in at.error), \
+    assert any("swa" in e.value and "Change the options" in e.value for e in at.error), \
         [e.value for e in at.error]
+    assert at.button(key="launch").disabled
+    at.number_input(key="swa").set_value(2).run()
+    assert not at.error and not at.button(key="launch").disabled
 
 
 def test_home_says_demo_corpus(demo_root, models_dir):
@@ -341,16 +343,23 @@ def test_train_page_offers_leave_one_corpus_out_only_for_a_pool(demo_root, tess_
     assert at.radio(key="split").options == ["Speaker-independent (honest)",
                                              "Random 70/30 (seed notebook; leaks speakers)"]
     assert at.checkbox(key="balance").disabled
+    assert at.number_input(key="adversary").disabled
     at.session_state["corpus_dir"] = f"{demo_root},tess={tess_dir}"
     at.run()
     assert_clean(at)
     assert len(at.radio(key="split").options) == 3
+    assert not at.number_input(key="adversary").disabled
     before = " ".join(c.value for c in at.caption)
     assert "speaker-independent inside each corpus" in before
     at.radio(key="split").set_value("loco").run()
     assert_clean(at)
     assert at.selectbox(key="test_corpus").options == [DEMO_NAME, "TESS"]
     at.selectbox(key="test_corpus").set_value("tess").run()
+    # Leaving TESS out leaves one corpus to train on: nothing for a corpus adversary to do.
+    at.number_input(key="adversary").set_value(0.5).run()
+    assert_clean(at)
+    assert "one left out" in " ".join(e.value for e in at.error)
+    at.number_input(key="adversary").set_value(0.0).run()
     text = " ".join(c.value for c in at.caption)
     assert "leave-one-corpus-out: test on all of TESS (24 clips)" in text
     assert "24 test clips" in text

@@ -415,3 +415,16 @@ def test_fs2_does_not_see_the_recording_level(clip):
     for gain in (0.02, 0.5, 3.0):
         np.testing.assert_allclose(features.fs2(clip * gain), ref, atol=1e-3)
     assert not np.allclose(features.fs1(clip * 0.02), features.fs1(clip))  # FS1 does
+
+
+def test_no_cache_means_no_content_hashing(tmp_path):
+    """Regression: a store without its cache still hashed every clip's bytes for a cache key
+    it never used."""
+    from ser import fileio
+
+    path = write_clip(tmp_path / "1001_DFA_ANG_XX.wav", 0.5, 16000)
+    plain_store(cache=False, workers=1).features([path], spaces=("fs1",))
+    assert not any(k[0] == str(path.resolve()) or k[0] == str(path)
+                   for k in fileio._DIGESTS)
+    plain_store(tmp_path, workers=1).features([path], spaces=("fs1",))
+    assert any(k[0] in (str(path.resolve()), str(path)) for k in fileio._DIGESTS)
