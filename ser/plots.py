@@ -300,6 +300,13 @@ def training_curves(metrics: list[dict], title: str = "", epochs: int | None = N
             fig.add_scatter(x=x, y=[e[key] for e in ep], name=name, mode="lines+markers",
                             marker=dict(size=8 if len(ep) < 3 else 6),
                             line=dict(color=color, dash=dash), row=1, col=col)
+        corpus = [(e["epoch"], e["train_corpus_acc"]) for e in ep
+                  if e.get("train_corpus_acc") is not None]
+        if corpus:  # corpus-adversarial runs: how well the corpus can still be read
+            fig.add_scatter(x=[c[0] for c in corpus], y=[c[1] for c in corpus],
+                            name="corpus read from the embedding (adversary)",
+                            mode="lines+markers", marker=dict(size=6, symbol="x"),
+                            line=dict(color="#6c757d", dash="dash"), row=1, col=2)
     last = max([e["epoch"] for e in ep] + [s["epoch"] for s in steps] + [1])
     span = max(int(epochs or 0), last)
     fig.update_xaxes(title_text="epoch", range=[0, span + 0.2], tick0=0,

@@ -146,3 +146,13 @@ def test_waveform_envelope_is_light_and_keeps_the_peaks():
 def test_slices_by_intensity_read_low_to_high():
     sl = {"m": {"intensity": {k: {"accuracy": 0.5} for k in ("high", "low", "medium")}}}
     assert list(plots.slice_bars(sl, "intensity").data[0].x) == ["low", "medium", "high"]
+
+
+def test_training_curves_show_the_corpus_adversary_only_when_there_is_one():
+    ep = [{"type": "epoch", "epoch": k, "train_loss": 1.0, "val_loss": 1.1,
+           "train_accuracy": 0.5, "val_accuracy": 0.4, "val_uar": 0.4} for k in (1, 2)]
+    names = [t.name for t in plots.training_curves(ep, epochs=2).data]
+    assert not any("corpus" in n for n in names)
+    adv = [{**e, "train_corpus_acc": a} for e, a in zip(ep, (0.9, 0.3), strict=True)]
+    trace = next(t for t in plots.training_curves(adv, epochs=2).data if "corpus" in t.name)
+    assert list(trace.y) == [0.9, 0.3] and list(trace.x) == [1, 2]
