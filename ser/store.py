@@ -198,9 +198,11 @@ class FeatureStore:
         out = {k: {s: ([None] * len(jobs[k][0]) if variable and s == "fs2" else
                        np.empty((len(jobs[k][0]), *cfg.input_shape(s)[1:]), np.float32))
                    for s in spaces} for k in todo}
-        # One task per distinct clip; remember where each of its batches' rows go. An
-        # augmented copy depends only on the clip, the config and the augmentation (not on
-        # the run), so copies made for another run's batch are read back per clip.
+        # One task per distinct clip; remember where each of its batches' rows go. A
+        # clip's features (plain or an augmented copy) depend only on the clip, the config
+        # and the augmentation, not on the batch, so what another batch computed (another
+        # pool, another held-out corpus, another run's training clips) is read back per
+        # clip.
         where: dict[str, dict[str, list[int]]] = {}
         copy_dirs = {k: None if variable else self._copy_dir(jobs[k][1], spaces)
                      for k in todo}
@@ -249,11 +251,14 @@ class FeatureStore:
 
 
     def _copy_dir(self, aug: AugmentConfig | None, spaces: tuple[str, ...]) -> Path | None:
-        """Folder of per-clip augmented copies for this config/augmentation, or None."""
-        if aug is None or not self.cache:
+        """Folder of per-clip features for this config and augmentation (``None``: the
+        plain clips), or None without the cache."""
+        if not self.cache:
             return None
-        key = hashlib.sha1(json.dumps({"cfg": self.cfg.as_dict(), "spaces": sorted(spaces),
-                                       "aug": aug.as_dict()}, sort_keys=True).encode())
+        head = {"cfg": self.cfg.as_dict(), "spaces": sorted(spaces)}
+        # Augmented copies keep the key they always had; plain clips have their own.
+        head["aug"] = aug.as_dict() if aug is not None else "plain"
+        key = hashlib.sha1(json.dumps(head, sort_keys=True).encode())
         return self.root / "copies" / key.hexdigest()[:20]
 
     @staticmethod

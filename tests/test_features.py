@@ -70,6 +70,11 @@ def test_clip_features_single_stft_matches_separate(clip):
     np.testing.assert_array_equal(both["fs2"], features.fs2(clip))
 
 
+def batch_entries(folder) -> list:
+    """The cache's batch entries (not its per-clip folder, ``copies``)."""
+    return [d for d in folder.iterdir() if d.name != "copies"]
+
+
 def plain_store(root=None, **kw) -> FeatureStore:
     return FeatureStore(root / "features" if root else None, **kw)
 
@@ -88,11 +93,30 @@ def test_batch_extraction_and_cache(tmp_path):
     b = plain_store(cache).features(paths)
     for s in ("fs1", "fs2"):
         np.testing.assert_array_equal(np.asarray(a[s]), np.asarray(b[s]))
-    assert len(list((cache / "features").iterdir())) == 1
+    def batches():
+        return [d for d in (cache / "features").iterdir() if d.name != "copies"]
+
+    assert len(batches()) == 1
     # a changed clip changes the key: no stale features
     write_clip(paths[0], 2.0, 16000, freq=300)
     plain_store(cache, workers=1).features(paths)
-    assert len(list((cache / "features").iterdir())) == 2
+    assert len(batches()) == 2
+
+
+def test_plain_features_are_reused_clip_by_clip_across_batches(tmp_path):
+    """Regression: features were cached per batch of clips only, so a new pool of corpora
+    (or another held-out corpus) extracted every clip again."""
+    paths = [write_clip(tmp_path / f"100{i}_DFA_HAP_XX.wav", 1.0, freq=150 + 30 * i)
+             for i in range(3)]
+    store = plain_store(tmp_path / "c", workers=1)
+    first = store.features(paths[:2])
+    calls = []
+    other = store.features(paths[1:], progress=lambda d, t: calls.append((d, t)))
+    assert calls[-1] == (1, 1)  # only the new clip was decoded
+    np.testing.assert_array_equal(other["fs2"][0], first["fs2"][1])
+    fresh = plain_store(cache=False, workers=1).features(paths[1:])
+    for s in ("fs1", "fs2"):
+        np.testing.assert_array_equal(np.asarray(other[s]), np.asarray(fresh[s]))
 
 
 def test_cache_follows_content_not_place_or_file_times(tmp_path):
@@ -108,7 +132,7 @@ def test_cache_follows_content_not_place_or_file_times(tmp_path):
     aug = AugmentConfig(noise=True, pitch=False, stretch=False)
     a = plain_store(cache, workers=1).features(paths)
     ca = plain_store(cache, workers=1).augmented(paths, aug)
-    entries = sorted(d.name for d in (cache / "features").iterdir())
+    entries = sorted(d.name for d in (cache / "features").iterdir() if d.name != "copies")
     copy = tmp_path / "elsewhere"
     shutil.copytree(src, copy, copy_function=shutil.copyfile)  # new files, new times
     moved = [copy / p.name for p in paths]
@@ -116,7 +140,8 @@ def test_cache_follows_content_not_place_or_file_times(tmp_path):
         os.utime(p, ns=(1_000_000_000, 1_000_000_000))
     b = plain_store(cache, workers=1).features(moved)
     cb = plain_store(cache, workers=1).augmented(moved, aug)
-    assert sorted(d.name for d in (cache / "features").iterdir()) == entries
+    assert sorted(d.name for d in (cache / "features").iterdir()
+                  if d.name != "copies") == entries
     for s in ("fs1", "fs2"):
         np.testing.assert_array_equal(np.asarray(a[s]), np.asarray(b[s]))
         np.testing.assert_array_equal(np.asarray(ca[s]), np.asarray(cb[s]))
@@ -150,7 +175,7 @@ def test_other_feature_config_sizes_fs1_and_fs2(tmp_path):
     assert a["fs1"].shape == (1, cfg.fs1_dim) and a["fs2"].shape == (1, 64, 500)
     b = plain_store(tmp_path, workers=1).features(paths)  # the seed config: its own entry
     assert b["fs1"].shape == (1, 169)
-    assert len(list((tmp_path / "features").iterdir())) == 2
+    assert len(batch_entries(tmp_path / "features")) == 2
 
 
 def test_augmented_copy_is_deterministic_and_different(tmp_path):
@@ -321,7 +346,7 @@ def test_normalised_config_shares_the_cache_and_keeps_old_keys(tmp_path):
     assert "fs2_norm" not in DEFAULT.as_dict() and cfg.as_dict()["fs2_norm"] == "utterance"
     plain = plain_store(tmp_path, workers=1).features(paths)
     normed = plain_store(tmp_path, cfg=cfg, workers=1).features(paths)
-    assert len(list((tmp_path / "features").iterdir())) == 1  # one extraction serves both
+    assert len(batch_entries(tmp_path / "features")) == 1  # one extraction serves both
     np.testing.assert_allclose(normed["fs2"], features.utterance_normalise(plain["fs2"]))
     y, _ = load_audio(paths[0], sr=22050)
     np.testing.assert_allclose(features.clip_features(y, cfg=cfg)["fs2"], normed["fs2"][0],
@@ -373,7 +398,7 @@ def test_denoised_config_shares_the_cache_and_predicts_like_training(tmp_path):
     assert features.FeatureConfig.from_dict(cfg.as_dict()) == cfg
     plain = plain_store(tmp_path, workers=1).features(paths)
     normed = plain_store(tmp_path, cfg=cfg, workers=1).features(paths)
-    assert len(list((tmp_path / "features").iterdir())) == 1
+    assert len(batch_entries(tmp_path / "features")) == 1
     np.testing.assert_allclose(normed["fs2"], features.floor_subtract(plain["fs2"]))
     y, _ = load_audio(paths[0], sr=22050)
     np.testing.assert_allclose(features.clip_features(y, cfg=cfg)["fs2"], normed["fs2"][0],
