@@ -615,7 +615,11 @@ def refresh_batchnorm(model: torch.nn.Module, inputs: tuple[torch.Tensor, ...],
                       device: torch.device, batch_size: int = 256) -> None:
     """Measure every BatchNorm layer's running statistics again over ``inputs`` (a forward
     pass in training mode, no gradients, cumulative averages), as averaged weights need.
-    Variable-length inputs go in groups of one length, so padding never enters."""
+    Variable-length inputs go in groups of one length, so padding never enters.
+
+    `torch.optim.swa_utils.update_bn` does the same for one-input models fed by a loader;
+    it is not used because the combined model takes two inputs (FS1 and FS2) and a
+    variable-length run must not mix lengths (the padding would enter the statistics)."""
     norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     if not norms:
         return
