@@ -680,7 +680,8 @@ def build_card(cfg: TrainConfig, data: Prepared, report: dict, history: list[dic
              "best_epoch": best.epoch, "stopped": stopped, "train_time_s": train_time,
              "total_time_s": clock.elapsed(), "device": device_description(device),
              "threads": torch.get_num_threads(),
-             **({"swa": best.swa} if best.swa else {})},
+             **({"swa": best.swa} if best.swa else {}),
+             **({"adversary": adversary_summary(cfg, history)} if cfg.adversary else {})},
         metrics={"test": {k: report[k] for k in ("n", "accuracy", "uar", "macro_f1",
                                                  "macro_precision", "loss")},
                  "val_uar_best": best.uar},
@@ -689,6 +690,15 @@ def build_card(cfg: TrainConfig, data: Prepared, report: dict, history: list[dic
         card.run.update(processes=dist.world, backend=dist.backend, nodes=cfg.nnodes,
                         global_batch=cfg.batch_size)
     return card
+
+
+def adversary_summary(cfg: TrainConfig, history: list[dict]) -> dict:
+    """The card's record of a corpus-adversarial run: the reversal's weight and how well the
+    corpus classifier read the corpus from the embedding in the first and last epochs."""
+    accs = [h["train_corpus_acc"] for h in history if h.get("train_corpus_acc") is not None]
+    return {"weight": float(cfg.adversary),
+            **({"corpus_accuracy_first_epoch": accs[0], "corpus_accuracy_last_epoch": accs[-1]}
+               if accs else {})}
 
 
 def estimate_throughput(arch: str, model_kwargs: dict | None = None, *, batch_size: int = 64,

@@ -85,7 +85,17 @@ def test_corpus_adversary_trains_on_a_pool_and_leaves_only_the_model(tess_pool):
     # The reversed gradient changed what the model learnt (λ is 0 only at the first step).
     assert res.history[-1]["train_loss"] != plain.history[-1]["train_loss"]
     assert res.card.training.adversary == 1.0
+    assert res.card.run["adversary"] == {"weight": 1.0, "corpus_accuracy_first_epoch": accs[0],
+                                         "corpus_accuracy_last_epoch": accs[-1]}
+    assert "adversary" not in plain.card.run
     # Only the model is kept: no hook, no adversary weights in what the bundle saves.
     assert all(not m._forward_pre_hooks for m in res.model.modules())
     assert set(res.model.state_dict()) == set(plain.model.state_dict())
     assert 0 <= res.report["uar"] <= 1
+    from ser.zoo import ModelEntry, table
+
+    row = table([ModelEntry(name="m", source="run", bundle=None, card=res.card),
+                 ModelEntry(name="p", source="run", bundle=None, card=plain.card)])
+    text = row["corpus adversary"][0]
+    assert text.startswith("weight 1") and "first → last epoch" in text
+    assert row["corpus adversary"].isna()[1]
