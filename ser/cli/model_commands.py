@@ -247,8 +247,10 @@ def _train_foreground(run_id: str, out: str | None, max_parallel: int = 1) -> in
             bar = bars.setdefault("epochs", tqdm(total=n_epochs, desc="epochs", unit="ep",
                                                  file=sys.stderr, disable=None))
             bar.update(1)
+            extra = ({"corpus_acc": f"{e['train_corpus_acc']:.3f}"}
+                     if e.get("train_corpus_acc") is not None else {})
             bar.set_postfix(loss=f"{e['train_loss']:.3f}", val_acc=f"{e['val_accuracy']:.3f}",
-                            val_uar=f"{e['val_uar']:.3f}")
+                            val_uar=f"{e['val_uar']:.3f}", **extra)
 
     def progress(stage: str, done: int, total: int) -> None:
         bar = bars.get(stage) or bars.setdefault(stage, tqdm(total=total, desc=stage,
@@ -817,8 +819,10 @@ def cmd_runs(args) -> int:
         print(json.dumps(st, indent=2))
         m = runs.metrics(args.run_id)
         for e in [x for x in m if x["type"] == "epoch"][-5:]:
+            corpus = (f" corpus read {e['train_corpus_acc']:.3f}"
+                      if e.get("train_corpus_acc") is not None else "")
             print(f"epoch {e['epoch']}: train loss {e['train_loss']:.4f} val acc "
-                  f"{e['val_accuracy']:.3f} UAR {e['val_uar']:.3f}")
+                  f"{e['val_accuracy']:.3f} UAR {e['val_uar']:.3f}{corpus}")
         print(runs.log_tail(args.run_id, 5))
     elif args.action == "cancel":
         print(json.dumps(runs.cancel(args.run_id), indent=2))
