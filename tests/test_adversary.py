@@ -75,12 +75,12 @@ def tess_pool(demo_root, tmp_path_factory) -> str:
 
 
 def test_corpus_adversary_trains_on_a_pool_and_leaves_only_the_model(tess_pool):
-    common = dict(arch="lenet2d", data=tess_pool, epochs=2, batch_size=32, seed=5,
+    common = dict(arch="lenet2d", data=tess_pool, epochs=1, batch_size=32, seed=5,
                   noise=True, mixup=0.2, balance="corpus")
     plain = fit(TrainConfig(**common))
     res = fit(TrainConfig(adversary=1.0, **common))
     accs = [h["train_corpus_acc"] for h in res.history]
-    assert len(accs) == 2 and all(0 <= a <= 1 for a in accs)
+    assert len(accs) == 1 and 0 <= accs[0] <= 1
     assert all("train_corpus_acc" not in h for h in plain.history)
     # The reversed gradient changed what the model learnt (λ is 0 only at the first step).
     assert res.history[-1]["train_loss"] != plain.history[-1]["train_loss"]
