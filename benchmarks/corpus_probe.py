@@ -29,6 +29,7 @@ from ser.config import LABELS  # noqa: E402
 from ser.corpora import load_corpus  # noqa: E402
 from ser.dataset import featurise  # noqa: E402
 from ser.names import bundle_files  # noqa: E402
+from ser.splits import corpus_ids  # noqa: E402
 
 CORPORA = ("crema-d", "tess", "savee", "emovo", "urdu")
 
@@ -70,11 +71,10 @@ def main() -> None:
     torch.set_num_threads(1)
     names = [c for c in CORPORA if c != args.held_out]
     m = load_corpus(",".join(f"{c}={Path(args.data) / c}" for c in names)).manifest
-    col = "corpus" if "corpus" in m.columns else "dataset"
     m = m[m["emotion"].isin(LABELS)]
     clips = pd.concat([g.sample(min(args.per, len(g)), random_state=0)
-                       for _, g in m.groupby(col)])
-    corpus = clips[col].astype(str).to_numpy()
+                       for _, g in m.groupby(corpus_ids(m))])
+    corpus = corpus_ids(clips)
     print(f"{len(clips)} clips: {', '.join(sorted(set(corpus)))} (chance "
           f"{100 / len(set(corpus)):.0f} %); logistic regression, 5-fold")
     for name in args.models:

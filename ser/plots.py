@@ -304,7 +304,7 @@ def training_curves(metrics: list[dict], title: str = "", epochs: int | None = N
                   if e.get("train_corpus_acc") is not None]
         if corpus:  # corpus-adversarial runs: how well the corpus can still be read
             fig.add_scatter(x=[c[0] for c in corpus], y=[c[1] for c in corpus],
-                            name="corpus read from the embedding (adversary)",
+                            name="adversary's corpus accuracy (training)",
                             mode="lines+markers", marker=dict(size=6, symbol="x"),
                             line=dict(color="#6c757d", dash="dash"), row=1, col=2)
     last = max([e["epoch"] for e in ep] + [s["epoch"] for s in steps] + [1])

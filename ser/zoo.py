@@ -195,14 +195,15 @@ def table(entries: list[ModelEntry]) -> pd.DataFrame:
 
 
 def _adversary_text(run: dict) -> str | None:
-    """A corpus-adversarial run, e.g. ``"weight 0.5; corpus read on 71 % → 34 % of training
-    batches' clips"`` (first → last epoch); None otherwise."""
+    """A corpus-adversarial run, e.g. ``"weight 0.5; its classifier named the corpus of
+    71 % → 34 % of training clips (first → last epoch)"``; None otherwise."""
     adv = run.get("adversary")
     if not isinstance(adv, dict) or "weight" not in adv:
         return None
     text = f"weight {adv['weight']:g}"
     if "corpus_accuracy_last_epoch" in adv:
-        text += (f"; corpus read on {100 * adv['corpus_accuracy_first_epoch']:.0f} % → "
+        text += (f"; its classifier named the corpus of "
+                 f"{100 * adv['corpus_accuracy_first_epoch']:.0f} % → "
                  f"{100 * adv['corpus_accuracy_last_epoch']:.0f} % of training clips "
                  "(first → last epoch)")
     return text
