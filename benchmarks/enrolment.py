@@ -1,13 +1,28 @@
-"""Speaker-normalised models against the number of enrolment clips per speaker.
+"""UAR against the number of enrolment clips per speaker: speaker-normalised models, and
+any other model (or a group of models, averaged) adapted to each voice by its offset.
 
     python benchmarks/enrolment.py MODEL [MODEL ...] --corpus tess=/data/tess \
-        [--corpus savee=/data/savee ...] [--ks 1,3,5,10,20] [--draws 3] [--json out.json]
+        [--corpus savee=/data/savee ...] [--ks 1,3,5,10,20] [--draws 3] \
+        [--balanced] [--json out.json]
+
+MODEL is a shipped name, a folder or a ``.pt`` file; ``a+b+c`` averages several models
+(``ensemble`` = the shipped ensemble's members), each adapted to the voice on its own.
 
 For every test corpus and every speaker in it, ``max(ks)`` candidate enrolment clips are
 drawn (seeded per speaker); the speaker's remaining clips are the scored set, the same for
 every ``k``, so enrolment clips are never scored and the figures for different ``k`` are
 comparable. With ``k`` enrolment clips the speaker's statistics come from the first ``k``
-candidates. ``--draws`` repeats the whole draw with other seeds and prints mean ± std.
+candidates. ``--balanced`` draws ``k`` clips *of each emotion* instead (a guided
+enrolment: one take per emotion is ``k = 1``). ``--draws`` repeats the whole draw with
+other seeds and prints mean ± std.
+
+- A speaker-normalised model standardises each clip's log-mel image by the statistics of
+  the speaker's enrolment clips (`ser.speakers.normalise_by_group`).
+- Any other model is adapted by a per-class offset (`ser.speakers.voice_offset`): its
+  answers on the speaker's enrolment clips moved onto its answers on its own validation
+  clips (`ser.inference.stored_voice_reference`), as the Predict page does once a visitor
+  calibrated to their voice. ``k=0`` is the same model without adaptation, on the same
+  scored clips.
 
 A corpus the model trained on is scored on the test speakers of the model's own split only
 (its held-out speakers); any other corpus on every speaker ("unseen"). Prints UAR,
@@ -32,9 +47,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ser import crosscorpus  # noqa: E402
 from ser.bundle import load_bundle  # noqa: E402
 from ser.corpora import load_corpus  # noqa: E402
-from ser.dataset import card_config, encode_labels, model_inputs, predict_proba, select  # noqa: E402
+from ser.dataset import (  # noqa: E402
+    card_config,
+    encode_labels,
+    featurise,
+    model_inputs,
+    predict_proba,
+    select,
+)
 from ser.ensemble import bundle_paths  # noqa: E402
-from ser.speakers import normalise_by_group, split_enrolment, stats_by_group  # noqa: E402
+from ser.inference import stored_voice_reference  # noqa: E402
+from ser.speakers import (  # noqa: E402
+    draw_enrolment,
+    normalise_by_group,
+    shift_log_probs,
+    split_enrolment,
+    stats_by_group,
+    voice_offset,
+)
 from ser.splits import usable  # noqa: E402
 from ser.store import FeatureStore  # noqa: E402
 
@@ -54,25 +84,75 @@ def clips_for(bundle, key: str, folder: str):
     return corpus.manifest[usable(corpus.manifest)].reset_index(drop=True), "unseen"
 
 
-def score(bundle, clips, ks, draws) -> dict:
-    card = bundle.card
-    feats = FeatureStore(cfg=card.features).features(list(clips["path"]), spaces=("fs2",))
-    fs2 = np.asarray(feats["fs2"])
+def candidates(clips, k: int, seed: int, balanced: bool) -> tuple[dict, np.ndarray]:
+    """``({speaker: candidate rows}, scored rows)``: ``k`` candidates per speaker (per
+    speaker and emotion when ``balanced``); every other clip of those speakers is scored."""
     spk = clips["speaker"].astype(str).to_numpy()
+    if balanced:
+        emo = clips["emotion"].astype(str).to_numpy()
+        picked = np.concatenate([np.flatnonzero(emo == e)[draw_enrolment(
+            clips[emo == e].reset_index(drop=True), k, seed)] for e in np.unique(emo)])
+    else:
+        picked, _ = split_enrolment(clips, k, seed=seed)
+    picked = np.sort(picked)
+    scored = np.ones(len(clips), bool)
+    scored[picked] = False
+    scored &= np.isin(spk, spk[picked])
+    return {s: picked[spk[picked] == s] for s in np.unique(spk[picked])}, np.flatnonzero(scored)
+
+
+def first(rows: np.ndarray, emo: np.ndarray, k: int, balanced: bool) -> np.ndarray:
+    """The first ``k`` candidates (of each emotion when ``balanced``)."""
+    if not balanced:
+        return rows[:k]
+    return np.concatenate([rows[emo[rows] == e][:k] for e in np.unique(emo[rows])])
+
+
+def member_probs(bundle, clips, ref_rows, fs2=None):
+    """A member's probabilities for every clip, given each speaker's enrolment rows."""
+    card = bundle.card
+    if not card.speaker_normalised:
+        return predict_proba(bundle.model, featurise(card, clips))
+    spk = clips["speaker"].astype(str).to_numpy()
+    ref = np.concatenate(list(ref_rows.values()))
+    stats = stats_by_group(fs2[ref], spk[ref])
+    x = normalise_by_group(fs2, spk, stats)
+    return predict_proba(bundle.model, model_inputs({"fs2": x}, card.input_space,
+                                                     card.normalisation_arrays()))
+
+
+def score(bundles, clips, ks, draws, balanced=False) -> dict:
+    spk = clips["speaker"].astype(str).to_numpy()
+    emo = clips["emotion"].astype(str).to_numpy()
     y_all = encode_labels(clips["emotion"])
-    out = {k: [] for k in ks}
+    plain = {i: predict_proba(b.model, featurise(b.card, clips))
+             for i, b in enumerate(bundles) if not b.card.speaker_normalised}
+    fs2 = {i: np.asarray(FeatureStore(cfg=b.card.features).features(
+        list(clips["path"]), spaces=("fs2",))["fs2"])
+        for i, b in enumerate(bundles) if b.card.speaker_normalised}
+    refs = {i: stored_voice_reference(b.path) for i, b in enumerate(bundles)}
+    show = ([0] if plain else []) + list(ks)
+    out = {k: [] for k in show}
+    seed0 = bundles[0].card.training.split_seed
     for d in range(draws):
-        cand, rows = split_enrolment(clips, max(ks), seed=card.training.split_seed + d)
-        scored = np.zeros(len(clips), bool)
-        scored[rows] = True
-        by_spk = {s: cand[spk[cand] == s] for s in np.unique(spk[cand])}
-        for k in ks:
-            ref = np.concatenate([rows[:k] for rows in by_spk.values()])
-            stats = stats_by_group(fs2[ref], spk[ref])
-            x = normalise_by_group(fs2[scored], spk[scored], stats)
-            probs = predict_proba(bundle.model, model_inputs({"fs2": x}, card.input_space,
-                                                             card.normalisation_arrays()))
-            cell = crosscorpus.cell(str(k), "enrolment", y_all[scored], probs.argmax(1))
+        cand, scored = candidates(clips, max(ks), seed0 + d, balanced)
+        for k in show:
+            rows = {s: first(r, emo, k, balanced) for s, r in cand.items()}
+            probs = []
+            for i, b in enumerate(bundles):
+                if i in fs2:
+                    probs.append(member_probs(b, clips, rows, fs2[i]))
+                    continue
+                p = plain[i].astype(np.float64)
+                if k:
+                    lp = np.log(np.clip(p, 1e-12, None))
+                    for s, r in rows.items():
+                        mine = spk == s
+                        lp[mine] = shift_log_probs(lp[mine], voice_offset(p[r], refs[i]))
+                    p = np.exp(lp)
+                probs.append(p)
+            pred = np.mean(probs, axis=0)[scored].argmax(1)
+            cell = crosscorpus.cell(str(k), "enrolment", y_all[scored], pred)
             out[k].append({"uar": cell.uar, "acc": cell.accuracy, "top": cell.top_share,
                            "top_label": cell.top_label, "n": cell.n,
                            "predicted_share": {lab: round(v, 3) for lab, v in
@@ -86,33 +166,40 @@ def main(argv=None) -> int:
     ap.add_argument("--corpus", action="append", required=True, metavar="KEY=FOLDER")
     ap.add_argument("--ks", default="1,3,5,10,20")
     ap.add_argument("--draws", type=int, default=3)
+    ap.add_argument("--balanced", action="store_true",
+                    help="k enrolment clips of each emotion per speaker (a guided enrolment)")
     ap.add_argument("--json", help="also write the figures to this file")
     a = ap.parse_args(argv)
     ks = [int(k) for k in a.ks.split(",")]
     corpora = dict(c.split("=", 1) for c in a.corpus)
     results = {}
     for name in a.models:
-        bundle = load_bundle(bundle_paths(name)[0])
-        if not bundle.card.speaker_normalised:
-            print(f"{name}: not speaker-normalised, skipped")
-            continue
-        print(f"\n{name} (trained on {', '.join(sorted(bundle.card.trained_corpora))})")
-        print(f"{'corpus':<10}{'kind':<10}{'n':>6}" + "".join(f"{'k=' + str(k):>22}"
-                                                          for k in ks))
+        paths = [p for part in name.split("+") for p in bundle_paths(part)]
+        bundles = [load_bundle(p) for p in paths]
+        trained = sorted(set().union(*(b.card.trained_corpora for b in bundles)))
+        kinds = sorted({"speaker-normalised" if b.card.speaker_normalised else "adapted"
+                        for b in bundles})
+        print(f"\n{name} ({len(bundles)} model{'s' * (len(bundles) > 1)}, "
+              f"{' + '.join(kinds)}; trained on {', '.join(trained)})")
         for key, folder in corpora.items():
-            clips, kind = clips_for(bundle, key, folder)
-            res = score(bundle, clips, ks, a.draws)
+            clips, kind = clips_for(bundles[0], key, folder)
+            res = score(bundles, clips, ks, a.draws, a.balanced)
+            if key == next(iter(corpora)):
+                print(f"{'corpus':<10}{'kind':<10}{'n':>6}" + "".join(
+                    f"{'k=' + str(k) + ('/emotion' if a.balanced and k else ''):>24}"
+                    for k in res))
             results.setdefault(name, {})[key] = {"kind": kind, **{str(k): v for k, v in
                                                                   res.items()}}
             cells = []
-            for k in ks:
+            for k in res:
                 u = np.array([r["uar"] for r in res[k]])
                 top = np.mean([r["top"] for r in res[k]])
                 cells.append(f"{u.mean():6.1%}±{u.std():4.1%} top {top:3.0%}")
             print(f"{key:<10}{kind:<10}{res[ks[0]][0]['n']:>6}" +
-                  "".join(f"{c:>22}" for c in cells))
+                  "".join(f"{c:>24}" for c in cells))
     print("\nUAR mean ± std over draws of the enrolment clips; top = share of the most "
-          "predicted label; enrolment clips are never scored.")
+          "predicted label; enrolment clips are never scored; k=0: the same models, not "
+          "adapted, on the same clips.")
     k10 = str(10 if 10 in ks else ks[-1])
     print(f"\npredicted-label shares with {k10} enrolment clips (first draw):")
     for name, per in results.items():

@@ -122,7 +122,7 @@ names = list(entries)
 shipped_ens = read_ensemble()
 voice_ready = usable(voice_profile)
 members = [n for n in (shipped_ens.members if shipped_ens else []) if n in entries]
-use_ensemble = bool(members) and not voice_ready and st.toggle(
+use_ensemble = bool(members) and st.toggle(
     f"Shipped ensemble ({len(members)} models)", key="use_ensemble",
     help="Average the probabilities of the shipped ensemble's models instead of the single "
          "default model: a little more accurate on CREMA-D's test actors, and "
@@ -132,7 +132,12 @@ if use_ensemble:
 else:
     default_names, why = default_models(voice=voice_ready)
 default = [n for n in default_names if n in entries] or names[:3]
-mode = "voice" if voice_ready else "ensemble" if use_ensemble else "plain"
+mode = "ensemble" if use_ensemble else "voice" if voice_ready else "plain"
+adapt = voice_ready and st.toggle(
+    "Adapt the models to my voice", value=True, key="adapt_voice",
+    help="Every model that was not trained with speaker normalisation is shifted, class by "
+         "class, so that your takes get the answers an ordinary mix of emotions gets. "
+         "It assumes your takes cover several emotions; switch it off to compare.")
 chosen = st.multiselect("Models", names, default=default, key=f"models-{mode}",
                         help=f"By default {why}." if why else None)
 if corpus_speaker and chosen:
@@ -159,14 +164,14 @@ analysis_key = (clip_key, find_speech, digest(own.getvalue()) if own is not None
                 tuple((n, str(entries[n].bundle), Path(entries[n].bundle).stat().st_mtime)
                       for n in chosen),
                 (voice_profile.takes, round(voice_profile.seconds, 3)) if voice_profile
-                else None)
+                else None, adapt)
 
 
 def run_analysis():
     bar = st.progress(0.0, text="Finding speech…")
     try:
         return analyse(clip, models, segments=find_speech, ensemble=shipped_ens,
-                       progress=bar.progress, voice=voice_profile)
+                       progress=bar.progress, voice=voice_profile, adapt=adapt)
     finally:
         bar.empty()
 
@@ -187,12 +192,19 @@ if a.skipped and a.models:
 if a.voice_source:
     st.caption(f"Speaker-normalised models read this clip relative to the voice statistics "
                f"from {a.voice_source}.")
-elif a.ok and voice_profile is None:
+if a.adapted:
+    st.caption(f"Adapted to your voice ({voice_profile.takes} takes, "
+               f"{voice_profile.seconds:.0f} s): {', '.join(a.adapted)}. Each model's answers "
+               "are shifted so that your takes get, on average, the answers an ordinary mix "
+               "of emotions gets (README: *Calibrating to a voice*).")
+elif a.ok and voice_ready and not adapt:
+    st.caption("Not adapted to your voice: the models answer as for any new voice.")
+if not a.voice_source and not a.adapted and a.ok and voice_profile is None:
     st.caption("This voice is new to the models, so the verdict is less reliable than the "
                "test figures suggest (they were measured on corpora the models know). "
                + unseen_summary({n: Path(entries[n].bundle).parent for n in chosen}) +
-               " Calibrating to your voice lets the speaker-normalised models compare the "
-               "clip with how you usually sound.")
+               " Calibrating to your voice (a few takes in different moods) adapts the "
+               "models to how you usually sound.")
 if not a.ok:
     st.warning(a.message)
     stop_with_player()

@@ -47,13 +47,19 @@ from ser.audio import (
 )
 from ser.audio import _too_long as _too_long_message
 from ser.bundle import Bundle, BundleError, load_bundle
-from ser.calibration import Calibration, apply_temperature, log_probs
+from ser.calibration import Calibration, apply_temperature, log_probs, prediction_arrays
 from ser.card import Card
 from ser.dataset import model_inputs, predict_proba, spaces_for
 from ser.devices import inference_threads
 from ser.features import LENGTH_KEY, clip_features, fs2, mel_power_chunked, stack_padded
 from ser.segments import Segment, fixed_segments, slice_segments, speech_segments
-from ser.speakers import VoiceProfile, usable
+from ser.speakers import (
+    VoiceProfile,
+    mean_log_probs,
+    shift_log_probs,
+    usable,
+    voice_offset,
+)
 
 #: The shortest part a long speech segment may be split into (seconds).
 MIN_SPLIT_S = 1.0
@@ -64,6 +70,23 @@ BATCH = 32
 #: `benchmarks/enrolment.py`: scores settle from about five to ten clips of a voice).
 SELF_MIN_SEGMENTS = 5
 SELF_MIN_SPEECH_S = 12.0
+
+
+def stored_voice_reference(bundle_path: str | Path | None) -> np.ndarray | None:
+    """`mean_log_probs` of the validation predictions stored beside a shipped bundle
+    (``val_predictions.csv`` next to ``model.pt``): how the model answers voices it did not
+    train on, an ordinary mix of emotions. None when there is no such table or it cannot
+    be read (the voice offset then takes every class as equally likely)."""
+    if bundle_path is None or Path(bundle_path).name != "model.pt":
+        return None
+    table = Path(bundle_path).parent / "val_predictions.csv"
+    if not table.is_file():
+        return None
+    try:
+        probs, _ = prediction_arrays(pd.read_csv(table))
+    except (OSError, ValueError, pd.errors.ParserError):
+        return None  # a damaged table: the uniform reference
+    return mean_log_probs(probs) if len(probs) else None
 
 
 class VoiceNeededError(ValueError):
@@ -159,6 +182,46 @@ class Predictor:
                 f"({voice.takes} take(s), {voice.seconds:.1f} s of speech): give at least "
                 "3 takes or 8 s of speech.")
 
+    @property
+    def adapts_to_voice(self) -> bool:
+        """True for a model trained without speaker normalisation: given a voice profile it
+        is adapted to that voice by a per-class offset (`voice_offset`)."""
+        return not self.needs_voice
+
+    @property
+    def voice_reference(self) -> np.ndarray | None:
+        """The model's mean log-probability over its validation clips, from the
+        ``val_predictions.csv`` stored beside a shipped ``model.pt`` (None without one: the
+        offset then takes the six emotions as equally likely)."""
+        if not hasattr(self, "_voice_reference"):
+            self._voice_reference = stored_voice_reference(self.bundle.path)
+        return self._voice_reference
+
+    def voice_offset(self, voice: VoiceProfile) -> np.ndarray:
+        """The per-class log offset that adapts this model to ``voice``: its answers on the
+        voice's takes (every model window of every take), moved onto `voice_reference`.
+        Cached in the profile (per model weights and feature config)."""
+        if not usable(voice):
+            raise VoiceNeededError(
+                f"The voice profile is too short to adapt {self.name} to it "
+                f"({voice.takes if voice else 0} take(s)): give at least 3 takes or 8 s of "
+                "speech.")
+        key = ("offset", self.card.extra.get("weights_sha256") or id(self.model),
+               self.cfg.key(), self.length)
+        if key not in voice._cache:
+            probs = []
+            for y in voice.clips:
+                stacked, _ = self.window_features(y, voice.sample_rate)
+                probs.append(np.exp(self._log_probs(stacked)))
+            voice._cache[key] = voice_offset(np.concatenate(probs), self.voice_reference)
+        return voice._cache[key]
+
+    def _voice_adapted(self, lp: np.ndarray, voice: VoiceProfile | None) -> np.ndarray:
+        """Log-probabilities ``lp`` adapted to ``voice`` (unnormalised models only)."""
+        if voice is None or not self.adapts_to_voice:
+            return lp
+        return shift_log_probs(lp, self.voice_offset(voice))
+
     def _voice_normalised(self, arrays: dict[str, np.ndarray],
                           voice: VoiceProfile | None) -> dict[str, np.ndarray]:
         """``arrays`` with FS2 standardised by ``voice`` (speaker-normalised models)."""
@@ -178,7 +241,8 @@ class Predictor:
                 probs = predict_proba(self.model, inputs, self.device, BATCH)
             if progress:
                 progress(1.0)
-            return np.log(np.clip(probs, 1e-12, None)).astype(np.float64)
+            return self._voice_adapted(np.log(np.clip(probs, 1e-12, None)).astype(np.float64),
+                                       voice)
         out = []
         with torch.inference_mode(), inference_threads(self.device):
             for i in range(0, n, BATCH):
@@ -186,7 +250,7 @@ class Predictor:
                 out.append(torch.log_softmax(self.model(*xb).float(), dim=1).cpu().numpy())
                 if progress:
                     progress(min(i + BATCH, n) / n)
-        return np.concatenate(out).astype(np.float64)
+        return self._voice_adapted(np.concatenate(out).astype(np.float64), voice)
 
     def window_features(self, y: np.ndarray, sr: int, *, features: dict | None = None
                         ) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -221,7 +285,8 @@ class Predictor:
     def predict_samples(self, y: np.ndarray, sr: int, *, voice: VoiceProfile | None = None,
                         features: dict | None = None) -> Prediction:
         """Probabilities for mono float samples ``y`` at ``sr`` Hz (uncalibrated softmax).
-        A speaker-normalised model needs the speaker's ``voice`` (else `VoiceNeededError`).
+        A speaker-normalised model needs the speaker's ``voice`` (else `VoiceNeededError`);
+        any other model given a ``voice`` is adapted to it (`voice_offset`).
 
         ``features``: a dict shared by the predictors scoring the same ``y``; the windows'
         features are computed once per feature config and input space and reused."""
@@ -233,6 +298,8 @@ class Predictor:
         else:
             with torch.inference_mode(), inference_threads(self.device):
                 probs = torch.softmax(self.model(*inputs).float(), dim=1).cpu().numpy()
+        if voice is not None and self.adapts_to_voice:
+            probs = np.exp(self._voice_adapted(np.log(np.clip(probs, 1e-12, None)), voice))
         window_s = self.cfg.window_seconds
         if self.length == "variable":  # the whole clip, or windows of the longest input
             window_s = (len(y) / self.cfg.sample_rate if len(starts) == 1 else
@@ -271,7 +338,8 @@ class Predictor:
         progress
             Called with the fraction done (0–1).
         voice
-            The speaker's `VoiceProfile`; required by a speaker-normalised model.
+            The speaker's `VoiceProfile`; required by a speaker-normalised model. Any other
+            model given one is adapted to that voice (`voice_offset`).
 
         Returns
         -------
@@ -454,6 +522,10 @@ class ClipAnalysis:
     voice_source: str = ""
     #: Speaker-normalised models left out for want of a voice profile.
     skipped: list[str] = field(default_factory=list)
+    #: Models adapted to the enrolled voice by a per-class offset (`Predictor.voice_offset`):
+    #: every model that is not speaker-normalised, when an enrolment was given and
+    #: ``adapt`` was on.
+    adapted: list[str] = field(default_factory=list)
 
     # ------------------------------------------------------------------ the clip
     @property
@@ -691,7 +763,8 @@ def self_profile(clip: Clip, segs: Sequence[Segment]) -> VoiceProfile | None:
 
 def analyse(clip: Clip, predictors: Sequence[PredictorSource], *, segments: bool = True,
             ensemble=None, progress: Callable[[float, str], None] | None = None,
-            vad: dict | None = None, voice: VoiceProfile | None = None) -> ClipAnalysis:
+            vad: dict | None = None, voice: VoiceProfile | None = None,
+            adapt: bool = True) -> ClipAnalysis:
     """Run the whole Predict chain on ``clip`` (see the module docstring).
 
     Parameters
@@ -715,6 +788,10 @@ def analyse(clip: Clip, predictors: Sequence[PredictorSource], *, segments: bool
         The speaker's enrolment (`VoiceProfile`) for speaker-normalised models. Without it
         a recording long enough to supply its own statistics (`self_profile`) does;
         otherwise speaker-normalised models are skipped (listed in ``skipped``).
+    adapt
+        With an enrolment (``voice``, `usable`), also adapt every model that is not
+        speaker-normalised to that voice (`Predictor.voice_offset`). A recording's own
+        statistics never adapt those models: a long take in one mood would cancel its mood.
 
     Raises
     ------
@@ -738,19 +815,24 @@ def analyse(clip: Clip, predictors: Sequence[PredictorSource], *, segments: bool
         segs = fixed_segments(clip.duration_s, window)
 
     voice_source, skipped = "", []
+    enrolled = voice if usable(voice) else None
+    norm_voice = enrolled
     if any(p.needs_voice for _, p in loaded):
-        if usable(voice):
+        if enrolled is not None:
             voice_source = "enrolment"
-        elif segs and (voice := self_profile(clip, segs)) is not None:
+        elif segs and (norm_voice := self_profile(clip, segs)) is not None:
             voice_source = "the recording itself"
         else:
             skipped = [name for name, p in loaded if p.needs_voice]
             loaded = [(name, p) for name, p in loaded if not p.needs_voice]
+    adapt_voice = enrolled if adapt else None
 
     def result(models: list[ScoredModel], probs: np.ndarray, cal=None, thr=None,
                note: str = "") -> ClipAnalysis:
+        adapted = ([m.name for m in models if not m.card.speaker_normalised]
+                   if adapt_voice is not None else [])
         return ClipAnalysis(clip.name, clip.duration_s, segs, segments, models, probs, thr,
-                            note, cal, errors, voice_source, skipped)
+                            note, cal, errors, voice_source, skipped, adapted)
 
     if not segs or not loaded:
         report(1.0, "Done")
@@ -763,7 +845,8 @@ def analyse(clip: Clip, predictors: Sequence[PredictorSource], *, segments: bool
                f"({i + 1}/{len(loaded)})"
         try:
             raw, cal = p.segment_probs(
-                clip.y_model, config.SAMPLE_RATE, segs, features=shared, voice=voice,
+                clip.y_model, config.SAMPLE_RATE, segs, features=shared,
+                voice=norm_voice if p.needs_voice else adapt_voice,
                 progress=lambda f, i=i, text=text: report(
                     0.05 + 0.95 * (i + f) / len(loaded), text))
         except (RuntimeError, ValueError) as err:  # e.g. weights that do not fit the input

@@ -103,6 +103,55 @@ def stats_by_group(fs2: np.ndarray, groups: np.ndarray) -> dict[str, VoiceStats]
     return {str(g): voice_stats(x[np.flatnonzero(groups == g)]) for g in pd.unique(groups)}
 
 
+# ----------------------------------------------------------------- voice offsets
+# A model that was trained without speaker normalisation can still be adapted to a voice
+# after training: a new voice and recording chain shift the model's answers by roughly the
+# same amount on every clip ("this voice sounds angry to the model"). The voice's own takes
+# (mixed emotions) show that shift, and one log-probability offset per class removes it:
+#
+#     offset = reference - mean_over_takes(log p(class | take))
+#
+# ``reference`` is the model's mean log-probability over its validation clips (voices it
+# did not train on, six emotions) - how it answers an ordinary mix of emotions - so after
+# the offset the takes of the new voice are answered like that mix on average. It is a
+# prior-shift correction per voice (Saerens et al., 2002, "Adjusting the outputs of a
+# classifier to new a priori probabilities") and assumes the takes cover the emotions
+# roughly evenly; takes in one mood would push every later answer away from that mood.
+
+#: Probabilities are floored here before their log is taken (the stored validation
+#: predictions keep five decimals; `ser.calibration.PROB_FLOOR`).
+OFFSET_FLOOR = 1e-6
+
+
+def mean_log_probs(probs: np.ndarray) -> np.ndarray:
+    """Mean over rows of ``log(max(probs, OFFSET_FLOOR))``: a voice's (or a validation
+    set's) average answer, in the space the offset is taken in."""
+    p = np.asarray(probs, dtype=np.float64)
+    if p.ndim != 2 or not len(p):
+        raise ValueError("a voice offset needs the probabilities of at least one take")
+    return np.log(np.maximum(p, OFFSET_FLOOR)).mean(axis=0)
+
+
+def voice_offset(take_probs: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
+    """The per-class log offset that moves a voice's average answer on its takes
+    (``take_probs``, rows of probabilities) onto ``reference`` (`mean_log_probs` of the
+    model's validation predictions; None: every class equally likely)."""
+    mean = mean_log_probs(take_probs)
+    ref = (np.zeros_like(mean) if reference is None
+           else np.asarray(reference, dtype=np.float64))
+    if ref.shape != mean.shape:
+        raise ValueError(f"the reference has {ref.shape[0]} classes, the model {mean.shape[0]}")
+    out = ref - mean
+    return out - out.mean()  # a constant per row changes no softmax; keep it centred
+
+
+def shift_log_probs(log_probs: np.ndarray, offset: np.ndarray) -> np.ndarray:
+    """``log_probs`` (rows) moved by ``offset`` and renormalised (log-softmax)."""
+    z = np.asarray(log_probs, dtype=np.float64) + np.asarray(offset, dtype=np.float64)
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
 def draw_enrolment(clips: pd.DataFrame, k: int, seed: int = 0) -> np.ndarray:
     """Row positions of ``k`` enrolment clips per speaker of ``clips`` (a manifest).
 

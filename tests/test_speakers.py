@@ -292,3 +292,90 @@ def test_a_single_short_take_is_not_enough(spk_bundle, speech):
     res = analyse(open_clip(wav(y), "one.wav"), [p, Predictor(spk_bundle["plain"])],
                   voice=voice)
     assert res.skipped == ["spk"] and res.voice_source == ""
+
+
+# ------------------------------------------------------------ adapting plain models
+
+def test_voice_offset_moves_the_voice_average_onto_the_reference():
+    from ser.speakers import mean_log_probs, shift_log_probs, voice_offset
+
+    rng = np.random.default_rng(0)
+    takes = rng.dirichlet(np.ones(6), size=8)
+    takes[:, 0] += 2.0  # this voice sounds "angry" to the model on every take
+    takes /= takes.sum(1, keepdims=True)
+    reference = np.log(np.full(6, 1 / 6))
+    off = voice_offset(takes, reference)
+    assert abs(off.sum()) < 1e-9 and off[0] == off.min()
+    moved = shift_log_probs(np.log(takes), off)
+    assert np.allclose(np.exp(moved).sum(1), 1.0)
+    # after the shift the takes' mean log-probability is the reference (up to a constant)
+    gap = mean_log_probs(np.exp(moved)) - reference
+    assert np.allclose(gap, gap.mean(), atol=1e-9)
+    assert (np.exp(moved).argmax(1) == 0).mean() < (takes.argmax(1) == 0).mean()
+    assert np.allclose(voice_offset(takes), voice_offset(takes, np.zeros(6)))
+    with pytest.raises(ValueError, match="classes"):
+        voice_offset(takes, np.zeros(4))
+    with pytest.raises(ValueError, match="at least one take"):
+        voice_offset(np.zeros((0, 6)))
+
+
+def _takes(speech, idx):
+    voice = VoiceProfile()
+    for i in idx:
+        voice.add(speech[i], SR)
+    return voice
+
+
+def test_a_plain_model_is_adapted_to_a_voice(spk_bundle, speech):
+    from ser.speakers import voice_offset
+
+    p = Predictor(spk_bundle["plain"])
+    assert p.adapts_to_voice and not p.needs_voice
+    voice = _takes(speech, (1, 2, 3))
+    plain = p.predict_samples(speech[0], SR).probs
+    adapted = p.predict_samples(speech[0], SR, voice=voice).probs
+    assert np.isclose(adapted.sum(), 1.0, atol=1e-6) and not np.allclose(plain, adapted)
+    # the offset is the takes' answers moved onto the (here uniform) reference
+    takes = np.concatenate([p.predict_samples(y, voice.sample_rate).window_probs
+                            for y in voice.clips])
+    assert np.allclose(p.voice_offset(voice), voice_offset(takes), atol=1e-5)
+    # a speaker-normalised model is normalised at its input, never shifted
+    assert not Predictor(spk_bundle["spk"]).adapts_to_voice
+    with pytest.raises(VoiceNeededError, match="too short"):
+        p.predict_samples(speech[0], SR, voice=_takes(speech, (1,)))
+
+
+def test_the_reference_comes_from_stored_validation_predictions(tmp_path):
+    from ser.speakers import mean_log_probs
+
+    path = make_bundle(tmp_path / "m" / "model.pt", name="m")
+    assert Predictor(path).voice_reference is None  # no table: uniform
+    probs = np.array([[0.7, 0.1, 0.05, 0.05, 0.05, 0.05], [0.2, 0.2, 0.2, 0.2, 0.1, 0.1]])
+    table = pd.DataFrame({"clip": ["a", "b"], "true": ["angry", "sad"],
+                          **{f"p_{lab}": probs[:, i] for i, lab in enumerate(config.LABELS)}})
+    table.to_csv(path.parent / "val_predictions.csv", index=False)
+    assert np.allclose(Predictor(path).voice_reference, mean_log_probs(probs))
+    (path.parent / "val_predictions.csv").write_text("clip,true\nx,nonsense\n")
+    assert Predictor(path).voice_reference is None  # damaged: uniform, no exception
+
+
+def test_analyse_adapts_plain_models_to_an_enrolment_only(spk_bundle, speech):
+    voice = _takes(speech, (0, 1, 2))
+    y, _ = place([0.5, speech[3], 0.5])
+    clip = open_clip(wav(y), "one.wav")
+    models = [Predictor(spk_bundle["spk"]), Predictor(spk_bundle["plain"])]
+    on = analyse(clip, models, voice=voice)
+    off = analyse(clip, models, voice=voice, adapt=False)
+    assert on.adapted == ["plain"] and off.adapted == [] and on.voice_source == "enrolment"
+    assert not np.allclose(on.models[1].raw, off.models[1].raw)
+    assert np.allclose(on.models[0].raw, off.models[0].raw)  # spk: same in both
+    # A long recording's own statistics serve the speaker-normalised model only: one long
+    # take in a single mood must not cancel its own mood in the plain model.
+    parts = [0.8]
+    for i in range(14):
+        parts += [speech[i % len(speech)], 0.8]
+    long_clip = open_clip(wav(place(parts)[0]), "long.wav")
+    res = analyse(long_clip, models)
+    assert res.voice_source == "the recording itself" and res.adapted == []
+    alone = analyse(long_clip, [models[1]])
+    assert np.allclose(alone.models[0].raw, res.models[1].raw)

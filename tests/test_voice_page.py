@@ -117,6 +117,25 @@ def test_calibrating_to_a_voice_then_scoring_with_it(demo_root, voice_models, sp
     assert {m.label: m.value for m in at.metric}["Takes"] == "3"
 
 
+def test_an_enrolled_voice_adapts_the_plain_model_and_can_be_switched_off(
+        demo_root, voice_models, speech):
+    at = predict_page()
+    uploader(at, "enrol_files0").set_value(
+        [(f"take{i}.wav", wav(place([0.4, speech[i], 0.4])[0]), "audio/wav") for i in range(3)])
+    at.run()
+    y, _ = place([0.5, speech[4], 0.5])
+    at.file_uploader[0].set_value(("one.wav", wav(y), "audio/wav")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.toggle(key="adapt_voice").value is True
+    text = " ".join(c.value for c in at.caption)
+    assert "Adapted to your voice (3 takes" in text and "tiny.plain" in text.split(
+        "Adapted to your voice")[1], text
+    at.toggle(key="adapt_voice").set_value(False).run()
+    assert not at.exception
+    text = " ".join(c.value for c in at.caption)
+    assert "Not adapted to your voice" in text and "Adapted to your voice (" not in text
+
+
 def test_profile_names_cannot_leave_the_profiles_folder(tmp_path):
     for bad in ("../escape", "/etc/passwd", "", "a" * 41, ".hidden"):
         with pytest.raises(ValueError):

@@ -58,9 +58,12 @@ def panel() -> VoiceProfile | None:
         st.caption(
             "Models that hear a voice for the first time mostly answer from how the voice and "
             "the microphone sound, not from the emotion. Record a few sentences in different "
-            "moods (or upload one 20–60 s recording of free speech): the speaker-normalised "
-            "models then compare each new clip with *your* usual sound. The takes stay in "
-            "this browser session only, unless you save them as a named profile below.")
+            "moods — best one each angry, disgusted, fearful, happy, neutral and sad, or more "
+            "(or upload one 20–60 s recording of varied free speech): every model is then "
+            "adapted to *your* usual sound, and the speaker-normalised models compare each "
+            "new clip with it. Takes in a single mood would bias the models against that "
+            "mood. The takes stay in this browser session only, unless you save them as a "
+            "named profile below.")
         rec_col, up_col = st.columns(2)
         with rec_col:
             take = st.audio_input("Record a take", sample_rate=16000,
