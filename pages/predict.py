@@ -307,9 +307,11 @@ with listen_box:
         piece_key = f"{clip_key[1]}:{seg_i}:{a.segments[seg_i].start_s:.3f}"
         for col, name in zip(st.columns(max(1, len(pair))), pair):
             with col:
+                # ...and the other models answer as adapted to the voice when the verdict was.
+                own = listen_voice if entries[name].card.speaker_normalised else (
+                    voice_profile if adapt else None)
                 insight.attribution_panel(name, entries[name].bundle, piece, clip.sr,
-                                          clip=piece_key, key=f"listen-{name}",
-                                          voice=listen_voice)
+                                          clip=piece_key, key=f"listen-{name}", voice=own)
 
 st.subheader("Input")
 # Drawn on request: the timeline above already shows the waveform, and two more charts

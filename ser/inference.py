@@ -216,8 +216,9 @@ class Predictor:
             voice._cache[key] = voice_offset(np.concatenate(probs), self.voice_reference)
         return voice._cache[key]
 
-    def _voice_adapted(self, lp: np.ndarray, voice: VoiceProfile | None) -> np.ndarray:
-        """Log-probabilities ``lp`` adapted to ``voice`` (unnormalised models only)."""
+    def adapt_log_probs(self, lp: np.ndarray, voice: VoiceProfile | None) -> np.ndarray:
+        """Log-probabilities ``lp`` (rows) adapted to ``voice`` by `voice_offset`; unchanged
+        without a voice or for a speaker-normalised model (normalised at its input)."""
         if voice is None or not self.adapts_to_voice:
             return lp
         return shift_log_probs(lp, self.voice_offset(voice))
@@ -241,7 +242,7 @@ class Predictor:
                 probs = predict_proba(self.model, inputs, self.device, BATCH)
             if progress:
                 progress(1.0)
-            return self._voice_adapted(np.log(np.clip(probs, 1e-12, None)).astype(np.float64),
+            return self.adapt_log_probs(np.log(np.clip(probs, 1e-12, None)).astype(np.float64),
                                        voice)
         out = []
         with torch.inference_mode(), inference_threads(self.device):
@@ -250,7 +251,7 @@ class Predictor:
                 out.append(torch.log_softmax(self.model(*xb).float(), dim=1).cpu().numpy())
                 if progress:
                     progress(min(i + BATCH, n) / n)
-        return self._voice_adapted(np.concatenate(out).astype(np.float64), voice)
+        return self.adapt_log_probs(np.concatenate(out).astype(np.float64), voice)
 
     def window_features(self, y: np.ndarray, sr: int, *, features: dict | None = None
                         ) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -299,7 +300,7 @@ class Predictor:
             with torch.inference_mode(), inference_threads(self.device):
                 probs = torch.softmax(self.model(*inputs).float(), dim=1).cpu().numpy()
         if voice is not None and self.adapts_to_voice:
-            probs = np.exp(self._voice_adapted(np.log(np.clip(probs, 1e-12, None)), voice))
+            probs = np.exp(self.adapt_log_probs(np.log(np.clip(probs, 1e-12, None)), voice))
         window_s = self.cfg.window_seconds
         if self.length == "variable":  # the whole clip, or windows of the longest input
             window_s = (len(y) / self.cfg.sample_rate if len(starts) == 1 else

@@ -380,8 +380,10 @@ class Inspector:
 
     def view(self, y: np.ndarray, sr: int, *, window: int = 0, voice=None) -> ClipView:
         """The clip's ``window``-th model window as this model sees it (first by default;
-        a clip up to 5 s is one window). Raises `ser.inference.VoiceNeededError` for a
-        speaker-normalised model without a usable voice profile."""
+        a clip up to 5 s is one window). ``voice`` normalises a speaker-normalised model's
+        input and adapts any other model's answer (`Predictor.voice_offset`), as the verdict
+        does. Raises `ser.inference.VoiceNeededError` for a speaker-normalised model without
+        a usable voice profile."""
         from ser.features import fs2
 
         p = self.predictor
@@ -398,6 +400,9 @@ class Inspector:
                 spec = fs2(chunks[window], cfg=self.cfg.extraction())
         with self._lock, torch.no_grad(), inference_threads(torch.device("cpu")):
             probs = torch.softmax(self.model(*inputs).float(), dim=1)[0].numpy()
+        if voice is not None and p.adapts_to_voice:  # the verdict's answer for this voice
+            probs = np.exp(p.adapt_log_probs(np.log(np.clip(probs, 1e-12, None))[None],
+                                             voice))[0]
         return ClipView(self.name, {s: a[0] for s, a in one.items()}, inputs, spec,
                         float(starts[window]), self.cfg.hop_length / self.cfg.sample_rate,
                         probs)

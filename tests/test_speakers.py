@@ -379,3 +379,40 @@ def test_analyse_adapts_plain_models_to_an_enrolment_only(spk_bundle, speech):
     assert res.voice_source == "the recording itself" and res.adapted == []
     alone = analyse(long_clip, [models[1]])
     assert np.allclose(alone.models[0].raw, res.models[1].raw)
+
+
+@pytest.mark.slow
+def test_cli_adapts_a_plain_model_to_a_voice_and_refuses_a_short_one(tmp_path, spk_bundle,
+                                                                       speech):
+    clip = tmp_path / "clip.wav"
+    clip.write_bytes(wav(place([0.3, speech[0], 0.3])[0]))
+    takes = []
+    for i in (1, 2, 3):
+        (tmp_path / f"take{i}.wav").write_bytes(wav(place([0.3, speech[i], 0.3])[0]))
+        takes += ["--voice", str(tmp_path / f"take{i}.wav")]
+    cmd = [sys.executable, "-m", "ser", "predict", str(spk_bundle["plain"]), str(clip), "--json"]
+
+    def probs(extra):
+        r = subprocess.run(cmd + extra, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        return np.array(list(json.loads(r.stdout)[str(clip)]["plain"]["probs"].values()))
+
+    bare, adapted, off = probs([]), probs(takes), probs(takes + ["--no-adapt"])
+    assert np.allclose(bare, off) and not np.allclose(bare, adapted)
+    short = subprocess.run(cmd + takes[:2], capture_output=True, text=True, timeout=300)
+    assert short.returncode == 2 and "at least 3 takes or 8 s" in short.stderr
+    assert "Traceback" not in short.stderr
+
+
+def test_the_inside_view_answers_as_the_adapted_verdict(spk_bundle, speech):
+    from ser.insight import Inspector
+
+    p = Predictor(spk_bundle["plain"])
+    voice = _takes(speech, (1, 2, 3))
+    ins = Inspector(p)
+    bare = ins.view(speech[0], SR).probs
+    adapted = ins.view(speech[0], SR, voice=voice).probs
+    assert np.allclose(bare, p.predict_samples(speech[0], SR).window_probs[0], atol=1e-5)
+    assert np.allclose(adapted, p.predict_samples(speech[0], SR, voice=voice).window_probs[0],
+                       atol=1e-5)
+    assert not np.allclose(bare, adapted)

@@ -94,7 +94,8 @@ def attribution_panel(name: str, bundle: str | Path, y: np.ndarray, sr: int, *,
                       key: str, clip: str | None = None, choose_layer: bool = False,
                       voice=None) -> None:
     """Where model ``name`` listens on the clip (its first 5-s window). ``voice``: the
-    `ser.speakers.VoiceProfile` a speaker-normalised model reads the clip with."""
+    `ser.speakers.VoiceProfile` a speaker-normalised model reads the clip with, or that any
+    other model's answer is adapted to (None: not adapted)."""
     clip = clip or samples_hash(y, sr)
     layer = None
     predicted = "its prediction"

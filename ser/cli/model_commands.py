@@ -94,9 +94,13 @@ def add_commands(sub) -> None:
                    "each speech segment and give the clip's verdict from speech only, "
                    "weighted by duration; exit code 1 when a clip holds no speech")
     p.add_argument("--voice", action="append", default=[], metavar="TAKE",
-                   help="a recording of the same speaker (repeatable; a few takes in "
-                   "different moods, or one 20-60 s recording): its speech gives the voice "
-                   "statistics speaker-normalised models need")
+                   help="a recording of the same speaker (repeatable; at least 3 takes or 8 s "
+                   "of speech, in different moods, or one 20-60 s recording): every model is "
+                   "adapted to the voice, and its speech gives the voice statistics "
+                   "speaker-normalised models need")
+    p.add_argument("--no-adapt", dest="adapt", action="store_false",
+                   help="with --voice: do not adapt the models that are not speaker-"
+                   "normalised (to compare)")
     p.add_argument("--voice-profile", metavar="NAME", help="a voice profile saved on the "
                    "Predict page (instead of --voice)")
     p.add_argument("--json", action="store_true")
@@ -369,7 +373,7 @@ def cmd_predict(args) -> int:
     results = {}
     for clip in args.clips:
         try:
-            preds, warnings = _score_clip(clip, predictors, voice)
+            preds, warnings = _score_clip(clip, predictors, voice, args.adapt)
         except AudioError as err:
             print(f"{clip}: error: {err}", file=sys.stderr)
             status = 2
@@ -417,7 +421,8 @@ def expand_clips(items: list[str]) -> list[str]:
 _WORKER_PREDICTORS: dict[tuple[str, ...], list] = {}
 
 
-def _batch_score(bundles: tuple[str, ...], voice, graphs: tuple[str, ...] | None,
+def _batch_score(bundles: tuple[str, ...], voice, adapt: bool,
+                 graphs: tuple[str, ...] | None,
                  clip: str) -> tuple[str, dict]:
     """One CSV row for ``clip`` (run in a worker: its predictors load on first use; with
     ``graphs``, ONNX files of the networks, onnxruntime runs them)."""
@@ -439,7 +444,7 @@ def _batch_score(bundles: tuple[str, ...], voice, graphs: tuple[str, ...] | None
     predictors = _WORKER_PREDICTORS[bundles]
     row: dict = {"clip": clip}
     try:
-        preds, warnings = _score_clip(clip, predictors, voice)
+        preds, warnings = _score_clip(clip, predictors, voice, adapt)
     except AudioError as err:
         return clip, {**row, "error": str(err)}
     except Exception as err:  # noqa: BLE001 - one bad clip must not stop the others
@@ -487,7 +492,7 @@ def _predict_batch_in(args, bundles: list[Path], voice, tmp: str) -> int:
             path.write_bytes(logits_graph(load_bundle(b)))
             graphs.append(str(path))
         graphs = tuple(graphs)
-    fn = partial(_batch_score, tuple(str(b) for b in bundles), voice, graphs)
+    fn = partial(_batch_score, tuple(str(b) for b in bundles), voice, args.adapt, graphs)
     rows: dict[str, dict] = {}
     with tqdm(total=len(args.clips), desc="predicting", unit="clip", file=sys.stderr,
               disable=None) as bar:
@@ -512,27 +517,33 @@ def _predict_batch_in(args, bundles: list[Path], voice, tmp: str) -> int:
 def _voice(args):
     """The `VoiceProfile` from ``--voice`` takes or ``--voice-profile`` (None without)."""
     from ser.audio import load_audio
-    from ser.speakers import VoiceProfile, profile_path
+    from ser.speakers import VoiceProfile, profile_path, usable
 
     if args.voice_profile:
-        return VoiceProfile.load(profile_path(args.voice_profile))
-    if not args.voice:
+        profile = VoiceProfile.load(profile_path(args.voice_profile))
+    elif not args.voice:
         return None
-    profile = VoiceProfile()
-    for take in args.voice:
-        y, sr = load_audio(take)
-        if profile.add_recording(y, sr) == 0:
-            print(f"{take}: no speech found; not used for the voice", file=sys.stderr)
-    if not profile.clips:
-        raise ValueError("none of the --voice recordings holds speech")
+    else:
+        profile = VoiceProfile()
+        for take in args.voice:
+            y, sr = load_audio(take)
+            if profile.add_recording(y, sr) == 0:
+                print(f"{take}: no speech found; not used for the voice", file=sys.stderr)
+        if not profile.clips:
+            raise ValueError("none of the --voice recordings holds speech")
     print(f"voice: {profile.takes} take(s), {profile.seconds:.1f} s of speech",
           file=sys.stderr)
+    if not usable(profile):
+        raise ValueError(f"the voice holds {profile.takes} take(s) and "
+                         f"{profile.seconds:.1f} s of speech: give at least 3 takes or 8 s")
     return profile
 
 
-def _score_clip(clip: str, predictors, voice=None) -> tuple[list, tuple[str, ...]]:
+def _score_clip(clip: str, predictors, voice=None, adapt: bool = True
+                ) -> tuple[list, tuple[str, ...]]:
     """Calibrated predictions of every model for one clip, decoded once (and resampled
-    once per rate the models use), and the clip's quality warnings."""
+    once per rate the models use), and the clip's quality warnings. With ``voice`` a
+    speaker-normalised model is normalised by it, any other adapted to it (``adapt``)."""
     from ser.audio import decode, quality_report, resample
 
     y, sr, notes = decode(clip)
@@ -544,8 +555,9 @@ def _score_clip(clip: str, predictors, voice=None) -> tuple[list, tuple[str, ...
         rate = p.cfg.sample_rate
         if rate not in by_rate:
             by_rate[rate] = resample(y, sr, rate)
-        preds.append(p.calibrated(p.predict_samples(by_rate[rate], rate, voice=voice,
-                                                    features=features.setdefault(rate, {}))))
+        preds.append(p.calibrated(p.predict_samples(
+            by_rate[rate], rate, voice=voice if adapt or p.needs_voice else None,
+            features=features.setdefault(rate, {}))))
     return preds, warnings
 
 
@@ -562,7 +574,7 @@ def _predict_segments(args, predictors) -> int:
         try:
             clip = open_clip(clip_path, Path(clip_path).name)
             a = analyse(clip, predictors, segments=True, ensemble=ens,
-                        voice=getattr(args, "voice_profile_obj", None))
+                        voice=getattr(args, "voice_profile_obj", None), adapt=args.adapt)
         except AudioError as err:
             print(f"{clip_path}: error: {err}", file=sys.stderr)
             status = 2
