@@ -296,10 +296,10 @@ def reliability(seconds: float, takes: int) -> tuple[str, str]:
     if takes >= 10 or seconds >= 25:
         return "good", "Enough speech for stable voice statistics."
     if takes >= 3 or seconds >= 8:
-        return "fair", ("Usable, but scores still move as you add takes; ten takes of mixed "
-                        "emotions (about 25 s) are best.")
+        return "fair", ("Usable, but scores still move as you add takes; two rounds of the "
+                        "six emotions (12 takes, about 25 s) are best.")
     return "poor", ("Too little speech: statistics from fewer than three takes are noisy. "
-                    "Record a few more sentences in different moods.")
+                    "Record a few more sentences, each in the mood asked for.")
 
 
 def usable(profile: VoiceProfile | None) -> bool:

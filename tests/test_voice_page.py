@@ -93,6 +93,8 @@ def test_calibrating_to_a_voice_then_scoring_with_it(demo_root, voice_models, sp
     assert metrics["Takes"] == "3"
     assert float(metrics["Speech"].split()[0]) > 2.0
     assert "fair" in metrics["Reliability"]
+    # the guided enrolment asks for the next emotion in turn
+    assert any("Take 4:" in m.value and "**happy**" in m.value for m in at.markdown)
     y, _ = place([0.5, speech[4], 0.5])
     at.file_uploader[0].set_value(("one.wav", wav(y), "audio/wav"))
     at.run()

@@ -18,6 +18,17 @@ from ui.state import public
 _KEY = "voice_profile"
 _SEEN = "voice_takes_seen"
 LEVEL_ICON = {"good": "🟢", "fair": "🟡", "poor": "🔴"}
+#: The guided enrolment: one take per emotion, in this order, then round again. The voice
+#: offset assumes the takes cover the emotions evenly (README, *Calibrating to a voice*).
+GUIDE = ("angry", "disgusted", "fearful", "happy", "neutral", "sad")
+SENTENCE = "I'll be there in ten minutes"
+
+
+def next_take(takes: int) -> str:
+    """What the visitor is asked to record next, after ``takes`` takes."""
+    mood = GUIDE[takes % len(GUIDE)]
+    return (f"**Take {takes + 1}:** say “{SENTENCE}” (or any sentence) as if you were "
+            f"**{mood}**.")
 
 
 def current() -> VoiceProfile | None:
@@ -64,6 +75,7 @@ def panel() -> VoiceProfile | None:
             "new clip with it. Takes in a single mood would bias the models against that "
             "mood. The takes stay in this browser session only, unless you save them as a "
             "named profile below.")
+        guide = st.empty()  # filled once this run's takes are in
         rec_col, up_col = st.columns(2)
         with rec_col:
             take = st.audio_input("Record a take", sample_rate=16000,
@@ -77,6 +89,7 @@ def panel() -> VoiceProfile | None:
             for f in files or []:
                 _add_take(f.getvalue(), f.name)
         profile = current()
+        guide.markdown(next_take(profile.takes if profile else 0))
         if profile:
             level, sentence = reliability(profile.seconds, profile.takes)
             c = st.columns(3)
