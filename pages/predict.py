@@ -194,7 +194,9 @@ if a.voice_source:
                f"from {a.voice_source}.")
 if a.adapted:
     st.caption(f"Adapted to your voice ({voice_profile.takes} takes, "
-               f"{voice_profile.seconds:.0f} s): {', '.join(a.adapted)}. Each model's answers "
+               f"{voice_profile.seconds:.0f} s): "
+               + (', '.join(a.adapted) if len(a.adapted) <= 3 else f"{len(a.adapted)} "
+                  "models") + ". Each model's answers "
                "are shifted so that your takes get, on average, the answers an ordinary mix "
                "of emotions gets (README: *Calibrating to a voice*).")
 elif a.ok and voice_ready and not adapt:
