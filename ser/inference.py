@@ -15,6 +15,9 @@ emotions, minutes long):
    the models' window; non-speech is dropped. Without speech there is no verdict.
 3. Every selected model scores every segment. A segment shorter than the window is padded
    by the feature code (FS2 with the -80 dB floor), as in training.
+   With a voice enrolment (`ser.speakers.VoiceProfile`), a speaker-normalised model reads
+   each segment relative to the voice's statistics, and every other model's log-probabilities
+   are shifted by the voice's per-class offset (`Predictor.voice_offset`).
 4. Each model's probabilities are calibrated with its own temperature (its card's
    ``calibration``; T = 1 and "uncalibrated" without one). The models' calibrated
    probabilities are averaged per segment; that average is calibrated again with the shipped
