@@ -207,6 +207,19 @@ def main(argv=None) -> int:
             share = r[k10][0]["predicted_share"]
             print(f"  {name:<28} {key:<8} " + "  ".join(f"{lab} {v:.0%}" for lab, v in
                                                       share.items()))
+    print(f"\ntargets with {k10} enrolment clips{' of each emotion' if a.balanced else ''}: "
+          "UAR ≥ 60 % on a never-heard TESS, SAVEE or EMOVO; ≥ 70 % on CREMA-D's held-out "
+          "test actors")
+    for name, per in results.items():
+        for key, r in per.items():
+            goal = (0.70 if key == "crema-d" and r["kind"] == "held-out" else
+                    0.60 if key in ("tess", "savee", "emovo") and r["kind"] == "unseen"
+                    else None)
+            if goal is None:
+                continue
+            u = float(np.mean([x["uar"] for x in r[k10]]))
+            print(f"  {name:<44} {key:<8} {u:6.1%}  target {goal:.0%}: "
+                  f"{'met' if u >= goal else 'not met'}")
     if a.json:
         Path(a.json).write_text(json.dumps(results, indent=1))
     return 0
