@@ -211,13 +211,12 @@ class Predictor:
                 "speech.")
         key = ("offset", self.card.extra.get("weights_sha256") or id(self.model),
                self.cfg.key(), self.length)
-        if key not in voice._cache:
-            probs = []
-            for y in voice.clips:
-                stacked, _ = self.window_features(y, voice.sample_rate)
-                probs.append(np.exp(self._log_probs(stacked)))
-            voice._cache[key] = voice_offset(np.concatenate(probs), self.voice_reference)
-        return voice._cache[key]
+        def compute() -> np.ndarray:
+            probs = [np.exp(self._log_probs(self.window_features(y, voice.sample_rate)[0]))
+                     for y in voice.clips]
+            return voice_offset(np.concatenate(probs), self.voice_reference)
+
+        return voice.remember(key, compute)
 
     def adapt_log_probs(self, lp: np.ndarray, voice: VoiceProfile | None) -> np.ndarray:
         """Log-probabilities ``lp`` (rows) adapted to ``voice`` by `voice_offset`; unchanged
@@ -225,6 +224,12 @@ class Predictor:
         if voice is None or not self.adapts_to_voice:
             return lp
         return shift_log_probs(lp, self.voice_offset(voice))
+
+    def adapt_probs(self, probs: np.ndarray, voice: VoiceProfile | None) -> np.ndarray:
+        """`adapt_log_probs` for probabilities (rows)."""
+        if voice is None or not self.adapts_to_voice:
+            return probs
+        return np.exp(self.adapt_log_probs(np.log(np.clip(probs, 1e-12, None)), voice))
 
     def _voice_normalised(self, arrays: dict[str, np.ndarray],
                           voice: VoiceProfile | None) -> dict[str, np.ndarray]:
@@ -302,8 +307,7 @@ class Predictor:
         else:
             with torch.inference_mode(), inference_threads(self.device):
                 probs = torch.softmax(self.model(*inputs).float(), dim=1).cpu().numpy()
-        if voice is not None and self.adapts_to_voice:
-            probs = np.exp(self.adapt_log_probs(np.log(np.clip(probs, 1e-12, None)), voice))
+        probs = self.adapt_probs(probs, voice)
         window_s = self.cfg.window_seconds
         if self.length == "variable":  # the whole clip, or windows of the longest input
             window_s = (len(y) / self.cfg.sample_rate if len(starts) == 1 else
@@ -688,7 +692,8 @@ class ClipAnalysis:
                "speech": self.speech, "segmented": self.segmented,
                "models": [m.name for m in self.models],
                "errors": [{"model": n, "error": e} for n, e in self.errors],
-               "voice": self.voice_source or None, "skipped": self.skipped}
+               "voice": self.voice_source or None, "skipped": self.skipped,
+               "adapted": self.adapted}
         if not self.ok:
             return {**out, "verdict": None, "message": self.message}
         return {**out, "speech_s": round(self.speech_s, 3), "verdict": self.verdict,

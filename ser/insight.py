@@ -400,9 +400,7 @@ class Inspector:
                 spec = fs2(chunks[window], cfg=self.cfg.extraction())
         with self._lock, torch.no_grad(), inference_threads(torch.device("cpu")):
             probs = torch.softmax(self.model(*inputs).float(), dim=1)[0].numpy()
-        if voice is not None and p.adapts_to_voice:  # the verdict's answer for this voice
-            probs = np.exp(p.adapt_log_probs(np.log(np.clip(probs, 1e-12, None))[None],
-                                             voice))[0]
+        probs = p.adapt_probs(probs[None], voice)[0]  # the verdict's answer for this voice
         return ClipView(self.name, {s: a[0] for s, a in one.items()}, inputs, spec,
                         float(starts[window]), self.cfg.hop_length / self.cfg.sample_rate,
                         probs)

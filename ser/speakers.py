@@ -118,18 +118,16 @@ def stats_by_group(fs2: np.ndarray, groups: np.ndarray) -> dict[str, VoiceStats]
 # classifier to new a priori probabilities") and assumes the takes cover the emotions
 # roughly evenly; takes in one mood would push every later answer away from that mood.
 
-#: Probabilities are floored here before their log is taken (the stored validation
-#: predictions keep five decimals; `ser.calibration.PROB_FLOOR`).
-OFFSET_FLOOR = 1e-6
-
-
 def mean_log_probs(probs: np.ndarray) -> np.ndarray:
-    """Mean over rows of ``log(max(probs, OFFSET_FLOOR))``: a voice's (or a validation
-    set's) average answer, in the space the offset is taken in."""
+    """Mean over rows of the floored log-probabilities (`ser.calibration.log_probs`, the
+    floor the stored five-decimal predictions need): a voice's (or a validation set's)
+    average answer, in the space the offset is taken in."""
+    from ser.calibration import log_probs
+
     p = np.asarray(probs, dtype=np.float64)
     if p.ndim != 2 or not len(p):
         raise ValueError("a voice offset needs the probabilities of at least one take")
-    return np.log(np.maximum(p, OFFSET_FLOOR)).mean(axis=0)
+    return log_probs(p).mean(axis=0)
 
 
 def voice_offset(take_probs: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
@@ -147,9 +145,10 @@ def voice_offset(take_probs: np.ndarray, reference: np.ndarray | None = None) ->
 
 def shift_log_probs(log_probs: np.ndarray, offset: np.ndarray) -> np.ndarray:
     """``log_probs`` (rows) moved by ``offset`` and renormalised (log-softmax)."""
-    z = np.asarray(log_probs, dtype=np.float64) + np.asarray(offset, dtype=np.float64)
-    z = z - z.max(axis=-1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    from scipy.special import log_softmax
+
+    return log_softmax(np.asarray(log_probs, dtype=np.float64)
+                       + np.asarray(offset, dtype=np.float64), axis=-1)
 
 
 def draw_enrolment(clips: pd.DataFrame, k: int, seed: int = 0) -> np.ndarray:
@@ -255,8 +254,7 @@ class VoiceProfile:
 
         if not self.clips:
             raise ValueError("the voice profile holds no speech yet")
-        key = json.dumps(cfg.as_dict(), sort_keys=True)
-        if key not in self._cache:
+        def compute() -> VoiceStats:
             from ser.audio import resample
 
             images = []
@@ -264,7 +262,15 @@ class VoiceProfile:
                 if self.sample_rate != cfg.sample_rate:
                     y = resample(y, self.sample_rate, cfg.sample_rate)
                 images.append(clip_features(y, cfg=cfg, spaces=("fs2",))["fs2"])
-            self._cache[key] = voice_stats(np.stack(images))
+            return voice_stats(np.stack(images))
+
+        return self.remember(json.dumps(cfg.as_dict(), sort_keys=True), compute)
+
+    def remember(self, key, compute):
+        """``compute()``'s result for ``key``, computed once per set of takes (adding a
+        take forgets everything): voice statistics per feature config, offsets per model."""
+        if key not in self._cache:
+            self._cache[key] = compute()
         return self._cache[key]
 
 

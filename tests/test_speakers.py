@@ -367,6 +367,7 @@ def test_analyse_adapts_plain_models_to_an_enrolment_only(spk_bundle, speech):
     on = analyse(clip, models, voice=voice)
     off = analyse(clip, models, voice=voice, adapt=False)
     assert on.adapted == ["plain"] and off.adapted == [] and on.voice_source == "enrolment"
+    assert json.loads(json.dumps(on.as_dict()))["adapted"] == ["plain"]
     assert not np.allclose(on.models[1].raw, off.models[1].raw)
     assert np.allclose(on.models[0].raw, off.models[0].raw)  # spk: same in both
     # A long recording's own statistics serve the speaker-normalised model only: one long
