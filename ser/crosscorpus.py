@@ -112,20 +112,49 @@ def unseen_summary(folders: dict[str, Path]) -> str:
     """One sentence for a visitor: how the models in ``folders`` (name → model folder) scored
     on corpora they never heard, from their stored ``cross_corpus.json``; "" when none of
     them was scored that way."""
-    parts = []
+    parts, pooled = [], []
     for name, folder in folders.items():
         cells = [c for c in read(folder) if c.kind == "unseen" and not c.enrol]
         if not cells:
+            heard = _heard(folder)
+            if len(heard) > 1:
+                pooled.append(f"{name} heard {', '.join(heard)} in training")
             continue
         low, high = min(c.uar for c in cells), max(c.uar for c in cells)
         span = f"{low * 100:.0f} %" if round(low * 100) == round(high * 100) else \
             f"{low * 100:.0f}–{high * 100:.0f} %"
         names = ", ".join(c.corpus.upper() for c in cells)
         parts.append(f"{name}: {span} UAR on {names}")
-    if not parts:
-        return ""
-    return ("Measured on speech corpora the models never heard (every clip scored; chance is "
-            "17 % for six emotions, 25 % for URDU's four): " + "; ".join(parts) + ".")
+    text = ("Measured on speech corpora the models never heard (every clip scored; chance is "
+            "17 % for six emotions, 25 % for URDU's four): " + "; ".join(parts) + "."
+            ) if parts else ""
+    if pooled:
+        one = len(pooled) == 1
+        text += (" " if text else "") + "; ".join(pooled) + (
+            f", so no corpus was left to measure {'it' if one else 'them'} on voices "
+            f"{'it' if one else 'they'} never heard (README: *Voices from other corpora* "
+            f"gives {'its recipe' if one else 'their recipes'} trained without each corpus "
+            "in turn).")
+    return text
+
+
+def _heard(folder: Path) -> list[str]:
+    """Display names of the corpora a model folder's card says it trained on ([] when the
+    card is missing or unreadable)."""
+    from ser.card import Card
+    from ser.corpora import get_spec
+
+    try:
+        keys = Card.from_json(Path(folder) / "card.json").trained_corpora
+    except (OSError, ValueError, TypeError, KeyError):
+        return []
+    names = []
+    for key in sorted(keys, key=lambda k: (k != "crema-d", k)):
+        try:
+            names.append(get_spec(key).name)
+        except (KeyError, ValueError):
+            names.append(key)
+    return names
 
 
 def score_average(bundles: list[Bundle], corpora: dict[str, str], *, progress=None

@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -278,6 +279,27 @@ def test_cross_corpus_cells_say_when_speakers_were_enrolled(tmp_path):
     assert back[0].enrol == 10
     fig = plots.crosscorpus_matrix({"m": back})
     assert "10 enrolment clips/speaker" in fig.data[0].text[0][0]
+
+
+def test_unseen_summary_names_the_corpora_of_a_pooled_model(tmp_path):
+    """A model that heard every corpus has no unseen cell: the Predict caption says so and
+    names its corpora instead of saying nothing (regression: it said nothing)."""
+    import shutil
+
+    from ser import crosscorpus
+
+    repo = Path(__file__).resolve().parents[1] / "models"
+    pooled, plain = tmp_path / "pooled", tmp_path / "plain"
+    pooled.mkdir(), plain.mkdir()
+    shutil.copy(repo / "ser2d.pool5-si-bal" / "card.json", pooled / "card.json")
+    crosscorpus.write(plain, [crosscorpus.Cell("tess", "unseen", 100, 0.4, 0.38, {},
+                                               {lab: 1 / 6 for lab in config.LABELS})])
+    text = crosscorpus.unseen_summary({"pool": pooled})
+    assert "pool heard CREMA-D, EMOVO, SAVEE, TESS, URDU in training" in text
+    assert "no corpus was left to measure it" in text
+    both = crosscorpus.unseen_summary({"plain": plain, "pool": pooled})
+    assert both.startswith("Measured on speech corpora") and "plain: 38 % UAR on TESS" in both
+    assert crosscorpus.unseen_summary({"gone": tmp_path / "missing"}) == ""
 
 
 def test_a_single_short_take_is_not_enough(spk_bundle, speech):
