@@ -132,9 +132,8 @@ def unseen_summary(folders: dict[str, Path]) -> str:
         one = len(pooled) == 1
         text += (" " if text else "") + "; ".join(pooled) + (
             f", so no corpus was left to measure {'it' if one else 'them'} on voices "
-            f"{'it' if one else 'they'} never heard (README: *Voices from other corpora* "
-            f"gives {'its recipe' if one else 'their recipes'} trained without each corpus "
-            "in turn).")
+            f"{'it' if one else 'they'} never heard (README, *Voices from other corpora*: "
+            "pooled recipes trained with one corpus left out).")
     return text
 
 
