@@ -138,22 +138,16 @@ def unseen_summary(folders: dict[str, Path]) -> str:
 
 
 def _heard(folder: Path) -> list[str]:
-    """Display names of the corpora a model folder's card says it trained on ([] when the
-    card is missing or unreadable)."""
+    """Display names of the corpora a model folder's card says it trained on, CREMA-D first
+    ([] when the card is missing or unreadable)."""
     from ser.card import Card
-    from ser.corpora import get_spec
+    from ser.corpora import display_name
 
     try:
         keys = Card.from_json(Path(folder) / "card.json").trained_corpora
     except (OSError, ValueError, TypeError, KeyError):
         return []
-    names = []
-    for key in sorted(keys, key=lambda k: (k != "crema-d", k)):
-        try:
-            names.append(get_spec(key).name)
-        except (KeyError, ValueError):
-            names.append(key)
-    return names
+    return [display_name(k) for k in sorted(keys, key=lambda k: (k != "crema-d", k))]
 
 
 def score_average(bundles: list[Bundle], corpora: dict[str, str], *, progress=None

@@ -59,12 +59,9 @@ def usable(manifest: pd.DataFrame) -> np.ndarray:
 
 
 def _corpus_name(key: str) -> str:
-    from ser.corpora import CorpusError, get_spec
+    from ser.corpora import display_name
 
-    try:
-        return get_spec(key).name
-    except CorpusError:
-        return key
+    return display_name(key)
 
 
 @dataclass

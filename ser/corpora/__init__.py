@@ -57,6 +57,14 @@ def get_spec(key: str) -> CorpusSpec:
     return spec
 
 
+def display_name(key: str) -> str:
+    """A corpus key's display name (``"tess"`` → ``"TESS"``); the key itself when unknown."""
+    try:
+        return get_spec(key).name
+    except CorpusError:
+        return key
+
+
 def detect_counts(folder: str | Path, files: list[Path] | None = None) -> dict[str, int]:
     """How many audio files below ``folder`` each named corpus's parser accepts."""
     files = find_audio_files(Path(folder)) if files is None else files
