@@ -227,6 +227,13 @@ with st.expander("Distillation (learn from trained models' answers)"):
                             disabled=not teachers,
                             help="Softens both distributions, so the teachers' second "
                                  "and third choices carry weight too.")
+    heard_only = st.checkbox(
+        "Teachers answer only for corpora they trained on", False, key="distill_heard",
+        disabled=not teachers,
+        help="In a pool, a teacher that never heard a corpus mostly passes on its own "
+             "confusion there (the CREMA-D models call most other voices angry). With this "
+             "on, each teacher answers only for clips of its own corpora, and a clip no "
+             "teacher heard learns from its label alone.")
 
 
 def make_config(arch: str) -> TrainConfig:
@@ -245,7 +252,8 @@ def make_config(arch: str) -> TrainConfig:
                        features=feature_settings(n_mels, n_mfcc, hop, fs2_norm, top_db),
                        speaker_norm="speaker" if spk_norm else "none",
                        teachers=",".join(teachers), distill=float(distill_w),
-                       distill_temperature=float(distill_t), nproc=int(nproc))
+                       distill_temperature=float(distill_t),
+                       distill_scope="heard" if heard_only else "all", nproc=int(nproc))
 
 
 if split == "random":

@@ -13,7 +13,14 @@ student learns to give, for a perturbed input, the teachers' answer on the clean
 
 Honesty: a teacher that trained on a clip the student validates or tests on would carry
 that clip's label into the student. `load_teachers` refuses such a teacher, and any teacher
-whose training clips cannot be rebuilt to check it.
+whose training clips cannot be rebuilt to check it. Clips are compared by their pooled names
+(``<corpus>/<clip>``), so a teacher of one corpus is checked against a pooled student too.
+
+Scope (``distill_scope``): with ``all`` the teachers answer for every training row; with
+``heard`` each teacher answers only for rows of the corpora it trained on, and a row no teacher
+heard gets its own label as target (one-hot) instead — a teacher that never heard a corpus
+mostly passes on its own confusion there (the CREMA-D models call most voices of other corpora
+"angry").
 """
 
 from __future__ import annotations
@@ -49,6 +56,11 @@ def load_teachers(cfg, selection, features) -> list[Bundle]:
     """The teachers named by ``cfg.teachers``, each checked against the student's run:
     same feature config, clips scored one at a time (no voice statistics), fixed length, and
     no clip of the student's validation or test part among its own training clips."""
+    return [b for b, _ in _checked_teachers(cfg, selection, features)]
+
+
+def _checked_teachers(cfg, selection, features) -> list[tuple[Bundle, set[str]]]:
+    """`load_teachers` with each teacher's training clips (pooled names)."""
     from ser.bundle import load_bundle
     from ser.names import bundle_files
 
@@ -63,14 +75,13 @@ def load_teachers(cfg, selection, features) -> list[Bundle]:
             if key not in seen:
                 seen.add(key)
                 bundles.append(load_bundle(p))
-    held = _clips(selection, ("val", "test"))
-    for b in bundles:
-        check_teacher(b, features, selection, held)
-    return bundles
+    held = pooled_clips(selection, ("val", "test"))
+    return [(b, check_teacher(b, features, selection, held)) for b in bundles]
 
 
-def check_teacher(bundle: Bundle, features, selection, held: set[str]) -> None:
-    """Raise ``ValueError`` when ``bundle`` cannot teach this run (see `load_teachers`)."""
+def check_teacher(bundle: Bundle, features, selection, held: set[str]) -> set[str]:
+    """Raise ``ValueError`` when ``bundle`` cannot teach this run (see `load_teachers`);
+    otherwise return the clips it trained on (pooled names)."""
     card, name = bundle.card, bundle.name
     if card.features != features:
         raise ValueError(f"Teacher {name} was trained on other features than this run "
@@ -87,12 +98,13 @@ def check_teacher(bundle: Bundle, features, selection, held: set[str]) -> None:
         raise ValueError(f"Teacher {name} trained on {len(leak)} clip(s) of this run's "
                          "validation or test part (another split); its soft targets would "
                          "leak their labels. Use teachers trained on the same split.")
+    return taught
 
 
 def teacher_training_clips(bundle: Bundle, selection) -> set[str]:
-    """The names of the clips ``bundle`` trained on: its split is rebuilt on the student's
-    corpus when both cards name the same clips (manifest fingerprint), else on the
-    teacher's own corpus, which must then be on this machine."""
+    """The pooled names (`pooled_clips`) of the clips ``bundle`` trained on: its split is
+    rebuilt on the student's corpus when both cards name the same clips (manifest
+    fingerprint), else on the teacher's own corpus, which must then be on this machine."""
     from ser.corpora import corpus_available
     from ser.dataset import card_config, select
 
@@ -106,11 +118,18 @@ def teacher_training_clips(bundle: Bundle, selection) -> set[str]:
                          f"and that is not on this machine ({card.training.data or 'unknown'})"
                          "; its training clips cannot be checked against this run's "
                          "validation and test parts.")
-    return _clips(sel, ("train",))
+    return pooled_clips(sel, ("train",))
 
 
-def _clips(selection, parts) -> set[str]:
-    return {c for p in parts for c in selection.part(p)["clip"].astype(str)}
+def pooled_clips(selection, parts) -> set[str]:
+    """The clips of ``parts`` named as a pool names them, ``<corpus key>/<clip>``: a pool's
+    names already are; a single corpus's get its key in front."""
+    return {c for p in parts for c in _ordered_pooled(selection, p)}
+
+
+def corpus_of(pooled_name: str) -> str:
+    """The corpus key of a `pooled_clips` name."""
+    return pooled_name.split("/", 1)[0]
 
 
 def attach_teachers(data, cfg, *, progress: Progress | None = None):
@@ -121,23 +140,45 @@ def attach_teachers(data, cfg, *, progress: Progress | None = None):
         return data
     from ser.dataset import training_features
 
-    teachers = load_teachers(cfg, data.selection, data.features)
+    checked = _checked_teachers(cfg, data.selection, data.features)
+    teachers = [b for b, _ in checked]
     feats, aug_feats = training_features(cfg, data.selection)
     sources = [(feats, data.selection.split.train)] + (
         [(aug_feats, None)] if aug_feats is not None else [])
-    data.soft = soft_targets(teachers, sources, progress=progress)
+    n_rows = len(data.labels["train"])
+    masks = None
+    if cfg.distill_scope == "heard":
+        train = [corpus_of(c) for c in _ordered_pooled(data.selection, "train")]
+        copies = n_rows // max(len(train), 1)
+        row_corpus = np.tile(np.asarray(train, dtype=object), copies)
+        masks = [np.isin(row_corpus, sorted({corpus_of(c) for c in taught}))
+                 for _, taught in checked]
+    data.soft = soft_targets(teachers, sources, progress=progress, masks=masks)
     data.teachers = [t.name for t in teachers]
-    if len(data.soft) != len(data.labels["train"]):
+    if len(data.soft) != n_rows:
         raise ValueError(f"The teachers scored {len(data.soft)} training rows but the run "
-                         f"trains on {len(data.labels['train'])}.")
+                         f"trains on {n_rows}.")
+    if masks is not None:
+        unheard = ~np.any(masks, axis=0)
+        labels = np.asarray(data.labels["train"])
+        data.soft[unheard] = np.eye(config.N_CLASSES, dtype=np.float32)[labels[unheard]]
     return data
 
 
+def _ordered_pooled(selection, part: str) -> list[str]:
+    """`pooled_clips` names of one part, in split order (one per training row)."""
+    names = selection.part(part)["clip"].astype(str).tolist()
+    return names if selection.corpus.members else [f"{selection.corpus.key}/{c}"
+                                                   for c in names]
+
+
 def soft_targets(bundles: list[Bundle], sources: list[tuple[dict, np.ndarray | None]], *,
-                 progress: Progress | None = None) -> np.ndarray:
+                 progress: Progress | None = None,
+                 masks: list[np.ndarray] | None = None) -> np.ndarray:
     """The teachers' averaged calibrated probabilities ``(N, C)`` for the rows of
     ``sources`` in order: each source is ``(arrays, rows)``, feature arrays by space and
-    the row indices to take (None = every row)."""
+    the row indices to take (None = every row). ``masks`` (one boolean ``(N,)`` per
+    teacher) limits each teacher to its rows; a row no teacher answers is all zeros."""
     from ser.dataset import spaces_for
 
     sizes = [len(rows) if rows is not None else len(next(iter(arrays.values())))
@@ -145,19 +186,24 @@ def soft_targets(bundles: list[Bundle], sources: list[tuple[dict, np.ndarray | N
     total = sum(sizes) * len(bundles)
     out = np.zeros((sum(sizes), config.N_CLASSES), np.float64)
     done = 0
-    for b in bundles:
+    counts = (np.sum(masks, axis=0).astype(np.float64) if masks is not None
+              else np.full(sum(sizes), float(len(bundles))))
+    for i, b in enumerate(bundles):
+        mask = None if masks is None else np.asarray(masks[i], np.float64)
         keys, offset = spaces_for(b.input_space), 0
         for (arrays, rows), n in zip(sources, sizes):
             for start in range(0, n, CHUNK):
                 take = (np.arange(start, min(start + CHUNK, n)) if rows is None
                         else np.asarray(rows)[start:start + CHUNK])
-                out[offset + start:offset + start + len(take)] += teacher_probs(
-                    b, {s: np.asarray(arrays[s][take]) for s in keys})
+                probs = teacher_probs(b, {s: np.asarray(arrays[s][take]) for s in keys})
+                if mask is not None:
+                    probs = probs * mask[offset + start:offset + start + len(take), None]
+                out[offset + start:offset + start + len(take)] += probs
                 done += len(take)
                 if progress:
                     progress("scoring the training clips with the teachers", done, total)
             offset += n
-    return (out / max(len(bundles), 1)).astype(np.float32)
+    return (out / np.maximum(counts, 1)[:, None]).astype(np.float32)
 
 
 def teacher_probs(bundle: Bundle, arrays: dict[str, np.ndarray]) -> np.ndarray:

@@ -61,6 +61,9 @@ class TrainConfig:
     teachers: str = ""
     distill: float = 0.5  # weight of the teacher term (the labels' cross-entropy gets 1 − it)
     distill_temperature: float = 2.0  # both distributions are softened by it in that term
+    #: ``all``: the teachers answer for every training row; ``heard``: each only for rows of
+    #: the corpora it trained on, the label standing in where none did (stored when not all).
+    distill_scope: str = "all"
     patience: int = 8  # epochs without a better validation UAR before stopping; 0 disables
     #: Stochastic weight averaging: the weights at the end of the last ``swa`` epochs are
     #: averaged (BatchNorm statistics measured again) and the average replaces the best
@@ -184,6 +187,9 @@ class TrainConfig:
             if not 0 < float(self.distill) <= 1:
                 raise ValueError(f"distill (the teacher term's weight) must be in (0, 1], not "
                                  f"{self.distill}.")
+            if self.distill_scope not in ("all", "heard"):
+                raise ValueError("distill_scope must be all or heard, not "
+                                 f"{self.distill_scope!r}.")
             if not 1 <= float(self.distill_temperature) <= 20:
                 raise ValueError("distill_temperature must be 1–20, not "
                                  f"{self.distill_temperature}.")
@@ -249,6 +255,8 @@ class TrainConfig:
             del d["swa"]
         if not d["adversary"]:
             del d["adversary"]
+        if not d["teachers"] or d["distill_scope"] == "all":
+            del d["distill_scope"]
         if not d["teachers"]:
             for k in ("teachers", "distill", "distill_temperature"):
                 del d[k]

@@ -119,3 +119,76 @@ def test_train_page_refuses_a_leaking_teacher_before_launch(demo_root, models_di
     errors = [e.value for e in at.error]
     assert any("validation or test part" in e and "Not launched" in e for e in errors), errors
     assert queued() == before, "a run was queued"
+
+
+@pytest.fixture(scope="module")
+def tess_pool(demo_root, tmp_path_factory) -> str:
+    """The demo corpus pooled with a small TESS-named corpus the test writes."""
+    from conftest import write_clip
+
+    root = tmp_path_factory.mktemp("tess-kd")
+    for s_i, spk in enumerate(("OAF", "YAF")):
+        for w_i, word in enumerate(("back", "dog", "keen")):
+            for e_i, emo in enumerate(("angry", "disgust", "fear", "happy", "neutral", "sad")):
+                write_clip(root / f"{spk}_{emo}" / f"{spk}_{word}_{emo}.wav", 0.8, 24414,
+                           freq=160 + 25 * e_i + 40 * s_i + 5 * w_i)
+    return f"{demo_root},tess={root}"
+
+
+def test_a_single_corpus_teacher_that_saw_a_pooled_students_test_clips_is_refused(
+        demo_root, tess_pool, tmp_path):
+    # Regression: a pool names its clips "<corpus>/<clip>", a single corpus "<clip>", so a
+    # teacher trained on the demo corpus alone with a random split was never caught leaking
+    # into a pooled student's held-out demo speakers.
+    res = fit(TrainConfig(arch="lenet2d", noise=False, split="random", epochs=1, seed=3,
+                          data=str(demo_root)))
+    path = tmp_path / "random-split.pt"
+    save_bundle(path, res.model, res.card)
+    cfg = TrainConfig(arch="lenet1d", noise=False, teachers=str(path), data=tess_pool,
+                      epochs=1, seed=3)
+    with pytest.raises(ValueError, match="validation or test part"):
+        attach_teachers(prepare(cfg, "fs1"), cfg)
+
+
+def test_distill_scope_heard_keeps_the_teachers_to_the_corpora_they_trained_on(
+        demo_root, tess_pool, tmp_path):
+    # A teacher that heard the demo corpus alone, on the speaker split a pool also uses there.
+    res = fit(TrainConfig(arch="lenet2d", noise=False, epochs=1, seed=3, data=str(demo_root)))
+    path = tmp_path / "demo-teacher.pt"
+    save_bundle(path, res.model, res.card)
+    common = dict(arch="lenet1d", noise=True, teachers=str(path), data=tess_pool, epochs=1,
+                  seed=3)
+    every = attach_teachers(prepare(TrainConfig(**common), "fs1"), TrainConfig(**common))
+    cfg = TrainConfig(distill_scope="heard", **common)
+    data = attach_teachers(prepare(cfg, "fs1"), cfg)
+    corpora = np.tile(data.selection.part("train")["corpus"].to_numpy(), 2)  # + noise copy
+    heard, unheard = corpora != "tess", corpora == "tess"
+    assert heard.any() and unheard.any()
+    # Where the teacher heard the corpus, its answers; elsewhere the labels stand in.
+    np.testing.assert_allclose(data.soft[heard], every.soft[heard], atol=1e-6)
+    labels = data.labels["train"].numpy()
+    np.testing.assert_array_equal(data.soft[unheard], np.eye(6)[labels[unheard]])
+    assert not np.allclose(every.soft[unheard], data.soft[unheard])
+    assert fit(cfg).card.training.distill_scope == "heard"
+    assert "distill_scope" not in TrainConfig(**common).as_dict()  # older cards unchanged
+    with pytest.raises(ValueError, match="distill_scope must be"):
+        TrainConfig(distill_scope="some", **common).check()
+
+
+def test_train_page_launches_a_student_whose_teachers_answer_only_where_they_heard(
+        demo_root, models_dir):
+    from app_helpers import open_page
+
+    res = fit(TrainConfig(arch="lenet1d", noise=False, epochs=1, seed=3, name="demo-teacher"))
+    save_bundle(models_dir / "demo-teacher" / "model.pt", res.model, res.card)
+    before = set(runs.root().iterdir()) if runs.root().exists() else set()
+    at = open_page("pages/train.py")
+    at.multiselect(key="archs").set_value(["lenet1d"])
+    at.multiselect(key="teachers").set_value(["demo-teacher"]).run()
+    at.checkbox(key="distill_heard").check()
+    at.button(key="launch").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    new = set(runs.root().iterdir()) - before
+    assert len(new) == 1, [e.value for e in at.error]
+    cfg = json.loads((new.pop() / "config.json").read_text())
+    assert cfg["teachers"] == "demo-teacher" and cfg["distill_scope"] == "heard"

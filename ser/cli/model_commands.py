@@ -38,6 +38,8 @@ def add_commands(sub) -> None:
              "split": "speaker | random | kfold | loco",
              "test_corpus": "loco: the corpus held out (crema-d, tess, savee, emovo, ...)",
              "balance": "none | corpus (every corpus weighs the same in a batch)",
+             "distill_scope": "all | heard (each teacher answers only for clips of the "
+                              "corpora it trained on; the label stands in elsewhere)",
              "schedule": "none | cosine | plateau",
              "device": "auto | cpu | cuda | mps", "epochs": "default 30 (1D) / 20 (2D)",
              "mixup": "mixup alpha (0 = off)",
