@@ -43,6 +43,19 @@ def demo_root() -> Path:
     return demo.ensure()
 
 
+@pytest.fixture(scope="session")
+def tess_pool(demo_root, tmp_path_factory) -> str:
+    """The demo corpus pooled with a small TESS-named corpus (2 speakers × 3 words × 6
+    emotions) the session writes: a data string for pool tests."""
+    root = tmp_path_factory.mktemp("tess-pool")
+    for s_i, spk in enumerate(("OAF", "YAF")):
+        for w_i, word in enumerate(("back", "dog", "keen")):
+            for e_i, emo in enumerate(("angry", "disgust", "fear", "happy", "neutral", "sad")):
+                write_clip(root / f"{spk}_{emo}" / f"{spk}_{word}_{emo}.wav", 0.8, 24414,
+                           freq=160 + 25 * e_i + 40 * s_i + 5 * w_i)
+    return f"{demo_root},tess={root}"
+
+
 def tone(seconds: float = 1.0, sr: int = 16000, freq: float = 220.0, amp: float = 0.5,
          channels: int = 1) -> np.ndarray:
     """A harmonic tone with a little vibrato: speech-like enough for features to be non-trivial."""

@@ -7,7 +7,6 @@ import math
 
 import pytest
 import torch
-from conftest import write_clip
 
 from ser.adversary import CorpusAdversary, classifier_layer, ramp, reverse_gradient
 from ser.models import create_model, list_models
@@ -61,17 +60,6 @@ def test_adversary_options_are_refused_before_training(demo_root, tmp_path):
     with pytest.raises(ValueError, match=r"\(0, 2\]"):
         TrainConfig(arch="lenet2d", adversary=3, data=pool).check()
     assert "adversary" not in TrainConfig(arch="lenet2d").as_dict()  # older configs unchanged
-
-
-@pytest.fixture(scope="module")
-def tess_pool(demo_root, tmp_path_factory) -> str:
-    root = tmp_path_factory.mktemp("tess-adv")
-    for s_i, spk in enumerate(("OAF", "YAF")):
-        for w_i, word in enumerate(("back", "dog", "keen")):
-            for e_i, emo in enumerate(("angry", "disgust", "fear", "happy", "neutral", "sad")):
-                write_clip(root / f"{spk}_{emo}" / f"{spk}_{word}_{emo}.wav", 0.8, 24414,
-                           freq=160 + 25 * e_i + 40 * s_i + 5 * w_i)
-    return f"{demo_root},tess={root}"
 
 
 def test_corpus_adversary_trains_on_a_pool_and_leaves_only_the_model(tess_pool):

@@ -121,20 +121,6 @@ def test_train_page_refuses_a_leaking_teacher_before_launch(demo_root, models_di
     assert queued() == before, "a run was queued"
 
 
-@pytest.fixture(scope="module")
-def tess_pool(demo_root, tmp_path_factory) -> str:
-    """The demo corpus pooled with a small TESS-named corpus the test writes."""
-    from conftest import write_clip
-
-    root = tmp_path_factory.mktemp("tess-kd")
-    for s_i, spk in enumerate(("OAF", "YAF")):
-        for w_i, word in enumerate(("back", "dog", "keen")):
-            for e_i, emo in enumerate(("angry", "disgust", "fear", "happy", "neutral", "sad")):
-                write_clip(root / f"{spk}_{emo}" / f"{spk}_{word}_{emo}.wav", 0.8, 24414,
-                           freq=160 + 25 * e_i + 40 * s_i + 5 * w_i)
-    return f"{demo_root},tess={root}"
-
-
 def test_a_single_corpus_teacher_that_saw_a_pooled_students_test_clips_is_refused(
         demo_root, tess_pool, tmp_path):
     # Regression: a pool names its clips "<corpus>/<clip>", a single corpus "<clip>", so a
