@@ -5,10 +5,13 @@
 Prints, for each member and for the average of their probabilities (what the page shows)
 when there are several:
 
-- CREMA-D validation and test UAR / accuracy from the stored per-clip predictions, each
-  member temperature-scaled with its calibration before averaging, as on the page;
+- validation and test UAR / accuracy from the stored per-clip predictions, per corpus of
+  the models' split (CREMA-D alone for CREMA-D models; each pooled corpus's held-out
+  speakers, and the pool, for a general model), each member temperature-scaled with its
+  calibration before averaging, as on the page;
 - with ``--corpus``: UAR and the most-predicted share on each corpus none of them heard
-  (`ser.crosscorpus.score_average`, every six-emotion clip scored);
+  (`ser.crosscorpus.score_average`, every six-emotion clip scored); a corpus a member
+  trained on is skipped (its training clips would be scored);
 - latency for a 3-s clip, decoded samples to probabilities, one torch thread, median of
   ``--repeats``: the members one after the other sharing one feature pass, as the page
   scores them (#16's target for the default: ≤ 20 ms).
@@ -35,17 +38,27 @@ from ser.zoo import shipped_models  # noqa: E402
 PARTS = {"validation": "val", "test": "test"}
 
 
-def part_scores(names: list[str], part: str) -> list[tuple[str, float, float, int]]:
+def part_scores(names: list[str], part: str) -> list[tuple[str, str, float, float, int]]:
     """Each member and (for several) their average on the stored ``part`` predictions,
-    temperature-scaled as the page does (`ser.ensemble.member_probs`)."""
+    temperature-scaled as the page does (`ser.ensemble.member_probs`): one row
+    ``(label, corpus, UAR, accuracy, n)`` per corpus of the split, and one for the whole
+    part (corpus "pooled") when it holds several corpora."""
     entries = shipped_models()
+    frame = next(e for e in entries if e.name == names[0]).predictions(part)
+    corpora = (frame["corpus"].astype(str).to_numpy() if frame is not None
+               and "corpus" in frame else None)
     sets = [(n, [n]) for n in names] + ([(f"average of {len(names)}", names)]
                                         if len(names) > 1 else [])
     rows = []
     for label, members in sets:
         y, probs = member_probs(Ensemble(label, members, "default set"), entries, part)
-        m = classification_metrics(y, probs)
-        rows.append((label, m["uar"], m["accuracy"], len(y)))
+        groups = ([("pooled", np.ones(len(y), bool))] if corpora is None else
+                  [(c, corpora == c) for c in dict.fromkeys(corpora)])
+        if corpora is not None and len(groups) > 1:
+            groups.append(("pooled", np.ones(len(y), bool)))
+        for corpus, mask in groups:
+            m = classification_metrics(y[mask], probs[mask])
+            rows.append((label, corpus, m["uar"], m["accuracy"], int(mask.sum())))
     return rows
 
 
@@ -74,19 +87,25 @@ def main(argv=None) -> None:
     names, why = default_models()
     print(f"default: {', '.join(names)}\n  ({why})")
     for part, file in PARTS.items():
-        print(f"CREMA-D {part} (standard speaker-independent actor lists):")
-        for name, uar, acc, n in part_scores(names, file):
-            print(f"  {name:<44} UAR {uar:6.1%}  accuracy {acc:6.1%}  (n={n})")
+        print(f"{part}: held-out speakers of the models' split (CREMA-D: the standard "
+              "speaker-independent actor lists)")
+        for name, corpus, uar, acc, n in part_scores(names, file):
+            print(f"  {name:<40} {corpus:<8} UAR {uar:6.1%}  accuracy {acc:6.1%}  (n={n})")
     if args.corpus:
         from ser.bundle import load_bundle
         from ser.crosscorpus import score_average
 
         corpora = dict(c.split("=", 1) for c in args.corpus)
         bundles = [load_bundle(config.models_dir() / n / "model.pt") for n in names]
-        print("corpora none of them heard (every six-emotion clip):")
-        for c in score_average(bundles, corpora):
-            print(f"  {c.corpus:<8} UAR {c.uar:6.1%}  top {c.top_share:4.0%} ({c.top_label})"
-                  f"  n={c.n}")
+        heard = {c for b in bundles for c in b.card.trained_corpora}
+        for key in [k for k in corpora if k in heard]:
+            print(f"  {key}: skipped — a default model trained on it (see the split above)")
+            del corpora[key]
+        if corpora:
+            print("corpora none of them heard (every six-emotion clip):")
+            for c in score_average(bundles, corpora):
+                print(f"  {c.corpus:<8} UAR {c.uar:6.1%}  top {c.top_share:4.0%} "
+                      f"({c.top_label})  n={c.n}")
     ms = latency_ms(names, args.repeats)
     print(f"latency, 3-s clip, 1 thread, median of {args.repeats}: {ms:.1f} ms "
           f"(target ≤ 20 ms: {'met' if ms <= 20 else 'NOT met'})")

@@ -26,8 +26,8 @@ corpus_sidebar()
 limit_s = settings().clip_limit
 st.caption(f"Speak a sentence in an emotion (or upload a recording, up to {limit_s / 60:g} "
            "minutes) and see what every model hears. Only the speech is scored: silence and "
-           "noise are left out, and each stretch of speech gets its own emotion. Models "
-           "trained on acted CREMA-D sentences; expect them to be less sure on spontaneous "
+           "noise are left out, and each stretch of speech gets its own emotion. The models "
+           "learnt mostly from acted sentences; expect them to be less sure on spontaneous "
            "speech.")
 
 upload_tab, record_tab, corpus_tab = st.tabs(["Upload", "Record", "Corpus clip"])
