@@ -195,10 +195,10 @@ def soft_targets(bundles: list[Bundle], sources: list[tuple[dict, np.ndarray | N
             for start in range(0, n, CHUNK):
                 take = (np.arange(start, min(start + CHUNK, n)) if rows is None
                         else np.asarray(rows)[start:start + CHUNK])
-                probs = teacher_probs(b, {s: np.asarray(arrays[s][take]) for s in keys})
-                if mask is not None:
-                    probs = probs * mask[offset + start:offset + start + len(take), None]
-                out[offset + start:offset + start + len(take)] += probs
+                here = slice(offset + start, offset + start + len(take))
+                if mask is None or mask[here].any():  # a pool's corpora come in blocks
+                    probs = teacher_probs(b, {s: np.asarray(arrays[s][take]) for s in keys})
+                    out[here] += probs if mask is None else probs * mask[here, None]
                 done += len(take)
                 if progress:
                     progress("scoring the training clips with the teachers", done, total)

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from ser import config
+from ser.corpora import display_name
 from ser.corpora.crema_d import STANDARD_TEST_ACTORS, STANDARD_VALIDATION_ACTORS
 
 PROTOCOLS = ("speaker", "random", "kfold", "loco")
@@ -56,12 +57,6 @@ def corpus_ids(manifest: pd.DataFrame) -> np.ndarray:
 def usable(manifest: pd.DataFrame) -> np.ndarray:
     """True for rows whose emotion is one of the six (the only rows a split may use)."""
     return manifest["emotion"].isin(config.LABELS).to_numpy()
-
-
-def _corpus_name(key: str) -> str:
-    from ser.corpora import display_name
-
-    return display_name(key)
 
 
 @dataclass
@@ -219,7 +214,7 @@ def corpus_partitions(manifest: pd.DataFrame, seed: int = 0,
         full = sorted(set(spk[ok & (corp == key)]))
         # Partition the corpus's own ids, so a corpus splits the same alone and in a pool.
         bare = {s.removeprefix(f"{key}:"): s for s in full}
-        name = _corpus_name(key)
+        name = display_name(key)
         if len(bare) < MIN_SPEAKERS:
             out[key] = {"val": [], "test": [], "how": f"{name} has {len(bare)} speaker"
                         f"{'s' if len(bare) != 1 else ''}, all in training"}
@@ -319,7 +314,7 @@ def leave_one_corpus_out(manifest: pd.DataFrame, test_corpus: str | None, *,
     if len(corpora) < 2:
         raise ValueError(
             "Leave-one-corpus-out needs a pool of at least two corpora; this data holds "
-            f"only {_corpus_name(corpora[0]) if corpora else 'nothing'}. Pool corpora with "
+            f"only {display_name(corpora[0]) if corpora else 'nothing'}. Pool corpora with "
             "a data string such as '/data/crema-d,/data/tess' (or ser.corpora.load_pool).")
     choices = ", ".join(corpora)
     if not test_corpus:
@@ -331,7 +326,7 @@ def leave_one_corpus_out(manifest: pd.DataFrame, test_corpus: str | None, *,
                          f"{choices}.")
     is_test = ok & (corp == key)
     if not is_test.any():
-        raise ValueError(f"{_corpus_name(key)} has no clip labelled with one of the six "
+        raise ValueError(f"{display_name(key)} has no clip labelled with one of the six "
                          "emotions, so it cannot be the test corpus.")
     others = [c for c in corpora if c != key and (ok & (corp == c)).any()]
     parts = corpus_partitions(manifest, seed, others)
@@ -340,8 +335,8 @@ def leave_one_corpus_out(manifest: pd.DataFrame, test_corpus: str | None, *,
     is_val = ok & (corp != key) & np.isin(spk, val_spk)
     idx = np.arange(len(manifest))
     train, val, test = idx[ok & (corp != key) & ~is_val], idx[is_val], idx[is_test]
-    desc = (f"leave-one-corpus-out: test on all of {_corpus_name(key)} ({len(test):,} clips); "
-            f"train on {' + '.join(_corpus_name(c) for c in others)}, validation speakers "
+    desc = (f"leave-one-corpus-out: test on all of {display_name(key)} ({len(test):,} clips); "
+            f"train on {' + '.join(display_name(c) for c in others)}, validation speakers "
             f"from each (seed {seed}): " + "; ".join(parts[c]["how"] for c in others))
     return Split("loco", train, val, test, seed, desc + _left_out(manifest),
                  {"val": val_spk, "test": sorted(set(spk[test]))}, test_corpus=key)
