@@ -3,7 +3,7 @@ any other model (or a group of models, averaged) adapted to each voice by its of
 
     python benchmarks/enrolment.py MODEL [MODEL ...] --corpus tess=/data/tess \
         [--corpus savee=/data/savee ...] [--ks 1,3,5,10,20] [--draws 3] \
-        [--balanced] [--json out.json]
+        [--balanced] [--adapt offset|batchnorm|both] [--bn-weight 0.5] [--json out.json]
 
 MODEL is a shipped name, a folder or a ``.pt`` file; ``a+b+c`` averages several models
 (``ensemble`` = the shipped ensemble's members), each adapted to the voice on its own.
@@ -22,7 +22,11 @@ other seeds and prints mean ± std.
   answers on the speaker's enrolment clips moved onto its answers on its own validation
   clips (`ser.inference.stored_voice_reference`), as the Predict page does once a visitor
   calibrated to their voice. ``k=0`` is the same model without adaptation, on the same
-  scored clips.
+  scored clips. ``--adapt batchnorm`` instead moves the model's BatchNorm statistics
+  towards those of the speaker's enrolment clips (``--bn-weight`` their share;
+  `ser.training.adapt_batchnorm`), ``--adapt both`` does that and then the offset. The
+  Predict page uses the offset alone: the BatchNorm variants were measured and not adopted
+  (README, *Calibrating to a voice*).
 
 A corpus the model trained on is scored on the test speakers of the model's own split only
 (its held-out speakers); any other corpus on every speaker ("unseen"). Prints UAR,
@@ -41,6 +45,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -48,9 +53,11 @@ from ser import crosscorpus  # noqa: E402
 from ser.bundle import load_bundle  # noqa: E402
 from ser.corpora import load_corpus  # noqa: E402
 from ser.dataset import (  # noqa: E402
+    Inputs,
     card_config,
     encode_labels,
     featurise,
+    input_lengths,
     model_inputs,
     predict_proba,
     select,
@@ -67,6 +74,10 @@ from ser.speakers import (  # noqa: E402
 )
 from ser.splits import usable  # noqa: E402
 from ser.store import FeatureStore  # noqa: E402
+from ser.training import adapt_batchnorm  # noqa: E402
+
+#: ``--adapt`` choices for models without speaker normalisation.
+ADAPT = ("offset", "batchnorm", "both")
 
 
 def clips_for(bundle, key: str, folder: str):
@@ -121,12 +132,40 @@ def member_probs(bundle, clips, ref_rows, fs2=None):
                                                      card.normalisation_arrays()))
 
 
-def score(bundles, clips, ks, draws, balanced=False) -> dict:
+def adapted_probs(bundle, inputs, plain, rows: dict, spk, ref, adapt: str,
+                  bn_weight: float) -> np.ndarray:
+    """A not speaker-normalised member's probabilities for every clip, adapted to each
+    speaker from that speaker's enrolment ``rows``: by the voice offset, by BatchNorm
+    statistics moved towards the enrolment clips' (`ser.training.adapt_batchnorm`), or
+    both (the offset then taken from the BatchNorm-adapted model's answers)."""
+    p = plain.astype(np.float64)
+    lp = np.log(np.clip(p, 1e-12, None))
+    for s, r in rows.items():
+        mine = np.flatnonzero(spk == s)
+        enrol_p = p[r]
+        if adapt in ("batchnorm", "both"):
+            model = adapt_batchnorm(bundle.model, subset(inputs, r), bn_weight)
+            lp[mine] = np.log(np.clip(predict_proba(model, subset(inputs, mine)), 1e-12, None))
+            enrol_p = predict_proba(model, subset(inputs, r))
+        if adapt in ("offset", "both"):
+            lp[mine] = shift_log_probs(lp[mine], voice_offset(enrol_p, ref))
+    return np.exp(lp)
+
+
+def subset(inputs, rows) -> Inputs:
+    """Model inputs of the clips ``rows``."""
+    idx = torch.from_numpy(np.asarray(rows, dtype=np.int64))
+    lengths = input_lengths(inputs)
+    return Inputs([x[idx] for x in inputs], None if lengths is None else lengths[idx.numpy()])
+
+
+def score(bundles, clips, ks, draws, balanced=False, adapt="offset", bn_weight=0.5) -> dict:
     spk = clips["speaker"].astype(str).to_numpy()
     emo = clips["emotion"].astype(str).to_numpy()
     y_all = encode_labels(clips["emotion"])
-    plain = {i: predict_proba(b.model, featurise(b.card, clips))
-             for i, b in enumerate(bundles) if not b.card.speaker_normalised}
+    inputs = {i: featurise(b.card, clips)
+              for i, b in enumerate(bundles) if not b.card.speaker_normalised}
+    plain = {i: predict_proba(bundles[i].model, x) for i, x in inputs.items()}
     fs2 = {i: np.asarray(FeatureStore(cfg=b.card.features).features(
         list(clips["path"]), spaces=("fs2",))["fs2"])
         for i, b in enumerate(bundles) if b.card.speaker_normalised}
@@ -143,14 +182,8 @@ def score(bundles, clips, ks, draws, balanced=False) -> dict:
                 if i in fs2:
                     probs.append(member_probs(b, clips, rows, fs2[i]))
                     continue
-                p = plain[i].astype(np.float64)
-                if k:
-                    lp = np.log(np.clip(p, 1e-12, None))
-                    for s, r in rows.items():
-                        mine = spk == s
-                        lp[mine] = shift_log_probs(lp[mine], voice_offset(p[r], refs[i]))
-                    p = np.exp(lp)
-                probs.append(p)
+                probs.append(adapted_probs(b, inputs[i], plain[i], rows, spk, refs[i], adapt,
+                                           bn_weight) if k else plain[i].astype(np.float64))
             pred = np.mean(probs, axis=0)[scored].argmax(1)
             cell = crosscorpus.cell(str(k), "enrolment", y_all[scored], pred)
             out[k].append({"uar": cell.uar, "acc": cell.accuracy, "top": cell.top_share,
@@ -168,22 +201,35 @@ def main(argv=None) -> int:
     ap.add_argument("--draws", type=int, default=3)
     ap.add_argument("--balanced", action="store_true",
                     help="k enrolment clips of each emotion per speaker (a guided enrolment)")
+    ap.add_argument("--adapt", choices=ADAPT, default="offset",
+                    help="how a model without speaker normalisation is adapted to a voice: "
+                         "the per-class offset (as the Predict page does), BatchNorm "
+                         "statistics moved towards the enrolment clips', or both")
+    ap.add_argument("--bn-weight", type=float, default=0.5,
+                    help="with --adapt batchnorm/both: the enrolment clips' share of the "
+                         "BatchNorm statistics (0 = as trained, 1 = theirs alone)")
     ap.add_argument("--json", help="also write the figures to this file")
     a = ap.parse_args(argv)
     ks = [int(k) for k in a.ks.split(",")]
+    if not 0.0 <= a.bn_weight <= 1.0:
+        ap.error(f"--bn-weight must lie in 0–1, not {a.bn_weight}")
     corpora = dict(c.split("=", 1) for c in a.corpus)
     results = {}
     for name in a.models:
         paths = [p for part in name.split("+") for p in bundle_paths(part)]
         bundles = [load_bundle(p) for p in paths]
         trained = sorted(set().union(*(b.card.trained_corpora for b in bundles)))
-        kinds = sorted({"speaker-normalised" if b.card.speaker_normalised else "adapted"
+        how = {"offset": "adapted by the offset", "batchnorm":
+               f"adapted by BatchNorm statistics (weight {a.bn_weight:g})",
+               "both": f"adapted by BatchNorm statistics (weight {a.bn_weight:g}) and the "
+                       "offset"}[a.adapt]
+        kinds = sorted({"speaker-normalised" if b.card.speaker_normalised else how
                         for b in bundles})
         print(f"\n{name} ({len(bundles)} model{'s' * (len(bundles) > 1)}, "
               f"{' + '.join(kinds)}; trained on {', '.join(trained)})")
         for key, folder in corpora.items():
             clips, kind = clips_for(bundles[0], key, folder)
-            res = score(bundles, clips, ks, a.draws, a.balanced)
+            res = score(bundles, clips, ks, a.draws, a.balanced, a.adapt, a.bn_weight)
             if key == next(iter(corpora)):
                 print(f"{'corpus':<10}{'kind':<10}{'n':>6}" + "".join(
                     f"{'k=' + str(k) + ('/emotion' if a.balanced and k else ''):>24}"

@@ -8,29 +8,40 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_default_model_benchmark_reports_each_corpus_of_a_pooled_default(tess_pool, tmp_path):
+@pytest.fixture(scope="module")
+def pooled(tess_pool, tmp_path_factory) -> tuple[dict, Path]:
+    """A ser2d (BatchNorm) trained for one epoch on the demo corpus pooled with TESS-named
+    clips and shipped as ``ser2d.pool``: ``(environment, models folder)``."""
+    root = tmp_path_factory.mktemp("bench")
+    models = root / "models"
+    env = {**os.environ, "SER_MODELS_DIR": str(models), "SER_RUNS_DIR": str(root / "runs")}
+    train = subprocess.run(
+        [sys.executable, "-m", "ser", "train", "--arch", "ser2d", "--data", tess_pool,
+         "--epochs", "1", "--no-noise", "--seed", "3", "--ship", "ser2d.pool"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert train.returncode == 0, train.stderr[-2000:]
+    return env, models
+
+
+def test_default_model_benchmark_reports_each_corpus_of_a_pooled_default(tess_pool, pooled):
     # Regression: with a pooled (general) default the benchmark printed the pooled
     # validation and test figures as "CREMA-D", and with --corpus scored every clip of a
     # corpus the model trained on as if it had never heard it.
-    models = tmp_path / "models"
-    env = {**os.environ, "SER_MODELS_DIR": str(models), "SER_RUNS_DIR": str(tmp_path / "runs")}
-    train = subprocess.run(
-        [sys.executable, "-m", "ser", "train", "--arch", "lenet2d", "--data", tess_pool,
-         "--epochs", "1", "--no-noise", "--seed", "3", "--ship", "lenet2d.pool"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert train.returncode == 0, train.stderr[-2000:]
+    env, models = pooled
     (models / "default.json").write_text(json.dumps(
-        {"models": ["lenet2d.pool"], "why": "the pooled test model"}))
+        {"models": ["ser2d.pool"], "why": "the pooled test model"}))
     tess = tess_pool.split("tess=", 1)[1]
     out = subprocess.run(
         [sys.executable, "benchmarks/default_model.py", "--corpus", f"tess={tess}",
          "--repeats", "2"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     lines = out.stdout.splitlines()
-    rows = [line.split() for line in lines if line.startswith("  lenet2d.pool ")]
+    rows = [line.split() for line in lines if line.startswith("  ser2d.pool ")]
     # TESS's two speakers all train (too few to hold any out), so each part holds the demo
     # corpus's held-out speakers alone: one row per part, named by its corpus.
     assert [r[1] for r in rows] == ["demo", "demo"], out.stdout
@@ -38,3 +49,27 @@ def test_default_model_benchmark_reports_each_corpus_of_a_pooled_default(tess_po
     assert any("tess: skipped" in line for line in lines), out.stdout
     assert "corpora none of them heard" not in out.stdout
     assert "latency" in out.stdout
+
+
+def test_enrolment_benchmark_adapts_by_batchnorm_statistics(demo_root, pooled, tmp_path):
+    """`--adapt both`: BatchNorm statistics moved towards each speaker's enrolment clips,
+    then the offset; the figures are written and every enrolment clip stays unscored."""
+    env, _ = pooled
+    out_json = tmp_path / "enrol.json"
+    out = subprocess.run(
+        [sys.executable, "benchmarks/enrolment.py", "ser2d.pool", "--corpus",
+         f"demo={demo_root}", "--ks", "1,2", "--draws", "1", "--adapt", "both",
+         "--bn-weight", "0.5", "--json", str(out_json)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "adapted by BatchNorm statistics (weight 0.5) and the offset" in out.stdout
+    res = json.loads(out_json.read_text())["ser2d.pool"]["demo"]
+    assert res["kind"] == "held-out"
+    # the same scored clips for every k (enrolment candidates drawn once per speaker)
+    assert res["0"][0]["n"] == res["1"][0]["n"] == res["2"][0]["n"] > 0
+    assert all(0.0 <= res[k][0]["uar"] <= 1.0 for k in ("0", "1", "2"))
+    bad = subprocess.run(
+        [sys.executable, "benchmarks/enrolment.py", "ser2d.pool", "--corpus",
+         f"demo={demo_root}", "--adapt", "both", "--bn-weight", "2"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--bn-weight must lie in 0–1" in bad.stderr

@@ -397,6 +397,31 @@ def test_refresh_batchnorm_measures_the_plain_average_over_the_inputs():
     assert net[0].momentum == 0.1 and not net.training
 
 
+def test_adapt_batchnorm_blends_the_measured_statistics_into_a_copy():
+    from ser.training import adapt_batchnorm
+
+    x = torch.randn(200, 4) * 3 + 7
+    net = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.BatchNorm1d(4))
+    net[1].running_mean.fill_(1.0)
+    net[1].running_var.fill_(2.0)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    measured = net[0](x).detach()
+    half = adapt_batchnorm(net, (x,), 0.5)
+    torch.testing.assert_close(half[1].running_mean, 0.5 + 0.5 * measured.mean(0),
+                               atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(half[1].running_var, 1.0 + 0.5 * measured.var(0),
+                               atol=1e-3, rtol=1e-3)
+    assert not half.training
+    # the original is untouched; weight 0 keeps the trained statistics
+    for k, v in net.state_dict().items():
+        torch.testing.assert_close(v, before[k])
+    kept = adapt_batchnorm(net, (x,), 0.0)
+    torch.testing.assert_close(kept[1].running_mean, before["1.running_mean"])
+    torch.testing.assert_close(half[0].weight, net[0].weight)
+    with pytest.raises(ValueError, match="0–1"):
+        adapt_batchnorm(net, (x,), 1.5)
+
+
 def test_weight_averaging_option_is_checked_and_stored_only_when_on():
     with pytest.raises(ValueError, match="swa"):
         TrainConfig(arch="lenet1d", epochs=3, swa=4).check()
