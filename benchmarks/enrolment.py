@@ -88,7 +88,7 @@ def clips_for(bundle, key: str, folder: str):
         sel = select(card_config(bundle.card))
         rows = np.concatenate([sel.split.test, sel.enrol.get("test", np.zeros(0, int))])
         clips = sel.manifest.iloc[np.sort(rows)].reset_index(drop=True)
-        if "corpus" in clips and (clips["corpus"] == key).any():
+        if "corpus" in clips:  # a pool: that corpus's held-out speakers (maybe none)
             clips = clips[clips["corpus"] == key].reset_index(drop=True)
         return clips, "held-out"
     corpus = load_corpus(folder)
@@ -227,10 +227,15 @@ def main(argv=None) -> int:
                         for b in bundles})
         print(f"\n{name} ({len(bundles)} model{'s' * (len(bundles) > 1)}, "
               f"{' + '.join(kinds)}; trained on {', '.join(trained)})")
+        header = False
         for key, folder in corpora.items():
             clips, kind = clips_for(bundles[0], key, folder)
+            if not len(clips):
+                print(f"{key}: skipped — trained on every speaker it has, none held out")
+                continue
             res = score(bundles, clips, ks, a.draws, a.balanced, a.adapt, a.bn_weight)
-            if key == next(iter(corpora)):
+            if not header:
+                header = True
                 print(f"{'corpus':<10}{'kind':<10}{'n':>6}" + "".join(
                     f"{'k=' + str(k) + ('/emotion' if a.balanced and k else ''):>24}"
                     for k in res))

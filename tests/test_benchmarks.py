@@ -51,18 +51,24 @@ def test_default_model_benchmark_reports_each_corpus_of_a_pooled_default(tess_po
     assert "latency" in out.stdout
 
 
-def test_enrolment_benchmark_adapts_by_batchnorm_statistics(demo_root, pooled, tmp_path):
+def test_enrolment_benchmark_adapts_by_batchnorm_statistics(demo_root, tess_pool, pooled,
+                                                             tmp_path):
     """`--adapt both`: BatchNorm statistics moved towards each speaker's enrolment clips,
     then the offset; the figures are written and every enrolment clip stays unscored."""
     env, _ = pooled
     out_json = tmp_path / "enrol.json"
+    tess = tess_pool.split("tess=", 1)[1]
     out = subprocess.run(
         [sys.executable, "benchmarks/enrolment.py", "ser2d.pool", "--corpus",
-         f"demo={demo_root}", "--ks", "1,2", "--draws", "1", "--adapt", "both",
-         "--bn-weight", "0.5", "--json", str(out_json)],
+         f"demo={demo_root}", "--corpus", f"tess={tess}", "--ks", "1,2", "--draws", "1",
+         "--adapt", "both", "--bn-weight", "0.5", "--json", str(out_json)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "adapted by BatchNorm statistics (weight 0.5) and the offset" in out.stdout
+    # Regression: a pooled corpus with no held-out speaker (TESS trains whole) was scored
+    # on the other corpora's test clips under its name.
+    assert "tess: skipped" in out.stdout
+    assert set(json.loads(out_json.read_text())["ser2d.pool"]) == {"demo"}
     res = json.loads(out_json.read_text())["ser2d.pool"]["demo"]
     assert res["kind"] == "held-out"
     # the same scored clips for every k (enrolment candidates drawn once per speaker)
