@@ -51,16 +51,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ser import crosscorpus  # noqa: E402
 from ser.bundle import load_bundle  # noqa: E402
-from ser.corpora import load_corpus  # noqa: E402
 from ser.dataset import (  # noqa: E402
     Inputs,
-    card_config,
     encode_labels,
     featurise,
     input_lengths,
     model_inputs,
     predict_proba,
-    select,
 )
 from ser.ensemble import bundle_paths  # noqa: E402
 from ser.inference import stored_voice_reference  # noqa: E402
@@ -72,27 +69,11 @@ from ser.speakers import (  # noqa: E402
     stats_by_group,
     voice_offset,
 )
-from ser.splits import usable  # noqa: E402
 from ser.store import FeatureStore  # noqa: E402
 from ser.training import adapt_batchnorm  # noqa: E402
 
 #: ``--adapt`` choices for models without speaker normalisation.
 ADAPT = ("offset", "batchnorm", "both")
-
-
-def clips_for(bundle, key: str, folder: str):
-    """The clips to score: the held-out test speakers of the model's own split (all their
-    clips, the card's enrolment clips included) for a corpus it trained on, every
-    six-emotion clip otherwise."""
-    if key in bundle.card.trained_corpora:
-        sel = select(card_config(bundle.card))
-        rows = np.concatenate([sel.split.test, sel.enrol.get("test", np.zeros(0, int))])
-        clips = sel.manifest.iloc[np.sort(rows)].reset_index(drop=True)
-        if "corpus" in clips:  # a pool: that corpus's held-out speakers (maybe none)
-            clips = clips[clips["corpus"] == key].reset_index(drop=True)
-        return clips, "held-out"
-    corpus = load_corpus(folder)
-    return corpus.manifest[usable(corpus.manifest)].reset_index(drop=True), "unseen"
 
 
 def candidates(clips, k: int, seed: int, balanced: bool) -> tuple[dict, np.ndarray]:
@@ -229,7 +210,7 @@ def main(argv=None) -> int:
               f"{' + '.join(kinds)}; trained on {', '.join(trained)})")
         header = False
         for key, folder in corpora.items():
-            clips, kind = clips_for(bundles[0], key, folder)
+            clips, kind = crosscorpus.scored_clips(bundles[0], key, folder)
             if not len(clips):
                 print(f"{key}: skipped — trained on every speaker it has, none held out")
                 continue

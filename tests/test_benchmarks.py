@@ -79,3 +79,19 @@ def test_enrolment_benchmark_adapts_by_batchnorm_statistics(demo_root, tess_pool
          f"demo={demo_root}", "--adapt", "both", "--bn-weight", "2"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "--bn-weight must lie in 0–1" in bad.stderr
+
+
+def test_floor_at_test_benchmark_scores_every_floor(demo_root, pooled):
+    env, _ = pooled
+    out = subprocess.run(
+        [sys.executable, "benchmarks/floor_at_test.py", "ser2d.pool", "--corpus",
+         f"demo={demo_root}", "--floors", "30,50"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    row = next(line for line in out.stdout.splitlines() if line.startswith("demo "))
+    assert row.split()[1] == "held-out" and row.count("%") == 8  # as is, 30, 50, mean
+    bad = subprocess.run(
+        [sys.executable, "benchmarks/floor_at_test.py", "ser2d.pool", "--corpus",
+         f"demo={demo_root}", "--floors", "5"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "between 10 and 79" in bad.stderr

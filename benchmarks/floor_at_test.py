@@ -1,0 +1,95 @@
+"""A log-mel floor at prediction time: does clipping each image at D dB below its peak help a
+model on voices it never heard?
+
+    python benchmarks/floor_at_test.py MODEL --corpus tess=/data/tess [--corpus ...] \
+        [--floors 30,40,50,60]
+
+A random-floor model (``--random-floor 30``) saw every training image clipped at its own
+floor between -30 and -80 dB re its peak, so an image clipped at any of those floors is
+familiar to it; the Predict page keeps the full -80 dB range. This re-scores the model with
+every image clipped at each of ``--floors`` (and with the average of the log-probabilities
+over all of them, "mean of all"), on the clips `ser.crosscorpus.scored_clips` names: a
+corpus the model heard on its held-out speakers only, any other corpus whole. Prints UAR
+and the most-predicted label's share per corpus and floor. The floor was measured and not
+adopted (README, *Voices from other corpora*).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ser import crosscorpus  # noqa: E402
+from ser.bundle import load_bundle  # noqa: E402
+from ser.dataset import (  # noqa: E402
+    Inputs,
+    encode_labels,
+    featurise,
+    predict_proba,
+    spaces_for,
+)
+from ser.ensemble import bundle_paths  # noqa: E402
+
+
+def floored(inputs: Inputs, position: int, mean: np.ndarray, std: np.ndarray,
+            floor_db: float) -> Inputs:
+    """``inputs`` with the standardised log-mel images clipped at ``floor_db`` dB below each
+    clip's peak (FS2 is in dB re the clip's maximum; standardised per band)."""
+    z = torch.as_tensor((-floor_db - mean) / std, dtype=torch.float32)[None, None, :, None]
+    tensors = list(inputs)
+    tensors[position] = torch.maximum(tensors[position], z)
+    return Inputs(tensors, getattr(inputs, "lengths", None))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("model", help="a shipped name, a folder or a .pt file (2D models)")
+    ap.add_argument("--corpus", action="append", required=True, metavar="KEY=FOLDER")
+    ap.add_argument("--floors", default="30,40,50,60",
+                    help="dB below each clip's peak, comma-separated (10–79)")
+    a = ap.parse_args(argv)
+    try:
+        floors = [float(f) for f in a.floors.split(",")]
+    except ValueError:
+        ap.error(f"--floors takes numbers separated by commas, not {a.floors!r}")
+    if not all(10 <= f < 80 for f in floors):
+        ap.error("--floors lie between 10 and 79 dB below the peak")
+    bundle = load_bundle(bundle_paths(a.model)[0])
+    card = bundle.card
+    if card.speaker_normalised or card.features.fs2_norm != "none" or \
+            "fs2" not in card.input_space:
+        ap.error(f"{a.model} does not read globally standardised log-mel images")
+    stats = card.normalisation_arrays()["fs2"]
+    mean, std = np.asarray(stats["mean"]), np.asarray(stats["std"])
+    position = spaces_for(card.input_space).index("fs2")
+    print(f"{card.name or a.model}: UAR (most-predicted share) with each image clipped at "
+          "D dB below its peak")
+    print(f"{'corpus':<10}{'kind':<10}{'n':>6}" + "".join(
+        f"{h:>16}" for h in ["as is", *(f"{f:g} dB" for f in floors), "mean of all"]))
+    for spec in a.corpus:
+        key, folder = spec.split("=", 1)
+        clips, kind = crosscorpus.scored_clips(bundle, key, folder)
+        if not len(clips):
+            print(f"{key}: skipped — trained on every speaker it has, none held out")
+            continue
+        x = featurise(card, clips)
+        y = encode_labels(clips["emotion"])
+        probs = [predict_proba(bundle.model, x)]
+        probs += [predict_proba(bundle.model, floored(x, position, mean, std, f))
+                  for f in floors]
+        probs.append(np.exp(np.mean([np.log(np.clip(p, 1e-12, None)) for p in probs], 0)))
+        cells = [crosscorpus.cell(key, kind, y, p.argmax(1)) for p in probs]
+        print(f"{key:<10}{kind:<10}{len(y):>6}" + "".join(
+            f"{f'{c.uar:.1%} ({max(c.predicted_share.values()):.0%})':>16}" for c in cells),
+            flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
