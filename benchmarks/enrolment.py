@@ -212,7 +212,8 @@ def main(argv=None) -> int:
         for key, folder in corpora.items():
             clips, kind = crosscorpus.scored_clips(bundles[0], key, folder)
             if not len(clips):
-                print(f"{key}: skipped — trained on every speaker it has, none held out")
+                print(f"{key}: skipped — none of its speakers is a test speaker of the "
+                      "model's split")
                 continue
             res = score(bundles, clips, ks, a.draws, a.balanced, a.adapt, a.bn_weight)
             if not header:

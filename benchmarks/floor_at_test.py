@@ -76,7 +76,8 @@ def main(argv=None) -> int:
         key, folder = spec.split("=", 1)
         clips, kind = crosscorpus.scored_clips(bundle, key, folder)
         if not len(clips):
-            print(f"{key}: skipped — trained on every speaker it has, none held out")
+            print(f"{key}: skipped — none of its speakers is a test speaker of the "
+                      "model's split")
             continue
         x = featurise(card, clips)
         y = encode_labels(clips["emotion"])
