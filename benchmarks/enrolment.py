@@ -18,15 +18,15 @@ other seeds and prints mean ± std.
 
 - A speaker-normalised model standardises each clip's log-mel image by the statistics of
   the speaker's enrolment clips (`ser.speakers.normalise_by_group`).
-- Any other model is adapted by a per-class offset (`ser.speakers.voice_offset`): its
-  answers on the speaker's enrolment clips moved onto its answers on its own validation
-  clips (`ser.inference.stored_voice_reference`), as the Predict page does once a visitor
-  calibrated to their voice. ``k=0`` is the same model without adaptation, on the same
-  scored clips. ``--adapt batchnorm`` instead moves the model's BatchNorm statistics
-  towards those of the speaker's enrolment clips (``--bn-weight`` their share;
-  `ser.training.adapt_batchnorm`), ``--adapt both`` does that and then the offset. The
-  Predict page uses the offset alone: the BatchNorm variants were measured and not adopted
-  (README, *Calibrating to a voice*).
+- Any other model is adapted by a per-class offset (`ser.speakers.voice_offset`, the
+  default ``--adapt offset``): its answers on the speaker's enrolment clips moved onto its
+  answers on its own validation clips (`ser.inference.stored_voice_reference`).
+  ``--adapt batchnorm`` instead moves the model's BatchNorm statistics towards those of
+  the speaker's enrolment clips (``--bn-weight`` their share;
+  `ser.training.adapt_batchnorm`); ``--adapt both`` does that and then the offset, from
+  the adapted network's answers — what the Predict page does once a visitor calibrated to
+  their voice (`ser.inference.VOICE_BN_WEIGHT` = 0.5; a model without BatchNorm gets the
+  offset alone). ``k=0`` is the same model without adaptation, on the same scored clips.
 
 A corpus the model trained on is scored on the test speakers of the model's own split only
 (its held-out speakers); any other corpus on every speaker ("unseen"). Prints UAR,
@@ -60,7 +60,7 @@ from ser.dataset import (  # noqa: E402
     predict_proba,
 )
 from ser.ensemble import bundle_paths  # noqa: E402
-from ser.inference import stored_voice_reference  # noqa: E402
+from ser.inference import VOICE_BN_WEIGHT, stored_voice_reference  # noqa: E402
 from ser.speakers import (  # noqa: E402
     draw_enrolment,
     normalise_by_group,
@@ -184,9 +184,9 @@ def main(argv=None) -> int:
                     help="k enrolment clips of each emotion per speaker (a guided enrolment)")
     ap.add_argument("--adapt", choices=ADAPT, default="offset",
                     help="how a model without speaker normalisation is adapted to a voice: "
-                         "the per-class offset (as the Predict page does), BatchNorm "
-                         "statistics moved towards the enrolment clips', or both")
-    ap.add_argument("--bn-weight", type=float, default=0.5,
+                         "the per-class offset, BatchNorm statistics moved towards the "
+                         "enrolment clips', or both (what the Predict page does)")
+    ap.add_argument("--bn-weight", type=float, default=VOICE_BN_WEIGHT,
                     help="with --adapt batchnorm/both: the enrolment clips' share of the "
                          "BatchNorm statistics (0 = as trained, 1 = theirs alone)")
     ap.add_argument("--json", help="also write the figures to this file")

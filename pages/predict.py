@@ -196,9 +196,10 @@ if a.adapted:
     st.caption(f"Adapted to your voice ({voice_profile.takes} takes, "
                f"{voice_profile.seconds:.0f} s): "
                + (', '.join(a.adapted) if len(a.adapted) <= 3 else f"{len(a.adapted)} "
-                  "models") + ". Each model's answers "
-               "are shifted so that your takes get, on average, the answers an ordinary mix "
-               "of emotions gets (README: *Calibrating to a voice*).")
+                  "models") + ". Each model first re-centres its inner layers halfway on "
+               "your takes (BatchNorm statistics, where it has them), then shifts its answers "
+               "so that your takes get, on average, the answers an ordinary mix of emotions "
+               "gets (README: *Calibrating to a voice*).")
 elif a.ok and voice_ready and not adapt:
     st.caption("Not adapted to your voice: the models answer as for any new voice.")
 if not a.voice_source and not a.adapted and a.ok and voice_profile is None:

@@ -398,8 +398,10 @@ class Inspector:
                 chunks, _ = p.windows(np.asarray(y, np.float32) if sr == self.cfg.sample_rate
                                       else _resampled(y, sr, self.cfg.sample_rate))
                 spec = fs2(chunks[window], cfg=self.cfg.extraction())
+        net = p.net(voice)  # BatchNorm moved towards the voice, as for the verdict
+        net = self.model if net is p.model else _private_copy(net).cpu()
         with self._lock, torch.no_grad(), inference_threads(torch.device("cpu")):
-            probs = torch.softmax(self.model(*inputs).float(), dim=1)[0].numpy()
+            probs = torch.softmax(net(*inputs).float(), dim=1)[0].numpy()
         probs = p.adapt_probs(probs[None], voice)[0]  # the verdict's answer for this voice
         return ClipView(self.name, {s: a[0] for s, a in one.items()}, inputs, spec,
                         float(starts[window]), self.cfg.hop_length / self.cfg.sample_rate,

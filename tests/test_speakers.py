@@ -439,3 +439,43 @@ def test_the_inside_view_answers_as_the_adapted_verdict(spk_bundle, speech):
     assert np.allclose(adapted, p.predict_samples(speech[0], SR, voice=voice).window_probs[0],
                        atol=1e-5)
     assert not np.allclose(bare, adapted)
+
+
+def test_a_batchnorm_model_is_adapted_by_its_statistics_then_the_offset(tmp_path, speech):
+    """A model with BatchNorm (ser2d) scores a voice with BatchNorm statistics moved towards
+    the voice's takes (`VOICE_BN_WEIGHT`), then the offset from that network's answers; the
+    trained network and its weights stay as they were, and the inside view agrees."""
+    import torch
+
+    from ser.inference import VOICE_BN_WEIGHT
+    from ser.insight import Inspector
+    from ser.speakers import shift_log_probs, voice_offset
+
+    p = Predictor(make_bundle(tmp_path / "bn" / "model.pt", arch="ser2d", name="bn", seed=5))
+    assert p.has_batchnorm and 0 < VOICE_BN_WEIGHT <= 1
+    voice = _takes(speech, (1, 2, 3))
+    trained = {k: v.clone() for k, v in p.model.state_dict().items()}
+    net = p.net(voice)
+    assert net is not p.model and p.net(voice) is net  # cached in the profile
+    assert p.net(None) is p.model and p.net(_takes(speech, (1,))) is p.model  # too short
+    moved = [k for k in trained if k.endswith("running_mean")
+             and not torch.allclose(net.state_dict()[k], trained[k])]
+    assert moved, "no BatchNorm statistics moved towards the voice"
+    for k, v in p.model.state_dict().items():
+        torch.testing.assert_close(v, trained[k])
+        if k.endswith("weight") or k.endswith("bias"):
+            torch.testing.assert_close(net.state_dict()[k], v)
+    # the offset comes from the adapted network's answers on the takes
+    lp_takes = p._log_probs(p.take_features(voice), net=net)
+    assert np.allclose(p.voice_offset(voice), voice_offset(np.exp(lp_takes)), atol=1e-5)
+    # the verdict: the adapted network's answer, shifted by that offset
+    got = p.predict_samples(speech[0], SR, voice=voice).window_probs
+    stacked, _ = p.window_features(speech[0], SR)
+    want = np.exp(shift_log_probs(p._log_probs(stacked, net=net), p.voice_offset(voice)))
+    assert np.allclose(got, want, atol=1e-5)
+    assert not np.allclose(got, p.predict_samples(speech[0], SR).window_probs)
+    view = Inspector(p).view(speech[0], SR, voice=voice).probs
+    assert np.allclose(view, got[0], atol=1e-5)
+    # a model without BatchNorm is adapted by the offset alone
+    plain = Predictor(make_bundle(tmp_path / "lenet" / "model.pt", name="lenet", seed=5))
+    assert not plain.has_batchnorm and plain.net(voice) is plain.model
