@@ -518,6 +518,11 @@ def execute_worker(run_id: str) -> int:
                      should_stop=lambda: cancel_requested(d), dist=dist)
         if dist.is_main:
             _finish(d, result, cfg)
+        # Every rank leaves the group together, once rank 0 has written the bundle: a rank
+        # that tore its connections down while rank 0 was still testing and saving could
+        # abort at exit ("terminate called without an active exception"), and torchrun then
+        # stopped rank 0 before the model was saved (seen on a loaded machine).
+        dist.barrier()
         distributed.shutdown(dist)
         return 0
     except BaseException as err:  # noqa: BLE001 - the supervisor reports it
