@@ -207,13 +207,6 @@ class Predictor:
             self._voice_reference = stored_voice_reference(self.bundle.path)
         return self._voice_reference
 
-    def _check_adaptable(self, voice: VoiceProfile | None) -> None:
-        if not usable(voice):
-            raise VoiceNeededError(
-                f"The voice profile is too short to adapt {self.name} to it "
-                f"({voice.takes if voice else 0} take(s)): give at least 3 takes or 8 s of "
-                "speech.")
-
     def _voice_key(self, kind: str) -> tuple:
         return (kind, self.card.extra.get("weights_sha256") or id(self.model), self.cfg.key(),
                 self.length)
@@ -227,15 +220,20 @@ class Predictor:
 
     def take_features(self, voice: VoiceProfile) -> dict[str, np.ndarray]:
         """The features of every model window of every take of ``voice``, stacked per space
-        (variable-length FS2 padded to the longest window, frame counts kept)."""
-        per_take = [self.window_features(y, voice.sample_rate)[0] for y in voice.clips]
-        if LENGTH_KEY not in per_take[0]:
-            return {s: np.concatenate([a[s] for a in per_take]) for s in per_take[0]}
-        images = [img[:, :n] for a in per_take for img, n in zip(a["fs2"], a[LENGTH_KEY])]
-        out = {s: np.concatenate([a[s] for a in per_take]) for s in per_take[0]
-               if s not in ("fs2", LENGTH_KEY)}
-        out["fs2"], out[LENGTH_KEY] = stack_padded(images, floor=-self.cfg.top_db)
-        return out
+        (variable-length FS2 padded to the longest window, frame counts kept); extracted
+        once per set of takes and feature config (`net` and `voice_offset` both read them)."""
+        def compute() -> dict[str, np.ndarray]:
+            per_take = [self.window_features(y, voice.sample_rate)[0] for y in voice.clips]
+            if LENGTH_KEY not in per_take[0]:
+                return {s: np.concatenate([a[s] for a in per_take]) for s in per_take[0]}
+            images = [img[:, :n] for a in per_take for img, n in zip(a["fs2"], a[LENGTH_KEY])]
+            out = {s: np.concatenate([a[s] for a in per_take]) for s in per_take[0]
+                   if s not in ("fs2", LENGTH_KEY)}
+            out["fs2"], out[LENGTH_KEY] = stack_padded(images, floor=-self.cfg.top_db)
+            return out
+
+        return voice.remember(("take features", self.cfg.key(), spaces_for(self.space),
+                               self.length), compute)
 
     def net(self, voice: VoiceProfile | None = None) -> torch.nn.Module:
         """The network that scores for ``voice``: the bundle's own, or, for a usable voice and
@@ -258,7 +256,11 @@ class Predictor:
         `net` (BatchNorm already moved towards the voice) on the voice's takes (every model
         window of every take), moved onto `voice_reference`. Cached in the profile (per
         model weights and feature config)."""
-        self._check_adaptable(voice)
+        if not usable(voice):
+            raise VoiceNeededError(
+                f"The voice profile is too short to adapt {self.name} to it "
+                f"({voice.takes if voice else 0} take(s)): give at least 3 takes or 8 s of "
+                "speech.")
         def compute() -> np.ndarray:
             lp = self._log_probs(self.take_features(voice), net=self.net(voice))
             return voice_offset(np.exp(lp), self.voice_reference)

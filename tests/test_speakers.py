@@ -465,7 +465,8 @@ def test_a_batchnorm_model_is_adapted_by_its_statistics_then_the_offset(tmp_path
         torch.testing.assert_close(v, trained[k])
         if k.endswith("weight") or k.endswith("bias"):
             torch.testing.assert_close(net.state_dict()[k], v)
-    # the offset comes from the adapted network's answers on the takes
+    # the offset comes from the adapted network's answers on the takes (features once)
+    assert p.take_features(voice) is p.take_features(voice)
     lp_takes = p._log_probs(p.take_features(voice), net=net)
     assert np.allclose(p.voice_offset(voice), voice_offset(np.exp(lp_takes)), atol=1e-5)
     # the verdict: the adapted network's answer, shifted by that offset
