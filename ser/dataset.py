@@ -254,6 +254,9 @@ class Prepared:
     soft: np.ndarray | None = None
     #: The teachers behind ``soft``, by name (expanded: ``ensemble`` → its members).
     teachers: list[str] = field(default_factory=list)
+    #: Per training row, its speaker (``batches="speaker"``: one speaker per batch); None =
+    #: batches mix speakers.
+    train_groups: np.ndarray | None = None
 
     def data_card(self, cfg: TrainConfig) -> dict:
         c = self.selection.corpus
@@ -306,8 +309,12 @@ def prepare(cfg: TrainConfig, input_space: str, *, store: FeatureStore | None = 
     weights = None
     if cfg.balance == "corpus":
         weights = np.tile(class_balance_weights(sel.manifest, sel.split.train), 1 + n_copies)
+    groups = None
+    if cfg.batches == "speaker":
+        groups = np.tile(sel.manifest["speaker"].astype(str).to_numpy()[sel.split.train],
+                         1 + n_copies)
     return Prepared(sel, feats_cfg, spaces, inputs, labels, norm, len(train_paths) * n_copies,
-                    weights)
+                    weights, train_groups=groups)
 
 
 def training_features(cfg: TrainConfig, sel: Selection, *, store: FeatureStore | None = None,

@@ -33,6 +33,12 @@ class TrainConfig:
     fold: int = 0
     test_corpus: str = ""  # loco: the corpus held out for testing (e.g. "tess")
     balance: str = "none"  # none | corpus: draw batches so every corpus weighs the same
+    #: ``"mixed"``: every batch a random draw of the training rows; ``"speaker"``: every
+    #: batch holds rows of one speaker only (the speaker's clips and their copies, cut into
+    #: batches of near-equal size), so BatchNorm normalises each batch by one voice's
+    #: statistics in training, as voice adaptation does at prediction time
+    #: (`ser.training.adapt_batchnorm`). Stored only when "speaker".
+    batches: str = "mixed"
     #: "speaker": standardise each log-mel image by its speaker's own statistics
     #: (`ser.speakers`); held-out speakers give ``enrol`` clips for them, never scored.
     speaker_norm: str = "none"
@@ -152,6 +158,12 @@ class TrainConfig:
             raise ValueError(f"balance must be none or corpus, not {self.balance!r}.")
         if self.speaker_norm not in ("none", "speaker"):
             raise ValueError(f"speaker_norm must be none or speaker, not {self.speaker_norm!r}.")
+        if self.batches not in ("mixed", "speaker"):
+            raise ValueError(f"batches must be mixed or speaker, not {self.batches!r}.")
+        if self.batches == "speaker" and (self.balance != "none" or self.distributed
+                                           or self.length != "fixed"):
+            raise ValueError("One-speaker batches work with balance none, fixed-length input "
+                             "and one process.")
         if self.speaker_norm == "speaker" and not 1 <= int(self.enrol) <= 100:
             raise ValueError(f"enrol must be 1–100 clips per speaker, not {self.enrol}.")
         if self.split == "loco" and not self.test_corpus:
@@ -253,6 +265,8 @@ class TrainConfig:
             del d["channel"]
         if not d["swa"]:
             del d["swa"]
+        if d["batches"] == "mixed":
+            del d["batches"]
         if not d["adversary"]:
             del d["adversary"]
         if not d["teachers"] or d["distill_scope"] == "all":

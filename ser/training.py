@@ -76,7 +76,8 @@ def fit(cfg: TrainConfig, *, on_event: EventFn | None = None,
     adversary = corpus_adversary(cfg, data, model, device)
     batches = Batches(data.inputs["train"], data.labels["train"], cfg.batch_size, device,
                       cfg.seed, data.train_weights, rank=dist.rank, world=dist.world,
-                      soft=data.soft, domains=adversary and adversary.targets)
+                      soft=data.soft, domains=adversary and adversary.targets,
+                      groups=data.train_groups)
     opt = torch.optim.Adam(trainable(net, adversary), lr=cfg.lr, weight_decay=cfg.weight_decay)
     schedule = Schedule(cfg.schedule, opt, cfg.lr, epochs, batches.steps_per_epoch)
     step = TrainStep(net, opt, class_weights(cfg, data, device), cfg.label_smoothing,
@@ -240,6 +241,12 @@ class Batches:
     length-bucketed: the seeded permutation is cut into pools of `BUCKET_POOL` batches,
     each pool sorted by length and cut into batches, and the batches shuffled; every batch
     is trimmed to its longest clip (the rest of the padding is the standardised floor).
+
+    With ``groups`` (one label per row, e.g. its speaker; one process, no weights) every
+    batch holds rows of one group: each epoch the seeded permutation is split by group,
+    each group's rows cut into ``ceil(n / batch_size)`` batches of near-equal size (so no
+    batch of one row), and the batches shuffled. The number of steps is the same every
+    epoch.
     """
 
     #: Batches per pool whose clips are sorted by length before batching.
@@ -248,7 +255,14 @@ class Batches:
     def __init__(self, inputs: tuple[torch.Tensor, ...], labels: torch.Tensor,
                  batch_size: int, device: torch.device, seed: int,
                  weights: np.ndarray | None = None, *, rank: int = 0, world: int = 1,
-                 soft: np.ndarray | None = None, domains: torch.Tensor | None = None):
+                 soft: np.ndarray | None = None, domains: torch.Tensor | None = None,
+                 groups: np.ndarray | None = None):
+        if groups is not None and (weights is not None or world > 1):
+            raise ValueError("One-group batches are drawn without weights, in one process.")
+        self.groups = None
+        if groups is not None:
+            _, codes = np.unique(np.asarray(groups), return_inverse=True)
+            self.groups = torch.as_tensor(codes.ravel())
         self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.double)
         self.lengths = input_lengths(inputs)
         if self.lengths is not None and world > 1:
@@ -266,6 +280,10 @@ class Batches:
         self.rank, self.world = rank, world
         self.n = len(labels)
         self.steps_per_epoch = math.ceil(self.n / batch_size)
+        if self.groups is not None:
+            sizes = torch.bincount(self.groups)
+            self.steps_per_epoch = int(sum(math.ceil(int(n) / batch_size) for n in sizes
+                                           if n))
         if world > 1 and 0 < self.n % batch_size < world:
             self.steps_per_epoch -= 1
         self.generator = torch.Generator().manual_seed(seed)
@@ -293,11 +311,22 @@ class Batches:
         order = torch.randperm(len(batches), generator=self.generator)
         return [batches[i] for i in order]
 
+    def grouped(self, perm: torch.Tensor) -> list[torch.Tensor]:
+        """One epoch's batches of one group each, from the seeded draw ``perm``."""
+        order = self.groups[perm]
+        batches = []
+        for g in torch.unique(order):
+            rows = perm[order == g]
+            batches += list(torch.tensor_split(rows, math.ceil(len(rows) / self.batch_size)))
+        shuffle = torch.randperm(len(batches), generator=self.generator)
+        return [batches[i] for i in shuffle]
+
     def epoch(self):
         perm = (torch.randperm(self.n, generator=self.generator) if self.weights is None else
                 torch.multinomial(self.weights, self.n, replacement=True,
                                   generator=self.generator))
-        buckets = self.bucketed(perm) if self.lengths is not None else None
+        buckets = (self.bucketed(perm) if self.lengths is not None else
+                   self.grouped(perm) if self.groups is not None else None)
         for b in range(self.steps_per_epoch):
             idx = (buckets[b] if buckets is not None else
                    perm[b * self.batch_size:(b + 1) * self.batch_size])
@@ -310,7 +339,7 @@ class Batches:
                 self.soft_batch = self.soft[idx]
             if self.domains is not None:
                 self.domain_batch = self.domains[idx]
-            if buckets is not None:
+            if buckets is not None and self.lengths is not None:
                 longest = int(self.lengths[idx.cpu().numpy()].max())
                 xb = [trim(x, longest) for x in xb]
             yield b, xb, self.labels[idx].to(self.device)

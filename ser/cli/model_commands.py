@@ -38,6 +38,8 @@ def add_commands(sub) -> None:
              "split": "speaker | random | kfold | loco",
              "test_corpus": "loco: the corpus held out (crema-d, tess, savee, emovo, ...)",
              "balance": "none | corpus (every corpus weighs the same in a batch)",
+             "batches": "mixed | speaker (every batch holds one speaker's clips, so "
+                        "BatchNorm learns per-voice statistics)",
              "distill_scope": "all | heard (each teacher answers only for clips of the "
                               "corpora it trained on; the label stands in elsewhere)",
              "schedule": "none | cosine | plateau",
