@@ -123,6 +123,11 @@ balance = c3.checkbox("Balance corpora", False, key="balance", disabled=not pool
                       help="Every corpus weighs the same in the training batches, however "
                            "many clips it has (and inside a corpus every emotion does). "
                            + ("" if pooled else "Needs a pool of at least two corpora."))
+speaker_batches = c3.checkbox(
+    "One speaker per batch", False, key="speaker_batches",
+    help="Every training batch holds clips of a single speaker, so the BatchNorm layers "
+         "learn to normalise by one voice's statistics, as calibrating to a voice on the "
+         "Predict page does. Not with balanced corpora or several processes.")
 adversary = c3.number_input(
     "Hide the corpus (adversarial weight)", 0.0, 2.0, 0.0, 0.1, key="adversary",
     disabled=not pooled,
@@ -240,7 +245,8 @@ def make_config(arch: str) -> TrainConfig:
     return TrainConfig(arch=arch, activation=activation, width=float(width), lr=float(lr),
                        epochs=int(epochs) or None, batch_size=int(batch), split=split,
                        test_corpus=test_corpus, balance="corpus" if balance and pooled
-                       else "none", seed=int(seed), device=device, noise=noise,
+                       else "none", seed=int(seed),
+                       batches="speaker" if speaker_batches else "mixed", device=device, noise=noise,
                        pitch=pitch, stretch=stretch, channel=channel,
                        copies=int(copies),
                        spec_augment=specaug, mixup=0.2 if mixup else 0.0,

@@ -529,3 +529,14 @@ def test_predict_defaults_to_one_model_and_offers_the_shipped_ensemble(demo_root
     finally:
         (tiny_models / "default.json").unlink()
         (tiny_models / "ensemble.json").unlink()
+
+
+def test_train_page_names_what_one_speaker_batches_cannot_train_with(demo_root, models_dir):
+    at = open_page("pages/train.py")
+    at.multiselect(key="archs").set_value(["ser2d"])
+    at.checkbox(key="speaker_batches").set_value(True).run()
+    assert_clean(at)
+    assert not at.error and not at.button(key="launch").disabled
+    at.number_input(key="nproc").set_value(2).run()
+    assert any("One-speaker batches" in e.value for e in at.error), [e.value for e in at.error]
+    assert at.button(key="launch").disabled

@@ -455,3 +455,57 @@ def test_weight_average_of_the_last_epochs_competes_on_validation(demo_root):
     text = table([ModelEntry(name="m", source="run", bundle=None, card=res.card)]
                  )["weight average"][0]
     assert text.startswith("kept" if swa["kept"] else "not kept") and "last 2 epochs" in text
+
+
+def test_one_speaker_batches_hold_one_speaker_and_every_row_once():
+    """batches="speaker": every batch comes from one group, each row is drawn once per
+    epoch, no batch has a single row, the step count is fixed and the draw is seeded."""
+    from ser.training import Batches
+
+    groups = np.array(["crema-d:1001"] * 20 + ["tess:OAF"] * 25 + ["savee:DC"] * 9)
+    x, y = torch.arange(len(groups), dtype=torch.float32)[:, None], torch.arange(len(groups))
+
+    def draw(seed):
+        b = Batches((x,), y, 8, torch.device("cpu"), seed, groups=groups)
+        out = []
+        for epoch in (1, 2):
+            b.set_epoch(epoch)
+            out.append([yb.tolist() for _, _, yb in b.epoch()])
+        return b.steps_per_epoch, out
+
+    steps, epochs = draw(5)
+    assert steps == 3 + 4 + 2
+    for batches in epochs:
+        assert len(batches) == steps
+        assert sorted(i for b in batches for i in b) == list(range(len(groups)))
+        assert all(len(set(groups[b])) == 1 and len(b) >= 2 for b in batches)
+    assert epochs[0] != epochs[1]
+    assert draw(5) == (steps, epochs)
+    with pytest.raises(ValueError, match="without weights"):
+        Batches((x,), y, 8, torch.device("cpu"), 0, np.ones(len(groups)), groups=groups)
+
+
+def test_one_speaker_batches_option_is_checked_and_stored_only_when_on():
+    assert "batches" not in TrainConfig(arch="ser2d").as_dict()
+    assert TrainConfig(arch="ser2d", batches="speaker").check().as_dict()["batches"] == "speaker"
+    with pytest.raises(ValueError, match="mixed or speaker"):
+        TrainConfig(arch="ser2d", batches="corpus").check()
+    with pytest.raises(ValueError, match="balance none"):
+        TrainConfig(arch="ser2d", batches="speaker", balance="corpus").check()
+    with pytest.raises(ValueError, match="one process"):
+        TrainConfig(arch="ser2d", batches="speaker", nproc=2).check()
+
+
+@pytest.mark.slow
+def test_a_run_with_one_speaker_batches_trains_and_records_it(demo_root, tmp_path):
+    """Through the command line, as a user would: the card keeps the option, so
+    ``--config card.json`` repeats the run."""
+    env = {**__import__("os").environ, "SER_RUNS_DIR": str(tmp_path / "runs")}
+    out = tmp_path / "m.pt"
+    r = subprocess.run([sys.executable, "-m", "ser", "train", "--arch", "ser2d", "--epochs",
+                        "1", "--max-clips", "120", "--no-noise", "--batch-size", "16",
+                        "--batches", "speaker", "--data", str(demo_root), "--out", str(out)],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    card = load_bundle(out).card
+    assert card.training.batches == "speaker"
