@@ -245,8 +245,8 @@ def make_config(arch: str) -> TrainConfig:
     return TrainConfig(arch=arch, activation=activation, width=float(width), lr=float(lr),
                        epochs=int(epochs) or None, batch_size=int(batch), split=split,
                        test_corpus=test_corpus, balance="corpus" if balance and pooled
-                       else "none", seed=int(seed),
-                       batches="speaker" if speaker_batches else "mixed", device=device, noise=noise,
+                       else "none", seed=int(seed), device=device, noise=noise,
+                       batches="speaker" if speaker_batches else "mixed",
                        pitch=pitch, stretch=stretch, channel=channel,
                        copies=int(copies),
                        spec_augment=specaug, mixup=0.2 if mixup else 0.0,

@@ -244,9 +244,9 @@ class Batches:
 
     With ``groups`` (one label per row, e.g. its speaker; one process, no weights) every
     batch holds rows of one group: each epoch the seeded permutation is split by group,
-    each group's rows cut into ``ceil(n / batch_size)`` batches of near-equal size (so no
-    batch of one row), and the batches shuffled. The number of steps is the same every
-    epoch.
+    each group's rows cut into ``ceil(n / batch_size)`` batches of near-equal size, and the
+    batches shuffled; the rows of a group that has only one join the epoch's first batch
+    (no batch of one row). The number of steps is the same every epoch.
     """
 
     #: Batches per pool whose clips are sorted by length before batching.
@@ -282,8 +282,8 @@ class Batches:
         self.steps_per_epoch = math.ceil(self.n / batch_size)
         if self.groups is not None:
             sizes = torch.bincount(self.groups)
-            self.steps_per_epoch = int(sum(math.ceil(int(n) / batch_size) for n in sizes
-                                           if n))
+            self.steps_per_epoch = max(1, int(sum(math.ceil(int(n) / batch_size)
+                                                  for n in sizes if n > 1)))
         if world > 1 and 0 < self.n % batch_size < world:
             self.steps_per_epoch -= 1
         self.generator = torch.Generator().manual_seed(seed)
@@ -314,12 +314,18 @@ class Batches:
     def grouped(self, perm: torch.Tensor) -> list[torch.Tensor]:
         """One epoch's batches of one group each, from the seeded draw ``perm``."""
         order = self.groups[perm]
-        batches = []
+        batches, alone = [], []
         for g in torch.unique(order):
             rows = perm[order == g]
+            if len(rows) == 1:  # a group of one row would make a batch of one
+                alone.append(rows)
+                continue
             batches += list(torch.tensor_split(rows, math.ceil(len(rows) / self.batch_size)))
         shuffle = torch.randperm(len(batches), generator=self.generator)
-        return [batches[i] for i in shuffle]
+        batches = [batches[i] for i in shuffle]
+        if alone:  # such rows join the first batch of the epoch
+            batches[:1] = [torch.cat(batches[:1] + alone)]
+        return batches
 
     def epoch(self):
         perm = (torch.randperm(self.n, generator=self.generator) if self.weights is None else

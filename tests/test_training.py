@@ -481,6 +481,14 @@ def test_one_speaker_batches_hold_one_speaker_and_every_row_once():
         assert all(len(set(groups[b])) == 1 and len(b) >= 2 for b in batches)
     assert epochs[0] != epochs[1]
     assert draw(5) == (steps, epochs)
+    # a speaker with a single row joins a batch instead of making a batch of one
+    lone = np.append(groups, "urdu:SM1")
+    b = Batches((torch.zeros(len(lone), 1),), torch.arange(len(lone)), 8,
+                torch.device("cpu"), 0, groups=lone)
+    b.set_epoch(1)
+    sizes = [len(yb) for _, _, yb in b.epoch()]
+    assert len(sizes) == b.steps_per_epoch == steps and sum(sizes) == len(lone)
+    assert min(sizes) >= 2
     with pytest.raises(ValueError, match="without weights"):
         Batches((x,), y, 8, torch.device("cpu"), 0, np.ones(len(groups)), groups=groups)
 
