@@ -291,7 +291,7 @@ def test_unseen_summary_names_the_corpora_of_a_pooled_model(tmp_path):
     repo = Path(__file__).resolve().parents[1] / "models"
     pooled, plain = tmp_path / "pooled", tmp_path / "plain"
     pooled.mkdir(), plain.mkdir()
-    shutil.copy(repo / "ser2d.pool5-rfloor30-kd" / "card.json", pooled / "card.json")
+    shutil.copy(repo / "ser2d.pool5-rfloor30-kd-x3" / "card.json", pooled / "card.json")
     crosscorpus.write(plain, [crosscorpus.Cell("tess", "unseen", 100, 0.4, 0.38, {},
                                                {lab: 1 / 6 for lab in config.LABELS})])
     text = crosscorpus.unseen_summary({"pool": pooled})
