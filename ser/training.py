@@ -74,10 +74,7 @@ def fit(cfg: TrainConfig, *, on_event: EventFn | None = None,
     model, net = build_model(cfg, data, device, dist)
     epochs = cfg.resolved_epochs()
     adversary = corpus_adversary(cfg, data, model, device)
-    batches = Batches(data.inputs["train"], data.labels["train"], cfg.batch_size, device,
-                      cfg.seed, data.train_weights, rank=dist.rank, world=dist.world,
-                      soft=data.soft, domains=adversary and adversary.targets,
-                      groups=data.train_groups)
+    batches = training_batches(cfg, data, device, dist, adversary)
     opt = torch.optim.Adam(trainable(net, adversary), lr=cfg.lr, weight_decay=cfg.weight_decay)
     schedule = Schedule(cfg.schedule, opt, cfg.lr, epochs, batches.steps_per_epoch)
     step = TrainStep(net, opt, class_weights(cfg, data, device), cfg.label_smoothing,
@@ -186,6 +183,16 @@ def validate(model: torch.nn.Module, data: Prepared, device: torch.device, dist:
         val = classification_metrics(data.labels["val"].numpy(),
                                      predict_proba(model, data.inputs["val"], device))
     return dist.broadcast(val)
+
+
+def training_batches(cfg: TrainConfig, data: Prepared, device: torch.device, dist: Dist,
+                     adversary=None) -> Batches:
+    """The run's training batches: this rank's share, with the rows' weights, teachers'
+    answers, corpora (for the adversary) and speakers (one-speaker batches) attached."""
+    return Batches(data.inputs["train"], data.labels["train"], cfg.batch_size, device,
+                   cfg.seed, data.train_weights, rank=dist.rank, world=dist.world,
+                   soft=data.soft, domains=adversary and adversary.targets,
+                   groups=data.train_groups)
 
 
 def check_parts(data: Prepared, batch_size: int | None = None, dist: Dist | None = None
