@@ -1,6 +1,7 @@
 """Training engine: real subprocess runs on the demo corpus, bundles, reproducibility."""
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -508,7 +509,7 @@ def test_one_speaker_batches_option_is_checked_and_stored_only_when_on():
 def test_a_run_with_one_speaker_batches_trains_and_records_it(demo_root, tmp_path):
     """Through the command line, as a user would: the card keeps the option, so
     ``--config card.json`` repeats the run."""
-    env = {**__import__("os").environ, "SER_RUNS_DIR": str(tmp_path / "runs")}
+    env = {**os.environ, "SER_RUNS_DIR": str(tmp_path / "runs")}
     out = tmp_path / "m.pt"
     r = subprocess.run([sys.executable, "-m", "ser", "train", "--arch", "ser2d", "--epochs",
                         "1", "--max-clips", "120", "--no-noise", "--batch-size", "16",
