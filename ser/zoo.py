@@ -18,6 +18,7 @@ Names follow timm's ``architecture.tag`` (``ser2d.crema-si-pitch-x3``):
 from __future__ import annotations
 
 import fnmatch
+import math
 import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -380,10 +381,14 @@ def calibrate_entry(entry: ModelEntry, *, target_precision: float = 0.7):
     return calibrate(log_probs(probs), y, target_precision=target_precision)
 
 
-def write_calibration(path: str | Path, calibration) -> Path:
+def write_calibration(path: str | Path, calibration) -> bool:
     """Store ``calibration`` in the card of the bundle at ``path``: ``model.pt`` is re-saved
     (same weights, same dtype) and its ``card.json`` rewritten. ``calibration`` is a
     `ser.calibration.Calibration` or its dict; None removes a stored one.
+
+    Returns False, and touches no file, when the card already holds this calibration (every
+    number equal to 1e-9): re-saving an older bundle would otherwise rewrite both files with
+    the newer card layout although nothing changed. True when written.
 
     Raises `BundleError` (and writes nothing) if re-saving would change the weights, and
     after writing checks that the file reads back with its original weights digest.
@@ -395,6 +400,9 @@ def write_calibration(path: str | Path, calibration) -> Path:
     path = Path(path)
     b = load_bundle(path)
     card = b.card
+    record = calibration.to_dict() if hasattr(calibration, "to_dict") else calibration
+    if same_calibration(card.calibration, record):
+        return False
     digest = card.extra.get("weights_sha256")
     half = card.extra.get("weights_dtype") == "float16"
     # The exact state save_bundle will write: float32 in memory, cast back when stored as
@@ -406,10 +414,26 @@ def write_calibration(path: str | Path, calibration) -> Path:
     if weights_digest(state) != digest:
         raise BundleError(f"{path}: re-saving would change the weights (digest mismatch); "
                           "calibration not written.")
-    record = calibration.to_dict() if hasattr(calibration, "to_dict") else calibration
     card.calibration = dict(record) if record is not None else None
     save_bundle(path, b.model, card, half=half)
     stored, _ = read(path)
     if stored.get("weights_sha256") != digest:  # pragma: no cover - guarded above
         raise BundleError(f"{path}: the weights digest changed while writing the calibration.")
-    return path
+    return True
+
+
+def same_calibration(a: dict | None, b: dict | None) -> bool:
+    """Whether two calibration records (dicts, or None for "not calibrated") say the same:
+    the same keys, equal strings and numbers equal to a relative 1e-9."""
+    if a is None or b is None:
+        return a is None and b is None
+    if set(a) != set(b):
+        return False
+    for key, value in a.items():
+        other = b[key]
+        if isinstance(value, str) or isinstance(other, str):
+            if value != other:
+                return False
+        elif not math.isclose(float(value), float(other), rel_tol=1e-9, abs_tol=1e-12):
+            return False
+    return True

@@ -375,6 +375,36 @@ def test_cli_calibrate_writes_cards_and_the_ensemble(zoo):
             card["calibration"]
     ens = json.loads((zoo / "ensemble.json").read_text())
     assert ens["calibration"]["n_val"] == 600
+    assert "written: m1, m2, models/ensemble.json" in out.stdout
+    # Regression: a second --write rewrote every model.pt and card.json although nothing had
+    # changed (the re-saved card gained the newer layout's fields). Now nothing is touched.
+    files = [zoo / n / f for n in ("m1", "m2") for f in ("model.pt", "card.json")]
+    files.append(zoo / "ensemble.json")
+    before = {f: (f.read_bytes(), f.stat().st_mtime_ns) for f in files}
+    again = run_cli("calibrate", "--write")
+    assert again.returncode == 0, again.stderr
+    assert "written: nothing (every stored calibration is already up to date)" in again.stdout
+    assert {f: (f.read_bytes(), f.stat().st_mtime_ns) for f in files} == before
+
+
+def test_writing_the_stored_calibration_again_leaves_the_files_alone(tmp_path):
+    from ser.zoo import same_calibration, write_calibration
+
+    c = Calibration(temperature=1.37, threshold=0.42, ece_before=0.08, ece_after=0.02,
+                    n_val=738, target_precision=0.7, coverage=0.81, precision_above=0.71)
+    path = make_bundle(tmp_path / "m" / "model.pt")
+    assert write_calibration(path, None) is False  # not calibrated, nothing to remove
+    assert write_calibration(path, c) is True
+    files = [path, path.parent / "card.json"]
+    before = [(f.read_bytes(), f.stat().st_mtime_ns) for f in files]
+    assert write_calibration(path, c) is False
+    assert write_calibration(path, c.to_dict()) is False
+    assert [(f.read_bytes(), f.stat().st_mtime_ns) for f in files] == before
+    moved = Calibration.from_dict({**c.to_dict(), "temperature": 1.38})
+    assert write_calibration(path, moved) is True
+    assert same_calibration(None, None) and not same_calibration(c.to_dict(), None)
+    assert not same_calibration({"method": "a", "n_val": 3}, {"method": "b", "n_val": 3})
+    assert same_calibration({"temperature": 1.0}, {"temperature": 1.0 + 1e-13})
 
 
 @pytest.mark.slow

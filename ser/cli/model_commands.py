@@ -656,7 +656,7 @@ def cmd_calibrate(args) -> int:
         prediction_arrays,
     )
     from ser.ensemble import calibrate_ensemble, member_probs, read_ensemble, write_ensemble
-    from ser.zoo import calibrate_entry, shipped_models, write_calibration
+    from ser.zoo import calibrate_entry, same_calibration, shipped_models, write_calibration
 
     entries = shipped_models()
     if not entries:
@@ -677,7 +677,7 @@ def cmd_calibrate(args) -> int:
               f"{cal.ece_before:.3f} → {cal.ece_after:.3f} {t:>15} {cal.threshold:>9.3f} "
               f"{cal.coverage:>8.1%} {cal.precision_above:>8.1%}", flush=True)
 
-    fitted = {}
+    fitted, written, kept = {}, [], []
     for e in entries:
         cal = calibrate_entry(e, target_precision=args.target)
         if cal is None:
@@ -688,7 +688,7 @@ def cmd_calibrate(args) -> int:
         row(e.name, cal, test_ece(*prediction_arrays(test), cal.temperature)
             if test is not None else None)
         if args.write:
-            write_calibration(e.bundle, cal)
+            (written if write_calibration(e.bundle, cal) else kept).append(e.name)
     ens = read_ensemble()
     if ens is not None:
         try:
@@ -702,9 +702,12 @@ def cmd_calibrate(args) -> int:
             after = apply_temperature(log_probs(chain), cal.temperature)
             row(ens.name + " (mean of members)", cal,
                 (expected_calibration_error(raw, y), expected_calibration_error(after, y)))
-            if args.write:
+            if args.write and same_calibration(ens.calibration, cal.to_dict()):
+                kept.append("models/ensemble.json")
+            elif args.write:
                 ens.calibration = cal.to_dict()
                 write_ensemble(ens)
+                written.append("models/ensemble.json")
     print(f"T > 1: the model was over-confident. ECE val: on the validation clips T was "
           f"fitted on; ECE test: on the unseen test clips (for the ensemble, 'before' is "
           f"the plain average of the members' outputs, 'after' the members' temperatures, "
@@ -712,8 +715,11 @@ def cmd_calibrate(args) -> int:
           f"'uncertain'; coverage: share of validation clips at or above it; acc>=thr: "
           f"their accuracy (target {args.target:.0%}).")
     if args.write:
-        print(f"written: {len(fitted)} model cards" + (" and models/ensemble.json"
-                                                       if ens is not None else ""))
+        # Only what changed is rewritten: an unchanged card stays byte for byte as it was.
+        print(f"written: {', '.join(written)}" if written else
+              "written: nothing (every stored calibration is already up to date)")
+        if written and kept:
+            print(f"unchanged: {len(kept)} (already up to date)")
     else:
         print("nothing written (use --write)")
     return 0
