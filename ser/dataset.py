@@ -115,14 +115,27 @@ def _masked_band_stats(a: np.ndarray, lengths: np.ndarray) -> dict[str, np.ndarr
     return {"mean": mean.astype(np.float32), "std": np.maximum(std, 1.0).astype(np.float32)}
 
 
-def normalise(space: str, x: np.ndarray, stats: dict[str, np.ndarray]) -> torch.Tensor:
-    """Standardise a batch of features and add the channel axis the models expect."""
-    x = np.asarray(x, dtype=np.float32)
+def normalise(space: str, x: np.ndarray, stats: dict[str, np.ndarray], *,
+              inplace: bool = False) -> torch.Tensor:
+    """Standardise a batch of features and add the channel axis the models expect.
+
+    With ``inplace`` an array the caller owns (float32, writeable, not a view) is overwritten
+    and shared with the returned tensor instead of copied: the training part of a run with
+    augmented copies is GBs, and a second copy of it was the peak of a run's memory."""
+    own = (inplace and isinstance(x, np.ndarray) and x.dtype == np.float32
+           and x.flags.writeable and x.flags.c_contiguous and x.base is None)
+    x = x if own else np.asarray(x, dtype=np.float32)
     if space == "fs1":
-        return torch.from_numpy((x - stats["mean"]) / stats["std"]).unsqueeze(1)  # (N, 1, D)
-    mean, std = stats["mean"][:, None], stats["std"][:, None]
-    t = torch.from_numpy(np.ascontiguousarray((x - mean) / std, dtype=np.float32))
-    return t.unsqueeze(1)  # (N, 1, n_mels, T)
+        mean, std = stats["mean"], stats["std"]
+    else:
+        mean, std = stats["mean"][:, None], stats["std"][:, None]
+    if own:
+        x -= mean
+        x /= std
+        t = torch.from_numpy(x)
+    else:
+        t = torch.from_numpy(np.ascontiguousarray((x - mean) / std, dtype=np.float32))
+    return t.unsqueeze(1)  # (N, 1, D) or (N, 1, n_mels, T)
 
 
 def model_inputs(arrays: dict[str, np.ndarray], input_space: str,
@@ -300,8 +313,10 @@ def prepare(cfg: TrainConfig, input_space: str, *, store: FeatureStore | None = 
     norm = fit_normalisation(raw["train"])
     inputs, labels = {}, {}
     for part, idx in sel.split.parts().items():
-        inputs[part] = Inputs([normalise(s, raw[part][s], norm[s]) for s in spaces],
-                              raw[part].get(LENGTH_KEY))
+        # raw holds this run's own copies (indexed out of the cache, or concatenated):
+        # normalised where they are, not copied once more.
+        inputs[part] = Inputs([normalise(s, raw[part][s], norm[s], inplace=True)
+                               for s in spaces], raw[part].get(LENGTH_KEY))
         y = encode_labels(sel.manifest["emotion"].iloc[idx])
         if part == "train" and aug_feats is not None:
             y = np.tile(y, 1 + n_copies)

@@ -212,6 +212,35 @@ def test_normalisation_is_fitted_on_training_clips_only(demo_root):
     np.testing.assert_allclose(x.mean(0), 0, atol=1e-4)
 
 
+def test_normalising_in_place_gives_the_same_inputs_and_spares_a_copy(demo_root):
+    """Regression: prepare() held the training part twice (raw and standardised), 14 GB at
+    the peak of a three-copy leave-one-corpus-out run; now it standardises its own arrays
+    where they are. A view or read-only array (the feature cache) is never written to."""
+    from ser.dataset import normalise
+
+    rng = np.random.default_rng(0)
+    stats = {"fs1": {"mean": rng.normal(size=169).astype(np.float32),
+                     "std": rng.uniform(0.5, 2, 169).astype(np.float32)},
+             "fs2": {"mean": rng.normal(size=128).astype(np.float32),
+                     "std": rng.uniform(0.5, 2, 128).astype(np.float32)}}
+    for space, shape in (("fs1", (7, 169)), ("fs2", (5, 128, 216))):
+        x = rng.normal(size=shape).astype(np.float32)
+        want = normalise(space, x, stats[space])
+        assert not np.shares_memory(want.numpy(), x)
+        own = x.copy()
+        got = normalise(space, own, stats[space], inplace=True)
+        assert np.shares_memory(got.numpy(), own) and got.shape == want.shape
+        torch.testing.assert_close(got, want)
+        cache = x.copy()
+        cache.flags.writeable = False
+        view = x.copy()[1:]
+        for other in (cache, view, x.astype(np.float64)):
+            before = other.copy()
+            torch.testing.assert_close(normalise(space, other, stats[space], inplace=True),
+                                       normalise(space, before, stats[space]))
+            np.testing.assert_array_equal(other, before)
+
+
 def test_select_repeats_the_recorded_sample_and_fold(demo_root):
     cfg = TrainConfig(split="kfold", fold=2, max_clips=200, seed=4)
     a, b = select(cfg), select(cfg)
