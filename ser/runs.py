@@ -25,6 +25,7 @@ from ser.recipe import TrainConfig
 
 STATES = ("queued", "running", "finished", "failed", "cancelled")
 ACTIVE = ("queued", "running")
+STOPPED_UNEXPECTEDLY = "the training process stopped unexpectedly (see train.log)"
 
 
 class RunError(ValueError):
@@ -75,8 +76,7 @@ def status(run_id: str) -> dict:
         time.sleep(0.2)  # the process may have just written its final state
         st = read_json(d / "status.json")
         if st.get("state") in ACTIVE:
-            st.update(state="failed", ended=_now(), error="the training process stopped "
-                      "unexpectedly (see train.log)")
+            st.update(state="failed", ended=_now(), error=STOPPED_UNEXPECTEDLY)
             write_json(d / "status.json", st)
             _stop_group(run_id, st)  # its feature workers must not live on as orphans
     st["run_id"] = run_id
@@ -128,16 +128,54 @@ def launch(run_id: str, *, max_parallel: int = 1) -> int:
         env=env, start_new_session=True)
     log.close()
     _set_status(d, pid=proc.pid, pgid=proc.pid, launched=_now())
-    _reap_when_done(proc)
+    _reap_when_done(proc, run_id)
     return proc.pid
 
 
-def _reap_when_done(proc: subprocess.Popen) -> None:
+def death_reason(returncode: int) -> str:
+    """Why a training process that never wrote its final state ended, from its exit code
+    (negative: the signal that ended it), in words the Train page can show."""
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        if -returncode == signal.SIGKILL:
+            return ("the training process was killed (SIGKILL) before it finished; on "
+                    "Linux that is most often the system running out of memory. A run holds "
+                    "its training clips and every augmented copy in memory (a log-mel run "
+                    "about 1/3 GB per 1,000 of those rows at its peak): fewer copies or "
+                    "corpora, or closing other programs, help (see train.log)")
+        return f"the training process was stopped by {name} before it finished (see train.log)"
+    return (f"the training process exited with code {returncode} before it finished "
+            "(see train.log)")
+
+
+def _reap_when_done(proc: subprocess.Popen, run_id: str | None = None) -> None:
     """Wait for the child in a daemon thread, so a finished run does not stay a
-    ``<defunct>`` zombie under the server that launched it."""
+    ``<defunct>`` zombie under the server that launched it. A run that ends without writing
+    its final state (killed from outside, e.g. by the out-of-memory killer) is marked
+    failed with the reason its exit code gives, and its workers are stopped."""
     import threading
 
-    threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
+    def wait() -> None:
+        code = proc.wait()
+        if run_id is None or code == 0:
+            return
+        d = run_dir(run_id)
+        if (d / "cancel").exists():  # stopped on request: cancel/kill write its state
+            return
+        try:
+            st = read_json(d / "status.json")
+        except (FileNotFoundError, ValueError):
+            return
+        if st.get("state") in ACTIVE or (st.get("state") == "failed"
+                                         and st.get("error") == STOPPED_UNEXPECTEDLY):
+            st = _set_status(d, state="failed", ended=st.get("ended") or _now(),
+                             error=death_reason(code), exit_code=code)
+            _stop_group(run_id, st)
+
+    threading.Thread(target=wait, name=f"reap-{proc.pid}", daemon=True).start()
 
 
 def start(cfg, *, max_parallel: int = 1) -> str:

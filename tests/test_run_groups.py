@@ -72,8 +72,23 @@ def test_a_run_killed_from_outside_leaves_no_orphans(extracting):
     run_id, pgid = extracting
     os.kill(runs.status(run_id)["pid"], signal.SIGKILL)  # only the leader, as `kill -9`
     time.sleep(0.5)
-    assert runs.status(run_id)["state"] == "failed"  # noticing the death stops the rest
+    st = runs.status(run_id)
+    assert st["state"] == "failed"  # noticing the death stops the rest
     assert _gone(run_id, pgid)
+    # Regression: the Train page said only "stopped unexpectedly"; a SIGKILL from outside
+    # is most often the out-of-memory killer, and the run's status now says so.
+    end = time.time() + 10
+    while "SIGKILL" not in st.get("error", "") and time.time() < end:
+        time.sleep(0.2)
+        st = runs.status(run_id)
+    assert "killed (SIGKILL)" in st["error"] and "out of memory" in st["error"]
+    assert st["exit_code"] == -signal.SIGKILL
     out = subprocess.run([sys.executable, "-m", "ser", "runs", "cleanup"], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "stopped leftover processes" in out.stdout
+
+
+def test_a_stopped_run_names_why_from_its_exit_code():
+    assert "out of memory" in runs.death_reason(-signal.SIGKILL)
+    assert "SIGSEGV" in runs.death_reason(-signal.SIGSEGV)
+    assert "code 3" in runs.death_reason(3)
