@@ -89,6 +89,22 @@ def models_dir() -> Path:
     return Path(os.environ.get("SER_MODELS_DIR", ROOT / "models"))
 
 
+def display_path(path: str | Path) -> str:
+    """A folder or file as a user reads it: relative to the project when it lies inside it
+    (``models``, not ``/home/me/ser-studio/models``), under ``~`` when in the home folder,
+    otherwise absolute. Only for showing; never used to open anything."""
+    p = Path(path).expanduser().absolute()
+    for base, prefix in ((ROOT, ""), (Path.home(), "~/")):
+        try:
+            rel = p.relative_to(base)
+        except ValueError:
+            continue
+        if str(rel) == ".":
+            return "." if not prefix else "~"
+        return prefix + rel.as_posix()
+    return p.as_posix()
+
+
 def profiles_dir() -> Path:
     """Named voice profiles a user chose to save (Predict page); ``SER_PROFILES_DIR``."""
     return Path(os.environ.get("SER_PROFILES_DIR", ROOT / "profiles"))

@@ -372,3 +372,24 @@ def test_scoring_uses_one_cpu_thread_and_restores_the_count(tmp_path):
         assert pred.probs.shape == (6,) and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_folders_are_shown_as_a_user_reads_them(monkeypatch):
+    """Regression: the sidebar showed absolute paths of whoever ran the app (the README's
+    screenshots carried a developer's worktree). Folders inside the project read relative
+    to it, folders in the home folder start with ~, anything else stays absolute."""
+    from ser import config
+
+    assert config.display_path(config.ROOT / "models") == "models"
+    assert config.display_path(config.ROOT / "runs" / "a") == "runs/a"
+    assert config.display_path(config.ROOT) == "."
+    assert config.display_path("/somewhere/else/runs") == "/somewhere/else/runs"
+    home = Path.home()
+    if not str(config.ROOT).startswith(str(home)):
+        assert config.display_path(home / "corpora" / "tess") == "~/corpora/tess"
+        assert config.display_path(home) == "~"
+    monkeypatch.setenv("SER_MODELS_DIR", str(config.ROOT / "models"))
+    monkeypatch.setenv("SER_RUNS_DIR", "/somewhere/else/runs")
+    at = AppTest.from_file(str(REPO / "Home.py"), default_timeout=60).run()
+    captions = " ".join(c.value for c in at.sidebar.caption)
+    assert "Models: `models` · runs: `/somewhere/else/runs`" in captions, captions

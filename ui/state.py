@@ -43,7 +43,7 @@ def corpus_dir() -> str | None:
 
 def show_path(path) -> str:
     """`path` for a private server; a neutral word on a public one."""
-    return "(hidden on this public server)" if public() else f"`{path}`"
+    return "(hidden on this public server)" if public() else f"`{config.display_path(path)}`"
 
 
 @st.cache_data(show_spinner="Scanning the corpus…", max_entries=4)
@@ -171,7 +171,8 @@ def corpus_sidebar() -> None:
 
         st.caption(f"Compute: {device_description()}")
         if not s.public:
-            st.caption(f"Models: `{config.models_dir()}` · runs: `{config.runs_dir()}`")
+            st.caption(f"Models: {show_path(config.models_dir())} · runs: "
+                       f"{show_path(config.runs_dir())}")
 
 
 def _public_chooser(s) -> None:
