@@ -33,13 +33,25 @@ MIN_SAMPLE_RATE = 1000
 MAX_SAMPLE_RATE = 768_000
 #: Containers libsndfile decodes itself (file-name extensions, lower case, no dot).
 NATIVE_FORMATS = ("wav", "flac", "ogg", "opus", "mp3", "aiff", "aif")
-#: Containers only the fallback decoder reads, when audioread has an ffmpeg or GStreamer
-#: backend on this machine.
-FALLBACK_FORMATS = ("m4a", "aac", "mp4", "wma")
+#: Containers only the fallback decoder reads: PyAV (a requirement), or audioread with an
+#: ffmpeg or GStreamer backend. M4A/AAC is what phones record voice memos in.
+FALLBACK_FORMATS = ("m4a", "aac", "mp4", "webm", "wma")
+
+
+def _pyav():
+    """The PyAV module (FFmpeg's decoders in a wheel), or None when it is not installed."""
+    try:
+        import av
+    except Exception:  # noqa: BLE001 - a broken optional decoder means "not available"
+        return None
+    return av
 
 
 def fallback_available() -> bool:
-    """True when audioread can decode compressed formats here (not just raw WAV/AIFF)."""
+    """True when compressed formats beyond libsndfile's (M4A, AAC, MP4, WebM, WMA) can be
+    decoded here: PyAV is installed, or audioread has an ffmpeg or GStreamer backend."""
+    if _pyav() is not None:
+        return True
     try:
         import audioread
 
@@ -70,7 +82,10 @@ def _check_rate(rate, name: str) -> int:
 def _clean(err: Exception) -> str:
     """A decoder's message without object addresses such as ``<_io.BytesIO object at
     0x7f…>``."""
-    return re.sub(r"<[^<>]* at 0x[0-9a-fA-F]+>", "the file", str(err)).strip()
+    text = re.sub(r"<[^<>]* at 0x[0-9a-fA-F]+>", "the file", str(err))
+    text = re.sub(r"\[Errno -?\d+\]\s*", "", text)  # FFmpeg's error numbers (PyAV)
+    text = re.sub(r":\s*'<none>'", "", text)  # PyAV names an in-memory file '<none>'
+    return text.strip()
 
 
 @dataclass(frozen=True)
@@ -151,44 +166,89 @@ def _not_decodable(name: str, err: Exception | None = None) -> AudioError:
     detail = f" ({_clean(err)})" if err is not None and _clean(err) else ""
     ext = Path(name).suffix.lower().lstrip(".")
     if ext in FALLBACK_FORMATS and not fallback_available():
-        return AudioError(f"{name}: {ext.upper()} files cannot be decoded on this server (no "
-                          f"ffmpeg or GStreamer). {_formats_hint()}")
+        return AudioError(f"{name}: {ext.upper()} files cannot be decoded on this server "
+                          f"(PyAV is not installed: pip install av). {_formats_hint()}")
     return AudioError(f"{name} is not audio that SER Studio can decode{detail}. "
                       f"{_formats_hint()}")
 
 
 class _Fallback:
-    """A file libsndfile cannot open, opened with audioread: header facts first, samples
-    only on request (so the duration is checked before anything is decoded)."""
+    """A file libsndfile cannot open (M4A/AAC from a phone, MP4, WebM, WMA), opened with
+    PyAV (FFmpeg's decoders, shipped in its wheel) or, failing that, audioread: header facts
+    first, samples only on request, so the duration is checked before anything is decoded."""
 
     def __init__(self, data: bytes, name: str):
-        import tempfile
-
         self.name = name
-        self.tmp = tempfile.NamedTemporaryFile(suffix=Path(name).suffix or ".bin")
-        self.tmp.write(data)
-        self.tmp.flush()
-        try:
-            import audioread
-
-            with audioread.audio_open(self.tmp.name) as f:
-                rate, self.channels, duration = f.samplerate, f.channels, f.duration
-        except ZeroDivisionError:  # the decoder divided by a sample rate of 0
-            self.close()
-            _check_rate(0, name)
-            raise
-        except Exception as err:  # noqa: BLE001 - any decoder failure: "not decodable"
-            self.close()
-            raise _not_decodable(name, err) from None
+        self.data = data
+        self.tmp = None
+        self.format = Path(name).suffix.lstrip(".").upper()
+        av = _pyav()
+        err: Exception | None = None
+        if av is not None:
+            try:
+                rate, self.channels, duration = self._probe_pyav(av)
+                self.backend = "pyav"
+            except AudioError:
+                raise
+            except Exception as e:  # noqa: BLE001 - try audioread before giving up
+                err = e
+        if av is None or err is not None:
+            rate, self.channels, duration = self._probe_audioread(err)
+            self.backend = "audioread"
+        self.format = self.format or "?"
         try:
             self.samplerate = _check_rate(rate, name)
         except AudioError:
             self.close()
             raise
         self.duration_s = float(duration or 0.0)
-        self.format = Path(name).suffix.lstrip(".").upper() or "?"
 
-    def read(self) -> np.ndarray:
+    def _probe_pyav(self, av) -> tuple:
+        with av.open(io.BytesIO(self.data)) as c:
+            if not c.streams.audio:
+                raise _not_decodable(self.name, ValueError("it holds no audio stream"))
+            s = c.streams.audio[0]
+            if s.duration and s.time_base:
+                duration = float(s.duration * s.time_base)
+            else:
+                duration = c.duration / av.time_base if c.duration else 0.0
+            names = c.format.name.split(",")
+            self.format = self.format or ("MP4" if "mp4" in names else names[0].upper())
+            cc = s.codec_context
+            if not cc.channels:
+                raise _not_decodable(self.name, ValueError("its audio stream has no channels"))
+            return cc.sample_rate, cc.channels, duration
+
+    def _probe_audioread(self, earlier: Exception | None) -> tuple:
+        import tempfile
+
+        self.tmp = tempfile.NamedTemporaryFile(suffix=Path(self.name).suffix or ".bin")
+        self.tmp.write(self.data)
+        self.tmp.flush()
+        try:
+            import audioread
+
+            with audioread.audio_open(self.tmp.name) as f:
+                return f.samplerate, f.channels, f.duration
+        except ZeroDivisionError:  # the decoder divided by a sample rate of 0
+            self.close()
+            _check_rate(0, self.name)
+            raise
+        except Exception as err:  # noqa: BLE001 - any decoder failure: "not decodable"
+            self.close()
+            raise _not_decodable(self.name, earlier or err) from None
+
+    def read(self, max_frames: int | None = None) -> np.ndarray:
+        """``(frames, channels)`` float32. With PyAV, decoding stops soon after
+        ``max_frames``, so a container that understates its length cannot fill the memory
+        (the caller refuses what came back as too long)."""
+        if self.backend == "pyav":
+            try:
+                return self._read_pyav(max_frames)
+            except AudioError:
+                raise
+            except Exception as err:  # noqa: BLE001
+                raise _not_decodable(self.name, err) from None
         import warnings
 
         import librosa
@@ -202,8 +262,43 @@ class _Fallback:
         y = np.asarray(y, dtype=np.float32)
         return (y if y.ndim == 2 else y[None, :]).T
 
+    def _read_pyav(self, max_frames: int | None) -> np.ndarray:
+        av = _pyav()
+        parts: list[np.ndarray] = []
+        frames = 0
+        with av.open(io.BytesIO(self.data)) as c:
+            s = c.streams.audio[0]
+            # planar float at the stream's own rate and layout: (channels, samples) blocks
+            resampler = av.AudioResampler(format="fltp", layout=s.layout, rate=s.sample_rate)
+            try:
+                for packet_frame in c.decode(s):
+                    for out in resampler.resample(packet_frame):
+                        parts.append(out.to_ndarray())
+                        frames += parts[-1].shape[1]
+                    if max_frames is not None and frames > max_frames:
+                        break
+                else:
+                    for out in resampler.resample(None):
+                        parts.append(out.to_ndarray())
+            except av.FFmpegError as err:  # the header was fine, the samples are not
+                raise AudioError(
+                    f"{self.name} is damaged or truncated: decoding failed after "
+                    f"{frames / self.samplerate:.1f} s of the {self.duration_s:.1f} s its "
+                    f"header announces ({_clean(err)}). Re-export or re-upload the file."
+                ) from None
+        if not parts:
+            return np.zeros((0, self.channels), np.float32)
+        got = frames / self.samplerate
+        stopped = max_frames is not None and frames > max_frames
+        if not stopped and self.duration_s > 1.0 and got < 0.9 * self.duration_s - 0.5:
+            raise AudioError(f"{self.name} is truncated: its header announces "
+                             f"{self.duration_s:.1f} s of audio but only {got:.1f} s could be "
+                             "decoded. Re-export or re-upload the file.")
+        return np.ascontiguousarray(np.concatenate(parts, axis=1).T, dtype=np.float32)
+
     def close(self) -> None:
-        self.tmp.close()
+        if self.tmp is not None:
+            self.tmp.close()
 
 
 def _open(data: bytes, name: str) -> sf.SoundFile | _Fallback:
@@ -297,7 +392,7 @@ def decode(source: AudioSource, sr: int | None = None, *,
         if seconds > max_seconds:  # before decoding: a long file costs nothing to refuse
             raise AudioError(_too_long(name, seconds, max_seconds))
         if isinstance(f, _Fallback):
-            y2d = f.read()
+            y2d = f.read(max_frames=int(max_seconds * native_sr) + native_sr)
         else:
             try:
                 y2d = f.read(dtype="float32", always_2d=True)
