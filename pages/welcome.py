@@ -6,7 +6,7 @@ import streamlit as st
 from ser import config
 from ser.corpora import summary
 from ser.devices import device_description
-from ser.ensemble import read_ensemble
+from ser.ensemble import default_models, read_ensemble
 from ser.metrics import HUMAN_VOICE_RULE, human_voice_baseline
 from ser.zoo import leaderboard, shipped_models
 from ui.state import corpus_badge, corpus_sidebar, get_corpus, pct, show_path
@@ -15,7 +15,8 @@ st.title("🎙️ SER Studio")
 corpus_sidebar()
 st.markdown(
     "Recognise the emotion in a voice — **angry, disgust, fear, happy, neutral, sad** — with "
-    "convolutional networks you can inspect, train and compare. Explore the CREMA-D corpus, "
+    "convolutional networks you can inspect, train and compare. Explore CREMA-D and the other "
+    "emotional-speech corpora (TESS, SAVEE, RAVDESS, EmoDB, EMOVO, URDU, or your own folder), "
     "train 1D CNNs on a 169-value acoustic summary or 2D CNNs on mel-spectrograms, and test "
     "every model on your own recordings."
 )
@@ -37,11 +38,19 @@ if not models:
     st.warning(f"No model bundles in {show_path(config.models_dir())}. Train one on the Train "
                "page; finished runs appear in Results and Predict.")
 else:
+    defaults, why = default_models()
+    if set(defaults) == {m.name for m in models}:
+        defaults = []  # no choice was made: nothing to star
+        st.markdown("**What Predict uses by default:** every shipped model.")
+    else:
+        names = ", ".join(f"`{n}`" for n in defaults)
+        st.markdown(f"**What Predict uses by default** (★ below): {names} — {why}.")
     board = leaderboard(models, read_ensemble())
     for origin, rows in board.groupby("origin", sort=False):
         st.markdown(f"**{origin}** — best first")
         st.table(pd.DataFrame({
-            "model": rows["model"], "architecture": rows["display name"],
+            "model": [f"★ {m}" if m in defaults else m for m in rows["model"]],
+            "architecture": rows["display name"],
             "input": rows["features"], "test accuracy": rows["accuracy"].map(pct),
             "UAR": rows["UAR"].map(pct), "split": rows["split"], "data": rows["data"]}),
             hide_index=True)

@@ -393,3 +393,18 @@ def test_folders_are_shown_as_a_user_reads_them(monkeypatch):
     at = AppTest.from_file(str(REPO / "Home.py"), default_timeout=60).run()
     captions = " ".join(c.value for c in at.sidebar.caption)
     assert "Models: `models` · runs: `/somewhere/else/runs`" in captions, captions
+
+
+def test_home_names_the_model_predict_uses(monkeypatch):
+    """Home listed 40 shipped models without saying which one Predict starts from; the
+    default (models/default.json) is now named with its reason and starred in the table."""
+    from ser.ensemble import default_models
+
+    monkeypatch.setenv("SER_MODELS_DIR", str(REPO / "models"))
+    names, why = default_models()
+    at = AppTest.from_file(str(REPO / "Home.py"), default_timeout=120).run()
+    assert not at.exception
+    text = " ".join(m.value for m in at.markdown)
+    assert "What Predict uses by default" in text and why[:60] in text
+    models = [v for t in at.table for v in t.value["model"]]
+    assert [m for m in models if m.startswith("★ ")] == [f"★ {n}" for n in names]
