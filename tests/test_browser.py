@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts" / "screenshots"
 COMMITTED = REPO / "tests" / "screenshots"
 
-# (name, URL path); home first: its first load also generates the demo corpus.
+# (name, URL path).
 PAGES = [
     ("home", "/"),
     ("dataset", "/dataset"),
@@ -198,6 +198,20 @@ def _screenshot(pg, path: Path) -> None:
         pg.screenshot(path=str(path), full_page=True)
     finally:
         pg.set_viewport_size(VIEWPORT)
+
+
+def test_a_shared_link_to_a_page_opens_it_inside_the_app(page, app_url):
+    """Regression: when the first request after the server started went straight to a page
+    (a link to /predict shared with a class), Streamlit ran pages/predict.py in its older
+    multipage mode, without Home.py: narrow layout, a menu of file names with "welcome".
+    This module's server is fresh and this is its first request, so it must stay first."""
+    deadline = time.monotonic() + 2 * PAGE_TIMEOUT_S  # also generates the demo corpus
+    page.goto(app_url + "/predict", wait_until="domcontentloaded")
+    _settle(page, deadline)
+    nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
+    assert "Dataset" in nav and "Architectures" in nav, nav
+    assert "welcome" not in nav.lower(), nav
+    assert page.locator("h1").first.inner_text().strip().endswith("Predict")
 
 
 @pytest.mark.parametrize("name, path", PAGES, ids=[p[0] for p in PAGES])

@@ -151,10 +151,33 @@ def percent_columns(df, columns) -> tuple:
     return df, config_
 
 
+def _leave_legacy_navigation() -> None:
+    """Run the page through Home.py's navigation when Streamlit started it on its own.
+
+    With a ``pages/`` folder beside the entry point, Streamlit serves the first request
+    after the server starts in its older multipage mode when that request is a page's own
+    address (a shared link to /predict): the page then runs without Home.py, so without its
+    layout, titles and icons, and with a "welcome" entry in the menu. Home.py's
+    `st.navigation` switches the process to the new mode; this does the same from any page
+    and runs the request again, now through Home.py.
+    """
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # a Streamlit without the older mode
+        return
+    if getattr(PagesManager, "uses_pages_directory", False):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def corpus_sidebar() -> None:
     """Sidebar control: choose the corpus. Private server: any folder, or several (validated
     once per value and session: a rejected folder is not rescanned on every rerun). Public
-    server: only the corpora the operator configured, by name; no path is shown or taken."""
+    server: only the corpora the operator configured, by name; no path is shown or taken.
+
+    Every page calls it first, so it also moves a page started outside Home.py's
+    navigation into it (`_leave_legacy_navigation`)."""
+    _leave_legacy_navigation()
     s = settings()
     with st.sidebar:
         st.markdown("**Corpus**")
