@@ -247,6 +247,9 @@ def model_probabilities(names: list[str], probs: np.ndarray, notes: list[str] | 
                     texttemplate="%{text}", colorscale=safe_scale("Blues"), zmin=0, zmax=1,
                     customdata=[[n] * len(config.LABELS) for n in notes], xgap=1, ygap=1,
                     colorbar=dict(title=dict(text="probability"), tickformat=".0%"),
+                    # every cell prints its value; on one or two rows a colour bar has no
+                    # room and its labels ran into each other
+                    showscale=len(names) >= 3,
                     hovertemplate="%{y}: %{x} %{z:.1%}<br>%{customdata}<extra></extra>")
     for i, row in enumerate(probs):
         j = int(np.argmax(row))

@@ -156,3 +156,17 @@ def test_training_curves_show_the_corpus_adversary_only_when_there_is_one():
     adv = [{**e, "train_corpus_acc": a} for e, a in zip(ep, (0.9, 0.3), strict=True)]
     trace = next(t for t in plots.training_curves(adv, epochs=2).data if "corpus" in t.name)
     assert list(trace.y) == [0.9, 0.3] and list(trace.x) == [1, 2]
+
+
+def test_model_heatmap_has_a_colour_bar_only_where_it_has_room():
+    """Regression: with the Predict page's default (one model) the heatmap was 140 px high
+    and its colour bar's 0 % and 100 % labels were drawn on top of each other. Each cell
+    prints its probability, so one or two rows go without the bar."""
+    from ser.plots import model_probabilities
+
+    rng = np.random.default_rng(0)
+    for rows, shown in ((1, False), (2, False), (3, True), (13, True)):
+        p = rng.dirichlet(np.ones(6), size=rows)
+        fig = model_probabilities([f"m{i}" for i in range(rows)], p)
+        assert fig.data[0].showscale is shown
+        assert all("%" in t for row in fig.data[0].text for t in row)
