@@ -843,6 +843,8 @@ def segment_timeline(y: np.ndarray, sr: int, timeline: pd.DataFrame,
     fig.update_yaxes(range=[-top, top * 1.3], title_text="amplitude", row=1, col=1)
     fig.update_yaxes(range=[0, 1], tickformat=".0%", title_text="confidence", row=2, col=1)
     fig.update_xaxes(title_text="time (s)", row=2, col=1)
+    # the clip's own span: bars with their own widths made plotly's autorange start at -5 s
+    fig.update_xaxes(range=[0, max(len(y) / sr, 1e-3)])
     return fig
 
 

@@ -6,6 +6,7 @@ import json
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import tone
 
@@ -170,3 +171,24 @@ def test_model_heatmap_has_a_colour_bar_only_where_it_has_room():
         fig = model_probabilities([f"m{i}" for i in range(rows)], p)
         assert fig.data[0].showscale is shown
         assert all("%" in t for row in fig.data[0].text for t in row)
+
+
+def test_segment_timeline_spans_the_clip_not_negative_time():
+    """Regression: the confidence bars (each as wide as its segment) made the shared time
+    axis start at -5 s on a 14-s memo. The axis is the clip's own span."""
+    from ser.plots import segment_timeline
+
+    sr = 16000
+    y = tone(14.5, sr)
+    rows = []
+    for i, (a, b, e) in enumerate([(0.38, 1.06, "happy"), (1.4, 5.35, "neutral"),
+                                   (6.62, 10.12, "angry"), (11.26, 14.31, "neutral")]):
+        p = {lab: 0.1 for lab in config.LABELS}
+        p[e] = 0.5
+        rows.append({"segment": i + 1, "start_s": a, "end_s": b, "duration_s": b - a,
+                     "emotion": e, "confidence": 0.5, "uncertain": i % 2 == 0,
+                     "runner_up": "sad", "runner_up_confidence": 0.1, "agreement": 1.0,
+                     **{f"p_{k}": v for k, v in p.items()}})
+    fig = segment_timeline(y, sr, pd.DataFrame(rows), threshold=0.45)
+    for axis in (fig.layout.xaxis, fig.layout.xaxis2):
+        assert tuple(axis.range) == (0, 14.5)
