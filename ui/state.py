@@ -159,13 +159,17 @@ def _leave_legacy_navigation() -> None:
     address (a shared link to /predict): the page then runs without Home.py, so without its
     layout, titles and icons, and with a "welcome" entry in the menu. Home.py's
     `st.navigation` switches the process to the new mode; this does the same from any page
-    and runs the request again, now through Home.py.
+    and runs the request again, now through Home.py. Once per session at most: a widget's
+    click lives for one run, so a page must never be rerun under a user's click (Streamlit's
+    AppTest sets the older mode again before every run).
     """
     try:
         from streamlit.runtime.pages_manager import PagesManager
     except ImportError:  # a Streamlit without the older mode
         return
-    if getattr(PagesManager, "uses_pages_directory", False):
+    if getattr(PagesManager, "uses_pages_directory", False) and \
+            not st.session_state.get("_navigation_set"):
+        st.session_state["_navigation_set"] = True
         PagesManager.uses_pages_directory = False
         st.rerun()
 
