@@ -60,6 +60,9 @@ if view == "Overview":
     c1, c2 = st.columns(2)
     c1.plotly_chart(plots.emotion_counts(m), width="stretch")
     c2.plotly_chart(plots.duration_histogram(m), width="stretch")
+    if "corpus" in m and m["corpus"].nunique() > 1:  # a pool: how much each corpus brings
+        st.plotly_chart(plots.stacked_counts(m, "corpus", "Clips per corpus"),
+                        width="stretch", key="pool_corpora")
     st.plotly_chart(plots.stacked_counts(m, "speaker", "Clips per speaker"),
                     width="stretch")
     sentences = m["sentence"].fillna("").astype(str)

@@ -102,7 +102,14 @@ def stacked_counts(manifest: pd.DataFrame, by: str, title: str) -> go.Figure:
         fig.add_bar(x=[str(i) for i in tab.index], y=tab[e], name=e,
                     marker_color=EMOTION_COLORS[e])
     fig.update_layout(yaxis_title="clips", xaxis_type="category")
+    if len(tab) > MAX_TICK_LABELS:  # a pool's 100+ speakers: labels would be a smear
+        fig.update_xaxes(showticklabels=False,
+                         title_text=f"{len(tab)} {by}s (hover for the name)")
     return fig
+
+
+#: Above this many bars a categorical axis hides its labels (hover still names each bar).
+MAX_TICK_LABELS = 60
 
 
 def duration_histogram(manifest: pd.DataFrame) -> go.Figure:

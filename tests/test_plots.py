@@ -192,3 +192,20 @@ def test_segment_timeline_spans_the_clip_not_negative_time():
     fig = segment_timeline(y, sr, pd.DataFrame(rows), threshold=0.45)
     for axis in (fig.layout.xaxis, fig.layout.xaxis2):
         assert tuple(axis.range) == (0, 14.5)
+
+
+def test_a_pools_hundred_speakers_are_bars_without_a_smear_of_labels():
+    """The five-corpus pool has 132 speakers: their names ran into each other under the
+    bars. Above 60 bars the labels go (hover names each bar) and the axis says how many."""
+    from ser.plots import MAX_TICK_LABELS, stacked_counts
+
+    def manifest(n):
+        return pd.DataFrame({"speaker": [f"c:{i:03d}" for i in range(n) for _ in range(6)],
+                             "emotion": list(config.LABELS) * n})
+
+    few = stacked_counts(manifest(12), "speaker", "Clips per speaker")
+    assert few.layout.xaxis.showticklabels is not False
+    many = stacked_counts(manifest(MAX_TICK_LABELS + 72), "speaker", "Clips per speaker")
+    assert many.layout.xaxis.showticklabels is False
+    assert many.layout.xaxis.title.text.startswith("132 speakers")
+    assert len(many.data[0].x) == 132
