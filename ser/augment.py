@@ -207,6 +207,49 @@ def random_floor(x, mean, std, *, low_db: float, high_db: float, generator=None)
     return torch.maximum(x, z[:, None, :, None].to(x.dtype))
 
 
+def random_denoise(x, mean, std, *, p: float, top_db: float, percentile: float = 20.0,
+                   max_oversubtract: float = 8.0, generator=None):
+    """Remove the stationary noise floor from a random share ``p`` of a batch of
+    standardised log-mel images ``(B, 1, F, T)`` (torch), each by its own strength.
+
+    The opposite of `random_floor`: that one raises the quiet part of an image (a noisier
+    recording), this one lowers it (a cleaner one). Per chosen clip and band, the
+    ``percentile`` of the power over the clip's frames (padding at ``-top_db`` excluded)
+    stands for the background noise; a factor drawn between 1 and ``max_oversubtract``
+    times it is taken off every frame's power (spectral subtraction, as
+    `ser.features.floor_subtract` does for a whole corpus), and the rest goes back in dB
+    relative to the new peak, clipped at ``-top_db``. A network trained on both then sees
+    each emotion of a noisy corpus (CREMA-D) with a studio's near-silence as well. Clips
+    left with nothing come back unchanged. Device-agnostic.
+    """
+    import torch
+
+    b, _, f, t = x.shape
+    dev = x.device
+    chosen = torch.rand(b, device=dev, generator=generator) < p
+    alpha = 1.0 + torch.rand(b, device=dev, generator=generator) * (max_oversubtract - 1.0)
+    if not bool(chosen.any()):
+        return x
+    m, s = mean[None, None, :, None], std[None, None, :, None]
+    idx = chosen.nonzero(as_tuple=True)[0]
+    db = (x[idx].float() * s + m).clamp(min=-top_db)  # (n, 1, F, T) in dB re peak
+    real = db.amax(dim=2, keepdim=True) > -top_db + 0.01  # (n, 1, 1, T): not padding
+    power = torch.pow(10.0, db / 10.0)
+    ranked = torch.where(real, power, torch.full_like(power, float("inf"))).sort(dim=3).values
+    n_real = real.sum(dim=3, keepdim=True)  # (n, 1, 1, 1)
+    k = ((n_real - 1).clamp(min=0).float() * (percentile / 100.0)).long()
+    noise = ranked.gather(3, k.expand(-1, 1, f, 1))  # (n, 1, F, 1)
+    noise = torch.where(n_real > 0, noise, torch.zeros_like(noise))
+    left = (power - alpha[idx][:, None, None, None] * noise).clamp(min=0) * real
+    peak = left.amax(dim=(2, 3), keepdim=True)
+    out = 10.0 * torch.log10(left.clamp(min=1e-30) / peak.clamp(min=1e-30))
+    out = out.clamp(min=-top_db)
+    out = torch.where(peak > 0, out, db)  # nothing left: keep the clip as it was
+    res = x.clone()
+    res[idx] = ((out - m) / s).to(x.dtype)
+    return res
+
+
 def spec_augment(x, *, freq_masks: int = 2, freq_width: int = 12, time_masks: int = 2,
                  time_width: int = 24, generator=None):
     """SpecAugment on a batch of spectrograms ``(B, 1, F, T)`` (torch), masks set to 0.

@@ -58,6 +58,10 @@ class TrainConfig:
     #: floor drawn per example between ``random_floor`` and ``top_db`` dB below its peak, so
     #: how quiet a recording's background is cannot be a reliable cue; 0 disables.
     random_floor: float = 0.0
+    #: Random denoising (2D models): this share of training images, drawn batch by batch,
+    #: has its stationary noise floor subtracted at a random strength (`random_denoise`),
+    #: so a clean recording's near-silence is seen with every emotion; 0 disables.
+    random_denoise: float = 0.0
     grad_clip: float = 0.0  # max gradient norm; 0 disables
     #: Knowledge distillation (`ser.distill`): comma-separated teachers — shipped model
     #: names, bundle paths or model folders, or ``ensemble`` (the shipped ensemble's
@@ -190,6 +194,12 @@ class TrainConfig:
         if self.random_floor and (self.speaker_norm != "none" or fc.fs2_norm != "none"):
             raise ValueError("random_floor works on globally standardised log-mel images; it "
                              "cannot be combined with speaker normalisation or fs2_norm.")
+        if not 0 <= float(self.random_denoise) <= 1:
+            raise ValueError(f"random_denoise is the share of training images denoised: "
+                             f"0 (off) to 1, not {self.random_denoise}.")
+        if self.random_denoise and (self.speaker_norm != "none" or fc.fs2_norm != "none"):
+            raise ValueError("random_denoise works on globally standardised log-mel images; "
+                             "it cannot be combined with speaker normalisation or fs2_norm.")
         if not 0 <= int(self.swa) <= self.resolved_epochs():
             raise ValueError(f"swa (epochs averaged at the end) must be 0–"
                              f"{self.resolved_epochs()} (the run's epochs), not {self.swa}.")
@@ -244,6 +254,9 @@ class TrainConfig:
         if self.random_floor and "fs2" not in space:
             raise ValueError(f"The random floor clips log-mel (2D) images; {self.arch} reads "
                              "the FS1 vector only.")
+        if self.random_denoise and "fs2" not in space:
+            raise ValueError(f"Random denoising works on log-mel (2D) images; {self.arch} "
+                             "reads the FS1 vector only.")
         return space
 
     @property
@@ -265,6 +278,8 @@ class TrainConfig:
             del d["channel"]
         if not d["swa"]:
             del d["swa"]
+        if not d["random_denoise"]:  # absent when off, so older configs compare equal
+            del d["random_denoise"]
         if d["batches"] == "mixed":
             del d["batches"]
         if not d["adversary"]:

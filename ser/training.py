@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from ser import config
 from ser.adversary import corpus_adversary
-from ser.augment import random_floor, shift_augment, spec_augment
+from ser.augment import random_denoise, random_floor, shift_augment, spec_augment
 from ser.bundle import library_versions
 from ser.card import Card
 from ser.dataset import Prepared, input_lengths, predict_proba, prepare, trim
@@ -401,14 +401,17 @@ class BatchAugmenter:
         self.mix_rng = np.random.default_rng(cfg.seed)
         self.last_mix: tuple[float, torch.Tensor] | None = None
         self.floor = None  # (mean, std, top_db) of the FS2 standardisation
-        if self.fs2 is not None and cfg.random_floor:
+        if self.fs2 is not None and (cfg.random_floor or cfg.random_denoise):
             self.floor = tuple(torch.as_tensor(np.asarray(fs2_stats[k]), dtype=torch.float32,
                                                device=device) for k in ("mean", "std"))
             self.top_db = cfg.feature_config().top_db
 
     def __call__(self, xb: list[torch.Tensor], yb: torch.Tensor):
         cfg = self.cfg
-        if self.floor is not None:
+        if self.floor is not None and cfg.random_denoise:
+            xb[self.fs2] = random_denoise(xb[self.fs2], *self.floor, p=cfg.random_denoise,
+                                          top_db=self.top_db, generator=self.spec_gen)
+        if self.floor is not None and cfg.random_floor:
             xb[self.fs2] = random_floor(xb[self.fs2], *self.floor, low_db=cfg.random_floor,
                                         high_db=self.top_db, generator=self.spec_gen)
         if self.fs2 is not None and (cfg.freq_shift or cfg.time_shift):

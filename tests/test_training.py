@@ -203,6 +203,36 @@ def test_random_floor_clips_each_image_at_its_own_floor():
     assert np.std(floors) > 5  # one floor per example, not one per batch
 
 
+def test_random_denoise_subtracts_each_chosen_images_noise_floor():
+    from ser.augment import random_denoise
+    from ser.features import floor_subtract
+
+    gen = torch.Generator().manual_seed(0)
+    db = -60 * torch.rand(16, 1, 128, 216, generator=gen)  # dB re each clip's peak
+    db[:, :, :, 201:] = -80  # padding: 201 real frames, so the 20th percentile is a frame
+    db[:, :, 0, 0] = 0.0
+    mean, std = torch.linspace(-60, -30, 128), torch.linspace(5, 15, 128)
+    m, s = mean[None, None, :, None], std[None, None, :, None]
+    z = (db - m) / s
+    # Strength 1 (no over-subtraction) on every image: the corpus-wide denoising's result.
+    out = random_denoise(z, mean, std, p=1.0, top_db=80, max_oversubtract=1.0,
+                         generator=torch.Generator().manual_seed(1))
+    want = floor_subtract(db[:, 0].numpy(), top_db=80, oversubtract=1.0)
+    np.testing.assert_allclose((out * s + m)[:, 0].numpy(), want, atol=1e-2)
+    # Half the images on average, each at its own strength; the rest untouched.
+    out = random_denoise(z, mean, std, p=0.5, top_db=80,
+                         generator=torch.Generator().manual_seed(2))
+    same = [bool(torch.equal(out[i], z[i])) for i in range(len(z))]
+    assert 0 < sum(same) < len(z)
+    back = out * s + m
+    for i in range(len(z)):
+        if not same[i]:  # a lower floor: more of the image sits at the bottom
+            assert float((back[i] <= -79.9).float().mean()) > float((db[i] <= -79.9).float().mean())
+    silent = torch.full((2, 1, 128, 216), -80.0)  # nothing to subtract: unchanged
+    zs = (silent - m) / s
+    torch.testing.assert_close(random_denoise(zs, mean, std, p=1.0, top_db=80), zs)
+
+
 @pytest.mark.slow
 def test_seeded_runs_with_random_floor_repeat_exactly(demo_root):
     cfg = TrainConfig(arch="ser2d", epochs=1, max_clips=120, noise=False, random_floor=30,
@@ -214,6 +244,16 @@ def test_seeded_runs_with_random_floor_repeat_exactly(demo_root):
     assert a.card.features.top_db == 80
 
 
+@pytest.mark.slow
+def test_seeded_runs_with_random_denoise_repeat_exactly(demo_root):
+    cfg = TrainConfig(arch="ser2d", epochs=1, max_clips=120, noise=False, random_floor=30,
+                      random_denoise=0.5, seed=5, batch_size=32)
+    a, b = fit(cfg), fit(cfg)
+    assert [e["train_loss"] for e in a.history] == [e["train_loss"] for e in b.history]
+    assert a.card.training.random_denoise == 0.5
+    assert "random_denoise" not in TrainConfig(arch="ser2d").as_dict()  # absent when off
+
+
 def test_random_floor_is_refused_where_it_cannot_apply():
     with pytest.raises(ValueError, match="random_floor must be"):
         TrainConfig(random_floor=5).check()
@@ -222,6 +262,12 @@ def test_random_floor_is_refused_where_it_cannot_apply():
     with pytest.raises(ValueError, match="speaker normalisation"):
         TrainConfig(arch="ser2d", random_floor=30, speaker_norm="speaker").check()
     TrainConfig(arch="ser2d", random_floor=30).check()
+    with pytest.raises(ValueError, match="random_denoise is the share"):
+        TrainConfig(arch="ser2d", random_denoise=1.5).check()
+    with pytest.raises(ValueError, match="random_denoise works on"):
+        TrainConfig(arch="ser2d", random_denoise=0.5, speaker_norm="speaker").check()
+    with pytest.raises(ValueError, match="Random denoising works on log-mel"):
+        TrainConfig(arch="lenet1d", random_denoise=0.5).input_space()
     with pytest.raises(ValueError, match="FS1"):
         TrainConfig(arch="lenet1d", random_floor=30).check()
     with pytest.raises(ValueError, match="FS1"):

@@ -49,6 +49,8 @@ def add_commands(sub) -> None:
              "time_shift": "rotate spectrograms in time by up to this fraction (0 = off)",
              "random_floor": "clip each training log-mel image at a floor drawn between "
                              "this many dB below its peak and the feature floor (0 = off)",
+             "random_denoise": "share of training log-mel images whose noise floor is "
+                               "subtracted at a random strength (0 = off)",
              "max_clips": "subsample for quick trials",
              "nproc": "distributed data-parallel training: processes per node (one per GPU; "
                       "on CPUs, gloo processes); batch-size stays the global batch",
