@@ -409,8 +409,9 @@ def decode(source: AudioSource, sr: int | None = None, *,
     peak = float(np.max(np.abs(y2d)))
     if peak > 1.0:
         y2d = y2d / peak
-        notes.append(f"The file's samples reach {peak:.3g}× full scale (a float file "
-                     "outside [-1, 1]); the clip was scaled down to fit.")
+        notes.append(f"The decoded samples reach {peak:.3g}× full scale (lossy codecs such "
+                     "as Opus or MP3 overshoot a little on loud recordings; float files may "
+                     "hold any value); the clip was scaled down to fit.")
     if mono and y2d.shape[1] > 1:
         y = y2d.mean(axis=1)
         loudest = float(np.sqrt(np.mean(y2d.astype(np.float64) ** 2, axis=0)).max())

@@ -524,10 +524,14 @@ def test_predict_defaults_to_one_model_and_offers_the_shipped_ensemble(demo_root
         at = upload(open_page("pages/predict.py"), "two.wav", speech_wav)
         assert at.multiselect[0].value == ["tiny.raw"]
         assert at.multiselect[0].help == "By default the one fast model."
+        # One model always "agrees" with itself: its second choice is shown instead.
+        labels = [m.label for m in at.metric]
+        assert "Runner-up" in labels and "Models agreeing" not in labels
         at.toggle(key="use_ensemble").set_value(True).run()
         assert_clean(at)
         assert sorted(at.multiselect[0].value) == ["tiny.cal", "tiny.raw"]
         assert any("Ensemble of 2 models" in m.value for m in at.markdown)
+        assert "Models agreeing" in [m.label for m in at.metric]
     finally:
         (tiny_models / "default.json").unlink()
         (tiny_models / "ensemble.json").unlink()
