@@ -8,7 +8,8 @@ when there are several:
 - validation and test UAR / accuracy from the stored per-clip predictions, per corpus of
   the models' split (CREMA-D alone for CREMA-D models; each pooled corpus's held-out
   speakers, and the pool, for a general model), each member temperature-scaled with its
-  calibration before averaging, as on the page;
+  calibration before averaging, as on the page; members of different splits (a general
+  and a CREMA-D model) are all scored on the held-out clips they share;
 - with ``--corpus``: UAR and the most-predicted share on each corpus none of them heard
   (`ser.crosscorpus.score_average`, every six-emotion clip scored); a corpus a member
   trained on is skipped (its training clips would be scored);
@@ -31,7 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ser import config  # noqa: E402
-from ser.ensemble import Ensemble, default_models, member_probs  # noqa: E402
+from ser.ensemble import default_models, scaled_probs, shared_clips  # noqa: E402
 from ser.metrics import classification_metrics  # noqa: E402
 from ser.zoo import shipped_models  # noqa: E402
 
@@ -40,24 +41,31 @@ PARTS = {"validation": "val", "test": "test"}
 
 def part_scores(names: list[str], part: str) -> list[tuple[str, str, float, float, int]]:
     """Each member and (for several) their average on the stored ``part`` predictions,
-    temperature-scaled as the page does (`ser.ensemble.member_probs`): one row
+    temperature-scaled as the page does (`ser.ensemble.scaled_probs`): one row
     ``(label, corpus, UAR, accuracy, n)`` per corpus of the split, and one for the whole
-    part (corpus "pooled") when it holds several corpora."""
-    entries = shipped_models()
-    frame = next(e for e in entries if e.name == names[0]).predictions(part)
-    corpora = (frame["corpus"].astype(str).to_numpy() if frame is not None
-               and "corpus" in frame else None)
-    sets = [(n, [n]) for n in names] + ([(f"average of {len(names)}", names)]
-                                        if len(names) > 1 else [])
+    part (corpus "pooled") when it holds several corpora. Members of different splits (a
+    pooled and a CREMA-D model) are all scored on the held-out clips they share."""
+    by_name = {e.name: e for e in shipped_models()}
+    members = [by_name[n] for n in names]
+    frames = [m.predictions(part) for m in members]
+    if any(f is None for f in frames):
+        return []
+    if len(frames) > 1:
+        frames = shared_clips(frames, "validation" if part == "val" else "test")
+    y = frames[0]["true"].map({lab: i for i, lab in enumerate(config.LABELS)}).to_numpy()
+    probs = scaled_probs(members, frames)
+    corpora = frames[0]["corpus"].astype(str).to_numpy() if "corpus" in frames[0] else None
+    sets = [(n, [p]) for n, p in zip(names, probs)] + (
+        [(f"average of {len(names)}", probs)] if len(names) > 1 else [])
+    groups = ([("pooled", np.ones(len(y), bool))] if corpora is None else
+              [(c, corpora == c) for c in dict.fromkeys(corpora)])
+    if corpora is not None and len(groups) > 1:
+        groups.append(("pooled", np.ones(len(y), bool)))
     rows = []
-    for label, members in sets:
-        y, probs = member_probs(Ensemble(label, members, "default set"), entries, part)
-        groups = ([("pooled", np.ones(len(y), bool))] if corpora is None else
-                  [(c, corpora == c) for c in dict.fromkeys(corpora)])
-        if corpora is not None and len(groups) > 1:
-            groups.append(("pooled", np.ones(len(y), bool)))
+    for label, ps in sets:
+        avg = np.mean(ps, axis=0)
         for corpus, mask in groups:
-            m = classification_metrics(y[mask], probs[mask])
+            m = classification_metrics(y[mask], avg[mask])
             rows.append((label, corpus, m["uar"], m["accuracy"], int(mask.sum())))
     return rows
 

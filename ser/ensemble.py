@@ -77,6 +77,31 @@ def _probs_of(frames: list[pd.DataFrame], what: str) -> tuple[np.ndarray, np.nda
     return y, np.stack([f[cols].to_numpy() for f in frames])
 
 
+def clip_key(frame: pd.DataFrame) -> pd.Series:
+    """Each row's clip as ``corpus/name``: a pooled model's predictions name clips with
+    their corpus (``crema-d/1010_DFA_ANG_XX``), a one-corpus model's without it."""
+    name = frame["clip"].astype(str).str.split("/").str[-1]
+    corpus = (frame["corpus"].astype(str) if "corpus" in frame
+              else pd.Series("", index=frame.index))
+    return corpus + "/" + name
+
+
+def shared_clips(frames: list[pd.DataFrame], what: str) -> list[pd.DataFrame]:
+    """The frames cut to the clips every one of them scored, in one order: members trained
+    on different splits (a pooled model and a CREMA-D one) share only some held-out clips
+    (CREMA-D's test actors are test clips in both)."""
+    keys = [clip_key(f) for f in frames]
+    common = set(keys[0])
+    for k in keys[1:]:
+        common &= set(k)
+    if not common:
+        raise ValueError(f"The members share no {what} clip (their splits hold out "
+                         "different speakers); they cannot be scored together.")
+    order = [k for k in keys[0] if k in common]
+    return [f.assign(_key=k.to_numpy()).drop_duplicates("_key").set_index("_key")
+            .loc[order].reset_index(drop=True) for f, k in zip(frames, keys)]
+
+
 def best_prefix(y: np.ndarray, probs: np.ndarray, max_size: int | None = None
                 ) -> tuple[int, list[float]]:
     """``probs`` ``(members, clips, classes)`` ranked best-first: the size ``k`` of the
@@ -164,8 +189,6 @@ def member_probs(ens: Ensemble, entries: list[ModelEntry], part: str = "val", *,
     with ``calibrations[name]`` when given, else with its card's calibration, else left as
     they are (T = 1), exactly as `ser.inference.analyse` does before averaging.
     """
-    from ser.calibration import apply_temperature, log_probs, prediction_arrays
-
     by_name = {e.name: e for e in entries}
     missing = [n for n in ens.members if n not in by_name]
     if missing:
@@ -177,12 +200,23 @@ def member_probs(ens: Ensemble, entries: list[ModelEntry], part: str = "val", *,
         what = "validation" if part == "val" else "test"
         raise ValueError(f"no stored {what} predictions for {absent}")
     y, _ = _probs_of(frames, "validation" if part == "val" else "test")
-    probs = []
+    return y, np.mean(scaled_probs(members, frames, calibrations if calibrated else None,
+                                   calibrated=calibrated), axis=0)
+
+
+def scaled_probs(members: list[ModelEntry], frames: list[pd.DataFrame],
+                 calibrations: dict | None = None, *, calibrated: bool = True
+                 ) -> list[np.ndarray]:
+    """Each member's stored probabilities, temperature-scaled as the page does (see
+    `member_probs`)."""
+    from ser.calibration import apply_temperature, log_probs, prediction_arrays
+
+    out = []
     for e, f in zip(members, frames):
         p, _ = prediction_arrays(f)
         cal = _member_calibration(e, calibrations) if calibrated else None
-        probs.append(apply_temperature(log_probs(p), cal.temperature) if cal else p)
-    return y, np.mean(probs, axis=0)
+        out.append(apply_temperature(log_probs(p), cal.temperature) if cal else p)
+    return out
 
 
 def calibrate_ensemble(ens: Ensemble, entries: list[ModelEntry], *,

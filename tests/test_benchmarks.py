@@ -51,6 +51,33 @@ def test_default_model_benchmark_reports_each_corpus_of_a_pooled_default(tess_po
     assert "latency" in out.stdout
 
 
+def test_default_model_benchmark_scores_members_of_different_splits_on_shared_clips(
+        demo_root, pooled):
+    # Regression: a default pairing a pooled model with a one-corpus model (their test
+    # parts differ: the pool's clips are named "demo/…", the other's "…") stopped the
+    # benchmark with an IndexError.
+    env, models = pooled
+    train = subprocess.run(
+        [sys.executable, "-m", "ser", "train", "--arch", "ser2d", "--data", str(demo_root),
+         "--epochs", "1", "--no-noise", "--seed", "3", "--ship", "ser2d.demo-only"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert train.returncode == 0, train.stderr[-2000:]
+    (models / "default.json").write_text(json.dumps(
+        {"models": ["ser2d.pool", "ser2d.demo-only"], "why": "a pair of two splits"}))
+    try:
+        out = subprocess.run(
+            [sys.executable, "benchmarks/default_model.py", "--repeats", "2"], cwd=ROOT,
+            env=env, capture_output=True, text=True, timeout=600)
+    finally:
+        (models / "default.json").unlink()
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = [line.split() for line in out.stdout.splitlines()
+            if line.startswith(("  ser2d.", "  average of 2"))]
+    for part in (rows[:3], rows[3:]):  # validation, then test: every row on one clip set
+        assert [r[0] for r in part] == ["ser2d.pool", "ser2d.demo-only", "average"], rows
+        assert len({r[-1] for r in part}) == 1 and part[0][-1] != "(n=0)", rows
+
+
 def test_enrolment_benchmark_adapts_by_batchnorm_statistics(demo_root, tess_pool, pooled,
                                                              tmp_path):
     """`--adapt both`: BatchNorm statistics moved towards each speaker's enrolment clips,
