@@ -471,6 +471,12 @@ def diagram_rows(layers: list[dict]) -> list[dict]:
     return rows
 
 
+def _ink_on(hex_color: str) -> str:
+    """White or near-black text, whichever reads on ``hex_color`` (relative luminance)."""
+    r, g, b = (int(hex_color.lstrip("#")[i:i + 2], 16) / 255 for i in (0, 2, 4))
+    return "#1d1d1d" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.6 else "white"
+
+
 def architecture_diagram(layers: list[dict], title: str = "") -> go.Figure:
     """Boxes from input to output; width ∝ log(parameters). Residual blocks are one box
     with their skip connection drawn beside it (⊕: added back before the activation);
@@ -481,24 +487,31 @@ def architecture_diagram(layers: list[dict], title: str = "") -> go.Figure:
     fig = _fig(title or "Layer diagram", height=max(260, 30 * len(rows) + 70))
     for i, r in enumerate(rows):
         shape = tuple(r["output_shape"]) if r.get("output_shape") is not None else None
-        arrow = f" → {shape}" if shape else ""
+        arrow = f" → {' × '.join(map(str, shape))}" if shape else ""  # as in the table
         if r["kind"] == "residual":
             convs = sum(t.startswith("Conv") for t in r["layers"]) - (
                 1 if r.get("projection") else 0)
-            label = (f"Residual block {r['stage']}[{r['index']}]: {convs} conv + norm"
-                     f"{arrow}")
+            label = f"Residual block {r['stage']}[{r['index']}]: {convs} conv{arrow}"
+            hover = (f"Residual block {r['stage']}[{r['index']}]: {convs} convolutions, "
+                     f"each followed by a normalisation; the input is added back"
+                     f"{' through a 1×1 conv' if r.get('projection') else ''}{arrow}")
             color = palette["residual"]
         elif r["kind"] == "attention":
-            label = f"Attention pooling: weights over frames → mean + std{arrow}"
+            label = f"Attention pooling (mean + std){arrow}"
+            hover = ("Attention pooling: a weight for every frame, then the weighted mean "
+                     f"and standard deviation over frames{arrow}")
             color = palette["attention"]
         else:
-            label = f"{r['type']}{arrow}"
+            label = hover = f"{r['type']}{arrow}"
             color = next((c for k, c in palette.items() if k in r["type"]), "#adb5bd")
         w = 0.3 + 0.6 * np.log10(1 + r.get("params", 0)) / 7
         fig.add_shape(type="rect", x0=-w, x1=w, y0=-i - 0.4, y1=-i + 0.4, fillcolor=color,
                       line=dict(width=0), opacity=0.88)
-        fig.add_annotation(x=0, y=-i, text=label, showarrow=False,
-                           font=dict(size=11, color="white"))
+        # The label has the box's colour behind it: a label longer than its box (a narrow
+        # column) widens the box rather than running white-on-white past its edges.
+        fig.add_annotation(x=0, y=-i, text=label, showarrow=False, hovertext=hover,
+                           bgcolor=color, opacity=0.95, borderpad=2,
+                           font=dict(size=11, color=_ink_on(color)))
         if r["kind"] == "residual":
             # The skip connection: from the block's input around the box to the ⊕.
             x0, x1 = w + 0.02, w + 0.12
