@@ -136,6 +136,23 @@ def test_ser2d_diagram_shows_residual_skips_and_attention_pooling():
     assert not any("skip" in t or "Attention" in t for t in plain)
 
 
+def test_diagram_labels_stay_readable_past_a_narrow_box():
+    # Regression: in a half-width column long labels (residual blocks, attention pooling)
+    # ran white-on-white beyond their box, and BatchNorm's light box had white text.
+    from ser.models import describe
+
+    fig = plots.architecture_diagram(describe("ser2d")["layers"])
+    boxes = [sh.fillcolor for sh in fig.layout.shapes if sh.type == "rect"]
+    labels = [a for a in fig.layout.annotations if "skip" not in a.text]
+    assert len(boxes) == len(labels)
+    for box, label in zip(boxes, labels):
+        assert label.bgcolor == box  # the label carries its box's colour
+        assert label.hovertext  # the full description
+    norm = next(a for a in labels if a.text.startswith("BatchNorm2d"))
+    assert norm.font.color != "white"
+    assert not any("," + ")" in a.text for a in labels)  # "6", not "(6,)"
+
+
 def test_waveform_envelope_is_light_and_keeps_the_peaks():
     y = tone(10.0, sr=16000) * np.linspace(0, 1, 160000, dtype=np.float32)
     t, v = plots.envelope(y, 16000)
