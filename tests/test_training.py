@@ -173,15 +173,6 @@ def test_shift_augment_moves_bands_and_frames():
     assert torch.equal(shift_augment(x, freq=0, time=0.0), x)
 
 
-@pytest.mark.slow
-def test_seeded_runs_with_shift_augment_repeat_exactly(demo_root):
-    cfg = TrainConfig(arch="ser2d", epochs=1, max_clips=120, noise=False, freq_shift=3,
-                      time_shift=0.2, seed=5, batch_size=32)
-    a, b = fit(cfg), fit(cfg)
-    assert [e["train_loss"] for e in a.history] == [e["train_loss"] for e in b.history]
-    assert a.card.training.freq_shift == 3
-
-
 def test_random_floor_clips_each_image_at_its_own_floor():
     from ser.augment import random_floor
 
@@ -234,23 +225,20 @@ def test_random_denoise_subtracts_each_chosen_images_noise_floor():
 
 
 @pytest.mark.slow
-def test_seeded_runs_with_random_floor_repeat_exactly(demo_root):
-    cfg = TrainConfig(arch="ser2d", epochs=1, max_clips=120, noise=False, random_floor=30,
-                      seed=5, batch_size=32)
+@pytest.mark.parametrize("options", [
+    {"freq_shift": 3, "time_shift": 0.2},
+    {"random_floor": 30},
+    {"random_floor": 30, "random_denoise": 0.5},
+], ids=["shift", "random-floor", "random-denoise"])
+def test_seeded_runs_with_batch_augmentation_repeat_exactly(demo_root, options):
+    cfg = TrainConfig(arch="ser2d", epochs=1, max_clips=120, noise=False, seed=5,
+                      batch_size=32, **options)
     a, b = fit(cfg), fit(cfg)
     assert [e["train_loss"] for e in a.history] == [e["train_loss"] for e in b.history]
-    assert a.card.training.random_floor == 30
-    # Predictions use the card's full feature floor: the random floor is training only.
+    for key, value in options.items():
+        assert getattr(a.card.training, key) == value
+    # Predictions use the card's full feature floor: floor and denoising are training only.
     assert a.card.features.top_db == 80
-
-
-@pytest.mark.slow
-def test_seeded_runs_with_random_denoise_repeat_exactly(demo_root):
-    cfg = TrainConfig(arch="ser2d", epochs=1, max_clips=120, noise=False, random_floor=30,
-                      random_denoise=0.5, seed=5, batch_size=32)
-    a, b = fit(cfg), fit(cfg)
-    assert [e["train_loss"] for e in a.history] == [e["train_loss"] for e in b.history]
-    assert a.card.training.random_denoise == 0.5
     assert "random_denoise" not in TrainConfig(arch="ser2d").as_dict()  # absent when off
 
 
