@@ -61,7 +61,7 @@ if view == "Overview":
     c1.plotly_chart(plots.emotion_counts(m), width="stretch")
     c2.plotly_chart(plots.duration_histogram(m), width="stretch")
     if "corpus" in m and m["corpus"].nunique() > 1:  # a pool: how much each corpus brings
-        st.plotly_chart(plots.stacked_counts(m, "corpus", "Clips per corpus"),
+        st.plotly_chart(plots.stacked_counts(m, "corpus", "Clips per corpus", names),
                         width="stretch", key="pool_corpora")
     st.plotly_chart(plots.stacked_counts(m, "speaker", "Clips per speaker"),
                     width="stretch")

@@ -92,14 +92,21 @@ def ordered_values(values, by: str) -> list:
     return sorted(distinct, key=lambda v: (rank.get(v, len(rank) - 0.5), str(v)))
 
 
-def stacked_counts(manifest: pd.DataFrame, by: str, title: str) -> go.Figure:
-    """Clips per value of ``by`` (actor, sentence, intensity), stacked by emotion."""
+def stacked_counts(manifest: pd.DataFrame, by: str, title: str,
+                   names: dict[str, str] | None = None) -> go.Figure:
+    """Clips per value of ``by`` (actor, sentence, intensity, corpus), stacked by emotion.
+    With ``names`` (value → display name, e.g. a pool's corpora) the bars follow its order
+    and carry its names."""
     tab = pd.crosstab(manifest[by], manifest["emotion"]).reindex(columns=config.LABELS,
                                                                  fill_value=0)
-    tab = tab.reindex(ordered_values(tab.index, by))
+    order = ordered_values(tab.index, by)
+    if names:
+        order = [v for v in names if v in set(order)] + [v for v in order if v not in names]
+    tab = tab.reindex(order)
     fig = _fig(title, barmode="stack")
+    labels = [str((names or {}).get(i, i)) for i in tab.index]
     for e in config.LABELS:
-        fig.add_bar(x=[str(i) for i in tab.index], y=tab[e], name=e,
+        fig.add_bar(x=labels, y=tab[e], name=e,
                     marker_color=EMOTION_COLORS[e])
     fig.update_layout(yaxis_title="clips", xaxis_type="category")
     if len(tab) > MAX_TICK_LABELS:  # a pool's 100+ speakers: labels would be a smear
