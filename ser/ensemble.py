@@ -200,8 +200,8 @@ def member_probs(ens: Ensemble, entries: list[ModelEntry], part: str = "val", *,
         what = "validation" if part == "val" else "test"
         raise ValueError(f"no stored {what} predictions for {absent}")
     y, _ = _probs_of(frames, "validation" if part == "val" else "test")
-    return y, np.mean(scaled_probs(members, frames, calibrations if calibrated else None,
-                                   calibrated=calibrated), axis=0)
+    return y, np.mean(scaled_probs(members, frames, calibrations, calibrated=calibrated),
+                      axis=0)
 
 
 def scaled_probs(members: list[ModelEntry], frames: list[pd.DataFrame],

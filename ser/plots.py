@@ -101,7 +101,7 @@ def stacked_counts(manifest: pd.DataFrame, by: str, title: str,
                                                                  fill_value=0)
     order = ordered_values(tab.index, by)
     if names:
-        order = [v for v in names if v in set(order)] + [v for v in order if v not in names]
+        order = [v for v in names if v in order] + [v for v in order if v not in names]
     tab = tab.reindex(order)
     fig = _fig(title, barmode="stack")
     labels = [str((names or {}).get(i, i)) for i in tab.index]

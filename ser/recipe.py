@@ -191,15 +191,13 @@ class TrainConfig:
         if self.random_floor and not 10 <= float(self.random_floor) < fc.top_db:
             raise ValueError(f"random_floor must be 0 (off) or 10–{fc.top_db:g} dB below the "
                              f"peak (the feature floor), not {self.random_floor}.")
-        if self.random_floor and (self.speaker_norm != "none" or fc.fs2_norm != "none"):
-            raise ValueError("random_floor works on globally standardised log-mel images; it "
-                             "cannot be combined with speaker normalisation or fs2_norm.")
         if not 0 <= float(self.random_denoise) <= 1:
             raise ValueError(f"random_denoise is the share of training images denoised: "
                              f"0 (off) to 1, not {self.random_denoise}.")
-        if self.random_denoise and (self.speaker_norm != "none" or fc.fs2_norm != "none"):
-            raise ValueError("random_denoise works on globally standardised log-mel images; "
-                             "it cannot be combined with speaker normalisation or fs2_norm.")
+        for option in ("random_floor", "random_denoise"):
+            if getattr(self, option) and (self.speaker_norm != "none" or fc.fs2_norm != "none"):
+                raise ValueError(f"{option} works on globally standardised log-mel images; it "
+                                 "cannot be combined with speaker normalisation or fs2_norm.")
         if not 0 <= int(self.swa) <= self.resolved_epochs():
             raise ValueError(f"swa (epochs averaged at the end) must be 0–"
                              f"{self.resolved_epochs()} (the run's epochs), not {self.swa}.")
