@@ -274,7 +274,7 @@ def validate_card(card: dict) -> Card:
     from ser.dataset import spaces_for
 
     for s in spaces_for(space):
-        want = feats.fs1_dim if s == "fs1" else feats.n_mels
+        want = {"fs1": feats.fs1_dim, "voice": feats.input_shape("voice")[1]}.get(s, feats.n_mels)
         stats = norm.get(s)
         if not isinstance(stats, dict) or "mean" not in stats or "std" not in stats:
             raise BundleError(f"The model card has no normalisation statistics for {s}; "

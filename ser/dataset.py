@@ -26,7 +26,7 @@ import torch
 from ser import config
 from ser.card import Card
 from ser.corpora import Corpus, corpus_available, load_corpus
-from ser.features import LENGTH_KEY, FeatureConfig, concat_variable
+from ser.features import LENGTH_KEY, SPACES, FeatureConfig, concat_variable
 from ser.recipe import TrainConfig
 from ser.speakers import normalise_by_group, split_enrolment, stats_by_group
 from ser.splits import Split, class_balance_weights, make_split
@@ -45,7 +45,8 @@ def encode_labels(emotions) -> np.ndarray:
 def spaces_for(input_space: str) -> tuple[str, ...]:
     """The feature spaces a model's input space reads, in the model's argument order."""
     try:
-        return {"fs1": ("fs1",), "fs2": ("fs2",), "fs1+fs2": ("fs1", "fs2")}[input_space]
+        return {"fs1": ("fs1",), "fs2": ("fs2",), "fs1+fs2": ("fs1", "fs2"),
+                "voice": ("voice",)}[input_space]
     except KeyError:
         raise ValueError(f"unknown input space {input_space!r}") from None
 
@@ -76,11 +77,13 @@ def fit_normalisation(arrays: dict[str, np.ndarray]) -> dict[str, dict[str, np.n
     Variable-length FS2 (``fs2_len`` present) counts each clip's own frames only, not the
     padding that fills the array to the longest clip."""
     out = {}
-    if "fs1" in arrays:
-        a = np.asarray(arrays["fs1"], dtype=np.float64)
+    for space in ("fs1", "voice"):  # vectors: per-dimension statistics
+        if space not in arrays:
+            continue
+        a = np.asarray(arrays[space], dtype=np.float64)
         std = a.std(0)
         floor = max(float(np.median(std)) * 1e-3, 1e-8)  # a constant feature, relative scale
-        out["fs1"] = {"mean": a.mean(0).astype(np.float32),
+        out[space] = {"mean": a.mean(0).astype(np.float32),
                       "std": np.maximum(std, floor).astype(np.float32)}
     if "fs2" in arrays and LENGTH_KEY in arrays:
         out["fs2"] = _masked_band_stats(np.asarray(arrays["fs2"], dtype=np.float32),
@@ -125,7 +128,7 @@ def normalise(space: str, x: np.ndarray, stats: dict[str, np.ndarray], *,
     own = (inplace and isinstance(x, np.ndarray) and x.dtype == np.float32
            and x.flags.writeable and x.flags.c_contiguous and x.base is None)
     x = x if own else np.asarray(x, dtype=np.float32)
-    if space == "fs1":
+    if space in ("fs1", "voice"):
         mean, std = stats["mean"], stats["std"]
     else:
         mean, std = stats["mean"][:, None], stats["std"][:, None]
@@ -346,9 +349,14 @@ def training_features(cfg: TrainConfig, sel: Selection, *, store: FeatureStore |
         if progress:
             progress("extracting features", done, total)
 
-    # Always both spaces: one cache entry then serves every architecture.
+    # Both seed spaces always: one cache entry then serves every CNN. The voice space (a
+    # pretrained encoder's statistics) is extracted only for the models that read it.
+    from ser.models import model_input_space
+
+    spaces = ("voice",) if model_input_space(cfg.arch) == "voice" else SPACES
     return store.with_copies(list(sel.manifest["path"]), train_paths if aug.enabled else [],
-                             augment=aug, copies=max(n_copies, 1), progress=stage)
+                             augment=aug, copies=max(n_copies, 1), spaces=spaces,
+                             progress=stage)
 
 
 def check_length(cfg: TrainConfig) -> None:

@@ -27,6 +27,9 @@ import numpy as np
 from ser import config
 
 SPACES = ("fs1", "fs2")
+#: Every space a model can read: the seeds' two and ``voice``, the pretrained voice
+#: encoder's statistics (`ser.voice`). ``voice`` is computed only when asked for by name.
+ALL_SPACES = ("fs1", "fs2", "voice")
 FS2_NORMS = ("none", "utterance", "denoise")
 #: How FS2 images get their time axis: ``fixed`` = cropped/padded to ``fs2_frames`` (the
 #: seeds); ``variable`` = each clip's own frames (see `variable_frames`).
@@ -87,6 +90,10 @@ class FeatureConfig:
 
     def input_shape(self, space: str) -> tuple[int, ...]:
         """Shape one clip takes in ``space`` without the batch axis, e.g. ``(1, 128, 216)``."""
+        if space == "voice":
+            from ser.voice import VOICE_DIM
+
+            return (1, VOICE_DIM)
         return (1, self.fs1_dim) if space == "fs1" else (1, self.n_mels, self.fs2_frames)
 
     def model_dims(self) -> dict[str, int]:
@@ -433,9 +440,15 @@ def clip_features(y: np.ndarray, *, cfg: FeatureConfig = DEFAULT,
     the clip's own FS2 frames (`variable_frames`) instead of cropping/padding to 216."""
     if length not in LENGTHS:
         raise ValueError(f"length must be fixed or variable, not {length!r}")
+    out = {}
+    if "voice" in spaces:
+        from ser.voice import voice_vector
+
+        out["voice"] = voice_vector(y, cfg.sample_rate)
+        if not {"fs1", "fs2"} & set(spaces):
+            return out
     S = magnitude_stft(np.asarray(y, dtype=np.float32), cfg=cfg)
     mel = mel_power(S, cfg=cfg)
-    out = {}
     if "fs1" in spaces:
         out["fs1"] = fs1(y, S=S, mel=mel, cfg=cfg)
     if "fs2" in spaces:

@@ -27,6 +27,7 @@ from ser.features import (
     DEFAULT,
     LENGTH_KEY,
     LENGTHS,
+    ALL_SPACES,
     SPACES,
     FeatureConfig,
     apply_fs2_norm,
@@ -154,7 +155,7 @@ class FeatureStore:
         paths = [str(p) for p in paths]
         enabled = augment is not None and augment.enabled
         aug_paths = [str(p) for p in aug_paths] if enabled else []
-        spaces = tuple(s for s in SPACES if s in spaces)
+        spaces = tuple(s for s in ALL_SPACES if s in spaces)
         jobs = {"plain": (paths, None)}
         if aug_paths:
             jobs.update({f"aug{k}": (aug_paths, replace(augment, copy=augment.copy + k))

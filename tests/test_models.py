@@ -23,7 +23,8 @@ from ser.models import (
 )
 
 ALL_MODELS = ["alexnet1d", "alexnet2d", "combined", "custom1d", "custom2d", "gn1d", "gn2d",
-              "lenet1d", "lenet2d", "ser2d", "sercrnn", "serformer", "vgg1d", "vgg2d"]
+              "lenet1d", "lenet2d", "ser2d", "sercrnn", "serformer", "vgg1d", "vgg2d", "voicelin",
+              "voicenet"]
 
 #: Parameter counts at default kwargs. A change here must be deliberate: shipped bundles
 #: store weights for these exact shapes.
@@ -42,6 +43,8 @@ PINNED_PARAMS = {
     "serformer": 653_439,
     "vgg1d": 2_019_670,
     "vgg2d": 1_283_102,
+    "voicelin": 10_758,
+    "voicenet": 460_550,
 }
 
 
@@ -261,7 +264,8 @@ def test_describe(name: str) -> None:
     assert sum(row["params"] for row in info["layers"]) == info["total_params"]
     assert info["macs"] == sum(row["macs"] for row in info["layers"]) > 0
     assert info["kwargs"] == default_kwargs(name)
-    assert info["family"] in {"1D CNN", "2D CNN", "1D+2D", "2D CNN + transformer"}
+    assert info["family"] in {"1D CNN", "2D CNN", "1D+2D", "2D CNN + transformer",
+                              "Pretrained encoder + head"}
     assert info["source"] in {"Keras notebook seed", "PyTorch seed", "SER Studio"}
     assert info["display_name"] and len(info["summary"]) > 80 and info["size_note"]
     for row in info["layers"]:
@@ -273,6 +277,8 @@ def test_describe(name: str) -> None:
     elif info["input_space"] == "fs2":
         assert info["input_shape"] == config.FS2_SHAPE
         assert len(rf) == 2 and all(isinstance(v, int) and v > 1 for v in rf)
+    elif info["input_space"] == "voice":
+        assert info["input_shape"] == (1, 1792) and set(rf) == {"voice"}
     else:
         assert set(rf) == {"fs1", "fs2"}
 

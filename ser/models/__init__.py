@@ -15,7 +15,17 @@
 from __future__ import annotations
 
 # Importing the family modules registers their models.
-from ser.models import alexnet, combined, conformer, custom, gn, lenet, residual, vgg  # noqa: F401
+from ser.models import (  # noqa: F401
+    alexnet,
+    combined,
+    conformer,
+    custom,
+    gn,
+    lenet,
+    residual,
+    vgg,
+    voice,
+)
 from ser.models.base import ACTIVATIONS, MIN_FRAMES, SERModel
 from ser.models.describe import describe, layer_table, models_table
 from ser.models.registry import (

@@ -182,7 +182,8 @@ class SERModel(nn.Module):
     rebuild the exact model with ``create_model(name, **model.hparams)``.
     """
 
-    #: "fs1" (169-d vector), "fs2" (log-mel spectrogram) or "fs1+fs2" (both).
+    #: "fs1" (169-d vector), "fs2" (log-mel spectrogram), "fs1+fs2" (both) or "voice" (the
+    #: pretrained voice encoder's 1,792-d statistics, `ser.voice`).
     input_space: ClassVar[str] = "fs2"
     display_name: ClassVar[str] = ""
     family: ClassVar[str] = ""
@@ -227,6 +228,10 @@ class SERModel(nn.Module):
         fs1 = torch.randn(batch, 1, getattr(self, "fs1_dim", config.FS1_DIM), device=device)
         fs2 = torch.randn(batch, 1, getattr(self, "n_mels", config.N_MELS), frames,
                           device=device)
+        if self.input_space == "voice":
+            from ser.voice import VOICE_DIM
+
+            return torch.randn(batch, 1, VOICE_DIM, device=device)
         if self.input_space == "fs1":
             return fs1
         if self.input_space == "fs2":

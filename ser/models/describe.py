@@ -51,6 +51,10 @@ def _input_shape(input_space: str) -> tuple[int, ...] | dict[str, tuple[int, ...
         return config.FS1_SHAPE
     if input_space == "fs2":
         return config.FS2_SHAPE
+    if input_space == "voice":
+        from ser.voice import VOICE_DIM
+
+        return (1, VOICE_DIM)
     return {"fs1": config.FS1_SHAPE, "fs2": config.FS2_SHAPE}
 
 
@@ -102,7 +106,7 @@ def describe(name: str, **kwargs: Any) -> dict[str, Any]:
     -------
     dict
         ``name``, ``display_name``, ``family`` ("1D CNN", "2D CNN", "1D+2D",
-        "2D CNN + transformer"),
+        "2D CNN + transformer", "Pretrained encoder + head"),
         ``input_space``, ``input_shape`` (without batch; a dict for two-input models),
         ``kwargs`` (resolved), ``layers`` (see :func:`layer_table`), ``total_params``,
         ``trainable_params``, ``macs`` (per clip at the default input size),

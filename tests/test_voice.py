@@ -1,0 +1,100 @@
+"""The voice space: the shipped pretrained encoder, its vectors, and models trained on them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ser.voice import VOICE_DIM, VoiceEncoderError, load_encoder, voice_vector
+from tests.conftest import tone, write_clip
+
+
+def _speechlike(seconds: float = 2.0, sr: int = 16000, f0: float = 140.0) -> np.ndarray:
+    """A gliding harmonic tone with syllable-rate loudness: enough structure for an LSTM."""
+    t = np.arange(int(seconds * sr)) / sr
+    pitch = f0 * (1 + 0.15 * np.sin(2 * np.pi * 1.3 * t))
+    phase = 2 * np.pi * np.cumsum(pitch) / sr
+    y = sum(np.sin(k * phase) / k for k in range(1, 8))
+    y *= 0.5 + 0.5 * np.sin(2 * np.pi * 4 * t) ** 2
+    return (0.2 * y / np.abs(y).max()).astype(np.float32)
+
+
+def test_voice_vector_is_the_embedding_then_layer_statistics():
+    v = voice_vector(_speechlike(), 16000)
+    assert v.shape == (VOICE_DIM,) == (1792,) and v.dtype == np.float32
+    assert np.isfinite(v).all()
+    # the speaker embedding comes first, unit length and non-negative (after ReLU)
+    assert np.linalg.norm(v[:256]) == pytest.approx(1.0, abs=1e-4) and (v[:256] >= 0).all()
+    # standard deviations of the LSTM layers are non-negative
+    for layer in range(3):
+        start = 256 + layer * 512 + 256
+        assert (v[start:start + 256] >= 0).all()
+    # repeatable, and independent of the loudness (the input is levelled to -30 dBFS)
+    np.testing.assert_allclose(voice_vector(_speechlike(), 16000), v, atol=1e-6)
+    np.testing.assert_allclose(voice_vector(0.1 * _speechlike(), 16000), v, atol=1e-3)
+
+
+def test_voice_vector_reads_any_rate_the_same_way():
+    import librosa
+
+    y = _speechlike(sr=16000)
+    at_44k = librosa.resample(y, orig_sr=16000, target_sr=44100)
+    assert np.corrcoef(voice_vector(y, 16000), voice_vector(at_44k, 44100))[0, 1] > 0.99
+
+
+def test_silent_and_very_short_clips_give_finite_vectors():
+    assert np.isfinite(voice_vector(np.zeros(16000, np.float32), 16000)).all()
+    assert np.isfinite(voice_vector(tone(0.05, 16000), 16000)).all()
+
+
+def test_a_wrong_weights_file_is_named(tmp_path):
+    with pytest.raises(VoiceEncoderError, match="are missing"):
+        load_encoder(tmp_path / "none.pt")
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a torch file")
+    with pytest.raises(VoiceEncoderError, match="cannot be read"):
+        load_encoder(junk)
+    other = tmp_path / "other.pt"
+    torch.save({"lstm.weight_ih_l0": torch.zeros(3)}, other)
+    with pytest.raises(VoiceEncoderError, match="is not the voice encoder"):
+        load_encoder(other)
+
+
+def test_shipped_weights_are_small_float16_with_their_licence():
+    from ser.voice import WEIGHTS
+
+    state = torch.load(WEIGHTS, map_location="cpu", weights_only=True)
+    assert {t.dtype for t in state.values()} == {torch.float16}
+    assert WEIGHTS.stat().st_size < 4_000_000
+    assert "Apache License" in (WEIGHTS.parent / "LICENSE-voice-encoder.txt").read_text()
+
+
+@pytest.mark.slow
+def test_a_voice_model_trains_ships_and_predicts(demo_root, tmp_path):
+    """The CLI trains a read-out on the voice space, and the bundle predicts a new clip."""
+    import os
+
+    from ser.bundle import load_bundle
+    from ser.inference import Predictor
+
+    env = dict(os.environ, SER_MODELS_DIR=str(tmp_path / "models"))
+    proc = subprocess.run([sys.executable, "-m", "ser", "train", "--arch", "voicelin",
+                           "--data", str(demo_root), "--epochs", "2", "--no-noise",
+                           "--ship", "voicelin.demo"], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    folder = tmp_path / "models" / "voicelin.demo"
+    card = json.loads((folder / "card.json").read_text())
+    assert card["arch"] == "voicelin" and card["input_space"] == "voice"
+    assert len(card["normalisation"]["voice"]["mean"]) == VOICE_DIM
+    bundle = load_bundle(folder / "model.pt")
+    clip = write_clip(tmp_path / "new.wav", 1.5, 22050, freq=180)
+    out = Predictor(bundle).predict(Path(clip))
+    probs = np.asarray(out.probs)
+    assert probs.shape == (6,) and probs.sum() == pytest.approx(1.0, abs=1e-4)
