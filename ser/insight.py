@@ -497,6 +497,10 @@ class Inspector:
         """Every attribution this model supports for the clip: Grad-CAM for a model that
         reads the spectrogram, integrated gradients for one that reads FS1 (both for the
         combined model). `InsightError` when neither applies."""
+        if self.space == "voice":
+            raise InsightError(f"{self.name} reads a pretrained voice encoder's statistics "
+                               "of the whole clip (averages over time), so there is no map "
+                               "over time or frequency to show.")
         cls = self._target(view, target)
         out = Attribution(self.name, config.LABELS[cls], view.probs)
         if self.can_cam:

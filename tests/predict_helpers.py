@@ -33,8 +33,8 @@ def make_bundle(path: Path, *, arch: str = "lenet2d", name: str | None = None,
     with torch.no_grad():  # some layers start at zero: give the untrained model opinions
         for p in model.parameters():
             p.add_(0.03 * torch.randn_like(p))
-    space = "fs2" if arch.endswith("2d") else "fs1"
-    dim = config.N_MELS if space == "fs2" else config.FS1_DIM
+    space = "fs2" if arch.endswith("2d") else "voice" if arch.startswith("voice") else "fs1"
+    dim = {"fs2": config.N_MELS, "fs1": config.FS1_DIM, "voice": 1792}[space]
     card = Card(name=name or path.parent.name, arch=arch, input_space=space,
                 model_kwargs={"width": 0.25} if space == "fs2" else {},
                 normalisation={space: {"mean": np.zeros(dim).tolist(),

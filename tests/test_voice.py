@@ -98,3 +98,28 @@ def test_a_voice_model_trains_ships_and_predicts(demo_root, tmp_path):
     out = Predictor(bundle).predict(Path(clip))
     probs = np.asarray(out.probs)
     assert probs.shape == (6,) and probs.sum() == pytest.approx(1.0, abs=1e-4)
+
+
+def test_predict_page_scores_a_voice_model_beside_a_cnn(models_dir, tmp_path):
+    """A voice read-out next to a CNN on the Predict page: both answer, and its 'where it
+    listens' view says why there is no map instead of failing."""
+    from app_helpers import open_page
+    from predict_helpers import make_bundle, place, utterances, wav
+
+    make_bundle(models_dir / "cnn.demo" / "model.pt", name="cnn.demo", seed=1)
+    make_bundle(models_dir / "voicelin.demo" / "model.pt", arch="voicelin",
+                name="voicelin.demo", seed=2)
+    u = utterances(tmp_path / "corpus", n=1)
+    y, _ = place([0.5, u[0], 0.5])
+    at = open_page("pages/predict.py")
+    at.file_uploader[0].set_value(("one.wav", wav(y), "audio/wav")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.multiselect[0].set_value(["cnn.demo", "voicelin.demo"]).run()
+    assert not at.exception and not at.error, [e.value for e in at.exception or at.error]
+    [chart] = [c for c in at.get("plotly_chart") if c.key == "every_model"]
+    assert "voicelin.demo" in chart.proto.spec and "cnn.demo" in chart.proto.spec
+    at.session_state["listen_open"] = True
+    at.run()
+    at.multiselect(key="listen_models").set_value(["voicelin.demo"]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("no map over time or frequency" in i.value for i in at.info)

@@ -168,7 +168,9 @@ def layers_panel(name: str, bundle: str | Path, y: np.ndarray, sr: int, *, key: 
     if ins is None:
         return
     if not ins.layers:
-        st.info(f"{name} has no convolutional or pooling layer to show.")
+        st.info(f"{name} has no convolutional or pooling layer to show"
+                + (": its encoder is a frozen LSTM whose outputs are averaged over the clip."
+                   if ins.space == "voice" else "."))
         return
     path, mtime = str(bundle), _guarded(lambda: Path(bundle).stat().st_mtime, name)
     if mtime is None:
