@@ -1,9 +1,10 @@
 """The voice space: statistics of a pretrained speaker encoder's layers, one vector per clip.
 
 The encoder is the GE2E speaker-verification network published with Resemblyzer
-(Apache-2.0; a three-layer LSTM of 256 units over 40 mel bands, trained to tell thousands of
-speakers apart). Its weights ship with SER Studio in float16 (``ser/assets/voice_encoder.pt``,
-2.9 MB, licence beside it), so nothing is downloaded. The network is frozen: SER Studio only
+(Apache-2.0; a three-layer LSTM of 256 units over 40 mel bands, trained to tell speakers
+apart with the generalised end-to-end loss of Wan et al., 2018). Its weights ship with SER
+Studio in float16 (``ser/assets/voice_encoder.pt``, 2.9 MB, licence beside it), so nothing
+is downloaded. The network is frozen: SER Studio only
 trains small heads on what it computes.
 
 What a clip becomes (`voice_vector`, 1,792 values):

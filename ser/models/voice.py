@@ -53,11 +53,11 @@ class VoiceLinear(_VoiceHead):
 
     display_name = "Voice encoder + linear read-out"
     summary = ("A linear read-out of a pretrained speaker encoder: the clip passes a frozen "
-               "three-layer LSTM trained to tell thousands of voices apart, each layer's "
+               "three-layer LSTM trained to tell speakers apart, each layer's "
                "outputs are averaged (mean and spread over time), and one linear layer maps "
                "those 1,792 numbers to the emotions. Nothing about the encoder changes; "
-               "what it learned about voices from far more speakers and microphones than "
-               "any emotion corpus holds is what the read-out uses.")
+               "what it learned about voices, from speech recorded outside any emotion "
+               "corpus, is what the read-out uses.")
     size_note = "10.8 k trainable parameters (1,792 × 6 + 6). " + _ENCODER_NOTE
 
     def __init__(self, *, activation: str = "relu", width: float = 1.0, dropout: float = 0.5,
