@@ -163,6 +163,27 @@ def _inference_ms(name: str, repeats: int) -> float:
     return statistics.median(times)
 
 
+def encoder_ms(repeats: int) -> float:
+    """Median one-thread milliseconds of `ser.voice.voice_vector` on a 3-s clip."""
+    import numpy as np
+
+    from ser.voice import voice_vector
+
+    y = np.random.default_rng(0).normal(0, 0.1, 3 * config.SAMPLE_RATE).astype(np.float32)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        voice_vector(y, config.SAMPLE_RATE)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            voice_vector(y, config.SAMPLE_RATE)
+            times.append((time.perf_counter() - start) * 1000)
+    finally:
+        torch.set_num_threads(threads)
+    return statistics.median(times)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="*", help="wildcard over registered names")
@@ -212,6 +233,10 @@ infer ms     median wall-clock latency for one clip, one thread ({args.repeats} 
 others       share of the machine's CPU used by other processes while train/s and infer ms
              were measured; above {QUIET_SHARE:.0%} train/s understates the model and the
              verdict uses 1-thr CPU/s alone""")
+    if any(describe(n)["input_space"] == "voice" for n in names):
+        print(f"\nvoice models: infer ms is the read-out alone; the frozen voice encoder that "
+              f"makes their input adds {encoder_ms(args.repeats):.1f} ms per 3-s clip (one "
+              "thread, resampling and mel included), as the STFT does for the CNNs.")
     if busiest > QUIET_SHARE:
         print(f"\nThe machine was busy (others up to {busiest:.0%}): rerun on an idle machine "
               "for a representative train/s.")

@@ -19,7 +19,7 @@ st.caption("Every network SER Studio can train. 1D CNNs read FS1 — 169 numbers
 
 
 INPUTS = {"fs1": "FS1: 169-value summary", "fs2": "FS2: 128-band log-mel image",
-          "fs1+fs2": "FS1 + FS2"}
+          "fs1+fs2": "FS1 + FS2", "voice": "voice: 1,792 statistics of a pretrained encoder"}
 
 
 @st.cache_data(show_spinner=False)
@@ -36,7 +36,8 @@ def overview() -> pd.DataFrame:
         "parameters": t["params"].map(lambda v: f"{v / 1e6:.2f} M" if v >= 1e6
                                       else f"{v / 1e3:.0f} k"),
         "multiply-adds per clip": t["MACs"].map(lambda v: f"{v / 1e6:,.1f} M"),
-        "clip length": t["variable_length"].map({True: "any", False: "fixed 5 s"}),
+        "clip length": [("any" if v else "fixed 5 s") if i != "voice" else "any (in 5-s windows)"
+                        for v, i in zip(t["variable_length"], t["input"])],
     })
     return out.sort_values(["from", "name"], kind="stable")
 
@@ -66,12 +67,19 @@ def designs(trained) -> None:
             m = st.columns(3)
             m[0].metric("Parameters", f"{d['total_params']:,}")
             m[1].metric("MACs / clip", f"{d['macs'] / 1e6:,.1f} M")
-            m[2].metric("Input length", "any" if d["variable_length"] else "fixed",
-                        help="Global-pooling models accept clips of any length; models with a "
+            voice = d["input_space"] == "voice"
+            m[2].metric("Input length", "any" if d["variable_length"] or voice else "fixed",
+                        help="The voice encoder summarises a clip of any length into 1,792 "
+                             "numbers (long recordings in 5-s windows)." if voice else
+                             "Global-pooling models accept clips of any length; models with a "
                              "flatten + dense head need exactly the 169 values or 216 frames.")
             st.markdown(d["summary"])
             st.caption(d["size_note"])
-            if d.get("receptive_field"):
+            if voice:
+                st.caption("No convolutional stack: each unit of the encoder's LSTM layers sees "
+                           "the clip up to its own moment, and their outputs are averaged over "
+                           "the whole clip.")
+            elif d.get("receptive_field"):
                 st.caption(f"Receptive field of the convolutional stack: {d['receptive_field']}")
             st.plotly_chart(plots.architecture_diagram(d["layers"], "Layers (width ∝ log "
                                                        "parameters)"),

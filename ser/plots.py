@@ -385,6 +385,7 @@ def confusion_cells(selection) -> list[tuple[str, str]]:
 
 
 FAMILY_COLORS = {"1D CNN": "#2a9d8f", "2D CNN": "#4361ee", "1D+2D": "#e76f51",
+                 "Pretrained encoder + head": "#b5838d",
                  "2D CNN + transformer": "#9d4edd"}
 
 

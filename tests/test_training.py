@@ -321,7 +321,8 @@ def test_bundle_roundtrip_for_every_architecture(tmp_path):
         model = create_model(arch)
         card = Card(name=arch, arch=arch, input_space=model_input_space(arch),
                     normalisation={"fs1": {"mean": [0.0] * 169, "std": [1.0] * 169},
-                                   "fs2": {"mean": [0.0] * 128, "std": [1.0] * 128}})
+                                   "fs2": {"mean": [0.0] * 128, "std": [1.0] * 128},
+                                   "voice": {"mean": [0.0] * 1792, "std": [1.0] * 1792}})
         save_bundle(tmp_path / f"{arch}.pt", model, card)
         loaded = load_bundle(tmp_path / f"{arch}.pt")
         for k, v in model.state_dict().items():

@@ -123,3 +123,17 @@ def test_predict_page_scores_a_voice_model_beside_a_cnn(models_dir, tmp_path):
     at.multiselect(key="listen_models").set_value(["voicelin.demo"]).run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("no map over time or frequency" in i.value for i in at.info)
+
+
+def test_architectures_page_describes_the_voice_read_outs(models_dir):
+    from app_helpers import open_page
+
+    at = open_page("pages/architectures.py", clean=True)
+    table = at.table[0].value
+    row = table[table["name"] == "voicelin"].iloc[0]
+    assert row["input"].startswith("voice") and row["clip length"].startswith("any")
+    at.selectbox[0].set_value("voicelin").run()
+    assert not at.exception, [e.value for e in at.exception]
+    captions = " ".join(c.value for c in at.caption)
+    assert "No convolutional stack" in captions and "frozen voice encoder" in captions
+    assert "Receptive field of the convolutional stack: {" not in captions
