@@ -7,6 +7,7 @@ import streamlit as st
 from ser import config, plots
 from ser.audio import AudioError, accepted_formats, load_audio
 from ser.models import describe, list_models, models_table
+from ser.voice import encoder_macs
 from ser.zoo import all_models
 from ui import insight
 from ui.state import corpus_sidebar, get_corpus, pct, settings
@@ -15,7 +16,9 @@ st.title("🧱 Architectures")
 corpus_sidebar()
 st.caption("Every network SER Studio can train. 1D CNNs read FS1 — 169 numbers summarising a "
            "clip (ZCR, RMS, 20 MFCCs, 12 chroma, 7 contrast bands, 128 mel powers); 2D CNNs "
-           "read FS2 — a 128 × 216 log-mel image of up to 5 s.")
+           "read FS2 — a 128 × 216 log-mel image of up to 5 s. The two voice read-outs learn "
+           "from a pretrained, frozen speaker encoder's summary of the clip (the only "
+           "pretrained network here).")
 
 
 INPUTS = {"fs1": "FS1: 169-value summary", "fs2": "FS2: 128-band log-mel image",
@@ -35,7 +38,9 @@ def overview() -> pd.DataFrame:
         "input": t["input"].map(lambda v: INPUTS.get(v, v)),
         "parameters": t["params"].map(lambda v: f"{v / 1e6:.2f} M" if v >= 1e6
                                       else f"{v / 1e3:.0f} k"),
-        "multiply-adds per clip": t["MACs"].map(lambda v: f"{v / 1e6:,.1f} M"),
+        "multiply-adds per clip": [f"{v / 1e6:,.1f} M" if i != "voice" else
+                                   f"{(v + encoder_macs(5.0)) / 1e6:,.0f} M (encoder)"
+                                   for v, i in zip(t["MACs"], t["input"])],
         "clip length": [("any" if v else "fixed 5 s") if i != "voice" else "any (in 5-s windows)"
                         for v, i in zip(t["variable_length"], t["input"])],
     })
@@ -66,7 +71,13 @@ def designs(trained) -> None:
                        f"{d['source']}")
             m = st.columns(3)
             m[0].metric("Parameters", f"{d['total_params']:,}")
-            m[1].metric("MACs / clip", f"{d['macs'] / 1e6:,.1f} M")
+            if d["input_space"] == "voice":
+                m[1].metric("MACs / clip", f"{(d['macs'] + encoder_macs(5.0)) / 1e6:,.0f} M",
+                            help=f"The frozen voice encoder on 5 s of audio "
+                                 f"({encoder_macs(5.0) / 1e6:,.0f} M, run once while "
+                                 f"features are made) plus the read-out ({d['macs']:,}).")
+            else:
+                m[1].metric("MACs / clip", f"{d['macs'] / 1e6:,.1f} M")
             voice = d["input_space"] == "voice"
             m[2].metric("Input length", "any" if d["variable_length"] or voice else "fixed",
                         help="The voice encoder summarises a clip of any length into 1,792 "

@@ -24,10 +24,10 @@ import numpy as np
 from ser import config
 from ser.augment import AugmentConfig, augment_waveform
 from ser.features import (
+    ALL_SPACES,
     DEFAULT,
     LENGTH_KEY,
     LENGTHS,
-    ALL_SPACES,
     SPACES,
     FeatureConfig,
     apply_fs2_norm,

@@ -71,6 +71,15 @@ class VoiceEncoder(torch.nn.Module):
         return torch.cat([emb] + parts, dim=1)
 
 
+def encoder_macs(seconds: float) -> int:
+    """Multiply-adds the frozen encoder spends on ``seconds`` of audio (LSTM gates over every
+    10-ms frame, then the embedding layer); the mel front end is not counted."""
+    frames = 1 + int(seconds * VOICE_SR) // VOICE_HOP
+    per_frame = sum(4 * HIDDEN * ((VOICE_MELS if i == 0 else HIDDEN) + HIDDEN)
+                    for i in range(LAYERS))
+    return frames * per_frame + HIDDEN * HIDDEN
+
+
 def load_encoder(path: str | Path = WEIGHTS) -> VoiceEncoder:
     """Build the encoder from its float16 weights (``torch.load(weights_only=True)``)."""
     try:

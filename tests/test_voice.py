@@ -132,6 +132,7 @@ def test_architectures_page_describes_the_voice_read_outs(models_dir):
     table = at.table[0].value
     row = table[table["name"] == "voicelin"].iloc[0]
     assert row["input"].startswith("voice") and row["clip length"].startswith("any")
+    assert row["multiply-adds per clip"] == "677 M (encoder)"  # the LSTM on 5 s, not 0.0 M
     at.selectbox[0].set_value("voicelin").run()
     assert not at.exception, [e.value for e in at.exception]
     captions = " ".join(c.value for c in at.caption)
