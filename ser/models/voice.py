@@ -27,11 +27,17 @@ class _VoiceHead(SERModel):
     family = "Pretrained encoder + head"
     source = "SER Studio"
 
-    def __init__(self, *, activation: str, width: float, dropout: float, n_classes: int,
-                 fs1_dim: int, n_mels: int, frames: int) -> None:
+    def __init__(self, *, activation: str = "relu", width: float = 1.0, dropout: float = 0.5,
+                 n_classes: int = config.N_CLASSES, fs1_dim: int = config.FS1_DIM,
+                 n_mels: int = config.N_MELS, frames: int = config.FS2_FRAMES) -> None:
         super().__init__()
         self._check_common(activation=activation, width=width, dropout=dropout,
                            n_classes=n_classes, fs1_dim=fs1_dim, n_mels=n_mels, frames=frames)
+        self.head = self._head(activation, width, dropout, n_classes)
+
+    def _head(self, activation: str, width: float, dropout: float, n_classes: int
+              ) -> nn.Module:
+        raise NotImplementedError
 
     def receptive_field(self) -> dict[str, Any]:
         """The whole clip: the encoder's statistics are taken over every frame."""
@@ -60,13 +66,9 @@ class VoiceLinear(_VoiceHead):
                "corpus, is what the read-out uses.")
     size_note = "10.8 k trainable parameters (1,792 × 6 + 6). " + _ENCODER_NOTE
 
-    def __init__(self, *, activation: str = "relu", width: float = 1.0, dropout: float = 0.5,
-                 n_classes: int = config.N_CLASSES, fs1_dim: int = config.FS1_DIM,
-                 n_mels: int = config.N_MELS, frames: int = config.FS2_FRAMES) -> None:
-        super().__init__(activation=activation, width=width, dropout=dropout,
-                         n_classes=n_classes, fs1_dim=fs1_dim, n_mels=n_mels, frames=frames)
-        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(dropout),
-                                  nn.Linear(VOICE_DIM, n_classes))
+    def _head(self, activation: str, width: float, dropout: float, n_classes: int
+              ) -> nn.Module:
+        return nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(VOICE_DIM, n_classes))
 
 
 class VoiceNet(_VoiceHead):
@@ -78,15 +80,12 @@ class VoiceNet(_VoiceHead):
                "so the read-out can combine them non-linearly.")
     size_note = "460 k trainable parameters at width 1. " + _ENCODER_NOTE
 
-    def __init__(self, *, activation: str = "relu", width: float = 1.0, dropout: float = 0.5,
-                 n_classes: int = config.N_CLASSES, fs1_dim: int = config.FS1_DIM,
-                 n_mels: int = config.N_MELS, frames: int = config.FS2_FRAMES) -> None:
-        super().__init__(activation=activation, width=width, dropout=dropout,
-                         n_classes=n_classes, fs1_dim=fs1_dim, n_mels=n_mels, frames=frames)
+    def _head(self, activation: str, width: float, dropout: float, n_classes: int
+              ) -> nn.Module:
         hidden = scaled(256, width)
-        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(dropout),
-                                  nn.Linear(VOICE_DIM, hidden), make_activation(activation),
-                                  nn.Dropout(dropout), nn.Linear(hidden, n_classes))
+        return nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(VOICE_DIM, hidden),
+                             make_activation(activation), nn.Dropout(dropout),
+                             nn.Linear(hidden, n_classes))
 
 
 @register
