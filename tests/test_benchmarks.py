@@ -122,3 +122,19 @@ def test_floor_at_test_benchmark_scores_every_floor(demo_root, pooled):
          f"demo={demo_root}", "--floors", "5"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "between 10 and 79" in bad.stderr
+
+
+@pytest.mark.slow
+def test_voice_probe_benchmark_prints_every_part_and_the_left_out_corpus(demo_root, tess_pool):
+    """benchmarks/voice_probe.py on the demo corpus and TESS-named clips: a row per part of
+    the voice vector, then TESS left out, plain and speaker-centred."""
+    tess = tess_pool.split("tess=", 1)[1]
+    out = subprocess.run(
+        [sys.executable, "benchmarks/voice_probe.py", "--data",
+         f"demo={demo_root},tess={tess}", "--enrol", "3"],
+        cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-2000:]
+    for row in ("all 1,792", "speaker embedding", "layer 1", "layer 2", "layer 3",
+                "tess ", "tess, speaker-centred", "demo test actors, speaker-centred"):
+        assert f"  {row}" in out.stdout, (row, out.stdout)
+    assert "UAR" in out.stdout and "nan" not in out.stdout

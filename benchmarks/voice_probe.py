@@ -1,0 +1,130 @@
+"""Linear probes on the voice space (the frozen pretrained encoder's 1,792 statistics).
+
+Exploratory figures behind README's "A pretrained voice encoder": a class-balanced,
+L2-regularised logistic regression (scikit-learn) on standardised voice vectors, trained
+
+* on CREMA-D's standard training actors and scored on its 19 test actors, with every part
+  of the vector and each part alone;
+* leaving one corpus out of the five-corpus pool, scored on that corpus's clips of the six
+  emotions (UAR over the emotions the corpus has), and the same with every speaker's mean
+  vector removed (training speakers: all their clips; each test speaker: ``--enrol`` random
+  clips, not scored; not for a corpus whose speakers mostly speak in fewer than three
+  emotions, where the mean would remove the emotion).
+
+These are probes on test clips (no validation-based choice), not shipped models.
+
+    python benchmarks/voice_probe.py --data crema-d=../shared/datasets/crema-d,\
+tess=../shared/datasets/tess,savee=../shared/datasets/savee,emovo=../shared/datasets/emovo,\
+urdu=../shared/datasets/urdu
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ser import config  # noqa: E402
+from ser.corpora import load_corpus  # noqa: E402
+from ser.splits import make_split  # noqa: E402
+from ser.store import FeatureStore  # noqa: E402
+
+PARTS = {"all 1,792": slice(0, 1792), "speaker embedding": slice(0, 256),
+         "layer 1": slice(256, 768), "layer 2": slice(768, 1280), "layer 3": slice(1280, 1792)}
+
+
+def probe(C: float):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=3000,
+                                                              class_weight="balanced"))
+
+
+def report(name: str, y: np.ndarray, pred: np.ndarray) -> None:
+    from sklearn.metrics import accuracy_score, recall_score
+
+    share = np.bincount(pred, minlength=len(config.LABELS)) / len(pred)
+    uar = recall_score(y, pred, labels=np.unique(y), average="macro")  # the corpus's emotions
+    print(f"  {name:<36} acc {accuracy_score(y, pred):6.1%}  UAR "
+          f"{uar:6.1%}  most predicted "
+          f"{config.LABELS[int(share.argmax())]} {share.max():.0%}", flush=True)
+
+
+def centre_by_speaker(X: np.ndarray, spk: np.ndarray) -> np.ndarray:
+    out = X.copy()
+    for s in np.unique(spk):
+        rows = spk == s
+        out[rows] -= X[rows].mean(0)
+    return out
+
+
+def centre_by_enrolment(X, y, spk, k: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Remove each speaker's mean over k random clips; those clips are not scored."""
+    keep = np.ones(len(X), bool)
+    out = X.copy()
+    for s in np.unique(spk):
+        rows = np.flatnonzero(spk == s)
+        enrol = rng.choice(rows, min(k, len(rows) - 1), replace=False)
+        keep[enrol] = False
+        out[rows] -= X[enrol].mean(0)
+    return out[keep], y[keep]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", required=True, help="KEY=FOLDER,... (CREMA-D first)")
+    ap.add_argument("--C", type=float, default=0.003, help="inverse L2 strength")
+    ap.add_argument("--enrol", type=int, default=10)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    store = FeatureStore()
+    data = {}
+    for item in args.data.split(","):
+        key, folder = item.split("=", 1)
+        man = load_corpus(folder).manifest
+        man = man[man["emotion"] != ""].reset_index(drop=True)
+        print(f"{key}: voice vectors of {len(man):,} clips (cached after the first run)",
+              flush=True)
+        X = np.asarray(store.features(list(man["path"]), spaces=("voice",))["voice"])
+        y = man["emotion"].map({e: i for i, e in enumerate(config.LABELS)}).to_numpy()
+        data[key] = (X, y, (key + ":" + man["speaker"].astype(str)).to_numpy(), man)
+    first = next(iter(data))
+    X, y, spk, man = data[first]
+    split = make_split(man, "speaker")
+    print(f"\n{first}: {split.description}; trained on {len(split.train):,} clips, scored on "
+          f"{len(split.test):,} test clips (C = {args.C})")
+    for name, cols in PARTS.items():
+        clf = probe(args.C).fit(X[split.train][:, cols], y[split.train])
+        report(name, y[split.test], clf.predict(X[split.test][:, cols]))
+    rng = np.random.default_rng(args.seed)
+    print(f"\nLeave one corpus out (all 1,792; speaker-centred: {args.enrol} enrolment clips "
+          "per test speaker, not scored)")
+    for held in list(data)[1:]:
+        others = [k for k in data if k != held]
+        Xtr = np.concatenate([data[k][0] for k in others])
+        ytr = np.concatenate([data[k][1] for k in others])
+        Xt, yt, st, _ = data[held]
+        report(f"{held}", yt, probe(args.C).fit(Xtr, ytr).predict(Xt))
+        spread = np.median([len(np.unique(yt[st == s])) for s in np.unique(st)])
+        if spread < 3:  # a speaker's mean would be their emotion, not their voice
+            print(f"  {held}: no speaker-centred row (a speaker's clips cover a median of "
+                  f"{spread:g} emotions)")
+            continue
+        Xc = np.concatenate([centre_by_speaker(data[k][0], data[k][2]) for k in others])
+        Xe, ye = centre_by_enrolment(Xt, yt, st, args.enrol, rng)
+        report(f"{held}, speaker-centred", ye, probe(args.C).fit(Xc, ytr).predict(Xe))
+    Xc = centre_by_speaker(X[split.train], spk[split.train])
+    Xe, ye = centre_by_enrolment(X[split.test], y[split.test], spk[split.test], args.enrol, rng)
+    report(f"{first} test actors, speaker-centred", ye,
+           probe(args.C).fit(Xc, y[split.train]).predict(Xe))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
