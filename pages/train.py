@@ -206,7 +206,8 @@ with st.expander("Feature settings (default: the seeds' FS1/FS2)"):
     spk_norm = st.checkbox(
         "Speaker normalisation", False, key="speaker_norm",
         help="Standardises each log-mel image (2D models) by its speaker's own statistics "
-             "(per-band mean and spread over the speaker's clips). Held-out speakers give "
+             "(per-band mean and spread over the speaker's clips); voice models subtract the "
+             "speaker's mean voice vector instead. Held-out speakers give "
              "10 enrolment clips each, which are not scored; on the Predict page such a "
              "model needs a few takes of the visitor's voice first.")
     if spk_norm and top_db != 80:

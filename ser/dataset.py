@@ -28,7 +28,7 @@ from ser.card import Card
 from ser.corpora import Corpus, corpus_available, load_corpus
 from ser.features import LENGTH_KEY, SPACES, FeatureConfig, concat_variable
 from ser.recipe import TrainConfig
-from ser.speakers import normalise_by_group, split_enrolment, stats_by_group
+from ser.speakers import norm_space, normalise_by_group, split_enrolment, stats_by_group
 from ser.splits import Split, class_balance_weights, make_split
 from ser.store import FeatureStore
 
@@ -381,28 +381,29 @@ def check_length(cfg: TrainConfig) -> None:
 
 def _speaker_normalise(sel: Selection, raw: dict, feats: dict, aug_feats: dict | None,
                        spaces: tuple[str, ...], n_train: int) -> dict | None:
-    """Standardise every FS2 image in ``raw`` (in place) and of the augmented copies by its
-    speaker's statistics: training speakers from their own training clips (each copy set
-    from its own copies), held-out speakers from their enrolment clips."""
+    """Normalise every FS2 image (or voice vector) in ``raw`` (in place) and of the
+    augmented copies by its speaker's statistics: training speakers from their own training
+    clips (each copy set from its own copies), held-out speakers from their enrolment
+    clips."""
+    s = norm_space(spaces)
     spk = sel.manifest["speaker"].astype(str).to_numpy()
-    fs2 = feats["fs2"]
     train_spk = spk[sel.split.train]
-    raw["train"]["fs2"] = normalise_by_group(
-        raw["train"]["fs2"], train_spk, stats_by_group(raw["train"]["fs2"], train_spk))
+    raw["train"][s] = normalise_by_group(
+        raw["train"][s], train_spk, stats_by_group(raw["train"][s], train_spk, s))
     for part in ("val", "test"):
         rows, enrol = sel.split.parts()[part], sel.enrol[part]
         if len(rows):
-            stats = stats_by_group(np.asarray(fs2)[enrol], spk[enrol])
-            raw[part]["fs2"] = normalise_by_group(raw[part]["fs2"], spk[rows], stats)
+            stats = stats_by_group(np.asarray(feats[s])[enrol], spk[enrol], s)
+            raw[part][s] = normalise_by_group(raw[part][s], spk[rows], stats)
     if aug_feats is None:
         return None
-    copies = np.asarray(aug_feats["fs2"])
+    copies = np.asarray(aug_feats[s])
     out = np.empty(copies.shape, np.float32)
     for start in range(0, len(copies), n_train):
         block = copies[start:start + n_train]
         out[start:start + n_train] = normalise_by_group(block, train_spk,
-                                                        stats_by_group(block, train_spk))
-    return {**aug_feats, "fs2": out}
+                                                        stats_by_group(block, train_spk, s))
+    return {**aug_feats, s: out}
 
 
 # ------------------------------------------------------------------------ scoring a card
@@ -464,8 +465,9 @@ def featurise(card: Card, clips: pd.DataFrame, *, enrol: pd.DataFrame | None = N
         if enrol is None or not len(enrol):
             raise ValueError(f"{card.name or 'this model'} is speaker-normalised: it needs "
                              "enrolment clips of each speaker it scores.")
-        ref = store.features(list(enrol["path"]), spaces=("fs2",))
-        stats = stats_by_group(ref["fs2"], enrol["speaker"].astype(str).to_numpy())
-        feats = {**feats, "fs2": normalise_by_group(
-            feats["fs2"], clips["speaker"].astype(str).to_numpy(), stats)}
+        s = norm_space(spaces)
+        ref = store.features(list(enrol["path"]), spaces=(s,))
+        stats = stats_by_group(ref[s], enrol["speaker"].astype(str).to_numpy(), s)
+        feats = {**feats, s: normalise_by_group(
+            feats[s], clips["speaker"].astype(str).to_numpy(), stats)}
     return model_inputs(feats, card.input_space, card.normalisation_arrays())

@@ -59,6 +59,7 @@ from ser.segments import Segment, fixed_segments, slice_segments, speech_segment
 from ser.speakers import (
     VoiceProfile,
     mean_log_probs,
+    norm_space,
     shift_log_probs,
     usable,
     voice_offset,
@@ -282,11 +283,13 @@ class Predictor:
 
     def _voice_normalised(self, arrays: dict[str, np.ndarray],
                           voice: VoiceProfile | None) -> dict[str, np.ndarray]:
-        """``arrays`` with FS2 standardised by ``voice`` (speaker-normalised models)."""
+        """``arrays`` normalised by ``voice`` (speaker-normalised models): FS2 standardised,
+        voice vectors centred."""
         if not self.needs_voice:
             return arrays
         self.check_voice(voice)
-        return {**arrays, "fs2": voice.stats(self.cfg).apply(arrays["fs2"])}
+        space = norm_space(spaces_for(self.space))
+        return {**arrays, space: voice.stats(self.cfg, space).apply(arrays[space])}
 
     def _log_probs(self, arrays: dict[str, np.ndarray],
                    progress: Callable[[float], None] | None = None,

@@ -246,9 +246,9 @@ class TrainConfig:
         from ser.models import model_input_space  # the registry imports torch: late
 
         space = model_input_space(self.arch)
-        if self.speaker_norm == "speaker" and space != "fs2":
-            raise ValueError(f"Speaker normalisation works on log-mel (2D) models only; "
-                             f"{self.arch} reads {space.upper()}.")
+        if self.speaker_norm == "speaker" and space not in ("fs2", "voice"):
+            raise ValueError(f"Speaker normalisation works on log-mel (2D) and voice models "
+                             f"only; {self.arch} reads {space.upper()}.")
         if self.random_floor and "fs2" not in space:
             raise ValueError(f"The random floor clips log-mel (2D) images; {self.arch} reads "
                              "the FS1 vector only.")

@@ -58,6 +58,39 @@ class VoiceStats:
         return ((x - self.mean[:, None]) / self.std[:, None]).astype(np.float32)
 
 
+@dataclass
+class VectorStats:
+    """One voice's mean voice-space vector (`ser.voice`). Speaker normalisation there only
+    subtracts it: a few takes cannot estimate 1,792 spreads (dividing by them was measured to
+    fail with 10 clips; README, *A pretrained voice encoder*)."""
+
+    mean: np.ndarray  # (VOICE_DIM,)
+    clips: int = 0
+
+    def apply(self, vectors: np.ndarray) -> np.ndarray:
+        """Centre one vector or a batch ``(N, VOICE_DIM)`` on the voice's mean."""
+        x = np.asarray(vectors, dtype=np.float32)
+        if x.shape[-1] != self.mean.shape[0]:
+            raise ValueError(f"voice statistics have {self.mean.shape[0]} values, the "
+                             f"features {x.shape[-1]}")
+        return (x - self.mean).astype(np.float32)
+
+
+def speaker_stats(x: np.ndarray, space: str = "fs2") -> VoiceStats | VectorStats:
+    """Statistics of one voice from its rows in ``space`` ("fs2" images or "voice" vectors)."""
+    if space == "voice":
+        v = np.asarray(x, dtype=np.float64)
+        if v.ndim != 2 or not len(v):
+            raise ValueError("voice statistics need at least one voice vector")
+        return VectorStats(v.mean(0).astype(np.float32), clips=int(len(v)))
+    return voice_stats(x)
+
+
+def norm_space(spaces) -> str:
+    """The space a speaker-normalised model's statistics are taken in."""
+    return "voice" if "voice" in spaces else "fs2"
+
+
 def voice_stats(fs2: np.ndarray) -> VoiceStats:
     """Statistics of a voice from a batch of its FS2 images ``(N, n_mels, T)``.
 
@@ -96,11 +129,13 @@ def normalise_by_group(fs2: np.ndarray, groups: np.ndarray,
     return out
 
 
-def stats_by_group(fs2: np.ndarray, groups: np.ndarray) -> dict[str, VoiceStats]:
-    """`voice_stats` of every group's rows."""
-    x = np.asarray(fs2, dtype=np.float32)
+def stats_by_group(x: np.ndarray, groups: np.ndarray, space: str = "fs2"
+                   ) -> dict[str, VoiceStats | VectorStats]:
+    """`speaker_stats` of every group's rows."""
+    x = np.asarray(x, dtype=np.float32)
     groups = np.asarray(groups)
-    return {str(g): voice_stats(x[np.flatnonzero(groups == g)]) for g in pd.unique(groups)}
+    return {str(g): speaker_stats(x[np.flatnonzero(groups == g)], space)
+            for g in pd.unique(groups)}
 
 
 # ----------------------------------------------------------------- voice offsets
@@ -248,23 +283,24 @@ class VoiceProfile:
             lengths) else []
         return cls(clips=list(clips), sample_rate=rate)
 
-    def stats(self, cfg) -> VoiceStats:
-        """The voice's statistics under `FeatureConfig` ``cfg`` (cached)."""
+    def stats(self, cfg, space: str = "fs2") -> VoiceStats | VectorStats:
+        """The voice's statistics under `FeatureConfig` ``cfg`` in ``space`` (cached)."""
         from ser.features import clip_features
 
         if not self.clips:
             raise ValueError("the voice profile holds no speech yet")
-        def compute() -> VoiceStats:
+        def compute() -> VoiceStats | VectorStats:
             from ser.audio import resample
 
-            images = []
+            rows = []
             for y in self.clips:
                 if self.sample_rate != cfg.sample_rate:
                     y = resample(y, self.sample_rate, cfg.sample_rate)
-                images.append(clip_features(y, cfg=cfg, spaces=("fs2",))["fs2"])
-            return voice_stats(np.stack(images))
+                rows.append(clip_features(y, cfg=cfg, spaces=(space,))[space])
+            return speaker_stats(np.stack(rows), space)
 
-        return self.remember(json.dumps(cfg.as_dict(), sort_keys=True), compute)
+        key = json.dumps(cfg.as_dict(), sort_keys=True)
+        return self.remember(key if space == "fs2" else (key, space), compute)
 
     def remember(self, key, compute):
         """``compute()``'s result for ``key``, computed once per set of takes (adding a

@@ -266,7 +266,7 @@ def test_random_floor_is_refused_where_it_cannot_apply():
 def test_options_the_architecture_cannot_take_are_refused_before_any_run():
     """`TrainConfig.check()` knows each architecture's input: every caller (CLI, Train page,
     studies, the run queue) refuses the same way, before a run is queued."""
-    with pytest.raises(ValueError, match="log-mel .2D. models only; lenet1d reads FS1"):
+    with pytest.raises(ValueError, match="log-mel .2D. and voice models only; lenet1d reads FS1"):
         TrainConfig(arch="lenet1d", speaker_norm="speaker").check()
     with pytest.raises(ValueError, match=r"combined reads FS1\+FS2"):
         TrainConfig(arch="combined", speaker_norm="speaker").check()

@@ -138,3 +138,46 @@ def test_architectures_page_describes_the_voice_read_outs(models_dir):
     captions = " ".join(c.value for c in at.caption)
     assert "No convolutional stack" in captions and "frozen voice encoder" in captions
     assert "Receptive field of the convolutional stack: {" not in captions
+
+
+def test_speaker_statistics_in_the_voice_space_centre_without_dividing():
+    from ser.speakers import VectorStats, norm_space, normalise_by_group, stats_by_group
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(6, VOICE_DIM)).astype(np.float32)
+    x[3:] += 5.0  # a second speaker with another mean
+    groups = np.array(["a"] * 3 + ["b"] * 3)
+    stats = stats_by_group(x, groups, "voice")
+    assert isinstance(stats["b"], VectorStats) and stats["b"].clips == 3
+    out = normalise_by_group(x, groups, stats)
+    np.testing.assert_allclose(out[:3].mean(0), 0, atol=1e-5)
+    np.testing.assert_allclose(out[3:].mean(0), 0, atol=1e-5)
+    np.testing.assert_allclose(out[3:].std(0), x[3:].std(0), rtol=1e-4)  # spread kept
+    assert norm_space(("voice",)) == "voice" and norm_space(("fs2",)) == "fs2"
+    with pytest.raises(ValueError, match="1792 values"):
+        stats["a"].apply(np.zeros((2, 10)))
+
+
+def test_a_speaker_normalised_voice_model_reads_clips_relative_to_the_voice(tmp_path):
+    from predict_helpers import make_bundle, utterances
+
+    from ser.inference import Predictor, VoiceNeededError
+    from ser.speakers import VoiceProfile
+
+    path = make_bundle(tmp_path / "v" / "model.pt", arch="voicelin", speaker_norm=True)
+    p = Predictor(path)
+    assert p.needs_voice and not p.adapts_to_voice
+    takes = utterances(tmp_path / "corpus", n=4)
+    with pytest.raises(VoiceNeededError, match="speaker-normalised"):
+        p.predict_samples(takes[0], 16000)
+    voice = VoiceProfile(sample_rate=16000)
+    for y in takes[1:]:
+        voice.add(y, 16000)
+    got = p.predict_samples(takes[0], 16000, voice=voice).probs
+    assert got.shape == (6,) and got.sum() == pytest.approx(1.0, abs=1e-4)
+    # centring on the voice's mean vector is what the model reads
+    mean = voice.stats(p.cfg, "voice").mean
+    assert mean.shape == (VOICE_DIM,) and voice.stats(p.cfg, "voice") is voice.stats(p.cfg, "voice")
+    arrays, _ = p.window_features(takes[0], 16000)
+    np.testing.assert_allclose(p._voice_normalised(arrays, voice)["voice"],
+                               arrays["voice"] - mean, atol=1e-5)
