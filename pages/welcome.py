@@ -17,8 +17,8 @@ st.markdown(
     "Recognise the emotion in a voice — **angry, disgust, fear, happy, neutral, sad** — with "
     "convolutional networks you can inspect, train and compare. Explore CREMA-D and the other "
     "emotional-speech corpora (TESS, SAVEE, RAVDESS, EmoDB, EMOVO, URDU, or your own folder), "
-    "train 1D CNNs on a 169-value acoustic summary or 2D CNNs on mel-spectrograms, and test "
-    "every model on your own recordings."
+    "train 1D CNNs on a 169-value acoustic summary, 2D CNNs on mel-spectrograms or a small "
+    "read-out of a pretrained speaker encoder, and test every model on your own recordings."
 )
 
 corpus = get_corpus()
