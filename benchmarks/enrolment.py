@@ -63,6 +63,7 @@ from ser.ensemble import bundle_paths  # noqa: E402
 from ser.inference import VOICE_BN_WEIGHT, stored_voice_reference  # noqa: E402
 from ser.speakers import (  # noqa: E402
     draw_enrolment,
+    norm_space,
     normalise_by_group,
     shift_log_probs,
     split_enrolment,
@@ -100,16 +101,23 @@ def first(rows: np.ndarray, emo: np.ndarray, k: int, balanced: bool) -> np.ndarr
     return np.concatenate([rows[emo[rows] == e][:k] for e in np.unique(emo[rows])])
 
 
-def member_probs(bundle, clips, ref_rows, fs2=None):
-    """A member's probabilities for every clip, given each speaker's enrolment rows."""
+def norm_of(card) -> str:
+    """The space a speaker-normalised card's statistics are taken in ("fs2" or "voice")."""
+    return norm_space((card.input_space,))
+
+
+def member_probs(bundle, clips, ref_rows, raw=None):
+    """A member's probabilities for every clip, given each speaker's enrolment rows
+    (``raw``: a speaker-normalised member's un-normalised features in its `norm_of` space)."""
     card = bundle.card
     if not card.speaker_normalised:
         return predict_proba(bundle.model, featurise(card, clips))
+    space = norm_of(card)
     spk = clips["speaker"].astype(str).to_numpy()
     ref = np.concatenate(list(ref_rows.values()))
-    stats = stats_by_group(fs2[ref], spk[ref])
-    x = normalise_by_group(fs2, spk, stats)
-    return predict_proba(bundle.model, model_inputs({"fs2": x}, card.input_space,
+    stats = stats_by_group(raw[ref], spk[ref], space)
+    x = normalise_by_group(raw, spk, stats)
+    return predict_proba(bundle.model, model_inputs({space: x}, card.input_space,
                                                      card.normalisation_arrays()))
 
 
@@ -147,11 +155,12 @@ def score(bundles, clips, ks, draws, balanced=False, adapt="offset", bn_weight=0
     inputs = {i: featurise(b.card, clips)
               for i, b in enumerate(bundles) if not b.card.speaker_normalised}
     plain = {i: predict_proba(bundles[i].model, x) for i, x in inputs.items()}
-    fs2 = {i: np.asarray(FeatureStore(cfg=b.card.features).features(
-        list(clips["path"]), spaces=("fs2",))["fs2"])
+    raw = {i: np.asarray(FeatureStore(cfg=b.card.features).features(
+        list(clips["path"]), spaces=(norm_of(b.card),))[norm_of(b.card)])
         for i, b in enumerate(bundles) if b.card.speaker_normalised}
     refs = {i: stored_voice_reference(b.path) for i, b in enumerate(bundles)}
-    show = ([0] if plain else []) + list(ks)
+    # k = 0: the members that answer without a voice (a speaker-normalised one cannot)
+    show = ([0] if plain else []) + [k for k in ks if k]
     out = {k: [] for k in show}
     seed0 = bundles[0].card.training.split_seed
     for d in range(draws):
@@ -160,8 +169,9 @@ def score(bundles, clips, ks, draws, balanced=False, adapt="offset", bn_weight=0
             rows = {s: first(r, emo, k, balanced) for s, r in cand.items()}
             probs = []
             for i, b in enumerate(bundles):
-                if i in fs2:
-                    probs.append(member_probs(b, clips, rows, fs2[i]))
+                if i in raw:
+                    if k:
+                        probs.append(member_probs(b, clips, rows, raw[i]))
                     continue
                 probs.append(adapted_probs(b, inputs[i], plain[i], rows, spk, refs[i], adapt,
                                            bn_weight) if k else plain[i].astype(np.float64))
@@ -228,11 +238,12 @@ def main(argv=None) -> int:
                 u = np.array([r["uar"] for r in res[k]])
                 top = np.mean([r["top"] for r in res[k]])
                 cells.append(f"{u.mean():6.1%}±{u.std():4.1%} top {top:3.0%}")
-            print(f"{key:<10}{kind:<10}{res[ks[0]][0]['n']:>6}" +
+            print(f"{key:<10}{kind:<10}{res[next(iter(res))][0]['n']:>6}" +
                   "".join(f"{c:>24}" for c in cells))
     print("\nUAR mean ± std over draws of the enrolment clips; top = share of the most "
           "predicted label; enrolment clips are never scored; k=0: the same models, not "
-          "adapted, on the same clips.")
+          "adapted, on the same clips (a speaker-normalised one needs a voice: left out "
+          "there).")
     k10 = str(10 if 10 in ks else ks[-1])
     print(f"\npredicted-label shares with {k10} enrolment clips (first draw):")
     for name, per in results.items():

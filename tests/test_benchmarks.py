@@ -108,6 +108,29 @@ def test_enrolment_benchmark_adapts_by_batchnorm_statistics(demo_root, tess_pool
     assert bad.returncode == 2 and "--bn-weight must lie in 0–1" in bad.stderr
 
 
+def test_enrolment_benchmark_scores_a_speaker_normalised_voice_model(demo_root, pooled,
+                                                                     tmp_path):
+    # Regression: a speaker-normalised voice model stopped the benchmark twice: its
+    # statistics were taken from log-mel images instead of voice vectors, and with
+    # ``--ks 0,…`` it was asked to answer without any enrolment clip.
+    env, _ = pooled
+    train = subprocess.run(
+        [sys.executable, "-m", "ser", "train", "--arch", "voicelin", "--data", str(demo_root),
+         "--epochs", "1", "--no-noise", "--speaker-norm", "speaker", "--enrol", "2",
+         "--ship", "voicelin.spk"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert train.returncode == 0, train.stderr[-2000:]
+    out_json = tmp_path / "enrol.json"
+    out = subprocess.run(
+        [sys.executable, "benchmarks/enrolment.py", "voicelin.spk", "--corpus",
+         f"demo={demo_root}", "--ks", "0,2", "--draws", "1", "--json", str(out_json)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "speaker-normalised" in out.stdout
+    res = json.loads(out_json.read_text())["voicelin.spk"]["demo"]
+    assert "0" not in res and 0.0 <= res["2"][0]["uar"] <= 1.0 and res["2"][0]["n"] > 0
+
+
 def test_floor_at_test_benchmark_scores_every_floor(demo_root, pooled):
     env, _ = pooled
     out = subprocess.run(
