@@ -56,17 +56,24 @@ def map_unordered(fn: Callable[[Any], Any], items: Iterable[Any], *, workers: in
     chunks = [items[i:i + chunksize] for i in range(0, total, chunksize)]
     ctx = mp.get_context("spawn")  # fork after torch/OpenMP initialised can deadlock
     done = 0
-    with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=ctx,
-                             initializer=_init_worker) as pool:
-        futures = [pool.submit(_run_chunk, fn, chunk) for chunk in chunks]
-        from concurrent.futures import as_completed
+    from concurrent.futures import as_completed
 
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=ctx,
+                               initializer=_init_worker)
+    try:
+        futures = [pool.submit(_run_chunk, fn, chunk) for chunk in chunks]
         for fut in as_completed(futures):
             results = fut.result()
             yield from results
             done += len(results)
             if progress:
                 progress(done, total)
+    except BaseException:
+        # A failure, a cancel raised by ``progress`` or a caller that stops reading: the
+        # chunks not yet started are dropped instead of all being computed first.
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 def _spawn_can_start() -> bool:

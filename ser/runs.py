@@ -378,6 +378,10 @@ def _wait_for_slot(d: Path, max_parallel: int):
         time.sleep(0.5)
 
 
+class RunCancelled(Exception):
+    """A run stopped on request before training began: no weights exist to keep."""
+
+
 def execute(run_id: str, *, max_parallel: int = 1, on_event=None, progress=None) -> int:
     """Run a queued run in this process (what the launched subprocess does). Exit code.
 
@@ -421,6 +425,10 @@ def execute(run_id: str, *, max_parallel: int = 1, on_event=None, progress=None)
                      should_stop=lambda: cancel_requested(d), progress=progress)
         progress("saving the model", 0, 0)
         _finish(d, result, cfg)
+        return 0
+    except RunCancelled as err:
+        _set_status(d, state="cancelled", ended=_now(), stage="cancelled")
+        print(err, flush=True)
         return 0
     except BaseException as err:  # noqa: BLE001 - every failure must end up in status.json
         traceback.print_exc()
@@ -466,8 +474,10 @@ def _supervise(d: Path, run_id: str, cfg: TrainConfig, progress, on_event=None) 
     from ser.dataset import prepare
     from ser.distributed import first_failure, torchrun_command
     from ser.models import model_input_space
+    from ser.training import stoppable
 
-    data = prepare(cfg, model_input_space(cfg.arch), progress=progress)
+    data = prepare(cfg, model_input_space(cfg.arch),
+                   progress=stoppable(progress, lambda: cancel_requested(d)))
     del data
     gc.collect()
     if cancel_requested(d):

@@ -33,6 +33,7 @@ from ser.distributed import Dist, cpu_threads, wrap
 from ser.metrics import classification_metrics, full_report, predictions_frame
 from ser.models import create_model, describe
 from ser.recipe import TrainConfig
+from ser.runs import RunCancelled
 
 EventFn = Callable[[dict], None]
 
@@ -68,7 +69,11 @@ def fit(cfg: TrainConfig, *, on_event: EventFn | None = None,
     device = dist.device if dist.enabled else pick_device(cfg.device)
     use_threads(device, cpu_threads(dist, cfg.threads) if dist.enabled else cfg.threads)
     clock = Clock()
-    data = attach_teachers(prepare(cfg, input_space, progress=say), cfg, progress=say)
+    # A distributed worker gets its features from the cache its supervisor filled (which
+    # checks for a cancel itself); a rank leaving alone would strand the others.
+    preparing = say if dist.enabled else stoppable(say, should_stop)
+    data = attach_teachers(prepare(cfg, input_space, progress=preparing), cfg,
+                           progress=preparing)
     check_parts(data, cfg.batch_size, dist)
     say("building the model", 0, 0)
     model, net = build_model(cfg, data, device, dist)
@@ -143,6 +148,22 @@ class Clock:
 
 class TrainingError(ValueError):
     """Training cannot go on (e.g. a non-finite loss); the message says why."""
+
+
+def stoppable(progress, should_stop):
+    """``progress`` that also checks ``should_stop`` and raises `RunCancelled` when it is
+    true: data preparation (extraction, teacher scoring) can take half an hour and must
+    end on a cancel or SIGTERM as promptly as the training loop does."""
+    if should_stop is None:
+        return progress
+
+    def check(stage: str, done: int, total: int) -> None:
+        if progress:
+            progress(stage, done, total)
+        if should_stop():
+            raise RunCancelled(f"cancelled while {stage}; nothing was trained, so nothing "
+                               "is saved")
+    return check
 
 
 def callbacks(dist: Dist, on_event, should_stop, progress):

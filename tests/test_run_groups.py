@@ -92,3 +92,21 @@ def test_a_stopped_run_names_why_from_its_exit_code():
     assert "out of memory" in runs.death_reason(-signal.SIGKILL)
     assert "SIGSEGV" in runs.death_reason(-signal.SIGSEGV)
     assert "code 3" in runs.death_reason(3)
+
+
+def test_sigterm_while_preparing_data_ends_the_run_before_training(extracting):
+    """Regression: `kill <pid>` (SIGTERM, what a shell or a scheduler sends) only marked the
+    run for cancelling, and the mark was read by the training loop alone: a run preparing
+    its data (extraction, then teacher scoring of the pool: half an hour) went on to the
+    end before it stopped."""
+    run_id, pgid = extracting
+    os.kill(runs.status(run_id)["pid"], signal.SIGTERM)
+    end = time.time() + 60
+    while runs.status(run_id)["state"] in runs.ACTIVE and time.time() < end:
+        time.sleep(0.2)
+    st = runs.status(run_id)
+    log = runs.log_tail(run_id, 40)
+    assert st["state"] == "cancelled", log
+    assert "nothing was trained" in log and "epoch 1/" not in log, log
+    assert "building the model" not in log, log
+    assert _gone(run_id, pgid)
