@@ -378,7 +378,7 @@ def _wait_for_slot(d: Path, max_parallel: int):
         time.sleep(0.5)
 
 
-class RunCancelled(Exception):
+class RunCancelledError(Exception):
     """A run stopped on request before training began: no weights exist to keep."""
 
 
@@ -426,7 +426,7 @@ def execute(run_id: str, *, max_parallel: int = 1, on_event=None, progress=None)
         progress("saving the model", 0, 0)
         _finish(d, result, cfg)
         return 0
-    except RunCancelled as err:
+    except RunCancelledError as err:
         _set_status(d, state="cancelled", ended=_now(), stage="cancelled")
         print(err, flush=True)
         return 0

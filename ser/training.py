@@ -33,7 +33,7 @@ from ser.distributed import Dist, cpu_threads, wrap
 from ser.metrics import classification_metrics, full_report, predictions_frame
 from ser.models import create_model, describe
 from ser.recipe import TrainConfig
-from ser.runs import RunCancelled
+from ser.runs import RunCancelledError
 
 EventFn = Callable[[dict], None]
 
@@ -151,7 +151,7 @@ class TrainingError(ValueError):
 
 
 def stoppable(progress, should_stop):
-    """``progress`` that also checks ``should_stop`` and raises `RunCancelled` when it is
+    """``progress`` that also checks ``should_stop`` and raises `RunCancelledError` when it is
     true: data preparation (extraction, teacher scoring) can take half an hour and must
     end on a cancel or SIGTERM as promptly as the training loop does."""
     if should_stop is None:
@@ -161,7 +161,7 @@ def stoppable(progress, should_stop):
         if progress:
             progress(stage, done, total)
         if should_stop():
-            raise RunCancelled(f"cancelled while {stage}; nothing was trained, so nothing "
+            raise RunCancelledError(f"cancelled while {stage}; nothing was trained, so nothing "
                                "is saved")
     return check
 
