@@ -292,10 +292,12 @@ def default_models(folder: Path | None = None, *, voice: bool = False
     return sorted(shipped), "every shipped model"
 
 
-def bundle_paths(arg: str) -> list[Path]:
+def bundle_paths(arg: str, *, voice: bool = False) -> list[Path]:
     """Bundle files named by ``arg``: what `ser.names.bundle_files` resolves (a ``.pt``
     file, a model folder, a folder of model folders, ``ensemble``, a shipped model's name),
-    and ``default`` (the Predict page's default models)."""
+    and ``default`` (the Predict page's default models; ``voice=True``: the set it uses once
+    a voice is calibrated)."""
     if arg == "default" and not Path(arg).exists():
-        return [config.models_dir() / n / BUNDLE_FILE for n in default_models()[0]]
+        return [config.models_dir() / n / BUNDLE_FILE
+                for n in default_models(voice=voice)[0]]
     return bundle_files(arg)

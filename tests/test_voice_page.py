@@ -48,6 +48,32 @@ def test_voice_defaults_from_default_json(voice_models):
     assert default_models(voice_models, voice=True) == (["tiny.spk", "tiny.plain"], "both")
 
 
+def test_cli_default_with_a_voice_uses_the_voice_set(tmp_path, voice_models, speech):
+    """Regression: `predict default --voice …` scored only the general set, while the Predict
+    page switched to default.json's "voice" set once calibrated."""
+    import subprocess
+    import sys
+
+    from ser.ensemble import bundle_paths
+
+    assert [p.parent.name for p in bundle_paths("default")] == ["tiny.plain"]
+    assert [p.parent.name for p in bundle_paths("default", voice=True)] == ["tiny.spk",
+                                                                            "tiny.plain"]
+    clip = tmp_path / "clip.wav"
+    clip.write_bytes(wav(place([0.3, speech[0], 0.3])[0]))
+    takes = []
+    for i in (1, 2, 3):
+        (tmp_path / f"take{i}.wav").write_bytes(wav(place([0.3, speech[i], 0.3])[0]))
+        takes += ["--voice", str(tmp_path / f"take{i}.wav")]
+    cmd = [sys.executable, "-m", "ser", "predict", "default", str(clip), "--json"]
+    plain = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert plain.returncode == 0, plain.stderr
+    assert set(json.loads(plain.stdout)[str(clip)]) == {"tiny.plain"}
+    voiced = subprocess.run(cmd + takes, capture_output=True, text=True, timeout=300)
+    assert voiced.returncode == 0, voiced.stderr
+    assert set(json.loads(voiced.stdout)[str(clip)]) == {"tiny.spk", "tiny.plain"}
+
+
 def test_without_a_voice_the_speaker_normalised_model_is_left_out(demo_root, voice_models,
                                                                  speech):
     at = predict_page()

@@ -350,7 +350,8 @@ def cmd_predict(args) -> int:
     from ser.ensemble import bundle_paths
     from ser.inference import Predictor, ensemble
 
-    paths = bundle_paths(args.bundle)
+    # ``default`` with a voice is the Predict page's calibrated set, as on the page.
+    paths = bundle_paths(args.bundle, voice=bool(args.voice or args.voice_profile))
     if not paths:
         print(f"error: no bundles in {args.bundle}", file=sys.stderr)
         return 2
@@ -358,12 +359,12 @@ def cmd_predict(args) -> int:
     if not args.clips:
         print("error: no audio files found", file=sys.stderr)
         return 2
-    predictors = [Predictor(p) for p in paths]
     try:
         args.voice_profile_obj = _voice(args)
     except (AudioError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    predictors = [Predictor(p) for p in paths]
     if args.segments:
         return _predict_segments(args, predictors)
     voice = args.voice_profile_obj
