@@ -19,6 +19,11 @@ MAX_COPIES = 8
 SCHEDULES = ("none", "cosine", "plateau")
 
 
+class RunCancelledError(Exception):
+    """A run stopped on request before training began: no weights exist to keep. (Here,
+    not in `ser.runs` or `ser.training`, so that both can name it without a cycle.)"""
+
+
 @dataclass
 class TrainConfig:
     """Plain data describing one training run; stored as the run's config.json."""

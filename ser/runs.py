@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ser import config
 from ser.fileio import append_jsonl, read_json, read_jsonl, write_json
-from ser.recipe import TrainConfig
+from ser.recipe import RunCancelledError, TrainConfig
 
 STATES = ("queued", "running", "finished", "failed", "cancelled")
 ACTIVE = ("queued", "running")
@@ -376,10 +376,6 @@ def _wait_for_slot(d: Path, max_parallel: int):
                 except OSError:
                     f.close()
         time.sleep(0.5)
-
-
-class RunCancelledError(Exception):
-    """A run stopped on request before training began: no weights exist to keep."""
 
 
 def execute(run_id: str, *, max_parallel: int = 1, on_event=None, progress=None) -> int:

@@ -32,8 +32,7 @@ from ser.distill import attach_teachers
 from ser.distributed import Dist, cpu_threads, wrap
 from ser.metrics import classification_metrics, full_report, predictions_frame
 from ser.models import create_model, describe
-from ser.recipe import TrainConfig
-from ser.runs import RunCancelledError
+from ser.recipe import RunCancelledError, TrainConfig
 
 EventFn = Callable[[dict], None]
 
@@ -69,12 +68,7 @@ def fit(cfg: TrainConfig, *, on_event: EventFn | None = None,
     device = dist.device if dist.enabled else pick_device(cfg.device)
     use_threads(device, cpu_threads(dist, cfg.threads) if dist.enabled else cfg.threads)
     clock = Clock()
-    # A distributed worker gets its features from the cache its supervisor filled (which
-    # checks for a cancel itself); a rank leaving alone would strand the others.
-    preparing = say if dist.enabled else stoppable(say, should_stop)
-    data = attach_teachers(prepare(cfg, input_space, progress=preparing), cfg,
-                           progress=preparing)
-    check_parts(data, cfg.batch_size, dist)
+    data = prepared_data(cfg, input_space, dist, say, should_stop)
     say("building the model", 0, 0)
     model, net = build_model(cfg, data, device, dist)
     epochs = cfg.resolved_epochs()
@@ -148,6 +142,18 @@ class Clock:
 
 class TrainingError(ValueError):
     """Training cannot go on (e.g. a non-finite loss); the message says why."""
+
+
+def prepared_data(cfg: TrainConfig, input_space: str, dist: Dist, say, should_stop):
+    """The run's features (and teachers' answers), checked for empty parts. A distributed
+    worker gets them from the cache its supervisor filled (which checks for a cancel
+    itself; a rank leaving alone would strand the others); otherwise a cancel ends the
+    preparation with `RunCancelledError`."""
+    preparing = say if dist.enabled else stoppable(say, should_stop)
+    data = attach_teachers(prepare(cfg, input_space, progress=preparing), cfg,
+                           progress=preparing)
+    check_parts(data, cfg.batch_size, dist)
+    return data
 
 
 def stoppable(progress, should_stop):
