@@ -105,3 +105,16 @@ def wav(y: np.ndarray, sr: int = SR) -> bytes:
     buf = io.BytesIO()
     sf.write(buf, y, sr, format="WAV")
     return buf.getvalue()
+
+
+def clip_and_takes(folder: Path, speech: list[np.ndarray]) -> tuple[Path, list[str]]:
+    """A clip of utterance 0 and three takes (utterances 1–3) written as WAV files in
+    ``folder``; returns the clip's path and the ``--voice`` arguments naming the takes."""
+    clip = folder / "clip.wav"
+    clip.write_bytes(wav(place([0.3, speech[0], 0.3])[0]))
+    args = []
+    for i in (1, 2, 3):
+        take = folder / f"take{i}.wav"
+        take.write_bytes(wav(place([0.3, speech[i], 0.3])[0]))
+        args += ["--voice", str(take)]
+    return clip, args

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from predict_helpers import SR, make_bundle, place, utterances, wav
+from predict_helpers import SR, clip_and_takes, make_bundle, place, utterances, wav
 
 from ser import config
 from ser.inference import (
@@ -248,12 +248,7 @@ def test_analyse_with_enrolment_and_with_a_long_recording(spk_bundle, speech):
 
 @pytest.mark.slow
 def test_cli_predict_with_and_without_a_voice(tmp_path, spk_bundle, speech):
-    clip = tmp_path / "clip.wav"
-    clip.write_bytes(wav(place([0.3, speech[0], 0.3])[0]))
-    takes = []
-    for i in (1, 2, 3):
-        takes += ["--voice", str(tmp_path / f"take{i}.wav")]
-        (tmp_path / f"take{i}.wav").write_bytes(wav(place([0.3, speech[i], 0.3])[0]))
+    clip, takes = clip_and_takes(tmp_path, speech)
     cmd = [sys.executable, "-m", "ser", "predict", str(spk_bundle["spk"]), str(clip)]
     bare = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert bare.returncode == 2 and "--voice" in bare.stderr
@@ -407,12 +402,7 @@ def test_analyse_adapts_plain_models_to_an_enrolment_only(spk_bundle, speech):
 @pytest.mark.slow
 def test_cli_adapts_a_plain_model_to_a_voice_and_refuses_a_short_one(tmp_path, spk_bundle,
                                                                        speech):
-    clip = tmp_path / "clip.wav"
-    clip.write_bytes(wav(place([0.3, speech[0], 0.3])[0]))
-    takes = []
-    for i in (1, 2, 3):
-        (tmp_path / f"take{i}.wav").write_bytes(wav(place([0.3, speech[i], 0.3])[0]))
-        takes += ["--voice", str(tmp_path / f"take{i}.wav")]
+    clip, takes = clip_and_takes(tmp_path, speech)
     cmd = [sys.executable, "-m", "ser", "predict", str(spk_bundle["plain"]), str(clip), "--json"]
 
     def probs(extra):

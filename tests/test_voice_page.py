@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 from app_helpers import open_page
-from predict_helpers import make_bundle, place, utterances, wav
+from predict_helpers import clip_and_takes, make_bundle, place, utterances, wav
 from streamlit.testing.v1 import AppTest
 
 from ser.ensemble import default_models
@@ -59,12 +59,7 @@ def test_cli_default_with_a_voice_uses_the_voice_set(tmp_path, voice_models, spe
     assert [p.parent.name for p in bundle_paths("default")] == ["tiny.plain"]
     assert [p.parent.name for p in bundle_paths("default", voice=True)] == ["tiny.spk",
                                                                             "tiny.plain"]
-    clip = tmp_path / "clip.wav"
-    clip.write_bytes(wav(place([0.3, speech[0], 0.3])[0]))
-    takes = []
-    for i in (1, 2, 3):
-        (tmp_path / f"take{i}.wav").write_bytes(wav(place([0.3, speech[i], 0.3])[0]))
-        takes += ["--voice", str(tmp_path / f"take{i}.wav")]
+    clip, takes = clip_and_takes(tmp_path, speech)
     cmd = [sys.executable, "-m", "ser", "predict", "default", str(clip), "--json"]
     plain = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert plain.returncode == 0, plain.stderr
