@@ -39,12 +39,18 @@ if not models:
                "page; finished runs appear in Results and Predict.")
 else:
     defaults, why = default_models()
+    voice_set, voice_why = default_models(voice=True)
+    show_voice = voice_set != defaults  # the set once a voice is calibrated, if it differs
     if set(defaults) == {m.name for m in models}:
         defaults = []  # no choice was made: nothing to star
         st.markdown("**What Predict uses by default:** every shipped model.")
     else:
         names = ", ".join(f"`{n}`" for n in defaults)
         st.markdown(f"**What Predict uses by default** (★ below): {names} — {why}.")
+    if show_voice:
+        names = ", ".join(f"`{n}`" for n in voice_set)
+        st.markdown(f"**Once you calibrate to your voice** (a few takes on Predict): "
+                    f"{names} — {voice_why}.")
     board = leaderboard(models, read_ensemble())
     for origin, rows in board.groupby("origin", sort=False):
         st.markdown(f"**{origin}** — best first")

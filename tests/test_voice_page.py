@@ -69,6 +69,14 @@ def test_cli_default_with_a_voice_uses_the_voice_set(tmp_path, voice_models, spe
     assert set(json.loads(voiced.stdout)[str(clip)]) == {"tiny.spk", "tiny.plain"}
 
 
+def test_home_names_the_set_used_once_a_voice_is_calibrated(demo_root, voice_models):
+    at = open_page("pages/welcome.py", clean=True)
+    text = " ".join(m.value for m in at.markdown)
+    assert "**What Predict uses by default** (★ below): `tiny.plain` — the plain model." in text
+    assert "**Once you calibrate to your voice** (a few takes on Predict): `tiny.spk`, " \
+           "`tiny.plain` — both." in text
+
+
 def test_without_a_voice_the_speaker_normalised_model_is_left_out(demo_root, voice_models,
                                                                  speech):
     at = predict_page()
