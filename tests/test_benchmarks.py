@@ -161,3 +161,36 @@ def test_voice_probe_benchmark_prints_every_part_and_the_left_out_corpus(demo_ro
                 "tess ", "tess, speaker-centred", "demo test actors, speaker-centred"):
         assert f"  {row}" in out.stdout, (row, out.stdout)
     assert "UAR" in out.stdout and "nan" not in out.stdout
+
+
+def test_chain_copy_keeps_the_corpus_readable_with_one_chain_per_speaker(tess_pool, tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    from ser.corpora import load_corpus
+
+    src = Path(tess_pool.split("tess=", 1)[1])
+    (src / "README.md").write_text("labels: folder names\n")
+    dest = tmp_path / "chained"
+    out = subprocess.run([sys.executable, "benchmarks/chain_copy.py", str(src), str(dest),
+                          "--seed", "1"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "36 clips written" in out.stdout
+    assert (dest / "README.md").read_text() == "labels: folder names\n"
+    before, after = load_corpus(src).manifest, load_corpus(dest).manifest
+    assert len(after) == len(before) == 36
+    assert sorted(after["speaker"]) == sorted(before["speaker"])
+    assert sorted(after["emotion"]) == sorted(before["emotion"])
+    a, sr = sf.read(dest / "OAF_angry" / "OAF_back_angry.wav")
+    assert sr == 16000 and len(a) == int(0.8 * 16000) and np.abs(a).max() > 0.1
+    # Seeded: the same seed writes the same audio, another seed another chain.
+    for seed, same in (("1", True), ("2", False)):
+        again = tmp_path / f"again{seed}"
+        subprocess.run([sys.executable, "benchmarks/chain_copy.py", str(src), str(again),
+                        "--seed", seed], cwd=ROOT, check=True, capture_output=True, timeout=600)
+        b, _ = sf.read(again / "OAF_angry" / "OAF_back_angry.wav")
+        assert np.array_equal(a, b) == same
+    refused = subprocess.run([sys.executable, "benchmarks/chain_copy.py", str(src),
+                              str(src / "inside")], cwd=ROOT, capture_output=True, text=True,
+                             timeout=600)
+    assert refused.returncode != 0 and "outside" in refused.stderr
