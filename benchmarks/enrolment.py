@@ -106,9 +106,11 @@ def norm_of(card) -> str:
     return norm_space((card.input_space,))
 
 
-def member_probs(bundle, clips, ref_rows, raw=None):
+def member_probs(bundle, clips, ref_rows, raw=None, *, offset=False, offset_ref=None):
     """A member's probabilities for every clip, given each speaker's enrolment rows
-    (``raw``: a speaker-normalised member's un-normalised features in its `norm_of` space)."""
+    (``raw``: a speaker-normalised member's un-normalised features in its `norm_of` space).
+    ``offset``: also shift each speaker's answers by the voice offset from its answers on
+    that speaker's enrolment rows, towards ``offset_ref`` (None: uniform)."""
     card = bundle.card
     if not card.speaker_normalised:
         return predict_proba(bundle.model, featurise(card, clips))
@@ -117,8 +119,15 @@ def member_probs(bundle, clips, ref_rows, raw=None):
     ref = np.concatenate(list(ref_rows.values()))
     stats = stats_by_group(raw[ref], spk[ref], space)
     x = normalise_by_group(raw, spk, stats)
-    return predict_proba(bundle.model, model_inputs({space: x}, card.input_space,
-                                                     card.normalisation_arrays()))
+    p = predict_proba(bundle.model, model_inputs({space: x}, card.input_space,
+                                                  card.normalisation_arrays()))
+    if not offset:
+        return p
+    lp = np.log(np.clip(p.astype(np.float64), 1e-12, None))
+    for s, r in ref_rows.items():
+        mine = np.flatnonzero(spk == s)
+        lp[mine] = shift_log_probs(lp[mine], voice_offset(p[r], offset_ref))
+    return np.exp(lp)
 
 
 def adapted_probs(bundle, inputs, plain, rows: dict, spk, ref, adapt: str,
@@ -148,7 +157,8 @@ def subset(inputs, rows) -> Inputs:
     return Inputs([x[idx] for x in inputs], None if lengths is None else lengths[idx.numpy()])
 
 
-def score(bundles, clips, ks, draws, balanced=False, adapt="offset", bn_weight=0.5) -> dict:
+def score(bundles, clips, ks, draws, balanced=False, adapt="offset", bn_weight=0.5,
+          offset_normalised=False) -> dict:
     spk = clips["speaker"].astype(str).to_numpy()
     emo = clips["emotion"].astype(str).to_numpy()
     y_all = encode_labels(clips["emotion"])
@@ -171,7 +181,9 @@ def score(bundles, clips, ks, draws, balanced=False, adapt="offset", bn_weight=0
             for i, b in enumerate(bundles):
                 if i in raw:
                     if k:
-                        probs.append(member_probs(b, clips, rows, raw[i]))
+                        probs.append(member_probs(b, clips, rows, raw[i],
+                                                  offset=offset_normalised,
+                                                  offset_ref=refs[i]))
                     continue
                 probs.append(adapted_probs(b, inputs[i], plain[i], rows, spk, refs[i], adapt,
                                            bn_weight) if k else plain[i].astype(np.float64))
@@ -199,6 +211,9 @@ def main(argv=None) -> int:
     ap.add_argument("--bn-weight", type=float, default=VOICE_BN_WEIGHT,
                     help="with --adapt batchnorm/both: the enrolment clips' share of the "
                          "BatchNorm statistics (0 = as trained, 1 = theirs alone)")
+    ap.add_argument("--offset-normalised", action="store_true",
+                    help="also shift a speaker-normalised model's answers by the voice "
+                         "offset from its answers on the enrolment clips")
     ap.add_argument("--json", help="also write the figures to this file")
     a = ap.parse_args(argv)
     ks = [int(k) for k in a.ks.split(",")]
@@ -214,8 +229,8 @@ def main(argv=None) -> int:
                f"adapted by BatchNorm statistics (weight {a.bn_weight:g})",
                "both": f"adapted by BatchNorm statistics (weight {a.bn_weight:g}) and the "
                        "offset"}[a.adapt]
-        kinds = sorted({"speaker-normalised" if b.card.speaker_normalised else how
-                        for b in bundles})
+        spk_kind = "speaker-normalised" + (" + the offset" if a.offset_normalised else "")
+        kinds = sorted({spk_kind if b.card.speaker_normalised else how for b in bundles})
         print(f"\n{name} ({len(bundles)} model{'s' * (len(bundles) > 1)}, "
               f"{' + '.join(kinds)}; trained on {', '.join(trained)})")
         header = False
@@ -225,7 +240,8 @@ def main(argv=None) -> int:
                 print(f"{key}: skipped — none of its speakers is a test speaker of the "
                       "model's split")
                 continue
-            res = score(bundles, clips, ks, a.draws, a.balanced, a.adapt, a.bn_weight)
+            res = score(bundles, clips, ks, a.draws, a.balanced, a.adapt, a.bn_weight,
+                        a.offset_normalised)
             if not header:
                 header = True
                 print(f"{'corpus':<10}{'kind':<10}{'n':>6}" + "".join(

@@ -129,6 +129,15 @@ def test_enrolment_benchmark_scores_a_speaker_normalised_voice_model(demo_root, 
     assert "speaker-normalised" in out.stdout
     res = json.loads(out_json.read_text())["voicelin.spk"]["demo"]
     assert "0" not in res and 0.0 <= res["2"][0]["uar"] <= 1.0 and res["2"][0]["n"] > 0
+    # The same draw with the voice offset on top of the normalisation: same clips scored.
+    offset = subprocess.run(
+        [sys.executable, "benchmarks/enrolment.py", "voicelin.spk", "--corpus",
+         f"demo={demo_root}", "--ks", "2", "--draws", "1", "--offset-normalised", "--json",
+         str(out_json)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert offset.returncode == 0, offset.stderr[-2000:]
+    assert "speaker-normalised + the offset" in offset.stdout
+    shifted = json.loads(out_json.read_text())["voicelin.spk"]["demo"]["2"][0]
+    assert shifted["n"] == res["2"][0]["n"] and 0.0 <= shifted["uar"] <= 1.0
 
 
 def test_floor_at_test_benchmark_scores_every_floor(demo_root, pooled):
