@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -213,7 +214,15 @@ def cmd_train(args) -> int:
     from ser import runs
 
     if args.dist_worker:
-        return runs.execute_worker(args.dist_worker)
+        code = runs.execute_worker(args.dist_worker)
+        # Everything is on disk (rank 0 wrote its files atomically before the last
+        # barrier) and the group is destroyed. Leave without the interpreter's teardown:
+        # gloo's and the store's C++ threads can abort it ("terminate called without an
+        # active exception", SIGABRT) when the other node has already gone, and torchrun
+        # then reports a finished run as failed (seen on a loaded machine, 2 nodes).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     if args.run:
         return runs.execute(args.run, max_parallel=args.max_parallel)
     if args.ship:
