@@ -104,6 +104,12 @@ def main(argv=None) -> None:
     ap.add_argument("--corpus", action="append", default=[], metavar="KEY=FOLDER")
     ap.add_argument("--repeats", type=int, default=20)
     args = ap.parse_args(argv)
+    from ser.crosscorpus import parse_corpora
+
+    try:
+        corpora = parse_corpora(args.corpus)
+    except ValueError as err:
+        ap.error(str(err))
     names, why = default_models()
     print(f"default: {', '.join(names)}\n  ({why})")
     for part, file in PARTS.items():
@@ -111,11 +117,10 @@ def main(argv=None) -> None:
               "speaker-independent actor lists)")
         for name, corpus, uar, acc, n in part_scores(names, file):
             print(f"  {name:<40} {corpus:<8} UAR {uar:6.1%}  accuracy {acc:6.1%}  (n={n})")
-    if args.corpus:
+    if corpora:
         from ser.bundle import load_bundle
         from ser.crosscorpus import score_average
 
-        corpora = dict(c.split("=", 1) for c in args.corpus)
         bundles = [load_bundle(config.models_dir() / n / "model.pt") for n in names]
         heard = {c for b in bundles for c in b.card.trained_corpora}
         for key in [k for k in corpora if k in heard]:

@@ -219,7 +219,10 @@ def main(argv=None) -> int:
     ks = [int(k) for k in a.ks.split(",")]
     if not 0.0 <= a.bn_weight <= 1.0:
         ap.error(f"--bn-weight must lie in 0–1, not {a.bn_weight}")
-    corpora = dict(c.split("=", 1) for c in a.corpus)
+    try:
+        corpora = crosscorpus.parse_corpora(a.corpus)
+    except ValueError as err:
+        ap.error(str(err))
     results = {}
     for name in a.models:
         paths = [p for part in name.split("+") for p in bundle_paths(part)]

@@ -53,6 +53,26 @@ class Cell:
             self.predicted_share else ""
 
 
+def parse_corpora(items: list[str]) -> dict[str, str]:
+    """``{key: folder}`` from ``KEY=FOLDER`` arguments (``--corpus``, repeatable).
+
+    Raises ``ValueError`` for an item without ``=`` and for a key given twice: the key
+    names the corpus (its adapter, and whether a model heard it), so two folders under one
+    key cannot both be scored in one run, and keeping only the last would be silent.
+    """
+    corpora: dict[str, str] = {}
+    for item in items:
+        key, sep, folder = item.partition("=")
+        key, folder = key.strip(), folder.strip()
+        if not sep or not key or not folder:
+            raise ValueError(f"--corpus takes KEY=FOLDER, not {item!r}")
+        if key in corpora:
+            raise ValueError(f"--corpus {key} is given twice ({corpora[key]} and {folder}); "
+                             "score each folder in its own run")
+        corpora[key] = folder
+    return corpora
+
+
 def cell(corpus: str, kind: str, y: np.ndarray, pred: np.ndarray) -> Cell:
     """A `Cell` from integer labels ``y`` and predictions ``pred``."""
     present = sorted(set(y.tolist()))

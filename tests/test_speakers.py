@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -470,3 +471,28 @@ def test_a_batchnorm_model_is_adapted_by_its_statistics_then_the_offset(tmp_path
     # a model without BatchNorm is adapted by the offset alone
     plain = Predictor(make_bundle(tmp_path / "lenet" / "model.pt", name="lenet", seed=5))
     assert not plain.has_batchnorm and plain.net(voice) is plain.model
+
+
+def test_one_corpus_key_twice_is_refused_not_silently_dropped(tmp_path):
+    """`--corpus savee=A --corpus savee=B` scored only B and printed it as if it were A (a
+    clean corpus and its re-recorded copy were compared this way). Now the CLI and the
+    benchmarks refuse it and name both folders."""
+    from ser import crosscorpus
+
+    assert crosscorpus.parse_corpora(["tess=/a", " savee = /b "]) == {"tess": "/a",
+                                                                       "savee": "/b"}
+    for bad, needle in ((["savee=/a", "savee=/b"], "given twice (/a and /b)"),
+                        (["savee"], "KEY=FOLDER"), (["=/a"], "KEY=FOLDER")):
+        with pytest.raises(ValueError, match=re.escape(needle)):
+            crosscorpus.parse_corpora(bad)
+    root = Path(__file__).resolve().parents[1]
+    for cmd in ([sys.executable, "-m", "ser", "crosscorpus", "ser2d.pool5-rfloor30-kd-x3"],
+                [sys.executable, str(root / "benchmarks" / "enrolment.py"),
+                 "ser2d.pool5-rfloor30-kd-x3"],
+                [sys.executable, str(root / "benchmarks" / "default_model.py")]):
+        out = subprocess.run(cmd + ["--corpus", f"savee={tmp_path}/a",
+                                    "--corpus", f"savee={tmp_path}/b"],
+                             capture_output=True, text=True, timeout=120, cwd=root)
+        assert out.returncode != 0
+        assert "--corpus savee is given twice" in out.stderr, (cmd, out.stderr)
+        assert "Traceback" not in out.stderr

@@ -787,12 +787,7 @@ def cmd_crosscorpus(args) -> int:
     from ser import crosscorpus
     from ser.bundle import load_bundle
 
-    corpora = {}
-    for item in args.corpus:
-        key, sep, folder = item.partition("=")
-        if not sep:
-            raise ValueError(f"--corpus takes KEY=FOLDER, not {item!r}")
-        corpora[key.strip()] = folder.strip()
+    corpora = crosscorpus.parse_corpora(args.corpus)
     from ser.ensemble import bundle_paths
 
     paths = [p for m in args.models for p in bundle_paths(m)]
