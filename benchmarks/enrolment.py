@@ -3,7 +3,8 @@ any other model (or a group of models, averaged) adapted to each voice by its of
 
     python benchmarks/enrolment.py MODEL [MODEL ...] --corpus tess=/data/tess \
         [--corpus savee=/data/savee ...] [--ks 1,3,5,10,20] [--draws 3] \
-        [--balanced] [--adapt offset|batchnorm|both] [--bn-weight 0.5] [--json out.json]
+        [--balanced] [--adapt offset|batchnorm|both] [--bn-weight 0.5] \
+        [--labelled STRENGTH] [--part test|val] [--json out.json]
 
 MODEL is a shipped name, a folder or a ``.pt`` file; ``a+b+c`` averages several models
 (``ensemble`` = the shipped ensemble's members), each adapted to the voice on its own.
@@ -27,6 +28,15 @@ other seeds and prints mean ± std.
   the adapted network's answers — what the Predict page does once a visitor calibrated to
   their voice (`ser.inference.VOICE_BN_WEIGHT` = 0.5; a model without BatchNorm gets the
   offset alone). ``k=0`` is the same model without adaptation, on the same scored clips.
+- ``--labelled STRENGTH`` uses the enrolment clips' emotions as well, as a visitor who says
+  which emotion each take meant: after the steps above (normalisation, or BatchNorm
+  statistics) the final layer of each member the Predict page refits
+  (`ser.inference.refits_readout`: the voice read-outs) is refitted to the speaker's
+  labelled enrolment clips (`ser.training.adapt_classifier`, ``STRENGTH`` its pull towards
+  the trained weights) instead of the offset; the other members keep the offset.
+
+``--part val`` scores the validation speakers of the corpora a model trained on (to choose
+a setting); the default, ``test``, its held-out test speakers.
 
 A corpus the model trained on is scored on the test speakers of the model's own split only
 (its held-out speakers); any other corpus on every speaker ("unseen"). Prints UAR,
@@ -60,7 +70,11 @@ from ser.dataset import (  # noqa: E402
     predict_proba,
 )
 from ser.ensemble import bundle_paths  # noqa: E402
-from ser.inference import VOICE_BN_WEIGHT, stored_voice_reference  # noqa: E402
+from ser.inference import (  # noqa: E402
+    VOICE_BN_WEIGHT,
+    refits_readout,
+    stored_voice_reference,
+)
 from ser.speakers import (  # noqa: E402
     draw_enrolment,
     norm_space,
@@ -71,7 +85,7 @@ from ser.speakers import (  # noqa: E402
     voice_offset,
 )
 from ser.store import FeatureStore  # noqa: E402
-from ser.training import adapt_batchnorm  # noqa: E402
+from ser.training import adapt_batchnorm, adapt_classifier  # noqa: E402
 
 #: ``--adapt`` choices for models without speaker normalisation.
 ADAPT = ("offset", "batchnorm", "both")
@@ -106,11 +120,14 @@ def norm_of(card) -> str:
     return norm_space((card.input_space,))
 
 
-def member_probs(bundle, clips, ref_rows, raw=None, *, offset=False, offset_ref=None):
+def member_probs(bundle, clips, ref_rows, raw=None, *, offset=False, offset_ref=None,
+                 labelled=None):
     """A member's probabilities for every clip, given each speaker's enrolment rows
     (``raw``: a speaker-normalised member's un-normalised features in its `norm_of` space).
     ``offset``: also shift each speaker's answers by the voice offset from its answers on
-    that speaker's enrolment rows, towards ``offset_ref`` (None: uniform)."""
+    that speaker's enrolment rows, towards ``offset_ref`` (None: uniform). ``labelled``:
+    the refit strength of `ser.training.adapt_classifier` on each speaker's enrolment rows
+    with their emotions (None: not refitted)."""
     card = bundle.card
     if not card.speaker_normalised:
         return predict_proba(bundle.model, featurise(card, clips))
@@ -119,8 +136,15 @@ def member_probs(bundle, clips, ref_rows, raw=None, *, offset=False, offset_ref=
     ref = np.concatenate(list(ref_rows.values()))
     stats = stats_by_group(raw[ref], spk[ref], space)
     x = normalise_by_group(raw, spk, stats)
-    p = predict_proba(bundle.model, model_inputs({space: x}, card.input_space,
-                                                  card.normalisation_arrays()))
+    inputs = model_inputs({space: x}, card.input_space, card.normalisation_arrays())
+    p = predict_proba(bundle.model, inputs)
+    if labelled and refits_readout(card):
+        y = encode_labels(clips["emotion"])
+        for s, r in ref_rows.items():
+            mine = np.flatnonzero(spk == s)
+            model = adapt_classifier(bundle.model, subset(inputs, r), y[r], labelled)
+            p[mine] = predict_proba(model, subset(inputs, mine))
+        return p
     if not offset:
         return p
     lp = np.log(np.clip(p.astype(np.float64), 1e-12, None))
@@ -131,21 +155,27 @@ def member_probs(bundle, clips, ref_rows, raw=None, *, offset=False, offset_ref=
 
 
 def adapted_probs(bundle, inputs, plain, rows: dict, spk, ref, adapt: str,
-                  bn_weight: float) -> np.ndarray:
+                  bn_weight: float, labelled: float | None = None, y=None) -> np.ndarray:
     """A not speaker-normalised member's probabilities for every clip, adapted to each
     speaker from that speaker's enrolment ``rows``: by the voice offset, by BatchNorm
     statistics moved towards the enrolment clips' (`ser.training.adapt_batchnorm`), or
-    both (the offset then taken from the BatchNorm-adapted model's answers)."""
+    both (the offset then taken from the BatchNorm-adapted model's answers). With
+    ``labelled`` (a strength) the final layer is refitted to the enrolment rows and their
+    emotions ``y`` instead of the offset."""
     p = plain.astype(np.float64)
     lp = np.log(np.clip(p, 1e-12, None))
     for s, r in rows.items():
         mine = np.flatnonzero(spk == s)
         enrol_p = p[r]
+        model = bundle.model
         if adapt in ("batchnorm", "both"):
             model = adapt_batchnorm(bundle.model, subset(inputs, r), bn_weight)
             lp[mine] = np.log(np.clip(predict_proba(model, subset(inputs, mine)), 1e-12, None))
             enrol_p = predict_proba(model, subset(inputs, r))
-        if adapt in ("offset", "both"):
+        if labelled and refits_readout(bundle.card):
+            model = adapt_classifier(model, subset(inputs, r), y[r], labelled)
+            lp[mine] = np.log(np.clip(predict_proba(model, subset(inputs, mine)), 1e-12, None))
+        elif adapt in ("offset", "both"):
             lp[mine] = shift_log_probs(lp[mine], voice_offset(enrol_p, ref))
     return np.exp(lp)
 
@@ -158,7 +188,7 @@ def subset(inputs, rows) -> Inputs:
 
 
 def score(bundles, clips, ks, draws, balanced=False, adapt="offset", bn_weight=0.5,
-          offset_normalised=False) -> dict:
+          offset_normalised=False, labelled=None) -> dict:
     spk = clips["speaker"].astype(str).to_numpy()
     emo = clips["emotion"].astype(str).to_numpy()
     y_all = encode_labels(clips["emotion"])
@@ -183,10 +213,11 @@ def score(bundles, clips, ks, draws, balanced=False, adapt="offset", bn_weight=0
                     if k:
                         probs.append(member_probs(b, clips, rows, raw[i],
                                                   offset=offset_normalised,
-                                                  offset_ref=refs[i]))
+                                                  offset_ref=refs[i], labelled=labelled))
                     continue
                 probs.append(adapted_probs(b, inputs[i], plain[i], rows, spk, refs[i], adapt,
-                                           bn_weight) if k else plain[i].astype(np.float64))
+                                           bn_weight, labelled, y_all)
+                             if k else plain[i].astype(np.float64))
             pred = np.mean(probs, axis=0)[scored].argmax(1)
             cell = crosscorpus.cell(str(k), "enrolment", y_all[scored], pred)
             out[k].append({"uar": cell.uar, "acc": cell.accuracy, "top": cell.top_share,
@@ -214,9 +245,17 @@ def main(argv=None) -> int:
     ap.add_argument("--offset-normalised", action="store_true",
                     help="also shift a speaker-normalised model's answers by the voice "
                          "offset from its answers on the enrolment clips")
+    ap.add_argument("--labelled", type=float, metavar="STRENGTH",
+                    help="use the enrolment clips' emotions too: refit each member's final "
+                         "layer to them, held to its trained weights with this strength")
+    ap.add_argument("--part", choices=("test", "val"), default="test",
+                    help="the speakers scored on a corpus the model trained on: its held-out "
+                         "test speakers, or its validation speakers (to choose a setting)")
     ap.add_argument("--json", help="also write the figures to this file")
     a = ap.parse_args(argv)
     ks = [int(k) for k in a.ks.split(",")]
+    if a.labelled is not None and a.labelled <= 0:
+        ap.error(f"--labelled must be positive, not {a.labelled}")
     if not 0.0 <= a.bn_weight <= 1.0:
         ap.error(f"--bn-weight must lie in 0–1, not {a.bn_weight}")
     try:
@@ -233,18 +272,23 @@ def main(argv=None) -> int:
                "both": f"adapted by BatchNorm statistics (weight {a.bn_weight:g}) and the "
                        "offset"}[a.adapt]
         spk_kind = "speaker-normalised" + (" + the offset" if a.offset_normalised else "")
-        kinds = sorted({spk_kind if b.card.speaker_normalised else how for b in bundles})
+        refit = (f"final layer refitted to the labelled takes (strength {a.labelled:g})"
+                 if a.labelled else "")
+        kinds = sorted({(refit if refit and refits_readout(b.card) and not
+                         b.card.speaker_normalised else
+                         spk_kind + (f", {refit}" if refit and refits_readout(b.card) else "")
+                         if b.card.speaker_normalised else how) for b in bundles})
         print(f"\n{name} ({len(bundles)} model{'s' * (len(bundles) > 1)}, "
               f"{' + '.join(kinds)}; trained on {', '.join(trained)})")
         header = False
         for key, folder in corpora.items():
-            clips, kind = crosscorpus.scored_clips(bundles[0], key, folder)
+            clips, kind = crosscorpus.scored_clips(bundles[0], key, folder, a.part)
             if not len(clips):
                 print(f"{key}: skipped — none of its speakers is a test speaker of the "
                       "model's split")
                 continue
             res = score(bundles, clips, ks, a.draws, a.balanced, a.adapt, a.bn_weight,
-                        a.offset_normalised)
+                        a.offset_normalised, a.labelled)
             if not header:
                 header = True
                 print(f"{'corpus':<10}{'kind':<10}{'n':>6}" + "".join(

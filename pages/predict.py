@@ -163,8 +163,8 @@ if own_predictor is not None:
 analysis_key = (clip_key, find_speech, digest(own.getvalue()) if own is not None else None,
                 tuple((n, str(entries[n].bundle), Path(entries[n].bundle).stat().st_mtime)
                       for n in chosen),
-                (voice_profile.takes, round(voice_profile.seconds, 3)) if voice_profile
-                else None, adapt)
+                (voice_profile.takes, round(voice_profile.seconds, 3),
+                 tuple(voice_profile.labels)) if voice_profile else None, adapt)
 
 
 def run_analysis():
@@ -200,6 +200,11 @@ if a.adapted:
                "your takes (BatchNorm statistics, where it has them), then shifts its answers "
                "so that your takes get, on average, the answers an ordinary mix of emotions "
                "gets (README: *Calibrating to a voice*).")
+if a.refitted:
+    known = [voice_profile.labels[i] for i in voice_profile.labelled]
+    st.caption(f"Fitted to your {len(known)} labelled takes: " + ", ".join(a.refitted)
+               + " — the final layer learnt which emotion each take meant, held close to what "
+               "it learnt from the corpora (README: *Labelled takes*).")
 elif a.ok and voice_ready and not adapt:
     st.caption("Not adapted to your voice: the models answer as for any new voice.")
 if not a.voice_source and not a.adapted and a.ok and voice_profile is None:

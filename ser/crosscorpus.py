@@ -112,24 +112,25 @@ def score(bundle: Bundle, corpora: dict[str, str], *, own_data: str | None = Non
     return cells
 
 
-def scored_clips(bundle: Bundle, key: str, folder: str):
+def scored_clips(bundle: Bundle, key: str, folder: str, part: str = "test"):
     """``(clips, kind)``: the clips a cell of corpus ``key`` scores, as a manifest. For a
     corpus the model trained on, its held-out test speakers of the model's own split (all
     their clips, the card's enrolment clips included; none when every speaker of that
     corpus trained), kind ``"held-out"``; otherwise every six-emotion clip of the corpus
-    in ``folder``, kind ``"unseen"``. The benchmarks that re-score models clip by clip
-    (enrolment, test-time floors) share it."""
+    in ``folder``, kind ``"unseen"``. ``part="val"`` takes the validation speakers of a
+    corpus the model trained on instead (kind ``"validation"``). The benchmarks that
+    re-score models clip by clip (enrolment, test-time floors) share it."""
     from ser.corpora import load_corpus
     from ser.dataset import card_config, select
     from ser.splits import usable
 
     if key in bundle.card.trained_corpora:
         sel = select(card_config(bundle.card))
-        rows = np.concatenate([sel.split.test, sel.enrol.get("test", np.zeros(0, int))])
+        rows = np.concatenate([getattr(sel.split, part), sel.enrol.get(part, np.zeros(0, int))])
         clips = sel.manifest.iloc[np.sort(rows)].reset_index(drop=True)
         if "corpus" in clips:  # a pool: that corpus's held-out speakers (maybe none)
             clips = clips[clips["corpus"] == key].reset_index(drop=True)
-        return clips, "held-out"
+        return clips, "held-out" if part == "test" else "validation"
     corpus = load_corpus(folder)
     return corpus.manifest[usable(corpus.manifest)].reset_index(drop=True), "unseen"
 

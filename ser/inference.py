@@ -83,6 +83,14 @@ SELF_MIN_SEGMENTS = 5
 SELF_MIN_SPEECH_S = 12.0
 
 
+def refits_readout(card: Card) -> bool:
+    """True for the models whose final layer is refitted to a voice's labelled takes
+    (`Predictor.refitted`): the read-outs of the pretrained voice encoder. Chosen on
+    validation speakers (README, *Labelled takes*): refitting the CNNs' final layer after
+    their BatchNorm step lost 1–4 points of UAR there, so they keep the offset."""
+    return card.input_space == "voice"
+
+
 def stored_voice_reference(bundle_path: str | Path | None) -> np.ndarray | None:
     """`mean_log_probs` of the validation predictions stored beside a shipped bundle
     (``val_predictions.csv`` next to ``model.pt``): how the model answers voices it did not
@@ -223,24 +231,64 @@ class Predictor:
         """The features of every model window of every take of ``voice``, stacked per space
         (variable-length FS2 padded to the longest window, frame counts kept); extracted
         once per set of takes and feature config (`net` and `voice_offset` both read them)."""
-        def compute() -> dict[str, np.ndarray]:
+        return self.take_windows(voice)[0]
+
+    def take_windows(self, voice: VoiceProfile) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """`take_features` and, for each of its windows, the take it comes from."""
+        def compute() -> tuple[dict[str, np.ndarray], np.ndarray]:
             per_take = [self.window_features(y, voice.sample_rate)[0] for y in voice.clips]
+            space = next(iter(per_take[0]))
+            owner = np.concatenate([np.full(len(a[space]), i) for i, a in enumerate(per_take)])
             if LENGTH_KEY not in per_take[0]:
-                return {s: np.concatenate([a[s] for a in per_take]) for s in per_take[0]}
+                return {s: np.concatenate([a[s] for a in per_take]) for s in per_take[0]}, owner
             images = [img[:, :n] for a in per_take for img, n in zip(a["fs2"], a[LENGTH_KEY])]
             out = {s: np.concatenate([a[s] for a in per_take]) for s in per_take[0]
                    if s not in ("fs2", LENGTH_KEY)}
             out["fs2"], out[LENGTH_KEY] = stack_padded(images, floor=-self.cfg.top_db)
-            return out
+            return out, owner
 
         return voice.remember(("take features", self.cfg.key(), spaces_for(self.space),
                                self.length), compute)
 
-    def net(self, voice: VoiceProfile | None = None) -> torch.nn.Module:
+    def net(self, voice: VoiceProfile | None = None, refit: bool = True) -> torch.nn.Module:
         """The network that scores for ``voice``: the bundle's own, or, for a usable voice and
         a model with BatchNorm that adapts to voices, a copy whose BatchNorm statistics are
         moved towards those of the voice's takes (`VOICE_BN_WEIGHT`; cached in the profile
-        per model and feature config)."""
+        per model and feature config); when the voice says which emotion enough takes
+        meant (`VoiceProfile.labelled_ready`) and ``refit`` is on, that network with its final
+        layer refitted to those takes (`refitted`)."""
+        if refit and (labelled := self.refitted(voice)) is not None:
+            return labelled
+        return self._bn_net(voice)
+
+    def refitted(self, voice: VoiceProfile | None) -> torch.nn.Module | None:
+        """This model with its final layer refitted to the labelled takes of ``voice``
+        (`ser.training.adapt_classifier`, `LABELLED_STRENGTH`), on top of the BatchNorm
+        statistics of `net` (a speaker-normalised model reads the takes normalised by the
+        voice). None without a usable voice with enough labelled takes, for a model that
+        does not read the voice space (`refits_readout`), or for a model whose output is
+        not its final linear layer's. Cached in the profile."""
+        if (voice is None or not refits_readout(self.card) or not usable(voice)
+                or not voice.labelled_ready):
+            return None
+
+        def compute() -> torch.nn.Module | None:
+            from ser.training import LABELLED_STRENGTH, adapt_classifier
+
+            feats, owner = self.take_windows(voice)
+            rows = np.flatnonzero(np.isin(owner, voice.labelled))
+            labels = np.array([config.LABELS.index(voice.labels[t]) for t in owner[rows]])
+            arrays = self._voice_normalised({k: a[rows] for k, a in feats.items()}, voice)
+            inputs = model_inputs(arrays, self.space, self.norm)
+            try:
+                return adapt_classifier(self._bn_net(voice), inputs, labels, LABELLED_STRENGTH,
+                                        self.device, BATCH)
+            except ValueError:
+                return None
+
+        return voice.remember(self._voice_key("labelled"), compute)
+
+    def _bn_net(self, voice: VoiceProfile | None) -> torch.nn.Module:
         if (voice is None or not self.adapts_to_voice or not VOICE_BN_WEIGHT
                 or not usable(voice) or not self.has_batchnorm):
             return self.model
@@ -263,21 +311,22 @@ class Predictor:
                 f"({voice.takes if voice else 0} take(s)): give at least 3 takes or 8 s of "
                 "speech.")
         def compute() -> np.ndarray:
-            lp = self._log_probs(self.take_features(voice), net=self.net(voice))
+            lp = self._log_probs(self.take_features(voice), net=self._bn_net(voice))
             return voice_offset(np.exp(lp), self.voice_reference)
 
         return voice.remember(self._voice_key("offset"), compute)
 
     def adapt_log_probs(self, lp: np.ndarray, voice: VoiceProfile | None) -> np.ndarray:
         """Log-probabilities ``lp`` (rows) adapted to ``voice`` by `voice_offset`; unchanged
-        without a voice or for a speaker-normalised model (normalised at its input)."""
-        if voice is None or not self.adapts_to_voice:
+        without a voice, for a speaker-normalised model (normalised at its input) and when
+        the model's read-out was refitted to the voice's labelled takes (`refitted`)."""
+        if voice is None or not self.adapts_to_voice or self.refitted(voice) is not None:
             return lp
         return shift_log_probs(lp, self.voice_offset(voice))
 
     def adapt_probs(self, probs: np.ndarray, voice: VoiceProfile | None) -> np.ndarray:
         """`adapt_log_probs` for probabilities (rows)."""
-        if voice is None or not self.adapts_to_voice:
+        if voice is None or not self.adapts_to_voice or self.refitted(voice) is not None:
             return probs
         return np.exp(self.adapt_log_probs(np.log(np.clip(probs, 1e-12, None)), voice))
 
@@ -294,12 +343,12 @@ class Predictor:
     def _log_probs(self, arrays: dict[str, np.ndarray],
                    progress: Callable[[float], None] | None = None,
                    voice: VoiceProfile | None = None,
-                   net: torch.nn.Module | None = None) -> np.ndarray:
+                   net: torch.nn.Module | None = None, refit: bool = True) -> np.ndarray:
         """Log-softmax outputs ``(N, C)`` for stacked features, in batches: adapted to
         ``voice`` (`net`, then `voice_offset`) when one is given; ``net`` alone (no offset)
         scores with that network instead."""
         inputs = model_inputs(self._voice_normalised(arrays, voice), self.space, self.norm)
-        model = net if net is not None else self.net(voice)
+        model = net if net is not None else self.net(voice, refit)
         n = len(inputs[0])
         if self.length == "variable":  # each window at its own length
             with inference_threads(self.device):
@@ -348,16 +397,17 @@ class Predictor:
         return [x.to(self.device) for x in inputs]
 
     def predict_samples(self, y: np.ndarray, sr: int, *, voice: VoiceProfile | None = None,
-                        features: dict | None = None) -> Prediction:
+                        features: dict | None = None, refit: bool = True) -> Prediction:
         """Probabilities for mono float samples ``y`` at ``sr`` Hz (uncalibrated softmax).
         A speaker-normalised model needs the speaker's ``voice`` (else `VoiceNeededError`);
         any other model given a ``voice`` is adapted to it (`voice_offset`).
 
         ``features``: a dict shared by the predictors scoring the same ``y``; the windows'
-        features are computed once per feature config and input space and reused."""
+        features are computed once per feature config and input space and reused.
+        ``refit`` False keeps the trained read-out when ``voice`` has labelled takes."""
         stacked, starts = self.window_features(y, sr, features=features)
         inputs = self.inputs(stacked, voice=voice)
-        model = self.net(voice)
+        model = self.net(voice, refit)
         if self.length == "variable":  # each window at its own length
             with inference_threads(self.device):
                 probs = predict_proba(model, inputs, self.device, BATCH)
@@ -388,7 +438,7 @@ class Predictor:
     def segment_probs(self, y: np.ndarray, sr: int, segments: Sequence[Segment], *,
                       features: dict | None = None,
                       progress: Callable[[float], None] | None = None,
-                      voice: VoiceProfile | None = None
+                      voice: VoiceProfile | None = None, refit: bool = True
                       ) -> tuple[np.ndarray, np.ndarray]:
         """Probabilities of every segment of ``y`` (mono, ``sr`` Hz).
 
@@ -405,6 +455,9 @@ class Predictor:
         voice
             The speaker's `VoiceProfile`; required by a speaker-normalised model. Any other
             model given one is adapted to that voice (`voice_offset`).
+        refit
+            False keeps a speaker-normalised model's trained read-out even when ``voice``
+            has labelled takes (`refitted`): normalised, not adapted.
 
         Returns
         -------
@@ -442,7 +495,7 @@ class Predictor:
         arrays, owner = cache[key]
         start = 0.8 if fresh else 0.0
         lp = self._log_probs(arrays, progress and (lambda f: progress(start + (1 - start) * f)),
-                             voice=voice)
+                             voice=voice, refit=refit)
         raw_w = np.exp(lp)
         raw_w /= raw_w.sum(axis=1, keepdims=True)
         cal_w = apply_temperature(lp, self.temperature) if self.calibration else raw_w
@@ -591,6 +644,9 @@ class ClipAnalysis:
     #: every model that is not speaker-normalised, when an enrolment was given and
     #: ``adapt`` was on.
     adapted: list[str] = field(default_factory=list)
+    #: Models whose final layer was refitted to the enrolled voice's labelled takes
+    #: (`Predictor.refitted`; instead of the offset for the models in ``adapted``).
+    refitted: list[str] = field(default_factory=list)
 
     # ------------------------------------------------------------------ the clip
     @property
@@ -897,8 +953,12 @@ def analyse(clip: Clip, predictors: Sequence[PredictorSource], *, segments: bool
                note: str = "") -> ClipAnalysis:
         adapted = ([m.name for m in models if not m.card.speaker_normalised]
                    if adapt_voice is not None else [])
+        refitted = ([m.name for m in models if by_name[m.name].refitted(adapt_voice)
+                     is not None] if adapt_voice is not None else [])
         return ClipAnalysis(clip.name, clip.duration_s, segs, segments, models, probs, thr,
-                            note, cal, errors, voice_source, skipped, adapted)
+                            note, cal, errors, voice_source, skipped, adapted, refitted)
+
+    by_name = dict(loaded)
 
     if not segs or not loaded:
         report(1.0, "Done")
@@ -912,7 +972,7 @@ def analyse(clip: Clip, predictors: Sequence[PredictorSource], *, segments: bool
         try:
             raw, cal = p.segment_probs(
                 clip.y_model, config.SAMPLE_RATE, segs, features=shared,
-                voice=norm_voice if p.needs_voice else adapt_voice,
+                voice=norm_voice if p.needs_voice else adapt_voice, refit=adapt,
                 progress=lambda f, i=i, text=text: report(
                     0.05 + 0.95 * (i + f) / len(loaded), text))
         except (RuntimeError, ValueError) as err:  # e.g. weights that do not fit the input

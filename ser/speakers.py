@@ -224,27 +224,59 @@ class VoiceProfile:
 
     clips: list[np.ndarray] = field(default_factory=list)  # mono float32 waveforms
     sample_rate: int = 22050
+    #: The emotion each take was meant to carry (one of `ser.config.LABELS`), or None when
+    #: the visitor did not say; parallel to ``clips`` (shorter lists mean None).
+    labels: list[str | None] = field(default_factory=list)
     _cache: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.labels = [_check_label(x) for x in self.labels][:len(self.clips)]
+        self.labels += [None] * (len(self.clips) - len(self.labels))
 
     @property
     def seconds(self) -> float:
         return float(sum(len(y) for y in self.clips) / self.sample_rate)
 
-    def add(self, y: np.ndarray, sr: int) -> None:
+    def add(self, y: np.ndarray, sr: int, label: str | None = None) -> None:
+        label = _check_label(label)
         if sr != self.sample_rate:
             from ser.audio import resample
 
             y = resample(np.asarray(y, dtype=np.float32), sr, self.sample_rate)
         self.clips.append(np.asarray(y, dtype=np.float32))
+        self.labels.append(label)
         self._cache.clear()
+
+    def set_label(self, take: int, label: str | None) -> None:
+        """Say which emotion take ``take`` (0-based) was meant to carry (None: unknown)."""
+        label = _check_label(label)
+        if not 0 <= take < len(self.clips):
+            raise IndexError(f"there is no take {take + 1}")
+        if self.labels[take] != label:
+            self.labels[take] = label
+            self._cache.clear()
+
+    @property
+    def labelled(self) -> list[int]:
+        """The takes whose emotion is known, in order."""
+        return [i for i, lab in enumerate(self.labels) if lab is not None]
+
+    @property
+    def labelled_ready(self) -> bool:
+        """True when the labelled takes can refit the models' read-out
+        (`ser.training.adapt_classifier`): at least `MIN_LABELLED_TAKES` of them, of at least
+        two emotions."""
+        known = [self.labels[i] for i in self.labelled]
+        return len(known) >= MIN_LABELLED_TAKES and len(set(known)) >= 2
 
     @property
     def takes(self) -> int:
         return len(self.clips)
 
-    def add_recording(self, y: np.ndarray, sr: int) -> float:
+    def add_recording(self, y: np.ndarray, sr: int, label: str | None = None) -> float:
         """Add the speech of one take (Silero VAD finds it; pauses and noise are left out)
-        as one clip; returns the seconds of speech added (0 when the take holds none)."""
+        as one clip, meant as ``label`` (None: not said); returns the seconds of speech
+        added (0 when the take holds none)."""
         from ser.segments import slice_segments, speech_segments
 
         y = np.asarray(y, dtype=np.float32)
@@ -252,7 +284,7 @@ class VoiceProfile:
         pieces = [p for p in slice_segments(y, sr, list(segs)) if len(p)]
         if not pieces:
             return 0.0
-        self.add(np.concatenate(pieces), sr)
+        self.add(np.concatenate(pieces), sr, label)
         return float(sum(len(p) for p in pieces) / sr)
 
     def save(self, path: str | Path) -> Path:
@@ -265,7 +297,8 @@ class VoiceProfile:
         np.savez_compressed(buf, sample_rate=np.int64(self.sample_rate),
                             lengths=np.array([len(y) for y in self.clips], np.int64),
                             samples=np.concatenate(self.clips) if self.clips
-                            else np.zeros(0, np.float32))
+                            else np.zeros(0, np.float32),
+                            labels=np.array([lab or "" for lab in self.labels], dtype="<U16"))
         atomic_write_bytes(path, buf.getvalue())
         return Path(path)
 
@@ -275,13 +308,17 @@ class VoiceProfile:
         try:
             with np.load(path, allow_pickle=False) as z:
                 rate, lengths, samples = int(z["sample_rate"]), z["lengths"], z["samples"]
+                labels = [str(x) or None for x in z["labels"]] if "labels" in z else []
         except (OSError, KeyError, ValueError) as err:
             raise ValueError(f"{Path(path).name} is not a saved voice profile ({err})") from None
         if rate <= 0 or lengths.sum() != len(samples) or (lengths < 0).any():
             raise ValueError(f"{Path(path).name} is damaged: its takes do not add up")
         clips = np.split(samples.astype(np.float32), np.cumsum(lengths)[:-1]) if len(
             lengths) else []
-        return cls(clips=list(clips), sample_rate=rate)
+        try:
+            return cls(clips=list(clips), sample_rate=rate, labels=labels)
+        except ValueError as err:
+            raise ValueError(f"{Path(path).name} is damaged: {err}") from None
 
     def stats(self, cfg, space: str = "fs2") -> VoiceStats | VectorStats:
         """The voice's statistics under `FeatureConfig` ``cfg`` in ``space`` (cached)."""
@@ -308,6 +345,18 @@ class VoiceProfile:
         if key not in self._cache:
             self._cache[key] = compute()
         return self._cache[key]
+
+
+#: The fewest labelled takes (of at least two emotions) that refit the models' read-out.
+MIN_LABELLED_TAKES = 3
+
+
+def _check_label(label: str | None) -> str | None:
+    from ser import config
+
+    if label is None or label in config.LABELS:
+        return label
+    raise ValueError(f"{label!r} is not one of the six emotions ({', '.join(config.LABELS)})")
 
 
 PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _-]{0,39}$")

@@ -138,6 +138,27 @@ def test_enrolment_benchmark_scores_a_speaker_normalised_voice_model(demo_root, 
     assert "speaker-normalised + the offset" in offset.stdout
     shifted = json.loads(out_json.read_text())["voicelin.spk"]["demo"]["2"][0]
     assert shifted["n"] == res["2"][0]["n"] and 0.0 <= shifted["uar"] <= 1.0
+    # ...and with the enrolment clips' emotions (labelled takes): the read-out is refitted,
+    # the same clips are scored, and a validation part can be asked for.
+    labelled = subprocess.run(
+        [sys.executable, "benchmarks/enrolment.py", "voicelin.spk", "--corpus",
+         f"demo={demo_root}", "--ks", "2", "--draws", "1", "--labelled", "100", "--json",
+         str(out_json)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert labelled.returncode == 0, labelled.stderr[-2000:]
+    assert "refitted to the labelled takes (strength 100)" in labelled.stdout
+    fitted = json.loads(out_json.read_text())["voicelin.spk"]["demo"]["2"][0]
+    assert fitted["n"] == res["2"][0]["n"] and 0.0 <= fitted["uar"] <= 1.0
+    val = subprocess.run(
+        [sys.executable, "benchmarks/enrolment.py", "voicelin.spk", "--corpus",
+         f"demo={demo_root}", "--ks", "2", "--draws", "1", "--part", "val"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert val.returncode == 0, val.stderr[-2000:]
+    assert any(line.split()[:2] == ["demo", "validation"] for line in val.stdout.splitlines())
+    bad = subprocess.run(
+        [sys.executable, "benchmarks/enrolment.py", "voicelin.spk", "--corpus",
+         f"demo={demo_root}", "--labelled", "0"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--labelled must be positive" in bad.stderr
 
 
 def test_floor_at_test_benchmark_scores_every_floor(demo_root, pooled):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from ser import config
 from ser.audio import AudioError, accepted_formats, load_audio
 from ser.segments import SegmentationError
 from ser.speakers import VoiceProfile, profile_path, reliability, saved_profiles
@@ -21,6 +22,9 @@ LEVEL_ICON = {"good": "🟢", "fair": "🟡", "poor": "🔴"}
 #: The guided enrolment: one take per emotion, in this order, then round again. The voice
 #: offset assumes the takes cover the emotions evenly (README, *Calibrating to a voice*).
 GUIDE = ("angry", "disgusted", "fearful", "happy", "neutral", "sad")
+#: The label each guided mood stands for (`ser.config.LABELS` order).
+GUIDE_LABEL = dict(zip(GUIDE, config.LABELS))
+NOT_SAID = "(not said)"
 SENTENCE = "I'll be there in ten minutes"
 
 
@@ -37,7 +41,7 @@ def current() -> VoiceProfile | None:
     return p if p is not None and p.clips else None
 
 
-def _add_take(data: bytes, name: str) -> None:
+def _add_take(data: bytes, name: str, label: str | None = None) -> None:
     seen = st.session_state.setdefault(_SEEN, set())
     key = digest(data)
     if key in seen:
@@ -50,7 +54,7 @@ def _add_take(data: bytes, name: str) -> None:
         return
     profile = st.session_state.setdefault(_KEY, VoiceProfile())
     try:
-        added = profile.add_recording(y, sr)
+        added = profile.add_recording(y, sr, label)
     except SegmentationError as err:
         st.error(f"{name}: speech could not be found ({err}).")
         return
@@ -81,7 +85,9 @@ def panel() -> VoiceProfile | None:
             take = st.audio_input("Record a take", sample_rate=16000,
                                   key=f"enrol_recorder{st.session_state.get('voice_gen', 0)}")
             if take is not None:
-                _add_take(take.getvalue(), "recorded take")
+                # A recorded take is meant as the mood the guide asked for (editable below).
+                asked = GUIDE[(current().takes if current() else 0) % len(GUIDE)]
+                _add_take(take.getvalue(), "recorded take", GUIDE_LABEL[asked])
         with up_col:
             files = st.file_uploader("…or upload takes", accept_multiple_files=True,
                                      type=list(accepted_formats()),
@@ -97,6 +103,7 @@ def panel() -> VoiceProfile | None:
             c[1].metric("Speech", f"{profile.seconds:.1f} s")
             c[2].metric("Reliability", f"{LEVEL_ICON[level]} {level}")
             st.caption(sentence)
+            _take_labels(profile)
             if st.button("Forget my voice", key="voice_forget"):
                 st.session_state.pop(_KEY, None)
                 # Fresh widgets (new keys) drop the uploaded and recorded takes, which
@@ -106,6 +113,30 @@ def panel() -> VoiceProfile | None:
                 st.rerun()
         _saved_profiles(profile)
     return current()
+
+
+def _take_labels(profile: VoiceProfile) -> None:
+    """One box per take: the emotion it was meant to carry (recorded takes start with the
+    mood the guide asked for, uploaded ones with "not said")."""
+    st.markdown("**What each take meant** — with three or more takes of at least two "
+                "emotions, the voice model's read-out is fitted to them")
+    gen = st.session_state.get("voice_gen", 0)
+    options = [NOT_SAID, *config.LABELS]
+    cols = st.columns(4)
+    for i, label in enumerate(profile.labels):
+        pick = cols[i % 4].selectbox(f"Take {i + 1}", options,
+                                     index=options.index(label or NOT_SAID),
+                                     key=f"take_label{gen}_{i}")
+        profile.set_label(i, None if pick == NOT_SAID else pick)
+    known = [profile.labels[i] for i in profile.labelled]
+    if profile.labelled_ready:
+        st.caption(f"{len(known)} labelled takes ({len(set(known))} emotions): the voice "
+                   "model's final layer is refitted to them, held close to what it learnt "
+                   "from the corpora (README, *Labelled takes*). Wrong labels teach it "
+                   "wrong answers; set a take to “not said” when unsure.")
+    else:
+        st.caption("Label at least three takes of two or more emotions to fit the voice "
+                   "model to them; until then only the voice's statistics are used.")
 
 
 def _saved_profiles(profile: VoiceProfile | None) -> None:
@@ -122,6 +153,8 @@ def _saved_profiles(profile: VoiceProfile | None) -> None:
             if pick != "(none)" and st.button("Load", key="voice_load_btn"):
                 try:
                     st.session_state[_KEY] = VoiceProfile.load(profile_path(pick))
+                    # Fresh take boxes: the loaded takes' labels, not the last profile's.
+                    st.session_state["voice_gen"] = st.session_state.get("voice_gen", 0) + 1
                     st.rerun()
                 except ValueError as err:
                     st.error(str(err))

@@ -104,7 +104,9 @@ def add_commands(sub) -> None:
                    help="a recording of the same speaker (repeatable; at least 3 takes or 8 s "
                    "of speech, in different moods, or one 20-60 s recording): every model is "
                    "adapted to the voice, and its speech gives the voice statistics "
-                   "speaker-normalised models need")
+                   "speaker-normalised models need; EMOTION=TAKE (e.g. angry=t1.wav) says "
+                   "which emotion a take meant: with 3 or more such takes of 2 or more "
+                   "emotions the voice models' final layer is fitted to them")
     p.add_argument("--no-adapt", dest="adapt", action="store_false",
                    help="with --voice: do not adapt the models that are not speaker-"
                    "normalised (to compare)")
@@ -530,6 +532,14 @@ def _predict_batch_in(args, bundles: list[Path], voice, tmp: str) -> int:
     return 2 if failed else 0
 
 
+def _labelled_take(item: str) -> tuple[str | None, str]:
+    """``EMOTION=PATH`` (a take meant as one of the six emotions) or a plain ``PATH``."""
+    head, sep, rest = item.partition("=")
+    if sep and head in config.LABELS:
+        return head, rest
+    return None, item
+
+
 def _voice(args):
     """The `VoiceProfile` from ``--voice`` takes or ``--voice-profile`` (None without)."""
     from ser.audio import load_audio
@@ -541,14 +551,18 @@ def _voice(args):
         return None
     else:
         profile = VoiceProfile()
-        for take in args.voice:
+        for item in args.voice:
+            label, take = _labelled_take(item)
             y, sr = load_audio(take)
-            if profile.add_recording(y, sr) == 0:
+            if profile.add_recording(y, sr, label) == 0:
                 print(f"{take}: no speech found; not used for the voice", file=sys.stderr)
         if not profile.clips:
             raise ValueError("none of the --voice recordings holds speech")
-    print(f"voice: {profile.takes} take(s), {profile.seconds:.1f} s of speech",
-          file=sys.stderr)
+    known = len(profile.labelled)
+    print(f"voice: {profile.takes} take(s), {profile.seconds:.1f} s of speech"
+          + (f", {known} labelled" + ("" if profile.labelled_ready else
+                                      " (too few to fit: 3 takes of 2 emotions or more)")
+             if known else ""), file=sys.stderr)
     if not usable(profile):
         raise ValueError(f"the voice holds {profile.takes} take(s) and "
                          f"{profile.seconds:.1f} s of speech: give at least 3 takes or 8 s")
@@ -573,7 +587,7 @@ def _score_clip(clip: str, predictors, voice=None, adapt: bool = True
             by_rate[rate] = resample(y, sr, rate)
         preds.append(p.calibrated(p.predict_samples(
             by_rate[rate], rate, voice=voice if adapt or p.needs_voice else None,
-            features=features.setdefault(rate, {}))))
+            features=features.setdefault(rate, {}), refit=adapt)))
     return preds, warnings
 
 
