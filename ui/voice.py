@@ -77,8 +77,10 @@ def panel() -> VoiceProfile | None:
             "(or upload one 20–60 s recording of varied free speech): every model is then "
             "adapted to *your* usual sound, and the speaker-normalised models compare each "
             "new clip with it. Takes in a single mood would bias the models against that "
-            "mood. The takes stay in this browser session only, unless you save them as a "
-            "named profile below.")
+            "mood. A recorded take is labelled with the mood asked for (change it below if "
+            "it came out otherwise); with labelled takes the voice model also learns how "
+            "*you* sound in each emotion. The takes stay in this browser session only, "
+            "unless you save them as a named profile below.")
         guide = st.empty()  # filled once this run's takes are in
         rec_col, up_col = st.columns(2)
         with rec_col:
