@@ -95,3 +95,12 @@ def models_dir(tmp_path, monkeypatch):
     d.mkdir()
     monkeypatch.setenv("SER_MODELS_DIR", str(d))
     return d
+
+
+@pytest.fixture(scope="session")
+def speech(tmp_path_factory) -> list:
+    """Six fluent synthetic utterances at 16 kHz (`predict_helpers.utterances`), shared by
+    the voice tests; a module may define its own."""
+    from predict_helpers import utterances
+
+    return utterances(tmp_path_factory.mktemp("speech") / "corpus", n=6)

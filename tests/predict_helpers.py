@@ -49,6 +49,23 @@ def make_bundle(path: Path, *, arch: str = "lenet2d", name: str | None = None,
     return save_bundle(path, model, card, half=half)
 
 
+def voice_set(tmp_path: Path, monkeypatch, spk: str = "tiny.spk", plain: str = "tiny.plain",
+              spk_arch: str = "lenet2d") -> Path:
+    """A models folder with a speaker-normalised bundle ``spk`` and a plain one ``plain``,
+    a default.json whose voice set is both, used by the app (profiles in ``tmp_path``)."""
+    import json
+
+    d = tmp_path / "models"
+    make_bundle(d / spk / "model.pt", arch=spk_arch, name=spk, speaker_norm=True)
+    make_bundle(d / plain / "model.pt", name=plain, seed=2)
+    (d / "default.json").write_text(json.dumps({
+        "models": [plain], "why": "the plain model",
+        "voice": {"models": [spk, plain], "why": "both"}}))
+    monkeypatch.setenv("SER_MODELS_DIR", str(d))
+    monkeypatch.setenv("SER_PROFILES_DIR", str(tmp_path / "profiles"))
+    return d
+
+
 def utterances(dest: Path, n: int = 6) -> list[np.ndarray]:
     """``n`` fluent synthetic utterances at 16 kHz, leading/trailing silence trimmed."""
     from ser.corpora import demo

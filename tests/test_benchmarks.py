@@ -140,24 +140,20 @@ def test_enrolment_benchmark_scores_a_speaker_normalised_voice_model(demo_root, 
     assert shifted["n"] == res["2"][0]["n"] and 0.0 <= shifted["uar"] <= 1.0
     # ...and with the enrolment clips' emotions (labelled takes): the read-out is refitted,
     # the same clips are scored, and a validation part can be asked for.
-    labelled = subprocess.run(
-        [sys.executable, "benchmarks/enrolment.py", "voicelin.spk", "--corpus",
-         f"demo={demo_root}", "--ks", "2", "--draws", "1", "--labelled", "100", "--json",
-         str(out_json)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    def bench(*extra: str, timeout: int = 600) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "benchmarks/enrolment.py", "voicelin.spk",
+                               "--corpus", f"demo={demo_root}", *extra], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=timeout)
+
+    labelled = bench("--ks", "2", "--draws", "1", "--labelled", "100", "--json", str(out_json))
     assert labelled.returncode == 0, labelled.stderr[-2000:]
     assert "refitted to the labelled takes (strength 100)" in labelled.stdout
     fitted = json.loads(out_json.read_text())["voicelin.spk"]["demo"]["2"][0]
     assert fitted["n"] == res["2"][0]["n"] and 0.0 <= fitted["uar"] <= 1.0
-    val = subprocess.run(
-        [sys.executable, "benchmarks/enrolment.py", "voicelin.spk", "--corpus",
-         f"demo={demo_root}", "--ks", "2", "--draws", "1", "--part", "val"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    val = bench("--ks", "2", "--draws", "1", "--part", "val")
     assert val.returncode == 0, val.stderr[-2000:]
     assert any(line.split()[:2] == ["demo", "validation"] for line in val.stdout.splitlines())
-    bad = subprocess.run(
-        [sys.executable, "benchmarks/enrolment.py", "voicelin.spk", "--corpus",
-         f"demo={demo_root}", "--labelled", "0"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    bad = bench("--labelled", "0", timeout=120)
     assert bad.returncode == 2 and "--labelled must be positive" in bad.stderr
 
 

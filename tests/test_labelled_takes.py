@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from app_helpers import open_page
-from predict_helpers import make_bundle, place, utterances, wav
+from predict_helpers import place, voice_set, wav
 
 from ser import config
 from ser.inference import Predictor
@@ -24,23 +24,10 @@ from ser.training import adapt_classifier
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def speech(tmp_path_factory):
-    return utterances(tmp_path_factory.mktemp("speech") / "corpus", n=6)
-
-
 @pytest.fixture()
 def models(tmp_path, monkeypatch):
-    d = tmp_path / "models"
-    make_bundle(d / "voice.spk" / "model.pt", arch="voicelin", name="voice.spk",
-                speaker_norm=True)
-    make_bundle(d / "cnn.plain" / "model.pt", name="cnn.plain", seed=2)
-    (d / "default.json").write_text(json.dumps({
-        "models": ["cnn.plain"], "why": "the plain model",
-        "voice": {"models": ["voice.spk", "cnn.plain"], "why": "both"}}))
-    monkeypatch.setenv("SER_MODELS_DIR", str(d))
-    monkeypatch.setenv("SER_PROFILES_DIR", str(tmp_path / "profiles"))
-    return d
+    return voice_set(tmp_path, monkeypatch, spk="voice.spk", plain="cnn.plain",
+                     spk_arch="voicelin")
 
 
 def _takes(n: int = 12, seed: int = 0):

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from predict_helpers import SR, clip_and_takes, make_bundle, place, utterances, wav
+from predict_helpers import SR, clip_and_takes, make_bundle, place, wav
 
 from ser import config
 from ser.inference import (
@@ -180,11 +180,6 @@ def test_scoring_needs_enrolment_clips(trained):
 
 
 # ------------------------------------------------------------------------ Predict chain
-
-@pytest.fixture(scope="module")
-def speech(tmp_path_factory):
-    return utterances(tmp_path_factory.mktemp("speech") / "corpus", n=6)
-
 
 @pytest.fixture(scope="module")
 def spk_bundle(tmp_path_factory):

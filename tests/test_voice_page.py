@@ -9,29 +9,16 @@ import json
 import numpy as np
 import pytest
 from app_helpers import open_page
-from predict_helpers import clip_and_takes, make_bundle, place, utterances, wav
+from predict_helpers import clip_and_takes, place, voice_set, wav
 from streamlit.testing.v1 import AppTest
 
 from ser.ensemble import default_models
 from ser.speakers import VoiceProfile, profile_path, saved_profiles
 
 
-@pytest.fixture(scope="module")
-def speech(tmp_path_factory):
-    return utterances(tmp_path_factory.mktemp("speech") / "corpus", n=6)
-
-
 @pytest.fixture()
 def voice_models(tmp_path, monkeypatch):
-    d = tmp_path / "models"
-    make_bundle(d / "tiny.spk" / "model.pt", name="tiny.spk", speaker_norm=True)
-    make_bundle(d / "tiny.plain" / "model.pt", name="tiny.plain", seed=2)
-    (d / "default.json").write_text(json.dumps({
-        "models": ["tiny.plain"], "why": "the plain model",
-        "voice": {"models": ["tiny.spk", "tiny.plain"], "why": "both"}}))
-    monkeypatch.setenv("SER_MODELS_DIR", str(d))
-    monkeypatch.setenv("SER_PROFILES_DIR", str(tmp_path / "profiles"))
-    return d
+    return voice_set(tmp_path, monkeypatch)
 
 
 def predict_page() -> AppTest:
