@@ -288,6 +288,43 @@ class Predictor:
 
         return voice.remember(self._voice_key("labelled"), compute)
 
+    def take_check(self, voice: VoiceProfile | None) -> tuple[int, int] | None:
+        """How well the refitted read-out knows this voice, measured honestly: each labelled
+        take in turn is scored by a read-out refitted to the *other* labelled takes (when
+        those still cover two emotions; the voice's statistics, which hold no label, still
+        come from every take). Returns ``(right, scored)``; None when this model
+        is not refitted for ``voice`` (`refitted`). Cached in the profile."""
+        if self.refitted(voice) is None:
+            return None
+
+        def compute() -> tuple[int, int]:
+            from ser.training import LABELLED_STRENGTH, adapt_classifier
+
+            feats, owner = self.take_windows(voice)
+            inputs = model_inputs(self._voice_normalised(feats, voice), self.space, self.norm)
+            base = self._bn_net(voice)
+            right = scored = 0
+            for t in voice.labelled:
+                others = [u for u in voice.labelled if u != t]
+                if len({voice.labels[u] for u in others}) < 2:
+                    continue
+                fit = torch.from_numpy(np.flatnonzero(np.isin(owner, others)))
+                held = torch.from_numpy(np.flatnonzero(owner == t))
+                labels = np.array([config.LABELS.index(voice.labels[u])
+                                   for u in owner[fit.numpy()]])
+                try:
+                    model = adapt_classifier(base, tuple(x[fit] for x in inputs), labels,
+                                             LABELLED_STRENGTH, self.device, BATCH)
+                except ValueError:
+                    continue
+                probs = predict_proba(model, tuple(x[held] for x in inputs), self.device)
+                right += int(config.LABELS[int(probs.mean(axis=0).argmax())]
+                             == voice.labels[t])
+                scored += 1
+            return right, scored
+
+        return voice.remember(self._voice_key("take check"), compute)
+
     def _bn_net(self, voice: VoiceProfile | None) -> torch.nn.Module:
         if (voice is None or not self.adapts_to_voice or not VOICE_BN_WEIGHT
                 or not usable(voice) or not self.has_batchnorm):

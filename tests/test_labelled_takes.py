@@ -123,6 +123,12 @@ def test_labelled_takes_refit_the_voice_model_only(models, speech):
             config.LABELS.index(lab)]) for y, lab in zip(speech[1:4], ("angry", "sad", "happy")))
 
     assert own_log_prob(labelled) > own_log_prob(plain)
+    # The held-out check scores each take by a read-out fitted to the other two.
+    right, scored = voice_p.take_check(labelled)
+    assert scored == 3 and 0 <= right <= 3
+    assert voice_p.take_check(plain) is None and cnn_p.take_check(labelled) is None
+    labelled.set_label(2, "sad")  # angry, sad, sad: held out, the angry take leaves one
+    assert voice_p.take_check(labelled)[1] == 2
 
 
 def test_cli_reads_labelled_takes(tmp_path, models, speech):
@@ -169,6 +175,7 @@ def test_predict_page_labels_takes_and_fits_the_voice_model(demo_root, models, s
     assert not at.exception, [e.value for e in at.exception]
     text = " ".join(c.value for c in at.caption)
     assert "Fitted to your 3 labelled takes: voice.spk" in text, text
+    assert "voice.spk names" in text and "of 3 of your takes right" in text, text
     # Switching adaptation off keeps the trained read-out.
     at.toggle(key="adapt_voice").set_value(False).run()
     assert not at.exception
