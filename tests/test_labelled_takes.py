@@ -155,6 +155,18 @@ def test_cli_reads_labelled_takes(tmp_path, models, speech):
     assert json.loads(out2.stdout)[str(clip)]["voice.spk"]["probs"] != fitted
 
 
+def test_an_uploaded_take_named_after_an_emotion_starts_with_that_label():
+    from ui.voice import label_from_name
+
+    assert label_from_name("angry.wav") == "angry"
+    assert label_from_name("take2-Sad.m4a") == "sad"
+    assert label_from_name("Fearful 1.ogg") == "fear"
+    assert label_from_name("disgusted_take.wav") == "disgust"
+    assert label_from_name("take0.wav") is None
+    assert label_from_name("happy-or-sad.wav") is None  # two emotions: not said
+    assert label_from_name("sadness.wav") is None  # whole words only
+
+
 def test_predict_page_labels_takes_and_fits_the_voice_model(demo_root, models, speech):
     at = open_page("pages/predict.py", clean=True)
     up = next(u for u in at.get("file_uploader") if u.key == "enrol_files0")

@@ -7,6 +7,8 @@ that voice. Nothing is written to disk unless the visitor saves a named profile.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from ser import config
@@ -33,6 +35,17 @@ def next_take(takes: int) -> str:
     mood = GUIDE[takes % len(GUIDE)]
     return (f"**Take {takes + 1}:** say “{SENTENCE}” (or any sentence) as if you were "
             f"**{mood}**.")
+
+
+def label_from_name(name: str) -> str | None:
+    """The emotion an uploaded take's file name states ("angry.wav", "take2-sad.m4a",
+    "Fearful 1.ogg"), when it names exactly one; None otherwise."""
+    import re
+
+    words = set(re.split(r"[^a-z]+", Path(name).stem.lower()))
+    found = {lab for lab in config.LABELS if lab in words} | {
+        GUIDE_LABEL[mood] for mood in GUIDE if mood in words}
+    return found.pop() if len(found) == 1 else None
 
 
 def current() -> VoiceProfile | None:
@@ -94,8 +107,8 @@ def panel() -> VoiceProfile | None:
             files = st.file_uploader("…or upload takes", accept_multiple_files=True,
                                      type=list(accepted_formats()),
                                      key=f"enrol_files{st.session_state.get('voice_gen', 0)}")
-            for f in files or []:
-                _add_take(f.getvalue(), f.name)
+            for f in files or []:  # a file named after an emotion starts with that label
+                _add_take(f.getvalue(), f.name, label_from_name(f.name))
         profile = current()
         guide.markdown(next_take(profile.takes if profile else 0))
         if profile:
@@ -119,7 +132,8 @@ def panel() -> VoiceProfile | None:
 
 def _take_labels(profile: VoiceProfile) -> None:
     """One box per take: the emotion it was meant to carry (recorded takes start with the
-    mood the guide asked for, uploaded ones with "not said")."""
+    mood the guide asked for, uploaded ones with the emotion their file name states, else
+    "not said")."""
     st.markdown("**What each take meant** — with three or more takes of at least two "
                 "emotions, the voice model's read-out is fitted to them")
     gen = st.session_state.get("voice_gen", 0)
