@@ -180,6 +180,15 @@ def adapted_probs(bundle, inputs, plain, rows: dict, spk, ref, adapt: str,
     return np.exp(lp)
 
 
+def member_kind(card, how: str, spk_kind: str, labelled: float | None) -> str:
+    """How a member is adapted, in words: ``how`` (not speaker-normalised) or ``spk_kind``,
+    or the refit to labelled takes for the members the Predict page refits."""
+    if labelled and refits_readout(card):
+        refit = f"final layer refitted to the labelled takes (strength {labelled:g})"
+        return f"{spk_kind}, {refit}" if card.speaker_normalised else refit
+    return spk_kind if card.speaker_normalised else how
+
+
 def subset(inputs, rows) -> Inputs:
     """Model inputs of the clips ``rows``."""
     idx = torch.from_numpy(np.asarray(rows, dtype=np.int64))
@@ -246,8 +255,9 @@ def main(argv=None) -> int:
                     help="also shift a speaker-normalised model's answers by the voice "
                          "offset from its answers on the enrolment clips")
     ap.add_argument("--labelled", type=float, metavar="STRENGTH",
-                    help="use the enrolment clips' emotions too: refit each member's final "
-                         "layer to them, held to its trained weights with this strength")
+                    help="use the enrolment clips' emotions too: refit the final layer of "
+                         "each voice member (as the Predict page does) to them, held to its "
+                         "trained weights with this strength")
     ap.add_argument("--part", choices=("test", "val"), default="test",
                     help="the speakers scored on a corpus the model trained on: its held-out "
                          "test speakers, or its validation speakers (to choose a setting)")
@@ -272,12 +282,7 @@ def main(argv=None) -> int:
                "both": f"adapted by BatchNorm statistics (weight {a.bn_weight:g}) and the "
                        "offset"}[a.adapt]
         spk_kind = "speaker-normalised" + (" + the offset" if a.offset_normalised else "")
-        refit = (f"final layer refitted to the labelled takes (strength {a.labelled:g})"
-                 if a.labelled else "")
-        kinds = sorted({(refit if refit and refits_readout(b.card) and not
-                         b.card.speaker_normalised else
-                         spk_kind + (f", {refit}" if refit and refits_readout(b.card) else "")
-                         if b.card.speaker_normalised else how) for b in bundles})
+        kinds = sorted({member_kind(b.card, how, spk_kind, a.labelled) for b in bundles})
         print(f"\n{name} ({len(bundles)} model{'s' * (len(bundles) > 1)}, "
               f"{' + '.join(kinds)}; trained on {', '.join(trained)})")
         header = False

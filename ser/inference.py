@@ -273,20 +273,31 @@ class Predictor:
             return None
 
         def compute() -> torch.nn.Module | None:
-            from ser.training import LABELLED_STRENGTH, adapt_classifier
-
-            feats, owner = self.take_windows(voice)
-            rows = np.flatnonzero(np.isin(owner, voice.labelled))
-            labels = np.array([config.LABELS.index(voice.labels[t]) for t in owner[rows]])
-            arrays = self._voice_normalised({k: a[rows] for k, a in feats.items()}, voice)
-            inputs = model_inputs(arrays, self.space, self.norm)
             try:
-                return adapt_classifier(self._bn_net(voice), inputs, labels, LABELLED_STRENGTH,
-                                        self.device, BATCH)
+                return self._fit_takes(voice, voice.labelled)
             except ValueError:
                 return None
 
         return voice.remember(self._voice_key("labelled"), compute)
+
+    def _fit_takes(self, voice: VoiceProfile, takes: list[int]) -> torch.nn.Module:
+        """`_bn_net` with its final layer refitted to the labelled takes ``takes`` (indices
+        into the profile), every model window of them, normalised by the voice."""
+        from ser.training import LABELLED_STRENGTH, adapt_classifier
+
+        inputs, owner = self._take_inputs(voice)
+        rows = np.flatnonzero(np.isin(owner, takes))
+        labels = np.array([config.LABELS.index(voice.labels[t]) for t in owner[rows]])
+        idx = torch.from_numpy(rows)
+        return adapt_classifier(self._bn_net(voice), tuple(x[idx] for x in inputs), labels,
+                                LABELLED_STRENGTH, self.device, BATCH)
+
+    def _take_inputs(self, voice: VoiceProfile) -> tuple[tuple[torch.Tensor, ...], np.ndarray]:
+        """The model inputs of every window of every take (normalised by the voice for a
+        speaker-normalised model), and the take each window comes from."""
+        feats, owner = self.take_windows(voice)
+        return tuple(model_inputs(self._voice_normalised(feats, voice), self.space,
+                                  self.norm)), owner
 
     def take_check(self, voice: VoiceProfile | None) -> tuple[int, int] | None:
         """How well the refitted read-out knows this voice, measured honestly: each labelled
@@ -298,25 +309,17 @@ class Predictor:
             return None
 
         def compute() -> tuple[int, int]:
-            from ser.training import LABELLED_STRENGTH, adapt_classifier
-
-            feats, owner = self.take_windows(voice)
-            inputs = model_inputs(self._voice_normalised(feats, voice), self.space, self.norm)
-            base = self._bn_net(voice)
+            inputs, owner = self._take_inputs(voice)
             right = scored = 0
             for t in voice.labelled:
                 others = [u for u in voice.labelled if u != t]
                 if len({voice.labels[u] for u in others}) < 2:
                     continue
-                fit = torch.from_numpy(np.flatnonzero(np.isin(owner, others)))
-                held = torch.from_numpy(np.flatnonzero(owner == t))
-                labels = np.array([config.LABELS.index(voice.labels[u])
-                                   for u in owner[fit.numpy()]])
                 try:
-                    model = adapt_classifier(base, tuple(x[fit] for x in inputs), labels,
-                                             LABELLED_STRENGTH, self.device, BATCH)
+                    model = self._fit_takes(voice, others)
                 except ValueError:
                     continue
+                held = torch.from_numpy(np.flatnonzero(owner == t))
                 probs = predict_proba(model, tuple(x[held] for x in inputs), self.device)
                 right += int(config.LABELS[int(probs.mean(axis=0).argmax())]
                              == voice.labels[t])

@@ -230,7 +230,9 @@ class VoiceProfile:
     _cache: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        self.labels = [_check_label(x) for x in self.labels][:len(self.clips)]
+        if len(self.labels) > len(self.clips):
+            raise ValueError(f"{len(self.labels)} labels for {len(self.clips)} takes")
+        self.labels = [_check_label(x) for x in self.labels]
         self.labels += [None] * (len(self.clips) - len(self.labels))
 
     @property

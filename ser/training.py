@@ -739,10 +739,10 @@ def adapt_batchnorm(model: torch.nn.Module, inputs: tuple[torch.Tensor, ...],
     return adapted
 
 
-
 #: How strongly `adapt_classifier` holds the final layer to its trained weights (the
 #: weight of ``||W - W0||² + ||b - b0||²`` against the summed cross-entropy of the labelled
-#: takes). Chosen on CREMA-D's 9 validation actors only (README, *Labelled takes*).
+#: takes). Chosen on validation speakers only: the mean UAR over the validation corpora of
+#: three left-out voice models and `voicelin.pool4-spk` (README, *Labelled takes*).
 LABELLED_STRENGTH = 100.0
 
 
@@ -804,6 +804,7 @@ def adapt_classifier(model: torch.nn.Module, inputs: tuple[torch.Tensor, ...],
         layer.weight.copy_(w.detach().to(layer.weight.dtype))
         layer.bias.copy_(b.detach().to(layer.bias.dtype))
     return adapted.eval()
+
 
 def epoch_event(epoch: int, epochs: int, step: int, train: EpochStats, val: dict,
                 opt: torch.optim.Optimizer, improved: bool, clock: Clock) -> dict:

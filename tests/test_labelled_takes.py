@@ -98,6 +98,10 @@ def test_a_profile_keeps_its_labels_on_disk_and_refuses_unknown_ones(tmp_path):
              samples=np.zeros(5, np.float32), labels=np.array(["furious"]))
     with pytest.raises(ValueError, match="damaged"):
         VoiceProfile.load(tmp_path / "bad.npz")
+    np.savez(tmp_path / "extra.npz", sample_rate=np.int64(22050), lengths=np.array([5]),
+             samples=np.zeros(5, np.float32), labels=np.array(["sad", "angry"]))
+    with pytest.raises(ValueError, match="2 labels for 1 takes"):
+        VoiceProfile.load(tmp_path / "extra.npz")
 
 
 def test_labelled_takes_refit_the_voice_model_only(models, speech):
