@@ -33,7 +33,8 @@ other seeds and prints mean ± std.
   statistics) the final layer of each member the Predict page refits
   (`ser.inference.refits_readout`: the voice read-outs) is refitted to the speaker's
   labelled enrolment clips (`ser.training.adapt_classifier`, ``STRENGTH`` its pull towards
-  the trained weights) instead of the offset; the other members keep the offset.
+  the trained weights) instead of the offset; the other members keep the offset, unless
+  ``--refit-all`` refits every member (how the CNNs' refit was measured and rejected).
 
 ``--part val`` scores the validation speakers of the corpora a model trained on (to choose
 a setting); the default, ``test``, its held-out test speakers.
@@ -89,6 +90,13 @@ from ser.training import adapt_batchnorm, adapt_classifier  # noqa: E402
 
 #: ``--adapt`` choices for models without speaker normalisation.
 ADAPT = ("offset", "batchnorm", "both")
+#: ``--refit-all``: refit every member to labelled takes, not only those the page refits.
+REFIT_ALL = False
+
+
+def refits(card) -> bool:
+    """True when a member's final layer is refitted to labelled takes in this run."""
+    return REFIT_ALL or refits_readout(card)
 
 
 def candidates(clips, k: int, seed: int, balanced: bool) -> tuple[dict, np.ndarray]:
@@ -138,7 +146,7 @@ def member_probs(bundle, clips, ref_rows, raw=None, *, offset=False, offset_ref=
     x = normalise_by_group(raw, spk, stats)
     inputs = model_inputs({space: x}, card.input_space, card.normalisation_arrays())
     p = predict_proba(bundle.model, inputs)
-    if labelled and refits_readout(card):
+    if labelled and refits(card):
         y = encode_labels(clips["emotion"])
         for s, r in ref_rows.items():
             mine = np.flatnonzero(spk == s)
@@ -172,7 +180,7 @@ def adapted_probs(bundle, inputs, plain, rows: dict, spk, ref, adapt: str,
             model = adapt_batchnorm(bundle.model, subset(inputs, r), bn_weight)
             lp[mine] = np.log(np.clip(predict_proba(model, subset(inputs, mine)), 1e-12, None))
             enrol_p = predict_proba(model, subset(inputs, r))
-        if labelled and refits_readout(bundle.card):
+        if labelled and refits(bundle.card):
             model = adapt_classifier(model, subset(inputs, r), y[r], labelled)
             lp[mine] = np.log(np.clip(predict_proba(model, subset(inputs, mine)), 1e-12, None))
         elif adapt in ("offset", "both"):
@@ -183,7 +191,7 @@ def adapted_probs(bundle, inputs, plain, rows: dict, spk, ref, adapt: str,
 def member_kind(card, how: str, spk_kind: str, labelled: float | None) -> str:
     """How a member is adapted, in words: ``how`` (not speaker-normalised) or ``spk_kind``,
     or the refit to labelled takes for the members the Predict page refits."""
-    if labelled and refits_readout(card):
+    if labelled and refits(card):
         refit = f"final layer refitted to the labelled takes (strength {labelled:g})"
         return f"{spk_kind}, {refit}" if card.speaker_normalised else refit
     return spk_kind if card.speaker_normalised else how
@@ -258,6 +266,9 @@ def main(argv=None) -> int:
                     help="use the enrolment clips' emotions too: refit the final layer of "
                          "each voice member (as the Predict page does) to them, held to its "
                          "trained weights with this strength")
+    ap.add_argument("--refit-all", action="store_true",
+                    help="with --labelled: refit every member's final layer, the CNNs too "
+                         "(the Predict page refits the voice models only)")
     ap.add_argument("--part", choices=("test", "val"), default="test",
                     help="the speakers scored on a corpus the model trained on: its held-out "
                          "test speakers, or its validation speakers (to choose a setting)")
@@ -266,6 +277,10 @@ def main(argv=None) -> int:
     ks = [int(k) for k in a.ks.split(",")]
     if a.labelled is not None and a.labelled <= 0:
         ap.error(f"--labelled must be positive, not {a.labelled}")
+    if a.refit_all and not a.labelled:
+        ap.error("--refit-all needs --labelled STRENGTH")
+    global REFIT_ALL
+    REFIT_ALL = a.refit_all
     if not 0.0 <= a.bn_weight <= 1.0:
         ap.error(f"--bn-weight must lie in 0–1, not {a.bn_weight}")
     try:

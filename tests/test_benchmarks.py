@@ -155,6 +155,8 @@ def test_enrolment_benchmark_scores_a_speaker_normalised_voice_model(demo_root, 
     assert any(line.split()[:2] == ["demo", "validation"] for line in val.stdout.splitlines())
     bad = bench("--labelled", "0", timeout=120)
     assert bad.returncode == 2 and "--labelled must be positive" in bad.stderr
+    bad = bench("--refit-all", timeout=120)
+    assert bad.returncode == 2 and "--refit-all needs --labelled" in bad.stderr
 
 
 def test_floor_at_test_benchmark_scores_every_floor(demo_root, pooled):
