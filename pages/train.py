@@ -170,9 +170,15 @@ rfloor = c[4].checkbox("Random floor", False, key="random_floor",
                             "speaker normalisation).")
 patience = c[3].number_input("Early-stop patience", 0, 50, 8, key="patience",
                              help="Epochs without a better validation UAR; 0 = off.")
-c = st.columns([3, 2])
+c = st.columns([3, 2, 2])
 schedule = c[0].radio("Learning-rate schedule", ["none", "cosine", "plateau"], horizontal=True,
                       key="schedule")
+readout_l2 = c[2].number_input(
+    "Solve the read-out in one step (L2 strength)", 0.0, 1e6, 0.0, 10.0, key="readout_l2",
+    help="For voicelin (one linear layer on the voice vectors): instead of epochs of Adam, "
+         "the layer is solved at once as a logistic regression over all training clips "
+         "(L-BFGS), with this L2 penalty on its weights (scikit-learn's 1/C). Learning "
+         "rate, schedule and patience do not apply. 0 = off.")
 swa = c[1].number_input(
     "Average the last N epochs (SWA)", 0, 50, 0, key="swa",
     help="Stochastic weight averaging: the weights at the end of the last N epochs are "
@@ -255,6 +261,7 @@ def make_config(arch: str) -> TrainConfig:
                        random_floor=30.0 if rfloor else 0.0,
                        patience=int(patience), schedule=schedule, swa=int(swa),
                        adversary=float(adversary) if pooled else 0.0,
+                       readout_l2=float(readout_l2),
                        data=corpus_dir(),
                        features=feature_settings(n_mels, n_mfcc, hop, fs2_norm, top_db),
                        speaker_norm="speaker" if spk_norm else "none",

@@ -88,6 +88,13 @@ class TrainConfig:
     #: gradient from a classifier of the clip's corpus (it ramps up from 0). Needs a pool of
     #: corpora; 0 = off, stored only when on.
     adversary: float = 0.0
+    #: Fit the final linear layer in one step instead of epochs of Adam, for models that are
+    #: one linear layer on their input (``voicelin``): full-batch L-BFGS on the training
+    #: rows (copies included), minimising their cross-entropy (class-weighted with
+    #: ``class_weights``) plus ``readout_l2`` × ½‖W‖² — a multinomial logistic regression,
+    #: the inverse of scikit-learn's ``C``. lr, schedule and patience do not apply. 0 = off
+    #: (epochs with Adam); stored only when on.
+    readout_l2: float = 0.0
     noise: bool = True  # the seed's noise-augmented copy of each training clip
     pitch: bool = False
     stretch: bool = False
@@ -146,6 +153,8 @@ class TrainConfig:
         return f"{text} (×{self.copies})" if aug.enabled and self.copies > 1 else text
 
     def resolved_epochs(self) -> int:
+        if self.readout_l2:
+            return 1
         if self.epochs:
             return int(self.epochs)
         from ser.models import model_input_space  # torch, only when a model is involved
@@ -203,6 +212,8 @@ class TrainConfig:
             if getattr(self, option) and (self.speaker_norm != "none" or fc.fs2_norm != "none"):
                 raise ValueError(f"{option} works on globally standardised log-mel images; it "
                                  "cannot be combined with speaker normalisation or fs2_norm.")
+        if self.readout_l2:
+            self.check_readout()
         if not 0 <= int(self.swa) <= self.resolved_epochs():
             raise ValueError(f"swa (epochs averaged at the end) must be 0–"
                              f"{self.resolved_epochs()} (the run's epochs), not {self.swa}.")
@@ -239,6 +250,32 @@ class TrainConfig:
                              f"least two corpora in training ({needed} corpora"
                              f"{', one left out' if needed == 3 else ''}); the data names "
                              f"{len(corpora)}.")
+
+    def check_readout(self) -> None:
+        """Refuse options a one-step read-out fit cannot honour (they change the objective
+        or need epochs)."""
+        if not 0 < float(self.readout_l2) <= 1e6:
+            raise ValueError(f"readout_l2 (the read-out's L2 strength) must be 0 (off) or in "
+                             f"(0, 1e6], not {self.readout_l2}.")
+        from ser.models import model_class  # the registry imports torch: late
+
+        if not model_class(self.arch).linear_readout:
+            raise ValueError(f"{self.arch} is not one linear layer on its input, so its "
+                             "read-out cannot be fitted in one step (readout_l2); voicelin "
+                             "is.")
+        clashes = [name for name, on in (
+            ("label_smoothing", self.label_smoothing), ("mixup", self.mixup),
+            ("teachers", self.teachers), ("adversary", self.adversary), ("swa", self.swa),
+            ("spec_augment", self.spec_augment), ("freq_shift", self.freq_shift),
+            ("time_shift", self.time_shift), ("random_floor", self.random_floor),
+            ("random_denoise", self.random_denoise), ("batches=speaker",
+                                                       self.batches == "speaker"),
+            ("balance=corpus", self.balance == "corpus"),
+            ("several processes", self.distributed)) if on]
+        if clashes:
+            raise ValueError("The one-step read-out fit (readout_l2) minimises the plain "
+                             "cross-entropy over all training rows at once; it cannot be "
+                             f"combined with {', '.join(clashes)}.")
 
     def teacher_names(self) -> list[str]:
         """The ``teachers`` entries, in order (empty when there is no teacher)."""
@@ -287,6 +324,8 @@ class TrainConfig:
             del d["batches"]
         if not d["adversary"]:
             del d["adversary"]
+        if not d["readout_l2"]:
+            del d["readout_l2"]
         if not d["teachers"] or d["distill_scope"] == "all":
             del d["distill_scope"]
         if not d["teachers"]:

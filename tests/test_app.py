@@ -49,6 +49,20 @@ def test_train_page_refuses_a_random_floor_for_a_1d_model(demo_root, models_dir)
     assert at.button(key="launch").disabled  # refused before launch, not after
 
 
+def test_train_page_offers_the_one_step_read_out_for_voicelin_only(demo_root, models_dir):
+    at = open_page("pages/train.py")
+    at.multiselect(key="archs").set_value(["lenet2d"])
+    at.number_input(key="readout_l2").set_value(300.0).run()
+    assert_clean(at)
+    assert any("lenet2d is not one linear layer" in e.value for e in at.error), \
+        [e.value for e in at.error]
+    assert at.button(key="launch").disabled
+    at.multiselect(key="archs").set_value(["voicelin"]).run()
+    assert_clean(at)
+    assert not at.error, [e.value for e in at.error]
+    assert not at.button(key="launch").disabled
+
+
 def test_train_page_refuses_more_averaged_epochs_than_the_run_has(demo_root, models_dir):
     at = open_page("pages/train.py")
     at.multiselect(key="archs").set_value(["lenet2d"])

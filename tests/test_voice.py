@@ -181,3 +181,55 @@ def test_a_speaker_normalised_voice_model_reads_clips_relative_to_the_voice(tmp_
     arrays, _ = p.window_features(takes[0], 16000)
     np.testing.assert_allclose(p._voice_normalised(arrays, voice)["voice"],
                                arrays["voice"] - mean, atol=1e-5)
+
+
+def test_the_one_step_read_out_is_the_logistic_regression(demo_root):
+    """``readout_l2``: voicelin's layer solved by L-BFGS is scikit-learn's class-weighted
+    multinomial logistic regression with C = 1 / readout_l2 on the same training rows, and
+    the run records one 'epoch' with no learning rate."""
+    from sklearn.linear_model import LogisticRegression
+
+    from ser.distributed import Dist
+    from ser.recipe import TrainConfig
+    from ser.training import fit, prepared_data
+
+    cfg = TrainConfig(arch="voicelin", data=str(demo_root), readout_l2=5.0,
+                      class_weights=True, noise=False, max_clips=150, threads=1).check()
+    result = fit(cfg)
+    assert result.card.run["epochs_run"] == 1 and result.card.run["epochs_planned"] == 1
+    assert result.history[0]["lr"] == 0.0 and result.card.training.as_dict()["readout_l2"] == 5
+    layer = result.model.head[-1]
+    data = prepared_data(cfg, "voice", Dist(), lambda *a: None, lambda: False)
+    x = data.inputs["train"][0].flatten(1).double().numpy()
+    y = data.labels["train"].numpy()
+    ref = LogisticRegression(C=1 / 5.0, class_weight="balanced", max_iter=5000,
+                             tol=1e-10).fit(x, y)
+    w = layer.weight.detach().double().numpy()
+    assert np.abs(w - ref.coef_).max() < 2e-3 * np.abs(ref.coef_).max()
+    p = torch.softmax(torch.from_numpy(x) @ torch.from_numpy(w).T
+                      + layer.bias.detach().double(), 1).numpy()
+    assert np.abs(p - ref.predict_proba(x)).max() < 2e-3
+
+
+def test_the_one_step_read_out_refuses_what_it_cannot_honour(demo_root):
+    """Options that change the objective are refused by name, and a model that is not one
+    linear layer on its input is refused before anything is saved."""
+    from ser.recipe import TrainConfig
+    from ser.training import TrainingError
+
+    with pytest.raises(ValueError, match="label_smoothing, mixup"):
+        TrainConfig(arch="voicelin", readout_l2=1.0, label_smoothing=0.1, mixup=0.2).check()
+    with pytest.raises(ValueError, match="readout_l2"):
+        TrainConfig(arch="voicelin", readout_l2=-1.0).check()
+    assert "readout_l2" not in TrainConfig(arch="voicelin").as_dict()
+    with pytest.raises(ValueError, match="voicenet is not one linear layer on its input"):
+        TrainConfig(arch="voicenet", readout_l2=1.0).check()
+    # the fit itself checks the network too, whatever its class says
+    from ser.distributed import Dist
+    from ser.models import create_model
+    from ser.training import fit_readout, prepared_data
+
+    cfg = TrainConfig(arch="voicelin", data=str(demo_root), noise=False, max_clips=150)
+    data = prepared_data(cfg, "voice", Dist(), lambda *a: None, lambda: False)
+    with pytest.raises(TrainingError, match="VoiceNet is not one linear layer on its input"):
+        fit_readout(create_model("voicenet"), data, 1.0)

@@ -53,6 +53,9 @@ def add_commands(sub) -> None:
              "random_denoise": "share of training log-mel images whose noise floor is "
                                "subtracted at a random strength (0 = off)",
              "max_clips": "subsample for quick trials",
+             "readout_l2": "fit a one-linear-layer model (voicelin) in one step: "
+                           "logistic regression by L-BFGS with this L2 strength "
+                           "(1/C; 0 = off, epochs of Adam)",
              "nproc": "distributed data-parallel training: processes per node (one per GPU; "
                       "on CPUs, gloo processes); batch-size stays the global batch",
              "nnodes": "nodes (machines) training together (run the same command on each)",

@@ -192,6 +192,9 @@ class SERModel(nn.Module):
     size_note: ClassVar[str] = ""
     #: True when the 2D input may have any number of frames ≥ MIN_FRAMES.
     variable_length: ClassVar[bool] = False
+    #: True when the model is one linear layer on its (flattened) input, so its weights can
+    #: be solved in one step (`ser.training.fit_readout`, the ``readout_l2`` option).
+    linear_readout: ClassVar[bool] = False
 
     hparams: dict[str, Any]
 

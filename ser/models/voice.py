@@ -65,6 +65,7 @@ class VoiceLinear(_VoiceHead):
                "what it learned about voices, from speech recorded outside any emotion "
                "corpus, is what the read-out uses.")
     size_note = "10.8 k trainable parameters (1,792 × 6 + 6). " + _ENCODER_NOTE
+    linear_readout = True
 
     def _head(self, activation: str, width: float, dropout: float, n_classes: int
               ) -> nn.Module:
