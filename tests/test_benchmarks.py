@@ -191,6 +191,25 @@ def test_voice_probe_benchmark_prints_every_part_and_the_left_out_corpus(demo_ro
     assert "UAR" in out.stdout and "nan" not in out.stdout
 
 
+def test_voice_probe_chooses_c_without_the_left_out_corpus(demo_root, tess_pool):
+    """--nested: a row per C for each left-out corpus (the other corpora left out in turn),
+    then the left-out corpus at the chosen C and at --C."""
+    tess = tess_pool.split("tess=", 1)[1]
+    out = subprocess.run(
+        [sys.executable, "benchmarks/voice_probe.py", "--data",
+         f"demo={demo_root},tess={tess},demo2={demo_root},tess2={tess}", "--enrol", "3",
+         "--nested", "0.001,0.01", "--draws", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-2000:]
+    text = out.stdout.split("Nested choice of C", 1)[1]
+    for held in ("tess", "demo2", "tess2"):
+        assert f"  {held} left out, C = 0.01: nested UAR" in text, text
+        assert f"  {held} left out, C = 0.001: nested UAR" in text, text
+        assert f"  {held} at C = 0.003 (--C): UAR" in text, text
+        assert text.count(f"  {held} at C = ") == 2 and "(chosen)" in text, text
+    assert "nan" not in text
+
+
 def test_chain_copy_keeps_the_corpus_readable_with_one_chain_per_speaker(tess_pool, tmp_path):
     import numpy as np
     import soundfile as sf
