@@ -84,17 +84,8 @@ def fit(cfg: TrainConfig, *, on_event: EventFn | None = None,
     best = BestWeights(cfg.patience, average=cfg.swa, epochs=epochs)
     history, stopped = [], "finished"
     clock.start_training()
-    if cfg.readout_l2:
-        say("fitting the read-out (L-BFGS)", 0, 1)
-        train = fit_readout(model, data, cfg.readout_l2,
-                            class_weights(cfg, data, torch.device("cpu")), stop)
-        if train.cancelled:
-            raise RunCancelledError("stopped while fitting the read-out; nothing was kept")
-        val = validate(model, data, device, dist)
-        improved = best.update(val["uar"], 1, model)
-        history.append(epoch_event(1, 1, 1, train, val, opt, improved, clock))
-        history[-1]["lr"] = 0.0  # no learning rate: the read-out is solved, not stepped
-        emit(history[-1])
+    if cfg.readout_l2:  # solved in one step instead of epochs
+        emit(readout_epoch(cfg, model, data, device, dist, best, opt, clock, say, stop, history))
         epochs = 0
     for epoch in range(1, epochs + 1):
         say("training", epoch - 1, epochs)
@@ -893,6 +884,25 @@ def fit_readout(model: torch.nn.Module, data: Prepared, l2: float,
                             "features may be damaged.")
     stats.n, stats.seconds = len(y), time.time() - t0
     return stats
+
+
+def readout_epoch(cfg: TrainConfig, model: torch.nn.Module, data: Prepared,
+                  device: torch.device, dist: Dist, best: BestWeights,
+                  opt: torch.optim.Optimizer, clock: Clock, say, stop: Callable[[], bool],
+                  history: list[dict]) -> dict:
+    """`fit`'s one 'epoch' when ``cfg.readout_l2`` is set: the read-out solved by
+    `fit_readout`, validated and kept; its event is appended to ``history`` and returned."""
+    say("fitting the read-out (L-BFGS)", 0, 1)
+    train = fit_readout(model, data, cfg.readout_l2,
+                        class_weights(cfg, data, torch.device("cpu")), stop)
+    if train.cancelled:
+        raise RunCancelledError("stopped while fitting the read-out; nothing was kept")
+    val = validate(model, data, device, dist)
+    improved = best.update(val["uar"], 1, model)
+    event = epoch_event(1, 1, 1, train, val, opt, improved, clock)
+    event["lr"] = 0.0  # no learning rate: the read-out is solved, not stepped
+    history.append(event)
+    return event
 
 
 def epoch_event(epoch: int, epochs: int, step: int, train: EpochStats, val: dict,
