@@ -790,14 +790,28 @@ def adapt_classifier(model: torch.nn.Module, inputs: tuple[torch.Tensor, ...],
     if not np.allclose(torch.softmax(emb @ w0.T + b0, 1).numpy(), probs, atol=1e-3):
         raise ValueError(f"{type(model).__name__}'s output is not its final linear layer's, "
                          "so that layer cannot be refitted to labelled takes.")
+    solve_linear(layer, emb, torch.from_numpy(labels),
+                 lambda w, b: strength * (((w - w0) ** 2).sum() + ((b - b0) ** 2).sum()),
+                 w0=w0, b0=b0, max_iter=200)
+    return adapted.eval()
+
+
+def solve_linear(layer: torch.nn.Linear, x: torch.Tensor, y: torch.Tensor,
+                 penalty: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], *,
+                 w0: torch.Tensor, b0: torch.Tensor, row_weights: torch.Tensor | None = None,
+                 scale: float = 1.0, **lbfgs) -> torch.Tensor:
+    """Set ``layer``'s weights and bias to the minimum of ``scale`` × (the summed
+    cross-entropy of the rows ``x`` (float64) for labels ``y``, each weighted by
+    ``row_weights`` when given, + ``penalty(W, b)``), found by full-batch L-BFGS from
+    ``w0, b0`` (``lbfgs``: its options); returns the logits there."""
     w, b = w0.clone().requires_grad_(True), b0.clone().requires_grad_(True)
-    y = torch.from_numpy(labels)
-    opt = torch.optim.LBFGS([w, b], max_iter=200, line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS([w, b], line_search_fn="strong_wolfe", **lbfgs)
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
-        loss = (F.cross_entropy(emb @ w.T + b, y, reduction="sum")
-                + strength * (((w - w0) ** 2).sum() + ((b - b0) ** 2).sum()))
+        ce = F.cross_entropy(x @ w.T + b, y, reduction="none")
+        ce = ce.sum() if row_weights is None else (row_weights * ce).sum()
+        loss = scale * (ce + penalty(w, b))
         loss.backward()
         return loss
 
@@ -806,7 +820,7 @@ def adapt_classifier(model: torch.nn.Module, inputs: tuple[torch.Tensor, ...],
     with torch.no_grad():
         layer.weight.copy_(w.detach().to(layer.weight.dtype))
         layer.bias.copy_(b.detach().to(layer.bias.dtype))
-    return adapted.eval()
+        return x @ w.T + b
 
 
 #: L-BFGS iterations at most for a one-step read-out fit (`fit_readout`); the fits we ran
@@ -857,28 +871,14 @@ def fit_readout(model: torch.nn.Module, data: Prepared, l2: float,
     y = data.labels["train"].cpu()
     w_row = (weights.double().cpu()[y] if weights is not None
              else torch.ones(len(y), dtype=torch.float64))
-    n = float(len(y))
-    w = torch.zeros(config.N_CLASSES, x.shape[1], dtype=torch.float64, requires_grad=True)
-    b = torch.zeros(config.N_CLASSES, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([w, b], max_iter=READOUT_MAX_ITER, history_size=20,
-                            tolerance_grad=1e-9, tolerance_change=1e-12,
-                            line_search_fn="strong_wolfe")
-
-    def closure() -> torch.Tensor:  # divided by n: the same minimum, better scaled
-        opt.zero_grad()
-        ce = F.cross_entropy(x @ w.T + b, y, reduction="none")
-        loss = ((w_row * ce).sum() + 0.5 * l2 * (w ** 2).sum()) / n
-        loss.backward()
-        return loss
-
-    with torch.enable_grad():
-        opt.step(closure)
-    with torch.no_grad():
-        layer.weight.copy_(w.detach().to(layer.weight.dtype))
-        layer.bias.copy_(b.detach().to(layer.bias.dtype))
-        logits = x @ w.T + b
-        stats.loss_sum = float(F.cross_entropy(logits, y, reduction="sum"))
-        stats.correct = int((logits.argmax(1) == y).sum())
+    # scaled by 1/rows: the same minimum, better conditioned for L-BFGS's tolerances
+    logits = solve_linear(layer, x, y, lambda w, _b: 0.5 * l2 * (w ** 2).sum(),
+                          w0=torch.zeros(config.N_CLASSES, x.shape[1], dtype=torch.float64),
+                          b0=torch.zeros(config.N_CLASSES, dtype=torch.float64),
+                          row_weights=w_row, scale=1 / len(y), max_iter=READOUT_MAX_ITER,
+                          history_size=20, tolerance_grad=1e-9, tolerance_change=1e-12)
+    stats.loss_sum = float(F.cross_entropy(logits, y, reduction="sum"))
+    stats.correct = int((logits.argmax(1) == y).sum())
     if not math.isfinite(stats.loss_sum):
         raise TrainingError("The read-out fit did not converge (non-finite loss); the "
                             "features may be damaged.")
