@@ -823,8 +823,7 @@ def solve_linear(layer: torch.nn.Linear, x: torch.Tensor, y: torch.Tensor,
         return x @ w.T + b
 
 
-#: L-BFGS iterations at most for a one-step read-out fit (`fit_readout`); the fits we ran
-#: (1,792 inputs, 8,000–16,000 rows) converged in 100–400.
+#: L-BFGS iterations at most for a one-step read-out fit (`fit_readout`).
 READOUT_MAX_ITER = 1000
 
 
@@ -845,11 +844,12 @@ def fit_readout(model: torch.nn.Module, data: Prepared, l2: float,
         layer = classifier_layer(model, config.N_CLASSES)
     except ValueError:
         layer = None
+    not_linear = TrainingError(f"{type(model).__name__} is not one linear layer on its input, "
+                               "so its read-out cannot be fitted in one step (readout_l2); it "
+                               "works for voicelin.")
     inputs = data.inputs["train"]
     if layer is None or layer.bias is None or len(inputs) != 1:
-        raise TrainingError(f"{type(model).__name__} is not one linear layer on its input, so "
-                            "its read-out cannot be fitted in one step (readout_l2); it works "
-                            "for voicelin.")
+        raise not_linear
     x = inputs[0].flatten(1).double().cpu()
     seen: list[torch.Tensor] = []
     handle = layer.register_forward_pre_hook(lambda _m, a: seen.append(a[0].detach()))
@@ -862,15 +862,12 @@ def fit_readout(model: torch.nn.Module, data: Prepared, l2: float,
         handle.remove()
     if (not seen or tuple(seen[0].shape) != (len(probe), x.shape[1])
             or not torch.allclose(seen[0].double().cpu(), x[:len(probe)], atol=1e-5)):
-        raise TrainingError(f"{type(model).__name__} is not one linear layer on its input, so "
-                            "its read-out cannot be fitted in one step (readout_l2); it works "
-                            "for voicelin.")
+        raise not_linear
     if stop():
         stats.cancelled = True
         return stats
     y = data.labels["train"].cpu()
-    w_row = (weights.double().cpu()[y] if weights is not None
-             else torch.ones(len(y), dtype=torch.float64))
+    w_row = weights.double().cpu()[y] if weights is not None else None
     # scaled by 1/rows: the same minimum, better conditioned for L-BFGS's tolerances
     logits = solve_linear(layer, x, y, lambda w, _b: 0.5 * l2 * (w ** 2).sum(),
                           w0=torch.zeros(config.N_CLASSES, x.shape[1], dtype=torch.float64),
