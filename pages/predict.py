@@ -242,8 +242,8 @@ if len(a.models) > 1:
               help="Share of the models whose own leading emotion is the verdict's.")
 else:  # one model always agrees with itself: show what it found second instead
     (l2, p2) = a.top2[1]
-    c3.metric("Runner-up", f"{l2} {pct(p2)}",
-              help="The emotion with the second highest probability.")
+    c3.metric(f"Runner-up · {pct(p2)}", l2,
+              help="The emotion with the second highest probability, and that probability.")
 c4.metric("Speech scored" if a.segmented else "Audio scored", f"{a.speech_s:.1f} s",
           help=f"{len(a.segments)} segment(s) of a {a.duration_s:.1f} s clip.")
 if a.uncertain:

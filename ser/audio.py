@@ -373,12 +373,19 @@ def load_audio(
     return decode(source, sr, max_seconds=max_seconds, mono=mono)[:2]
 
 
+#: Peak (× full scale) up to which samples beyond full scale are scaled back without a
+#: warning: lossy decoders (Opus, MP3, AAC) routinely overshoot by a few per cent on loud
+#: speech (SAVEE's Opus files reach 1.07×), a decoding detail like resampling. Beyond it
+#: (a float file holding any value) the quality report says so.
+CODEC_OVERSHOOT = 1.5
+
+
 def decode(source: AudioSource, sr: int | None = None, *,
            max_seconds: float = config.MAX_AUDIO_SECONDS, mono: bool = True,
            ) -> tuple[np.ndarray, int, tuple[str, ...]]:
     """`load_audio` plus notes on what was done to the samples (for the quality report):
-    float samples beyond full scale scaled back into [-1, 1], channels that cancel out when
-    mixed to mono."""
+    float samples beyond full scale scaled back into [-1, 1] (noted only beyond
+    `CODEC_OVERSHOOT`), channels that cancel out when mixed to mono."""
     data = _read_bytes(source)
     name = _name_of(source)
     if not data:
@@ -409,9 +416,11 @@ def decode(source: AudioSource, sr: int | None = None, *,
     peak = float(np.max(np.abs(y2d)))
     if peak > 1.0:
         y2d = y2d / peak
-        notes.append(f"The decoded samples reach {peak:.3g}× full scale (lossy codecs such "
-                     "as Opus or MP3 overshoot a little on loud recordings; float files may "
-                     "hold any value); the clip was scaled down to fit.")
+    if peak > CODEC_OVERSHOOT:
+        notes.append(f"The decoded samples reach {peak:.3g}× full scale, far beyond what a "
+                     "lossy codec's overshoot explains (a float file can hold any value); "
+                     "the clip was scaled down to fit, so its level says nothing about the "
+                     "recording's.")
     if mono and y2d.shape[1] > 1:
         y = y2d.mean(axis=1)
         loudest = float(np.sqrt(np.mean(y2d.astype(np.float64) ** 2, axis=0)).max())
