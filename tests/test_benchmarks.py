@@ -175,6 +175,24 @@ def test_floor_at_test_benchmark_scores_every_floor(demo_root, pooled):
     assert bad.returncode == 2 and "between 10 and 79" in bad.stderr
 
 
+def test_clip_batchnorm_benchmark_scores_every_weight(demo_root, pooled):
+    """benchmarks/clip_batchnorm.py: each clip scored with its own BatchNorm statistics at
+    every weight, beside the model as is; a weight outside (0, 1] is refused."""
+    env, _ = pooled
+    out = subprocess.run(
+        [sys.executable, "benchmarks/clip_batchnorm.py", "ser2d.pool", "--corpus",
+         f"demo={demo_root}", "--weights", "0.25,1"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    row = next(line for line in out.stdout.splitlines() if line.startswith("demo "))
+    assert row.split()[1] == "held-out" and row.count("%") == 6  # as is, 0.25, 1
+    bad = subprocess.run(
+        [sys.executable, "benchmarks/clip_batchnorm.py", "ser2d.pool", "--corpus",
+         f"demo={demo_root}", "--weights", "0"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "lie in (0, 1]" in bad.stderr
+
+
 @pytest.mark.slow
 def test_voice_probe_benchmark_prints_every_part_and_the_left_out_corpus(demo_root, tess_pool):
     """benchmarks/voice_probe.py on the demo corpus and TESS-named clips: a row per part of

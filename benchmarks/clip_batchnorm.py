@@ -1,0 +1,95 @@
+"""BatchNorm statistics from the clip itself: does moving a network's BatchNorm statistics
+towards those of the one clip it scores help on voices it never heard?
+
+    python benchmarks/clip_batchnorm.py MODEL --corpus tess=/data/tess [--corpus ...] \
+        [--weights 0.1,0.25,0.5]
+
+Calibrating to a voice moves a BatchNorm model's statistics halfway towards those of the
+visitor's takes (`ser.training.adapt_batchnorm`, README *BatchNorm statistics and the
+offset*). Without takes, the only statistics at hand are the scored clip's own: every
+layer's per-channel mean and variance measured over that clip's time and frequency, given
+the share W against the trained ones (a per-utterance normalisation inside the network,
+where the input-level one failed). Each clip is scored by its own adapted copy. Prints UAR
+and the most-predicted label's share per corpus and weight, on the clips
+`ser.crosscorpus.scored_clips` names (a corpus the model heard on its held-out speakers
+only, any other whole). Measured and not adopted (README, *Voices from other corpora*).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ser import crosscorpus  # noqa: E402
+from ser.bundle import load_bundle  # noqa: E402
+from ser.dataset import Inputs, encode_labels, featurise, input_lengths, predict_proba  # noqa: E402
+from ser.ensemble import bundle_paths  # noqa: E402
+from ser.training import adapt_batchnorm  # noqa: E402
+
+
+def one(inputs: Inputs, i: int) -> Inputs:
+    """The model inputs of clip ``i`` alone."""
+    lengths = input_lengths(inputs)
+    return Inputs([x[i:i + 1] for x in inputs], None if lengths is None else lengths[i:i + 1])
+
+
+def clip_adapted(model: torch.nn.Module, inputs: Inputs, weight: float) -> np.ndarray:
+    """Probabilities of every clip, each from a copy of ``model`` whose BatchNorm statistics
+    moved towards that clip's own by ``weight``."""
+    n = len(inputs[0])
+    return np.concatenate([predict_proba(adapt_batchnorm(model, one(inputs, i), weight),
+                                         one(inputs, i)) for i in range(n)])
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("model", help="a shipped name, a folder or a .pt file (a BatchNorm model)")
+    ap.add_argument("--corpus", action="append", required=True, metavar="KEY=FOLDER")
+    ap.add_argument("--weights", default="0.1,0.25,0.5",
+                    help="the clip's share of the statistics, comma-separated (0–1]")
+    a = ap.parse_args(argv)
+    try:
+        weights = [float(w) for w in a.weights.split(",")]
+    except ValueError:
+        ap.error(f"--weights takes numbers separated by commas, not {a.weights!r}")
+    if not all(0 < w <= 1 for w in weights):
+        ap.error("--weights lie in (0, 1]: the clip's share of the BatchNorm statistics")
+    try:
+        corpora = crosscorpus.parse_corpora(a.corpus)
+    except ValueError as err:
+        ap.error(str(err))
+    bundle = load_bundle(bundle_paths(a.model)[0])
+    card = bundle.card
+    if card.speaker_normalised:
+        ap.error(f"{a.model} is speaker-normalised: it reads clips relative to a voice's takes")
+    if not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+               for m in bundle.model.modules()):
+        ap.error(f"{a.model} has no BatchNorm layer: there are no statistics to move")
+    print(f"{card.name or a.model}: UAR (most-predicted share) with each clip's own "
+          "BatchNorm statistics at share W")
+    print(f"{'corpus':<10}{'kind':<10}{'n':>6}" + "".join(
+        f"{h:>16}" for h in ["as is", *(f"W = {w:g}" for w in weights)]))
+    for key, folder in corpora.items():
+        clips, kind = crosscorpus.scored_clips(bundle, key, folder)
+        if not len(clips):
+            print(f"{key}: skipped — none of its speakers is a test speaker of the "
+                  "model's split")
+            continue
+        x = featurise(card, clips)
+        y = encode_labels(clips["emotion"])
+        probs = [predict_proba(bundle.model, x)]
+        probs += [clip_adapted(bundle.model, x, w) for w in weights]
+        cells = [crosscorpus.cell(key, kind, y, p.argmax(1)) for p in probs]
+        print(f"{key:<10}{kind:<10}{len(y):>6}" + "".join(
+            f"{f'{c.uar:.1%} ({c.top_share:.0%})':>16}" for c in cells), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
