@@ -26,9 +26,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from rescore import settings, table  # noqa: E402
+
 from ser import crosscorpus  # noqa: E402
 from ser.bundle import load_bundle  # noqa: E402
-from ser.dataset import Inputs, encode_labels, featurise, input_lengths, predict_proba  # noqa: E402
+from ser.dataset import Inputs, input_lengths, predict_proba  # noqa: E402
 from ser.ensemble import bundle_paths  # noqa: E402
 from ser.training import adapt_batchnorm  # noqa: E402
 
@@ -54,40 +56,23 @@ def main(argv=None) -> int:
     ap.add_argument("--weights", default="0.1,0.25,0.5",
                     help="the clip's share of the statistics, comma-separated (0–1]")
     a = ap.parse_args(argv)
-    try:
-        weights = [float(w) for w in a.weights.split(",")]
-    except ValueError:
-        ap.error(f"--weights takes numbers separated by commas, not {a.weights!r}")
-    if not all(0 < w <= 1 for w in weights):
-        ap.error("--weights lie in (0, 1]: the clip's share of the BatchNorm statistics")
+    weights = settings(ap, a.weights, "--weights", lambda w: 0 < w <= 1,
+                       "lie in (0, 1]: the clip's share of the BatchNorm statistics")
     try:
         corpora = crosscorpus.parse_corpora(a.corpus)
     except ValueError as err:
         ap.error(str(err))
     bundle = load_bundle(bundle_paths(a.model)[0])
-    card = bundle.card
-    if card.speaker_normalised:
+    if bundle.card.speaker_normalised:
         ap.error(f"{a.model} is speaker-normalised: it reads clips relative to a voice's takes")
     if not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
                for m in bundle.model.modules()):
         ap.error(f"{a.model} has no BatchNorm layer: there are no statistics to move")
-    print(f"{card.name or a.model}: UAR (most-predicted share) with each clip's own "
+    print(f"{bundle.card.name or a.model}: UAR (most-predicted share) with each clip's own "
           "BatchNorm statistics at share W")
-    print(f"{'corpus':<10}{'kind':<10}{'n':>6}" + "".join(
-        f"{h:>16}" for h in ["as is", *(f"W = {w:g}" for w in weights)]))
-    for key, folder in corpora.items():
-        clips, kind = crosscorpus.scored_clips(bundle, key, folder)
-        if not len(clips):
-            print(f"{key}: skipped — none of its speakers is a test speaker of the "
-                  "model's split")
-            continue
-        x = featurise(card, clips)
-        y = encode_labels(clips["emotion"])
-        probs = [predict_proba(bundle.model, x)]
-        probs += [clip_adapted(bundle.model, x, w) for w in weights]
-        cells = [crosscorpus.cell(key, kind, y, p.argmax(1)) for p in probs]
-        print(f"{key:<10}{kind:<10}{len(y):>6}" + "".join(
-            f"{f'{c.uar:.1%} ({c.top_share:.0%})':>16}" for c in cells), flush=True)
+    table(bundle, corpora, ["as is", *(f"W = {w:g}" for w in weights)],
+          lambda x: [predict_proba(bundle.model, x),
+                     *(clip_adapted(bundle.model, x, w) for w in weights)])
     return 0
 
 

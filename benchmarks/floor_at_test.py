@@ -25,15 +25,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from rescore import settings, table  # noqa: E402
+
 from ser import crosscorpus  # noqa: E402
 from ser.bundle import load_bundle  # noqa: E402
-from ser.dataset import (  # noqa: E402
-    Inputs,
-    encode_labels,
-    featurise,
-    predict_proba,
-    spaces_for,
-)
+from ser.dataset import Inputs, predict_proba, spaces_for  # noqa: E402
 from ser.ensemble import bundle_paths  # noqa: E402
 
 
@@ -54,12 +50,12 @@ def main(argv=None) -> int:
     ap.add_argument("--floors", default="30,40,50,60",
                     help="dB below each clip's peak, comma-separated (10–79)")
     a = ap.parse_args(argv)
+    floors = settings(ap, a.floors, "--floors", lambda f: 10 <= f < 80,
+                      "lie between 10 and 79 dB below the peak")
     try:
-        floors = [float(f) for f in a.floors.split(",")]
-    except ValueError:
-        ap.error(f"--floors takes numbers separated by commas, not {a.floors!r}")
-    if not all(10 <= f < 80 for f in floors):
-        ap.error("--floors lie between 10 and 79 dB below the peak")
+        corpora = crosscorpus.parse_corpora(a.corpus)
+    except ValueError as err:
+        ap.error(str(err))
     bundle = load_bundle(bundle_paths(a.model)[0])
     card = bundle.card
     if card.speaker_normalised or card.features.fs2_norm != "none" or \
@@ -70,25 +66,15 @@ def main(argv=None) -> int:
     position = spaces_for(card.input_space).index("fs2")
     print(f"{card.name or a.model}: UAR (most-predicted share) with each image clipped at "
           "D dB below its peak")
-    print(f"{'corpus':<10}{'kind':<10}{'n':>6}" + "".join(
-        f"{h:>16}" for h in ["as is", *(f"{f:g} dB" for f in floors), "mean of all"]))
-    for spec in a.corpus:
-        key, folder = spec.split("=", 1)
-        clips, kind = crosscorpus.scored_clips(bundle, key, folder)
-        if not len(clips):
-            print(f"{key}: skipped — none of its speakers is a test speaker of the "
-                      "model's split")
-            continue
-        x = featurise(card, clips)
-        y = encode_labels(clips["emotion"])
+
+    def variants(x: Inputs) -> list[np.ndarray]:
         probs = [predict_proba(bundle.model, x)]
         probs += [predict_proba(bundle.model, floored(x, position, mean, std, f))
                   for f in floors]
         probs.append(np.exp(np.mean([np.log(np.clip(p, 1e-12, None)) for p in probs], 0)))
-        cells = [crosscorpus.cell(key, kind, y, p.argmax(1)) for p in probs]
-        print(f"{key:<10}{kind:<10}{len(y):>6}" + "".join(
-            f"{f'{c.uar:.1%} ({max(c.predicted_share.values()):.0%})':>16}" for c in cells),
-            flush=True)
+        return probs
+
+    table(bundle, corpora, ["as is", *(f"{f:g} dB" for f in floors), "mean of all"], variants)
     return 0
 
 

@@ -159,38 +159,31 @@ def test_enrolment_benchmark_scores_a_speaker_normalised_voice_model(demo_root, 
     assert bad.returncode == 2 and "--refit-all needs --labelled" in bad.stderr
 
 
-def test_floor_at_test_benchmark_scores_every_floor(demo_root, pooled):
+@pytest.mark.parametrize("script, good, cells, bad, refusal", [
+    # a log-mel floor at prediction time: as is, 30, 50 dB, the mean of all
+    ("floor_at_test.py", ["--floors", "30,50"], 4, ["--floors", "5"], "between 10 and 79"),
+    # each clip's own BatchNorm statistics: as is, W = 0.25, W = 1
+    ("clip_batchnorm.py", ["--weights", "0.25,1"], 3, ["--weights", "0"], "lie in (0, 1]"),
+])
+def test_rescoring_benchmarks_print_a_cell_per_variant(demo_root, pooled, script, good, cells,
+                                                       bad, refusal):
+    """The benchmarks that score a model again under variants of prediction
+    (`benchmarks/rescore.py`): one UAR (most-predicted share) per variant on the corpus's
+    held-out speakers, and a setting out of range refused with exit code 2."""
     env, _ = pooled
-    out = subprocess.run(
-        [sys.executable, "benchmarks/floor_at_test.py", "ser2d.pool", "--corpus",
-         f"demo={demo_root}", "--floors", "30,50"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+    def run(*args: str, timeout: int):
+        return subprocess.run([sys.executable, f"benchmarks/{script}", "ser2d.pool",
+                               "--corpus", f"demo={demo_root}", *args],
+                              cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=timeout)
+
+    out = run(*good, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     row = next(line for line in out.stdout.splitlines() if line.startswith("demo "))
-    assert row.split()[1] == "held-out" and row.count("%") == 8  # as is, 30, 50, mean
-    bad = subprocess.run(
-        [sys.executable, "benchmarks/floor_at_test.py", "ser2d.pool", "--corpus",
-         f"demo={demo_root}", "--floors", "5"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and "between 10 and 79" in bad.stderr
-
-
-def test_clip_batchnorm_benchmark_scores_every_weight(demo_root, pooled):
-    """benchmarks/clip_batchnorm.py: each clip scored with its own BatchNorm statistics at
-    every weight, beside the model as is; a weight outside (0, 1] is refused."""
-    env, _ = pooled
-    out = subprocess.run(
-        [sys.executable, "benchmarks/clip_batchnorm.py", "ser2d.pool", "--corpus",
-         f"demo={demo_root}", "--weights", "0.25,1"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-2000:]
-    row = next(line for line in out.stdout.splitlines() if line.startswith("demo "))
-    assert row.split()[1] == "held-out" and row.count("%") == 6  # as is, 0.25, 1
-    bad = subprocess.run(
-        [sys.executable, "benchmarks/clip_batchnorm.py", "ser2d.pool", "--corpus",
-         f"demo={demo_root}", "--weights", "0"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and "lie in (0, 1]" in bad.stderr
+    assert row.split()[1] == "held-out" and row.count("%") == 2 * cells
+    refused = run(*bad, timeout=120)
+    assert refused.returncode == 2 and refusal in refused.stderr
 
 
 @pytest.mark.slow
