@@ -109,6 +109,9 @@ def test_calibrating_to_a_voice_then_scoring_with_it(demo_root, voice_models, sp
     assert metrics["Takes"] == "3"
     assert float(metrics["Speech"].split()[0]) > 2.0
     assert "fair" in metrics["Reliability"]
+    # one notice for the batch, not one per file (ten takes stacked ten toasts over the page)
+    assert [t.value for t in at.toast] == [
+        f"Added 3 takes: {float(metrics['Speech'].split()[0]):.1f} s of speech."]
     # the guided enrolment asks for the next emotion in turn
     assert any("Take 4:" in m.value and "**happy**" in m.value for m in at.markdown)
     y, _ = place([0.5, speech[4], 0.5])

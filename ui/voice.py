@@ -54,27 +54,39 @@ def current() -> VoiceProfile | None:
     return p if p is not None and p.clips else None
 
 
-def _add_take(data: bytes, name: str, label: str | None = None) -> None:
+def _add_take(data: bytes, name: str, label: str | None = None) -> float:
+    """Add one take to the session's voice; the seconds of speech it added (0 when it was
+    seen before or held none, which is said on the page)."""
     seen = st.session_state.setdefault(_SEEN, set())
     key = digest(data)
     if key in seen:
-        return
+        return 0.0
     seen.add(key)
     try:
         y, sr = load_audio(data)
     except AudioError as err:
         st.error(f"{name}: {err}")
-        return
+        return 0.0
     profile = st.session_state.setdefault(_KEY, VoiceProfile())
     try:
         added = profile.add_recording(y, sr, label)
     except SegmentationError as err:
         st.error(f"{name}: speech could not be found ({err}).")
-        return
+        return 0.0
     if added == 0:
         st.warning(f"{name}: no speech found in this take; it was not added.")
-    else:
-        st.toast(f"Added {added:.1f} s of speech from {name}.")
+    return float(added)
+
+
+def added_message(added: list[tuple[str, float]]) -> str | None:
+    """One line for the takes a run added, as ``(name, seconds of speech)``: a batch of
+    uploaded takes gets one notice, not one per file."""
+    if not added:
+        return None
+    if len(added) == 1:
+        name, seconds = added[0]
+        return f"Added {seconds:.1f} s of speech from {name}."
+    return f"Added {len(added)} takes: {sum(s for _, s in added):.1f} s of speech."
 
 
 def panel() -> VoiceProfile | None:
@@ -102,13 +114,21 @@ def panel() -> VoiceProfile | None:
             if take is not None:
                 # A recorded take is meant as the mood the guide asked for (editable below).
                 asked = GUIDE[(current().takes if current() else 0) % len(GUIDE)]
-                _add_take(take.getvalue(), "recorded take", GUIDE_LABEL[asked])
+                seconds = _add_take(take.getvalue(), "recorded take", GUIDE_LABEL[asked])
+                if seconds:
+                    st.toast(added_message([("recorded take", seconds)]))
         with up_col:
             files = st.file_uploader("…or upload takes", accept_multiple_files=True,
                                      type=list(accepted_formats()),
                                      key=f"enrol_files{st.session_state.get('voice_gen', 0)}")
-            for f in files or []:  # a file named after an emotion starts with that label
-                _add_take(f.getvalue(), f.name, label_from_name(f.name))
+            added = []
+            with st.spinner("Finding the speech in the takes…"):
+                for f in files or []:  # a file named after an emotion starts with that label
+                    seconds = _add_take(f.getvalue(), f.name, label_from_name(f.name))
+                    if seconds:
+                        added.append((f.name, seconds))
+            if added:
+                st.toast(added_message(added))
         profile = current()
         guide.markdown(next_take(profile.takes if profile else 0))
         if profile:
