@@ -169,6 +169,26 @@ def test_an_uploaded_take_named_after_an_emotion_starts_with_that_label():
     assert label_from_name("take0.wav") is None
     assert label_from_name("happy-or-sad.wav") is None  # two emotions: not said
     assert label_from_name("sadness.wav") is None  # whole words only
+    # A class calibrating with corpus clips: the corpus's own naming states the emotion.
+    assert label_from_name("1001_DFA_ANG_XX.wav") == "angry"
+    assert label_from_name("JK_sa01.opus") == "sad"
+    assert label_from_name("03-01-04-01-01-01-12.wav") == "sad"  # RAVDESS
+    assert label_from_name("03a01Fa.wav") == "happy"  # EmoDB
+    assert label_from_name("dis-m2-l1.wav") == "disgust"  # EMOVO
+
+
+def test_corpus_names_state_their_emotion_only_when_distinctive():
+    """`ser.corpora.emotion_from_name` reads the named corpora's schemes from the name
+    alone: labels outside the six, and names that fit only with a folder, say nothing."""
+    from ser.corpora import emotion_from_name
+
+    assert emotion_from_name("YAF_dog_fear.wav") == "fear"  # TESS
+    assert emotion_from_name("SF2_F3_N07.wav") == "neutral"  # URDU
+    assert emotion_from_name("JK_su04.opus") is None  # surprise: outside the six
+    assert emotion_from_name("03-01-02-01-01-01-12.wav") is None  # RAVDESS calm
+    assert emotion_from_name("03a01La.wav") is None  # EmoDB boredom
+    assert emotion_from_name("a01.wav") is None  # SAVEE's release names need their folder
+    assert emotion_from_name("recording.m4a") is None
 
 
 def test_predict_page_labels_takes_and_fits_the_voice_model(demo_root, models, speech):

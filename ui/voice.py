@@ -13,6 +13,7 @@ import streamlit as st
 
 from ser import config
 from ser.audio import AudioError, accepted_formats, load_audio
+from ser.corpora import emotion_from_name
 from ser.segments import SegmentationError
 from ser.speakers import VoiceProfile, profile_path, reliability, saved_profiles
 from ui.memo import digest
@@ -39,12 +40,16 @@ def next_take(takes: int) -> str:
 
 def label_from_name(name: str) -> str | None:
     """The emotion an uploaded take's file name states ("angry.wav", "take2-sad.m4a",
-    "Fearful 1.ogg"), when it names exactly one; None otherwise."""
+    "Fearful 1.ogg"), when it names exactly one; else the one a corpus's own naming states
+    ("1001_DFA_ANG_XX.wav", "DC_sa01.opus": a class calibrating with corpus clips); None
+    otherwise."""
     import re
 
     words = set(re.split(r"[^a-z]+", Path(name).stem.lower()))
     found = {lab for lab in config.LABELS if lab in words} | {
         GUIDE_LABEL[mood] for mood in GUIDE if mood in words}
+    if not found:
+        return emotion_from_name(name)
     return found.pop() if len(found) == 1 else None
 
 

@@ -43,6 +43,22 @@ def list_corpora() -> list[CorpusSpec]:
     return list(_SPECS.values())
 
 
+def emotion_from_name(name: str) -> str | None:
+    """The emotion a file name states in one corpus's naming scheme ("1001_DFA_ANG_XX.wav",
+    "DC_a01.opus", "03-01-05-01-01-01-12.wav", "03a01Wa.wav", "rab-f1-b1.wav"), as one of
+    :data:`ser.config.LABELS`; ``None`` when no named corpus's scheme fits, or the label lies
+    outside the six (calm, surprise, boredom). Only the name is read, never a folder, so a
+    layout that needs its folder (SAVEE's release) does not count."""
+    found = set()
+    for module in _NAMED:
+        meta = module.SPEC.parse(Path(Path(name).name))
+        if meta:
+            label = module.SPEC.label_map.get(str(meta["label_raw"]))
+            if label in config.LABELS:
+                found.add(label)
+    return found.pop() if len(found) == 1 else None
+
+
 def get_spec(key: str) -> CorpusSpec:
     """The spec for a corpus key (case-insensitive).
 
