@@ -200,6 +200,9 @@ def test_predict_page_labels_takes_and_fits_the_voice_model(demo_root, models, s
     assert not at.exception, [e.value for e in at.exception]
     # Uploaded takes start as "not said"; nothing is fitted yet.
     assert [at.selectbox(key=f"take_label0_{i}").value for i in range(3)] == ["(not said)"] * 3
+    # each box names the file its take came from, so the right one gets the right label
+    assert [at.selectbox(key=f"take_label0_{i}").label for i in range(3)] == [
+        f"Take {i + 1} · take{i}.wav" for i in range(3)]
     assert any("Label at least three takes" in c.value for c in at.caption)
     for i, lab in enumerate(("angry", "sad", "happy")):
         at.selectbox(key=f"take_label0_{i}").set_value(lab)

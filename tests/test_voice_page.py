@@ -136,6 +136,9 @@ def test_calibrating_to_a_voice_then_scoring_with_it(demo_root, voice_models, sp
     at.button(key="voice_load_btn").click().run()
     assert not at.exception
     assert {m.label: m.value for m in at.metric}["Takes"] == "3"
+    # a saved profile keeps no file names: its take boxes are numbered only
+    assert sorted(b.label for b in at.selectbox if b.label.startswith("Take ")) == [
+        "Take 1", "Take 2", "Take 3"]
 
 
 def test_an_enrolled_voice_adapts_the_plain_model_and_can_be_switched_off(

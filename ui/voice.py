@@ -21,6 +21,7 @@ from ui.state import public
 
 _KEY = "voice_profile"
 _SEEN = "voice_takes_seen"
+_NAMES = "voice_take_names"  # take index → the file it came from (this session's takes only)
 LEVEL_ICON = {"good": "🟢", "fair": "🟡", "poor": "🔴"}
 #: The guided enrolment: one take per emotion, in this order, then round again. The voice
 #: offset assumes the takes cover the emotions evenly (README, *Calibrating to a voice*).
@@ -80,6 +81,8 @@ def _add_take(data: bytes, name: str, label: str | None = None) -> float:
         return 0.0
     if added == 0:
         st.warning(f"{name}: no speech found in this take; it was not added.")
+    else:
+        st.session_state.setdefault(_NAMES, {})[profile.takes - 1] = name
     return float(added)
 
 
@@ -121,7 +124,7 @@ def panel() -> VoiceProfile | None:
                 asked = GUIDE[(current().takes if current() else 0) % len(GUIDE)]
                 seconds = _add_take(take.getvalue(), "recorded take", GUIDE_LABEL[asked])
                 if seconds:
-                    st.toast(added_message([("recorded take", seconds)]))
+                    st.toast(added_message([("your recording", seconds)]))
         with up_col:
             files = st.file_uploader("…or upload takes", accept_multiple_files=True,
                                      type=list(accepted_formats()),
@@ -146,6 +149,7 @@ def panel() -> VoiceProfile | None:
             _take_labels(profile)
             if st.button("Forget my voice", key="voice_forget"):
                 st.session_state.pop(_KEY, None)
+                st.session_state.pop(_NAMES, None)
                 # Fresh widgets (new keys) drop the uploaded and recorded takes, which
                 # would otherwise be added again on the next run.
                 st.session_state["voice_gen"] = st.session_state.get("voice_gen", 0) + 1
@@ -164,8 +168,10 @@ def _take_labels(profile: VoiceProfile) -> None:
     gen = st.session_state.get("voice_gen", 0)
     options = [NOT_SAID, *config.LABELS]
     cols = st.columns(4)
+    names = st.session_state.get(_NAMES, {})
     for i, label in enumerate(profile.labels):
-        pick = cols[i % 4].selectbox(f"Take {i + 1}", options,
+        title = f"Take {i + 1}" + (f" · {names[i]}" if names.get(i) else "")
+        pick = cols[i % 4].selectbox(title, options,
                                      index=options.index(label or NOT_SAID),
                                      key=f"take_label{gen}_{i}")
         profile.set_label(i, None if pick == NOT_SAID else pick)
@@ -194,6 +200,7 @@ def _saved_profiles(profile: VoiceProfile | None) -> None:
             if pick != "(none)" and st.button("Load", key="voice_load_btn"):
                 try:
                     st.session_state[_KEY] = VoiceProfile.load(profile_path(pick))
+                    st.session_state.pop(_NAMES, None)  # a saved profile keeps no file names
                     # Fresh take boxes: the loaded takes' labels, not the last profile's.
                     st.session_state["voice_gen"] = st.session_state.get("voice_gen", 0) + 1
                     st.rerun()
