@@ -86,11 +86,9 @@ def _add_take(data: bytes, name: str, label: str | None = None) -> float:
     return float(added)
 
 
-def added_message(added: list[tuple[str, float]]) -> str | None:
-    """One line for the takes a run added, as ``(name, seconds of speech)``: a batch of
-    uploaded takes gets one notice, not one per file."""
-    if not added:
-        return None
+def added_message(added: list[tuple[str, float]]) -> str:
+    """One line for the (one or more) takes a run added, as ``(name, seconds of speech)``:
+    a batch of uploaded takes gets one notice, not one per file."""
     if len(added) == 1:
         name, seconds = added[0]
         return f"Added {seconds:.1f} s of speech from {name}."
