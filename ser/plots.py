@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import textwrap
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,65 @@ FS1_GROUPS = [("ZCR", 1), ("RMS", 1), ("MFCC", config.N_MFCC), ("chroma", config
 #: No named template: building one costs ~20 ms a figure and ~7 kB of JSON each. In the app
 #: Plotly's default template is Streamlit's own (the look of its theme), elsewhere Plotly's.
 _LAYOUT = dict(margin=dict(l=50, r=20, t=50, b=40), height=340)
+#: Characters per title line: what fits across a chart on a phone (about 360 px). Plotly
+#: never wraps a title, so a longer one ran off the chart's right edge there.
+TITLE_CHARS = 44
+#: Height of Plotly's toolbar. Touch screens show it at all times (desktops on hover), at the
+#: top right, where it covered the end of the title; titles now start below it.
+TOOLBAR_PX = 34
+_TITLE_LINE_PX = 22
+
+
+def title_lines(title: str, width: int = TITLE_CHARS) -> list[str]:
+    """``title`` broken at spaces into lines of at most ``width`` characters (a longer word
+    stays whole). Existing ``<br>`` breaks are kept; a ``<sup>…</sup>`` line (small type)
+    gets 40 % more characters and each of its lines keeps the tags."""
+    lines = []
+    for part in title.split("<br>"):
+        small = part.startswith("<sup>") and part.endswith("</sup>")
+        text = part[len("<sup>"):-len("</sup>")] if small else part
+        wrapped = textwrap.wrap(text, int(width * 1.4) if small else width,
+                                break_long_words=False, break_on_hyphens=False) or [""]
+        lines += [f"<sup>{line}</sup>" for line in wrapped] if small else wrapped
+    return lines
+
+
+def _title_px(lines: int) -> int:
+    """Top margin that ``lines`` of title need below the toolbar (0 without a title)."""
+    return TOOLBAR_PX + _TITLE_LINE_PX * lines + 8 if lines else 0
+
+
+def _set_margin(fig: go.Figure, *, l: int, r: int, t: int, b: int) -> None:  # noqa: E741
+    """Give ``fig`` these margins, the top one enlarged to fit its (wrapped) title above
+    what ``t`` held beyond the default title's 50 px (labels of a top axis); the figure
+    grows by the same amount, so the plot keeps its height."""
+    default = _LAYOUT["margin"]["t"]
+    text = fig.layout.title.text or ""
+    need = _title_px(len(text.split("<br>")) if text else 0)
+    top = max(t, need + max(0, t - default)) if need else t
+    # the height asked of `_fig`, before `_layout` grew it for the title
+    asked = (fig.layout.height or _LAYOUT["height"]) - ((fig.layout.margin.t or default) - default)
+    fig.update_layout(margin=dict(l=l, r=r, t=top, b=b), height=asked + top - t)
+
+
+def _layout(title: str, **kw) -> dict:
+    """The shared layout with ``title`` wrapped to a phone's width and set below the toolbar;
+    the top margin grows with the title's lines and the figure with it, so the plot keeps
+    its height."""
+    layout = {**_LAYOUT, **kw}
+    if not title:
+        return {**layout, "title": ""}
+    lines = title_lines(title)
+    margin = {**_LAYOUT["margin"], **layout.get("margin", {})}
+    top = max(margin["t"], _title_px(len(lines)))
+    layout["height"] = layout["height"] + top - margin["t"]
+    margin["t"] = top
+    # Plotly sets a title of two or more lines about half a line higher than one line (its
+    # first line then met the toolbar; measured in Chromium), so the pad adds that back.
+    pad = TOOLBAR_PX + (14 if len(lines) > 1 else 0)
+    return {**layout, "margin": margin,
+            "title": dict(text="<br>".join(lines), yref="container", y=1, yanchor="top",
+                          pad=dict(t=pad))}
 
 
 def safe_scale(name: str) -> list[list]:
@@ -65,7 +125,7 @@ def display_resolution(z: np.ndarray, axis_values: tuple | None = None,
 
 def _fig(title: str, **kw) -> go.Figure:
     fig = go.Figure()
-    fig.update_layout(title=title, **{**_LAYOUT, **kw})
+    fig.update_layout(**_layout(title, **kw))
     return fig
 
 
@@ -243,7 +303,8 @@ def probability_bars(probs: np.ndarray, title: str = "", height: int = 260) -> g
                 marker_color=[EMOTION_COLORS[e] for e in config.LABELS],
                 text=[f"{p:.0%}" for p in probs], textposition="auto")
     fig.update_layout(xaxis_range=[0, 1], xaxis_tickformat=".0%", showlegend=False,
-                      yaxis=dict(autorange="reversed"), margin=dict(l=70, r=20, t=40, b=30))
+                      yaxis=dict(autorange="reversed"))
+    _set_margin(fig, l=70, r=20, t=40, b=30)
     return fig
 
 
@@ -270,8 +331,8 @@ def model_probabilities(names: list[str], probs: np.ndarray, notes: list[str] | 
         fig.add_shape(type="rect", x0=j - 0.5, x1=j + 0.5, y0=i - 0.5, y1=i + 0.5,
                       line=dict(color=EMOTION_COLORS[config.LABELS[j]], width=3))
     fig.update_layout(xaxis=dict(side="top"), yaxis=dict(autorange="reversed",
-                                                         automargin=True),
-                      margin=dict(l=10, r=10, t=80, b=10))
+                                                         automargin=True))
+    _set_margin(fig, l=10, r=10, t=80, b=10)
     return fig
 
 
@@ -330,7 +391,7 @@ def training_curves(metrics: list[dict], title: str = "", epochs: int | None = N
                      dtick=max(1, int(np.ceil(span / 10))), tickformat="d")
     fig.update_yaxes(rangemode="tozero", row=1, col=1)
     fig.update_yaxes(range=[0, 1], tickformat=".0%", row=1, col=2)
-    fig.update_layout(title=title, **{**_LAYOUT, "height": 360})
+    fig.update_layout(**_layout(title, height=360))
     return fig
 
 
@@ -406,13 +467,15 @@ def accuracy_by_architecture(table: pd.DataFrame, metric: str = "accuracy",
                     hovertemplate="%{y} (%{customdata}): %{x:.1%}<extra>" + str(fam)
                                   + "</extra>")
     top = float(t[metric].max()) if len(t) else 1.0
-    fig.update_layout(xaxis=dict(range=[0, min(1.0, top + 0.12)], tickformat=".0%",
-                                 title=metric),
+    # Every bar carries its value, so the x axis needs no labels; the legend goes under the
+    # bars, where it can wrap to several rows on a phone without covering the title.
+    fig.update_layout(xaxis=dict(range=[0, min(1.0, top + 0.12)], showticklabels=False,
+                                 title=""),
                       yaxis=dict(categoryorder="array", categoryarray=list(t["model"]),
                                  autorange="reversed", automargin=True, title=""),
-                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=1,
-                                  xanchor="right", title=""),
-                      margin=dict(l=10, r=40, t=80, b=40))
+                      legend=dict(orientation="h", y=0, yanchor="top", x=0,
+                                  xanchor="left", title=""))
+    _set_margin(fig, l=10, r=40, t=50, b=40)
     return fig
 
 
@@ -531,7 +594,7 @@ def architecture_diagram(layers: list[dict], title: str = "") -> go.Figure:
                                font=dict(size=10, color="#3a0ca3"))
     fig.update_xaxes(visible=False, range=[-1.05, 1.35])
     fig.update_yaxes(visible=False, range=[-len(rows) + 0.5, 0.6])
-    fig.update_layout(margin=dict(l=10, r=10, t=40, b=10))
+    _set_margin(fig, l=10, r=10, t=40, b=10)
     return fig
 
 
@@ -712,7 +775,8 @@ def crosscorpus_matrix(rows: dict[str, list], names: dict[str, str] | None = Non
                     xgap=2, ygap=2)
     fig.update_layout(xaxis_title="test corpus", yaxis=dict(autorange="reversed",
                                                             automargin=True),
-                      xaxis=dict(side="top"), margin=dict(l=20, r=20, t=90, b=30))
+                      xaxis=dict(side="top"))
+    _set_margin(fig, l=20, r=20, t=90, b=30)
     return fig
 
 
@@ -731,8 +795,8 @@ def crosscorpus_recall(cells: list, names: dict[str, str] | None = None, title: 
                     zmin=0, zmax=1,
                     colorbar=dict(title="recall", tickformat=".0%"),
                     hovertemplate="%{y}, %{x}: recall %{text}<extra></extra>")
-    fig.update_layout(yaxis=dict(autorange="reversed", automargin=True),
-                      margin=dict(l=20, r=20, t=50, b=40))
+    fig.update_layout(yaxis=dict(autorange="reversed", automargin=True))
+    _set_margin(fig, l=20, r=20, t=50, b=40)
     return fig
 
 
@@ -775,8 +839,8 @@ def predicted_share_bars(cells: list, names: dict[str, str] | None = None, title
                                font=dict(color="#d62828"))
     fig.update_layout(xaxis=dict(range=[0, 1], tickformat=".0%", title="share of clips"),
                       yaxis=dict(autorange="reversed", automargin=True),
-                      legend=dict(orientation="h", y=-0.25),
-                      margin=dict(l=20, r=120, t=70, b=40))
+                      legend=dict(orientation="h", y=-0.25))
+    _set_margin(fig, l=20, r=120, t=70, b=40)
     return fig
 
 
@@ -833,7 +897,7 @@ def segment_timeline(y: np.ndarray, sr: int, timeline: pd.DataFrame,
 
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.06,
                         row_heights=[0.55, 0.45])
-    fig.update_layout(title=title, **{**_LAYOUT, "height": 460})
+    fig.update_layout(**_layout(title, height=460))
     t, v = envelope(y, sr)
     fig.add_scatter(x=t, y=v, mode="lines", line=dict(width=1, color="#4361ee"),
                     name="waveform", showlegend=False, hoverinfo="skip", row=1, col=1)
@@ -910,7 +974,7 @@ def study_chart(rep: dict, metric: str = "test_accuracy", title: str = "") -> go
                         mode="markers", name="seed write-up",
                         marker=dict(color="#d62828", size=11, symbol="diamond"),
                         hovertemplate="%{x}<br>seed write-up: %{y:.1f} %<extra></extra>")
-    fig.update_layout(**_LAYOUT, title=title, barmode="overlay",
+    fig.update_layout(**_layout(title), barmode="overlay",
                       legend=dict(orientation="h", y=-0.25))
     fig.update_yaxes(title=f"{metric.replace('_', ' ').replace('uar', 'UAR')} (%)",
                      rangemode="tozero")

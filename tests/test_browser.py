@@ -299,3 +299,50 @@ def test_silence_in_a_spectrogram_is_dark(page, app_url):
     luminance = sum(0.2126 * r + 0.7152 * g + 0.0722 * b for r, g, b in pixels) / (
         255 * len(pixels))
     assert luminance < 0.3, f"the silent band is bright (mean luminance {luminance:.2f})"
+
+
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.mark.parametrize("path", ["/results", "/dataset"])
+def test_chart_titles_fit_a_phone_and_clear_the_toolbar(page, app_url, path):
+    """Regression: on a phone Plotly's toolbar is always shown (touch screens have no hover)
+    and sat on top of every chart title, and a long title ran off the chart's right edge
+    ("Test accuracy by model, best first" and its subtitle, the legend over both). At a
+    phone's width each chart's title must stay inside the chart and below its toolbar,
+    which hovering the chart brings up here."""
+    page.set_viewport_size(PHONE)
+    try:
+        page.goto(app_url + path, wait_until="domcontentloaded")
+        _settle(page, time.monotonic() + PAGE_TIMEOUT_S)
+        charts = page.locator(".js-plotly-plot")
+        checked = 0
+        for i in range(charts.count()):
+            chart = charts.nth(i)
+            titles = chart.locator(".gtitle")
+            if titles.count() == 0 or not (titles.first.text_content() or "").strip():
+                continue
+            chart.evaluate("e => e.scrollIntoView({block: 'center'})")
+            page.wait_for_timeout(200)
+            box = chart.bounding_box()
+            if not box or box["height"] < 50:  # in a closed expander or an unchosen tab
+                continue
+            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            page.wait_for_timeout(300)
+            title = chart.locator(".gtitle").bounding_box()
+            bar = chart.locator(".modebar").bounding_box()
+            text = chart.locator(".gtitle").text_content()
+            assert title["x"] + title["width"] <= box["x"] + box["width"] + 1, \
+                f"{path}: title '{text}' runs off the chart"
+            assert bar is not None, f"{path}: no toolbar on hover over '{text}'"
+            assert title["y"] >= bar["y"] + bar["height"] - 1, \
+                f"{path}: the toolbar covers the title '{text}'"
+            legend = chart.locator(".legend")
+            if legend.count():
+                lb = legend.first.bounding_box()
+                assert lb is None or lb["y"] >= title["y"] + title["height"] - 1, \
+                    f"{path}: the legend covers the title '{text}'"
+            checked += 1
+        assert checked, f"{path}: no titled chart found"
+    finally:
+        page.set_viewport_size(VIEWPORT)

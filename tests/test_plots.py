@@ -226,3 +226,26 @@ def test_a_pools_hundred_speakers_are_bars_without_a_smear_of_labels():
     assert many.layout.xaxis.showticklabels is False
     assert many.layout.xaxis.title.text.startswith("132 speakers")
     assert len(many.data[0].x) == 132
+
+
+def test_long_titles_wrap_to_a_phone_width_and_keep_the_plot_height():
+    """Regression: Plotly never wraps a title, so on a phone a long one ran off the chart.
+    Titles are broken into lines of at most TITLE_CHARS characters (a <sup> subtitle keeps
+    its tags on each line), and the figure grows by the extra lines so the plot keeps its
+    height (a phone-width browser check is in test_browser.py)."""
+    long = "Probabilities (calibrated), speech only, weighted by duration"
+    lines = plots.title_lines(long + "<br><sup>" + "speaker-independent split " * 4 + "</sup>")
+    assert lines[:2] == ["Probabilities (calibrated), speech only,", "weighted by duration"]
+    assert all(line.startswith("<sup>") and line.endswith("</sup>") for line in lines[2:])
+    assert all(len(line) <= plots.TITLE_CHARS for line in lines[:2])
+    assert plots.title_lines("Clips per emotion") == ["Clips per emotion"]
+
+    probs = np.full(6, 1 / 6)
+    short, wrapped = (plots.probability_bars(probs, t) for t in ("Probabilities", long))
+    plot_height = [f.layout.height - f.layout.margin.t - f.layout.margin.b
+                   for f in (short, wrapped)]
+    assert plot_height[0] == plot_height[1]
+    assert wrapped.layout.margin.t > short.layout.margin.t >= plots.TOOLBAR_PX
+    assert wrapped.layout.title.text.count("<br>") == 1
+    untitled = plots.probability_bars(probs)
+    assert untitled.layout.margin.t == 40 and not untitled.layout.title.text
