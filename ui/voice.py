@@ -29,6 +29,9 @@ GUIDE = ("angry", "disgusted", "fearful", "happy", "neutral", "sad")
 #: The label each guided mood stands for (`ser.config.LABELS` order).
 GUIDE_LABEL = dict(zip(GUIDE, config.LABELS))
 NOT_SAID = "(not said)"
+#: Take label boxes side by side. Each row is its own set of columns, because a phone stacks
+#: columns: one set of 4 for all takes read 1, 5, 9, 2, 6, 10, … there.
+TAKES_PER_ROW = 4
 SENTENCE = "I'll be there in ten minutes"
 
 
@@ -165,11 +168,12 @@ def _take_labels(profile: VoiceProfile) -> None:
                 "emotions, the voice model's read-out is fitted to them")
     gen = st.session_state.get("voice_gen", 0)
     options = [NOT_SAID, *config.LABELS]
-    cols = st.columns(4)
     names = st.session_state.get(_NAMES, {})
     for i, label in enumerate(profile.labels):
+        if i % TAKES_PER_ROW == 0:  # a row at a time: a phone stacks it in take order
+            cols = st.columns(TAKES_PER_ROW)
         title = f"Take {i + 1}" + (f" · {names[i]}" if names.get(i) else "")
-        pick = cols[i % 4].selectbox(title, options,
+        pick = cols[i % TAKES_PER_ROW].selectbox(title, options,
                                      index=options.index(label or NOT_SAID),
                                      key=f"take_label{gen}_{i}")
         profile.set_label(i, None if pick == NOT_SAID else pick)
