@@ -304,17 +304,27 @@ def test_silence_in_a_spectrogram_is_dark(page, app_url):
 PHONE = {"width": 390, "height": 844}
 
 
-@pytest.mark.parametrize("path", ["/results", "/dataset"])
-def test_chart_titles_fit_a_phone_and_clear_the_toolbar(page, app_url, path):
+@pytest.mark.parametrize("path", ["/results", "/dataset", "/predict"])
+def test_chart_titles_fit_a_phone_and_clear_the_toolbar(page, app_url, path, tmp_path):
     """Regression: on a phone Plotly's toolbar is always shown (touch screens have no hover)
     and sat on top of every chart title, and a long title ran off the chart's right edge
-    ("Test accuracy by model, best first" and its subtitle, the legend over both). At a
+    ("Probabilities (calibrated), speech only, weighted by duration" on Predict; "Test
+    accuracy by model, best first" and its subtitle, the legend over both, on Results). At a
     phone's width each chart's title must stay inside the chart and below its toolbar,
-    which hovering the chart brings up here."""
+    which hovering the chart brings up here. Predict is checked with a clip uploaded."""
     page.set_viewport_size(PHONE)
     try:
         page.goto(app_url + path, wait_until="domcontentloaded")
         _settle(page, time.monotonic() + PAGE_TIMEOUT_S)
+        if path == "/predict":
+            from ser.corpora import demo
+
+            root = demo.generate(tmp_path / "demo", n_speakers=1, sentences=("TIE",), seed=0)
+            clip = sorted(root.glob("*.wav"))[0]  # synthetic speech the detector accepts
+            page.locator("input[type='file']").first.set_input_files(str(clip))
+            page.get_by_text("Emotion over time").first.wait_for(
+                state="visible", timeout=PAGE_TIMEOUT_S * 1000)
+            _settle(page, time.monotonic() + PAGE_TIMEOUT_S)
         charts = page.locator(".js-plotly-plot")
         checked = 0
         for i in range(charts.count()):
