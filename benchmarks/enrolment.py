@@ -3,7 +3,7 @@ any other model (or a group of models, averaged) adapted to each voice by its of
 
     python benchmarks/enrolment.py MODEL [MODEL ...] --corpus tess=/data/tess \
         [--corpus savee=/data/savee ...] [--ks 1,3,5,10,20] [--draws 3] \
-        [--balanced] [--adapt offset|batchnorm|both] [--bn-weight 0.5] \
+        [--balanced | --guided] [--adapt offset|batchnorm|both] [--bn-weight 0.5] \
         [--labelled STRENGTH] [--part test|val] [--json out.json]
 
 MODEL is a shipped name, a folder or a ``.pt`` file; ``a+b+c`` averages several models
@@ -14,8 +14,11 @@ drawn (seeded per speaker); the speaker's remaining clips are the scored set, th
 every ``k``, so enrolment clips are never scored and the figures for different ``k`` are
 comparable. With ``k`` enrolment clips the speaker's statistics come from the first ``k``
 candidates. ``--balanced`` draws ``k`` clips *of each emotion* instead (a guided
-enrolment: one take per emotion is ``k = 1``). ``--draws`` repeats the whole draw with
-other seeds and prints mean ± std.
+enrolment: one take per emotion is ``k = 1``). ``--guided`` draws the ``k`` takes the
+Predict page's guide asks for (`ser.speakers.guided_emotions`: one per emotion in turn, so
+``k = 10`` is two each of angry, disgust, fear and happy and one neutral and one sad); the
+candidates are ``ceil(max(ks) / 6)`` clips of each emotion. ``--draws`` repeats the whole
+draw with other seeds and prints mean ± std.
 
 - A speaker-normalised model standardises each clip's log-mel image by the statistics of
   the speaker's enrolment clips (`ser.speakers.normalise_by_group`).
@@ -77,7 +80,9 @@ from ser.inference import (  # noqa: E402
     stored_voice_reference,
 )
 from ser.speakers import (  # noqa: E402
+    GUIDE_ORDER,
     draw_enrolment,
+    guided_emotions,
     norm_space,
     normalise_by_group,
     shift_log_probs,
@@ -99,14 +104,16 @@ def refits(card) -> bool:
     return REFIT_ALL or refits_readout(card)
 
 
-def candidates(clips, k: int, seed: int, balanced: bool) -> tuple[dict, np.ndarray]:
-    """``({speaker: candidate rows}, scored rows)``: ``k`` candidates per speaker (per
-    speaker and emotion when ``balanced``); every other clip of those speakers is scored."""
+def candidates(clips, k: int, seed: int, draw: str) -> tuple[dict, np.ndarray]:
+    """``({speaker: candidate rows}, scored rows)``: ``k`` candidates per speaker (``draw``
+    "random"), ``k`` per speaker and emotion ("balanced") or enough per speaker and emotion
+    for ``k`` guided takes ("guided"); every other clip of those speakers is scored."""
     spk = clips["speaker"].astype(str).to_numpy()
-    if balanced:
+    if draw != "random":
+        per = k if draw == "balanced" else -(-k // len(GUIDE_ORDER))
         emo = clips["emotion"].astype(str).to_numpy()
         picked = np.concatenate([np.flatnonzero(emo == e)[draw_enrolment(
-            clips[emo == e].reset_index(drop=True), k, seed)] for e in np.unique(emo)])
+            clips[emo == e].reset_index(drop=True), per, seed)] for e in np.unique(emo)])
     else:
         picked, _ = split_enrolment(clips, k, seed=seed)
     picked = np.sort(picked)
@@ -116,11 +123,14 @@ def candidates(clips, k: int, seed: int, balanced: bool) -> tuple[dict, np.ndarr
     return {s: picked[spk[picked] == s] for s in np.unique(spk[picked])}, np.flatnonzero(scored)
 
 
-def first(rows: np.ndarray, emo: np.ndarray, k: int, balanced: bool) -> np.ndarray:
-    """The first ``k`` candidates (of each emotion when ``balanced``)."""
-    if not balanced:
+def first(rows: np.ndarray, emo: np.ndarray, k: int, draw: str) -> np.ndarray:
+    """The first ``k`` candidates (of each emotion when "balanced"; the first ``k`` takes of
+    the guide when "guided")."""
+    if draw == "random":
         return rows[:k]
-    return np.concatenate([rows[emo[rows] == e][:k] for e in np.unique(emo[rows])])
+    asked = guided_emotions(k) if draw == "guided" else None
+    return np.concatenate([rows[emo[rows] == e][:k if asked is None else asked.count(e)]
+                           for e in np.unique(emo[rows])])
 
 
 def norm_of(card) -> str:
@@ -204,7 +214,7 @@ def subset(inputs, rows) -> Inputs:
     return Inputs([x[idx] for x in inputs], None if lengths is None else lengths[idx.numpy()])
 
 
-def score(bundles, clips, ks, draws, balanced=False, adapt="offset", bn_weight=0.5,
+def score(bundles, clips, ks, draws, draw="random", adapt="offset", bn_weight=0.5,
           offset_normalised=False, labelled=None) -> dict:
     spk = clips["speaker"].astype(str).to_numpy()
     emo = clips["emotion"].astype(str).to_numpy()
@@ -221,9 +231,9 @@ def score(bundles, clips, ks, draws, balanced=False, adapt="offset", bn_weight=0
     out = {k: [] for k in show}
     seed0 = bundles[0].card.training.split_seed
     for d in range(draws):
-        cand, scored = candidates(clips, max(ks), seed0 + d, balanced)
+        cand, scored = candidates(clips, max(ks), seed0 + d, draw)
         for k in show:
-            rows = {s: first(r, emo, k, balanced) for s, r in cand.items()}
+            rows = {s: first(r, emo, k, draw) for s, r in cand.items()}
             probs = []
             for i, b in enumerate(bundles):
                 if i in raw:
@@ -250,8 +260,12 @@ def main(argv=None) -> int:
     ap.add_argument("--corpus", action="append", required=True, metavar="KEY=FOLDER")
     ap.add_argument("--ks", default="1,3,5,10,20")
     ap.add_argument("--draws", type=int, default=3)
-    ap.add_argument("--balanced", action="store_true",
-                    help="k enrolment clips of each emotion per speaker (a guided enrolment)")
+    how = ap.add_mutually_exclusive_group()
+    how.add_argument("--balanced", action="store_true",
+                     help="k enrolment clips of each emotion per speaker")
+    how.add_argument("--guided", action="store_true",
+                     help="the k takes the Predict page's guide asks for (one per emotion in "
+                          "turn)")
     ap.add_argument("--adapt", choices=ADAPT, default="offset",
                     help="how a model without speaker normalisation is adapted to a voice: "
                          "the per-class offset, BatchNorm statistics moved towards the "
@@ -275,6 +289,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", help="also write the figures to this file")
     a = ap.parse_args(argv)
     ks = [int(k) for k in a.ks.split(",")]
+    draw = "balanced" if a.balanced else "guided" if a.guided else "random"
     if a.labelled is not None and a.labelled <= 0:
         ap.error(f"--labelled must be positive, not {a.labelled}")
     if a.refit_all and not a.labelled:
@@ -307,13 +322,13 @@ def main(argv=None) -> int:
                 print(f"{key}: skipped — none of its speakers is a test speaker of the "
                       "model's split")
                 continue
-            res = score(bundles, clips, ks, a.draws, a.balanced, a.adapt, a.bn_weight,
+            res = score(bundles, clips, ks, a.draws, draw, a.adapt, a.bn_weight,
                         a.offset_normalised, a.labelled)
             if not header:
                 header = True
+                unit = {"balanced": "/emotion", "guided": " guided"}.get(draw, "")
                 print(f"{'corpus':<10}{'kind':<10}{'n':>6}" + "".join(
-                    f"{'k=' + str(k) + ('/emotion' if a.balanced and k else ''):>24}"
-                    for k in res))
+                    f"{'k=' + str(k) + (unit if k else ''):>24}" for k in res))
             results.setdefault(name, {})[key] = {"kind": kind, **{str(k): v for k, v in
                                                                   res.items()}}
             cells = []
@@ -334,7 +349,9 @@ def main(argv=None) -> int:
             share = r[k10][0]["predicted_share"]
             print(f"  {name:<28} {key:<8} " + "  ".join(f"{lab} {v:.0%}" for lab, v in
                                                       share.items()))
-    print(f"\ntargets with {k10} enrolment clips{' of each emotion' if a.balanced else ''}: "
+    kind = (" of each emotion" if a.balanced else " (guided, each one emotion in turn)"
+            if a.guided else "")
+    print(f"\ntargets with {k10} enrolment clips{kind}: "
           "UAR ≥ 60 % on a never-heard TESS, SAVEE or EMOVO; ≥ 70 % on CREMA-D's held-out "
           "test actors")
     for name, per in results.items():

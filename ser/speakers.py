@@ -186,6 +186,16 @@ def shift_log_probs(log_probs: np.ndarray, offset: np.ndarray) -> np.ndarray:
                        + np.asarray(offset, dtype=np.float64), axis=-1)
 
 
+#: The guided enrolment of the Predict page: one take per emotion in this order (the six
+#: labels), then round again. The voice offset assumes the takes cover the emotions evenly.
+GUIDE_ORDER: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "neutral", "sad")
+
+
+def guided_emotions(takes: int) -> list[str]:
+    """The emotion the guide asks for on each of the first ``takes`` takes."""
+    return [GUIDE_ORDER[i % len(GUIDE_ORDER)] for i in range(takes)]
+
+
 def draw_enrolment(clips: pd.DataFrame, k: int, seed: int = 0) -> np.ndarray:
     """Row positions of ``k`` enrolment clips per speaker of ``clips`` (a manifest).
 

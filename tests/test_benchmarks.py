@@ -153,10 +153,46 @@ def test_enrolment_benchmark_scores_a_speaker_normalised_voice_model(demo_root, 
     val = bench("--ks", "2", "--draws", "1", "--part", "val")
     assert val.returncode == 0, val.stderr[-2000:]
     assert any(line.split()[:2] == ["demo", "validation"] for line in val.stdout.splitlines())
+    guided = bench("--ks", "6", "--draws", "1", "--guided", "--labelled", "100")
+    assert guided.returncode == 0, guided.stderr[-2000:]
+    assert "k=6 guided" in guided.stdout and "(guided, each one emotion in turn)" in guided.stdout
+    bad = bench("--guided", "--balanced", timeout=120)
+    assert bad.returncode == 2 and "not allowed with" in bad.stderr
     bad = bench("--labelled", "0", timeout=120)
     assert bad.returncode == 2 and "--labelled must be positive" in bad.stderr
     bad = bench("--refit-all", timeout=120)
     assert bad.returncode == 2 and "--refit-all needs --labelled" in bad.stderr
+
+
+def test_guided_enrolment_draws_the_takes_the_page_asks_for():
+    """``--guided``: the k takes of the Predict page's guide (one per emotion in turn), so
+    10 takes are two each of angry, disgust, fear and happy and one neutral and one sad;
+    every candidate of a speaker stays unscored, whatever k is shown."""
+    import importlib.util
+
+    import numpy as np
+    import pandas as pd
+
+    from ser.speakers import GUIDE_ORDER, guided_emotions
+
+    spec = importlib.util.spec_from_file_location("enrolment", ROOT / "benchmarks" /
+                                                  "enrolment.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    clips = pd.DataFrame([{"speaker": s, "emotion": e, "path": f"{s}-{e}-{i}.wav"}
+                          for s in ("a", "b") for e in GUIDE_ORDER for i in range(5)])
+    emo = clips["emotion"].to_numpy()
+    cand, scored = bench.candidates(clips, 10, 0, "guided")
+    assert sorted(cand) == ["a", "b"]
+    for rows in cand.values():
+        assert len(rows) == 12 and all((emo[rows] == e).sum() == 2 for e in GUIDE_ORDER)
+        takes = bench.first(rows, emo, 10, "guided")
+        counts = pd.Series(emo[takes]).value_counts().to_dict()
+        assert counts == pd.Series(guided_emotions(10)).value_counts().to_dict() == {
+            "angry": 2, "disgust": 2, "fear": 2, "happy": 2, "neutral": 1, "sad": 1}
+        assert len(bench.first(rows, emo, 3, "guided")) == 3
+    assert len(scored) == len(clips) - 24
+    assert not set(scored) & set(np.concatenate(list(cand.values())))
 
 
 @pytest.mark.parametrize("script, good, cells, bad, refusal", [

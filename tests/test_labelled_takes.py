@@ -240,3 +240,16 @@ def test_predict_page_labels_takes_and_fits_the_voice_model(demo_root, models, s
     from ser.speakers import profile_path
 
     assert VoiceProfile.load(profile_path("mine")).labels == ["angry", "sad", "happy"]
+
+
+def test_the_page_guide_and_the_guided_benchmark_ask_for_the_same_emotions():
+    """The panel's guide ("say it as if you were fearful") and `benchmarks/enrolment.py
+    --guided` share one order (`ser.speakers.GUIDE_ORDER`), so the guided figures in the
+    README are what a visitor following the guide gives."""
+    from ser.speakers import GUIDE_ORDER, guided_emotions
+    from ui.voice import GUIDE, GUIDE_LABEL, next_take
+
+    assert [GUIDE_LABEL[mood] for mood in GUIDE] == list(GUIDE_ORDER) == list(config.LABELS)
+    for i, label in enumerate(guided_emotions(13)):
+        mood = next(m for m, lab in GUIDE_LABEL.items() if lab == label)
+        assert f"**{mood}**" in next_take(i)

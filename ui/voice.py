@@ -15,7 +15,7 @@ from ser import config
 from ser.audio import AudioError, accepted_formats, load_audio
 from ser.corpora import emotion_from_name
 from ser.segments import SegmentationError
-from ser.speakers import VoiceProfile, profile_path, reliability, saved_profiles
+from ser.speakers import GUIDE_ORDER, VoiceProfile, profile_path, reliability, saved_profiles
 from ui.memo import digest
 from ui.state import public
 
@@ -23,11 +23,11 @@ _KEY = "voice_profile"
 _SEEN = "voice_takes_seen"
 _NAMES = "voice_take_names"  # take index → the file it came from (this session's takes only)
 LEVEL_ICON = {"good": "🟢", "fair": "🟡", "poor": "🔴"}
-#: The guided enrolment: one take per emotion, in this order, then round again. The voice
-#: offset assumes the takes cover the emotions evenly (README, *Calibrating to a voice*).
+#: How the guide words each mood of the guided enrolment (`ser.speakers.GUIDE_ORDER`: one
+#: take per emotion in that order, then round again; README, *Calibrating to a voice*).
 GUIDE = ("angry", "disgusted", "fearful", "happy", "neutral", "sad")
-#: The label each guided mood stands for (`ser.config.LABELS` order).
-GUIDE_LABEL = dict(zip(GUIDE, config.LABELS))
+#: The label each guided mood stands for.
+GUIDE_LABEL = dict(zip(GUIDE, GUIDE_ORDER))
 NOT_SAID = "(not said)"
 #: Take label boxes side by side. Each row is its own set of columns, because a phone stacks
 #: columns: one set of 4 for all takes read 1, 5, 9, 2, 6, 10, … there.
