@@ -191,28 +191,29 @@ def test_corpus_names_state_their_emotion_only_when_distinctive():
     assert emotion_from_name("recording.m4a") is None
 
 
+def page_with_takes(speech: list, n: int):
+    """The Predict page with ``n`` takes uploaded in its calibration panel (take0.wav, …)."""
+    at = open_page("pages/predict.py", clean=True)
+    up = next(u for u in at.get("file_uploader") if u.key == "enrol_files0")
+    up.set_value([(f"take{i}.wav", wav(place([0.4, speech[i], 0.4])[0]), "audio/wav")
+                  for i in range(n)])
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
 def test_take_label_boxes_come_in_take_order_when_a_phone_stacks_them(demo_root, models,
                                                                       speech):
     """Regression: the boxes were spread over one set of 4 columns, which a phone stacks,
     so six takes read 1, 5, 2, 6, 3, 4 there. Each row of boxes is now its own set of
     columns: in page order (what a phone shows) the takes come 1, 2, 3, …"""
-    at = open_page("pages/predict.py", clean=True)
-    up = next(u for u in at.get("file_uploader") if u.key == "enrol_files0")
-    up.set_value([(f"take{i}.wav", wav(place([0.4, speech[i], 0.4])[0]), "audio/wav")
-                  for i in range(6)])
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
+    at = page_with_takes(speech, 6)
     boxes = [s for s in at.selectbox if (s.key or "").startswith("take_label0_")]
     assert [s.label for s in boxes] == [f"Take {i + 1} · take{i}.wav" for i in range(6)]
 
 
 def test_predict_page_labels_takes_and_fits_the_voice_model(demo_root, models, speech):
-    at = open_page("pages/predict.py", clean=True)
-    up = next(u for u in at.get("file_uploader") if u.key == "enrol_files0")
-    up.set_value([(f"take{i}.wav", wav(place([0.4, speech[i], 0.4])[0]), "audio/wav")
-                  for i in range(3)])
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
+    at = page_with_takes(speech, 3)
     # Uploaded takes start as "not said"; nothing is fitted yet.
     assert [at.selectbox(key=f"take_label0_{i}").value for i in range(3)] == ["(not said)"] * 3
     # each box names the file its take came from, so the right one gets the right label
