@@ -12,7 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ser import config
-from ser.plots import SPECTROGRAM_SCALE, _fig, display_resolution, safe_scale
+from ser.plots import SPECTROGRAM_SCALE, _fig, _layout, _set_margin, display_resolution, safe_scale
 
 #: Grad-CAM drawn over the spectrogram: transparent where the model does not look, a
 #: bright cyan veil (distinct from every Magma colour) where it does.
@@ -37,21 +37,23 @@ def _spectrogram(fig: go.Figure, spec: np.ndarray, t: np.ndarray, f: np.ndarray,
 
 
 def gradcam_overlay(spec: np.ndarray, cam: np.ndarray, *, seconds_per_frame: float,
-                    start_s: float = 0.0, title: str = "", height: int = 330) -> go.Figure:
+                    start_s: float = 0.0, title: str = "", height: int = 390) -> go.Figure:
     """The window's log-mel image with the Grad-CAM map (0–1) as a translucent veil."""
     t, f = _axes(spec.shape[1], spec.shape[0], seconds_per_frame, start_s)
     fig = _fig(title, height=height)
     _spectrogram(fig, spec, t, f)
     z, x, y = display_resolution(cam, (t, f))
     fig.add_heatmap(z=z, x=x, y=y, colorscale=CAM_SCALE, zmin=0, zmax=1,
+                    # at the foot of the figure: a colour bar in the top margin made
+                    # Plotly set the title at the very top, under its toolbar
                     colorbar=dict(title=dict(text="Grad-CAM", side="top"),
-                                  orientation="h", x=1.0, xanchor="right", y=1.02,
-                                  yanchor="bottom", len=0.45, thickness=10,
+                                  orientation="h", x=1.0, xanchor="right", y=-0.3,
+                                  yanchor="top", len=0.45, thickness=10,
                                   tickvals=[0, 0.5, 1]),
                     hovertemplate="%{x:.2f} s, band %{y:.0f}: Grad-CAM %{z:.2f}"
                                   "<extra></extra>")
-    fig.update_layout(xaxis_title="time (s)", yaxis_title="mel band",
-                      margin=dict(l=50, r=20, t=80, b=40))
+    fig.update_layout(xaxis_title="time (s)", yaxis_title="mel band")
+    _set_margin(fig, l=50, r=20, t=50, b=100)  # the veil's colour bar under the axis
     return fig
 
 
@@ -126,8 +128,8 @@ def feature_map_grid(maps: np.ndarray, channels: list[int], energy: list[float],
                         row=i // cols + 1, col=i % cols + 1,
                         hovertemplate="%{x:.2f} s, band %{y:.0f}: %{z:.3g}<extra>ch "
                                       f"{channels[i]}</extra>")
-    fig.update_layout(title=title, template="plotly_white", height=170 * nrows + 70,
-                      margin=dict(l=40, r=20, t=70, b=30))
+    fig.update_layout(**_layout(title, height=170 * nrows + 70), template="plotly_white")
+    _set_margin(fig, l=40, r=20, t=70, b=30)  # room for the first row's titles
     fig.update_annotations(font_size=11)
     for c in range(2, cols + 1):  # one set of band labels per row
         fig.update_yaxes(showticklabels=False, col=c)

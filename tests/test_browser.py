@@ -311,7 +311,8 @@ def test_chart_titles_fit_a_phone_and_clear_the_toolbar(page, app_url, path, tmp
     ("Probabilities (calibrated), speech only, weighted by duration" on Predict; "Test
     accuracy by model, best first" and its subtitle, the legend over both, on Results). At a
     phone's width each chart's title must stay inside the chart and below its toolbar,
-    which hovering the chart brings up here. Predict is checked with a clip uploaded."""
+    which hovering the chart brings up here. Predict is checked with a clip uploaded and
+    its Grad-CAM view open."""
     page.set_viewport_size(PHONE)
     try:
         page.goto(app_url + path, wait_until="domcontentloaded")
@@ -324,6 +325,8 @@ def test_chart_titles_fit_a_phone_and_clear_the_toolbar(page, app_url, path, tmp
             page.locator("input[type='file']").first.set_input_files(str(clip))
             page.get_by_text("Emotion over time").first.wait_for(
                 state="visible", timeout=PAGE_TIMEOUT_S * 1000)
+            _settle(page, time.monotonic() + PAGE_TIMEOUT_S)
+            page.get_by_text("Where each model listens").first.click()  # Grad-CAM too
             _settle(page, time.monotonic() + PAGE_TIMEOUT_S)
         charts = page.locator(".js-plotly-plot")
         checked = 0
