@@ -360,7 +360,7 @@ def training_curves(metrics: list[dict], title: str = "", epochs: int | None = N
 
     steps = [m for m in metrics if m.get("type") == "step"]
     ep = [m for m in metrics if m.get("type") == "epoch"]
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Validation accuracy / UAR"))
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy / UAR"))
     if steps:
         fig.add_scatter(x=[s["epoch"] - 1 + s.get("epoch_progress", 1) for s in steps],
                         y=[s["loss"] for s in steps], name="step loss",
@@ -387,11 +387,16 @@ def training_curves(metrics: list[dict], title: str = "", epochs: int | None = N
                             line=dict(color="#6c757d", dash="dash"), row=1, col=2)
     last = max([e["epoch"] for e in ep] + [s["epoch"] for s in steps] + [1])
     span = max(int(epochs or 0), last)
+    # At most 6 labels an axis: on a phone each panel is about 150 px wide, and 11 labels
+    # ran into one another. The legend goes under the panels: at their side it took half a
+    # phone's width.
     fig.update_xaxes(title_text="epoch", range=[0, span + 0.2], tick0=0,
-                     dtick=max(1, int(np.ceil(span / 10))), tickformat="d")
+                     dtick=max(1, int(np.ceil(span / 5))), tickformat="d")
     fig.update_yaxes(rangemode="tozero", row=1, col=1)
     fig.update_yaxes(range=[0, 1], tickformat=".0%", row=1, col=2)
-    fig.update_layout(**_layout(title, height=360))
+    fig.update_layout(**_layout(title, height=400),
+                      legend=dict(orientation="h", x=0, xanchor="left", y=-0.3,
+                                  yanchor="top"))
     return fig
 
 

@@ -249,3 +249,15 @@ def test_long_titles_wrap_to_a_phone_width_and_keep_the_plot_height():
     assert wrapped.layout.title.text.count("<br>") == 1
     untitled = plots.probability_bars(probs)
     assert untitled.layout.margin.t == 40 and not untitled.layout.title.text
+
+
+def test_training_curves_fit_a_phone():
+    """Regression: on a phone the live training curves were two 60-px panels beside a
+    legend, their 11 epoch labels run together and the panel titles overlapping. The
+    legend now sits under the panels and each epoch axis has at most 6 labels."""
+    ep = [{"type": "epoch", "epoch": e, "train_loss": 1.0, "val_loss": 1.1,
+           "train_accuracy": 0.5, "val_accuracy": 0.4, "val_uar": 0.4} for e in (1, 2, 3)]
+    fig = plots.training_curves(ep, epochs=60)
+    assert fig.layout.legend.orientation == "h" and fig.layout.legend.y < 0
+    assert all(60 / ax.dtick <= 5 for ax in (fig.layout.xaxis, fig.layout.xaxis2))
+    assert plots.training_curves(ep, epochs=3).layout.xaxis.dtick == 1  # whole epochs
