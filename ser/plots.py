@@ -401,13 +401,17 @@ def training_curves(metrics: list[dict], title: str = "", epochs: int | None = N
 
 
 def overlaid_curves(curves: dict[str, list[dict]], key: str = "val_uar") -> go.Figure:
-    fig = _fig(f"{key.replace('_', ' ')} per epoch")
+    """One line per run; the legend (run names are long) under the plot, where it can
+    wrap on a phone instead of taking most of its width."""
+    fig = _fig(f"{key.replace('_', ' ').replace('uar', 'UAR')} per epoch", height=400)
     for name, metrics in curves.items():
         ep = [m for m in metrics if m.get("type") == "epoch"]
         fig.add_scatter(x=[e["epoch"] for e in ep], y=[e.get(key) for e in ep], name=name,
                         mode="lines+markers")
     fig.update_layout(xaxis=dict(title="epoch", tickformat="d", rangemode="tozero"),
-                      yaxis_title=key.replace("_", " "))
+                      yaxis_title=key.replace("_", " ").replace("uar", "UAR"),
+                      legend=dict(orientation="h", x=0, xanchor="left", y=-0.25,
+                                  yanchor="top"))
     return fig
 
 

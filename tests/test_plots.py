@@ -261,3 +261,7 @@ def test_training_curves_fit_a_phone():
     assert fig.layout.legend.orientation == "h" and fig.layout.legend.y < 0
     assert all(60 / ax.dtick <= 5 for ax in (fig.layout.xaxis, fig.layout.xaxis2))
     assert plots.training_curves(ep, epochs=3).layout.xaxis.dtick == 1  # whole epochs
+    # the Results page's overlay of several runs: long run names, legend under the plot
+    many = plots.overlaid_curves({f"ser2d.crema-si-pitch-stretch-x3-seed{i}": ep
+                                  for i in range(3)})
+    assert many.layout.legend.orientation == "h" and many.layout.legend.y < 0
