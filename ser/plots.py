@@ -317,23 +317,38 @@ def model_probabilities(names: list[str], probs: np.ndarray, notes: list[str] | 
     notes = notes or [""] * len(names)
     text = [[f"<b>{v:.0%}</b>" if j == int(np.argmax(row)) else f"{v:.0%}"
              for j, v in enumerate(row)] for row in probs]
-    fig = _fig(title, height=110 + 30 * max(len(names), 1))
-    fig.add_heatmap(z=probs, x=list(config.LABELS), y=list(names), text=text,
+    # On a phone the names took most of the width and left the six columns 60 px: a long
+    # name is shown on two lines, and there is no colour bar (every cell prints its value).
+    shown = [name_lines(n) for n in names]
+    row_px = 36 if any("<br>" in n for n in shown) else 30
+    fig = _fig(title, height=110 + row_px * max(len(names), 1))
+    fig.add_heatmap(z=probs, x=list(config.LABELS), y=shown, text=text,
                     texttemplate="%{text}", colorscale=safe_scale("Blues"), zmin=0, zmax=1,
-                    customdata=[[n] * len(config.LABELS) for n in notes], xgap=1, ygap=1,
-                    colorbar=dict(title=dict(text="probability"), tickformat=".0%"),
-                    # every cell prints its value; on one or two rows a colour bar has no
-                    # room and its labels ran into each other
-                    showscale=len(names) >= 3,
-                    hovertemplate="%{y}: %{x} %{z:.1%}<br>%{customdata}<extra></extra>")
+                    customdata=[[[m, note]] * len(config.LABELS) for m, note in zip(names, notes)],
+                    xgap=1, ygap=1, showscale=False,
+                    hovertemplate="%{customdata[0]}: %{x} %{z:.1%}<br>%{customdata[1]}"
+                                  "<extra></extra>")
     for i, row in enumerate(probs):
         j = int(np.argmax(row))
         fig.add_shape(type="rect", x0=j - 0.5, x1=j + 0.5, y0=i - 0.5, y1=i + 0.5,
                       line=dict(color=EMOTION_COLORS[config.LABELS[j]], width=3))
-    fig.update_layout(xaxis=dict(side="top"), yaxis=dict(autorange="reversed",
-                                                         automargin=True))
-    _set_margin(fig, l=10, r=10, t=80, b=10)
+    fig.update_layout(xaxis=dict(side="top", tickangle=0, tickfont=dict(size=11)),
+                      yaxis=dict(autorange="reversed", automargin=True,
+                                 tickfont=dict(size=11)))
+    _set_margin(fig, l=10, r=10, t=70, b=10)
     return fig
+
+
+def name_lines(name: str, width: int = 20) -> str:
+    """A model name longer than ``width`` characters broken once, at the "-" or "." nearest
+    its middle (``ser2d.crema-si-pitch-<br>stretch-x3``), for a chart's axis on a phone."""
+    if len(name) <= width:
+        return name
+    cuts = [i + 1 for i, c in enumerate(name[:-1]) if c in "-."]
+    if not cuts:
+        return name
+    cut = min(cuts, key=lambda i: abs(i - len(name) / 2))
+    return f"{name[:cut]}<br>{name[cut:]}"
 
 
 def emotion_timeline(starts: np.ndarray, window_probs: np.ndarray, window_s: float

@@ -176,18 +176,25 @@ def test_training_curves_show_the_corpus_adversary_only_when_there_is_one():
     assert list(trace.y) == [0.9, 0.3] and list(trace.x) == [1, 2]
 
 
-def test_model_heatmap_has_a_colour_bar_only_where_it_has_room():
-    """Regression: with the Predict page's default (one model) the heatmap was 140 px high
-    and its colour bar's 0 % and 100 % labels were drawn on top of each other. Each cell
-    prints its probability, so one or two rows go without the bar."""
-    from ser.plots import model_probabilities
+def test_model_heatmap_leaves_its_columns_room_on_a_phone():
+    """Regressions: with the Predict page's default (one model) the heatmap was 140 px high
+    and its colour bar's 0 % and 100 % labels were drawn on top of each other; on a phone,
+    with the shipped ensemble, the 13 names and the colour bar left the six columns 60 px.
+    Each cell prints its probability, so there is no colour bar; a long name takes two
+    lines on the axis and stays whole in the hover."""
+    from ser.plots import model_probabilities, name_lines
 
     rng = np.random.default_rng(0)
-    for rows, shown in ((1, False), (2, False), (3, True), (13, True)):
+    for rows in (1, 2, 3, 13):
         p = rng.dirichlet(np.ones(6), size=rows)
         fig = model_probabilities([f"m{i}" for i in range(rows)], p)
-        assert fig.data[0].showscale is shown
+        assert fig.data[0].showscale is False
         assert all("%" in t for row in fig.data[0].text for t in row)
+    long = ["ser2d.crema-si-pitch-stretch-x3", "voicelin.pool4-spk"]
+    fig = model_probabilities(long, rng.dirichlet(np.ones(6), size=2), ["test 65.5 %", ""])
+    assert list(fig.data[0].y) == ["ser2d.crema-si-<br>pitch-stretch-x3", "voicelin.pool4-spk"]
+    assert fig.data[0].customdata[0][0] == ["ser2d.crema-si-pitch-stretch-x3", "test 65.5 %"]
+    assert name_lines("ser2dcremasipitchstretchx3") == "ser2dcremasipitchstretchx3"
 
 
 def test_segment_timeline_spans_the_clip_not_negative_time():
