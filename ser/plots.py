@@ -507,11 +507,15 @@ def per_class_f1(rows: dict[str, dict]) -> go.Figure:
     """Heatmap: models (rows) × emotions (columns) → F1."""
     names = list(rows)
     z = [[rows[n][e]["f1"] for e in config.LABELS] for n in names]
-    fig = _fig("Per-class F1", height=120 + 32 * len(names))
-    fig.add_heatmap(z=z, x=list(config.LABELS), y=names, colorscale=safe_scale("Viridis"),
-                    zmin=0, zmax=1,
-                    text=[[f"{v:.2f}" for v in r] for r in z], texttemplate="%{text}")
-    fig.update_layout(yaxis=dict(autorange="reversed"))
+    fig = _fig("Per-class F1", height=120 + 36 * len(names))
+    # as `model_probabilities`: names on two lines, no colour bar (each cell prints its F1)
+    fig.add_heatmap(z=z, x=list(config.LABELS), y=[name_lines(n) for n in names],
+                    colorscale=safe_scale("Viridis"), zmin=0, zmax=1, showscale=False,
+                    text=[[f"{v:.2f}" for v in r] for r in z], texttemplate="%{text}",
+                    customdata=[[n] * len(config.LABELS) for n in names],
+                    hovertemplate="%{customdata}: %{x} F1 %{z:.2f}<extra></extra>")
+    fig.update_layout(yaxis=dict(autorange="reversed", tickfont=dict(size=11)),
+                      xaxis=dict(tickangle=0, tickfont=dict(size=11)))
     return fig
 
 
@@ -523,7 +527,9 @@ def slice_bars(slices: dict[str, dict[str, dict]], by: str, metric: str = "accur
         vals = sl.get(by, {})
         keys = ordered_values(vals, by)  # intensity low → high, the rest sorted
         fig.add_bar(x=keys, y=[vals[k][metric] for k in keys], name=name)
-    fig.update_layout(yaxis_range=[0, 1], yaxis_tickformat=".0%")
+    fig.update_layout(yaxis_range=[0, 1], yaxis_tickformat=".0%",  # legend: as overlaid_curves
+                      legend=dict(orientation="h", x=0, xanchor="left", y=-0.2,
+                                  yanchor="top"))
     return fig
 
 

@@ -195,6 +195,13 @@ def test_model_heatmap_leaves_its_columns_room_on_a_phone():
     assert list(fig.data[0].y) == ["ser2d.crema-si-<br>pitch-stretch-x3", "voicelin.pool4-spk"]
     assert fig.data[0].customdata[0][0] == ["ser2d.crema-si-pitch-stretch-x3", "test 65.5 %"]
     assert name_lines("ser2dcremasipitchstretchx3") == "ser2dcremasipitchstretchx3"
+    # Results' per-class F1 heatmap is laid out the same way, and its slice bars put the
+    # legend of run names under the bars
+    f1 = plots.per_class_f1({n: {e: {"f1": 0.5} for e in config.LABELS} for n in long})
+    assert f1.data[0].showscale is False and "<br>" in f1.data[0].y[0]
+    sl = {n: {"intensity": {"low": {"accuracy": 0.5}}} for n in long}
+    legend = plots.slice_bars(sl, "intensity").layout.legend
+    assert legend.orientation == "h" and legend.y < 0
 
 
 def test_segment_timeline_spans_the_clip_not_negative_time():
