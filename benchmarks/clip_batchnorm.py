@@ -17,7 +17,6 @@ only, any other whole). Measured and not adopted (README, *Voices from other cor
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -26,12 +25,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rescore import settings, table  # noqa: E402
+from rescore import arguments, table  # noqa: E402
 
-from ser import crosscorpus  # noqa: E402
-from ser.bundle import load_bundle  # noqa: E402
 from ser.dataset import Inputs, input_lengths, predict_proba  # noqa: E402
-from ser.ensemble import bundle_paths  # noqa: E402
 from ser.training import adapt_batchnorm  # noqa: E402
 
 
@@ -50,25 +46,17 @@ def clip_adapted(model: torch.nn.Module, inputs: Inputs, weight: float) -> np.nd
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("model", help="a shipped name, a folder or a .pt file (a BatchNorm model)")
-    ap.add_argument("--corpus", action="append", required=True, metavar="KEY=FOLDER")
-    ap.add_argument("--weights", default="0.1,0.25,0.5",
-                    help="the clip's share of the statistics, comma-separated (0–1]")
-    a = ap.parse_args(argv)
-    weights = settings(ap, a.weights, "--weights", lambda w: 0 < w <= 1,
-                       "lie in (0, 1]: the clip's share of the BatchNorm statistics")
-    try:
-        corpora = crosscorpus.parse_corpora(a.corpus)
-    except ValueError as err:
-        ap.error(str(err))
-    bundle = load_bundle(bundle_paths(a.model)[0])
+    ap, name, weights, corpora, bundle = arguments(
+        __doc__, "a shipped name, a folder or a .pt file (a BatchNorm model)", "--weights",
+        "0.1,0.25,0.5", "the clip's share of the statistics, comma-separated (0–1]",
+        lambda w: 0 < w <= 1, "lie in (0, 1]: the clip's share of the BatchNorm statistics",
+        argv)
     if bundle.card.speaker_normalised:
-        ap.error(f"{a.model} is speaker-normalised: it reads clips relative to a voice's takes")
+        ap.error(f"{name} is speaker-normalised: it reads clips relative to a voice's takes")
     if not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
                for m in bundle.model.modules()):
-        ap.error(f"{a.model} has no BatchNorm layer: there are no statistics to move")
-    print(f"{bundle.card.name or a.model}: UAR (most-predicted share) with each clip's own "
+        ap.error(f"{name} has no BatchNorm layer: there are no statistics to move")
+    print(f"{bundle.card.name or name}: UAR (most-predicted share) with each clip's own "
           "BatchNorm statistics at share W")
     table(bundle, corpora, ["as is", *(f"W = {w:g}" for w in weights)],
           lambda x: [predict_proba(bundle.model, x),

@@ -16,7 +16,6 @@ adopted (README, *Voices from other corpora*).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -25,12 +24,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rescore import settings, table  # noqa: E402
+from rescore import arguments, table  # noqa: E402
 
-from ser import crosscorpus  # noqa: E402
-from ser.bundle import load_bundle  # noqa: E402
 from ser.dataset import Inputs, predict_proba, spaces_for  # noqa: E402
-from ser.ensemble import bundle_paths  # noqa: E402
 
 
 def floored(inputs: Inputs, position: int, mean: np.ndarray, std: np.ndarray,
@@ -44,27 +40,18 @@ def floored(inputs: Inputs, position: int, mean: np.ndarray, std: np.ndarray,
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("model", help="a shipped name, a folder or a .pt file (2D models)")
-    ap.add_argument("--corpus", action="append", required=True, metavar="KEY=FOLDER")
-    ap.add_argument("--floors", default="30,40,50,60",
-                    help="dB below each clip's peak, comma-separated (10–79)")
-    a = ap.parse_args(argv)
-    floors = settings(ap, a.floors, "--floors", lambda f: 10 <= f < 80,
-                      "lie between 10 and 79 dB below the peak")
-    try:
-        corpora = crosscorpus.parse_corpora(a.corpus)
-    except ValueError as err:
-        ap.error(str(err))
-    bundle = load_bundle(bundle_paths(a.model)[0])
+    ap, name, floors, corpora, bundle = arguments(
+        __doc__, "a shipped name, a folder or a .pt file (2D models)", "--floors",
+        "30,40,50,60", "dB below each clip's peak, comma-separated (10–79)",
+        lambda f: 10 <= f < 80, "lie between 10 and 79 dB below the peak", argv)
     card = bundle.card
     if card.speaker_normalised or card.features.fs2_norm != "none" or \
             "fs2" not in card.input_space:
-        ap.error(f"{a.model} does not read globally standardised log-mel images")
+        ap.error(f"{name} does not read globally standardised log-mel images")
     stats = card.normalisation_arrays()["fs2"]
     mean, std = np.asarray(stats["mean"]), np.asarray(stats["std"])
     position = spaces_for(card.input_space).index("fs2")
-    print(f"{card.name or a.model}: UAR (most-predicted share) with each image clipped at "
+    print(f"{card.name or name}: UAR (most-predicted share) with each image clipped at "
           "D dB below its peak")
 
     def variants(x: Inputs) -> list[np.ndarray]:

@@ -14,7 +14,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ser import crosscorpus  # noqa: E402
+from ser.bundle import Bundle, load_bundle  # noqa: E402
 from ser.dataset import Inputs, encode_labels, featurise  # noqa: E402
+from ser.ensemble import bundle_paths  # noqa: E402
 
 
 def settings(ap: argparse.ArgumentParser, text: str, flag: str,
@@ -28,6 +30,29 @@ def settings(ap: argparse.ArgumentParser, text: str, flag: str,
     if not all(valid(v) for v in values):
         ap.error(f"{flag} {rule}")
     return values
+
+
+def arguments(doc: str, model_help: str, flag: str, default: str, flag_help: str,
+              valid: Callable[[float], bool], rule: str, argv=None
+              ) -> tuple[argparse.ArgumentParser, str, list[float], dict[str, str], Bundle]:
+    """The command line every rescoring benchmark takes: a model, one or more
+    ``--corpus KEY=FOLDER`` and a comma-separated list of variant settings under ``flag``.
+    Returns the parser (for the script's own refusals), the model's name, the settings, the
+    corpora and the loaded bundle; a bad argument ends with exit code 2."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("model", help=model_help)
+    ap.add_argument("--corpus", action="append", required=True, metavar="KEY=FOLDER")
+    ap.add_argument(flag, default=default, help=flag_help)
+    a = ap.parse_args(argv)
+    values = settings(ap, getattr(a, flag.lstrip("-").replace("-", "_")), flag, valid, rule)
+    try:
+        corpora = crosscorpus.parse_corpora(a.corpus)
+    except ValueError as err:
+        ap.error(str(err))
+    for key, folder in corpora.items():
+        if not Path(folder).is_dir():
+            ap.error(f"--corpus {key}: no folder {folder}")
+    return ap, a.model, values, corpora, load_bundle(bundle_paths(a.model)[0])
 
 
 def table(bundle, corpora: dict[str, str], headers: list[str],

@@ -220,6 +220,10 @@ def test_rescoring_benchmarks_print_a_cell_per_variant(demo_root, pooled, script
     assert row.split()[1] == "held-out" and row.count("%") == 2 * cells
     refused = run(*bad, timeout=120)
     assert refused.returncode == 2 and refusal in refused.stderr
+    # Regression: a missing corpus folder ended in a CorpusError traceback
+    missing = run("--corpus", f"gone={demo_root / 'gone'}", timeout=120)
+    assert missing.returncode == 2 and "--corpus gone: no folder" in missing.stderr
+    assert "Traceback" not in missing.stderr
 
 
 @pytest.mark.slow
