@@ -174,8 +174,8 @@ def _take_labels(profile: VoiceProfile) -> None:
             cols = st.columns(TAKES_PER_ROW)
         title = f"Take {i + 1}" + (f" · {names[i]}" if names.get(i) else "")
         pick = cols[i % TAKES_PER_ROW].selectbox(title, options,
-                                     index=options.index(label or NOT_SAID),
-                                     key=f"take_label{gen}_{i}")
+                                                 index=options.index(label or NOT_SAID),
+                                                 key=f"take_label{gen}_{i}")
         profile.set_label(i, None if pick == NOT_SAID else pick)
     known = [profile.labels[i] for i in profile.labelled]
     if profile.labelled_ready:
