@@ -16,7 +16,8 @@ from ser.models import describe, list_models, model_input_space
 from ser.recipe import MAX_COPIES, TrainConfig
 from ser.splits import make_split
 from ser.training import estimate_throughput
-from ser.zoo import list_pretrained
+from ser.warmstart import check_init
+from ser.zoo import all_models, list_pretrained
 from ui.state import (
     corpus_badge,
     corpus_dir,
@@ -246,6 +247,29 @@ with st.expander("Distillation (learn from trained models' answers)"):
              "confusion there (the CREMA-D models call most other voices angry). With this "
              "on, each teacher answers only for clips of its own corpora, and a clip no "
              "teacher heard learns from its label alone.")
+with st.expander("Start from a trained model (fine-tune)"):
+    starts = {e.name: e for e in all_models() if e.card.arch in archs}
+    init_name = st.selectbox(
+        "Start from", ["", *starts], key="init",
+        format_func=lambda n: n or "random weights (train from scratch)",
+        help="The network begins with this model's weights and reads its inputs with this "
+             "model's normalisation, then trains on this page's corpus and options: carry a "
+             "shipped model over to your own recordings, or a CREMA-D model on to a pool. "
+             "It must be the same architecture with the same width, activation and feature "
+             "settings, and must not have heard this run's validation or test clips or, "
+             "unless the split is random, their speakers (checked at Launch).")
+    if init_name and len(archs) > 1:
+        st.caption(f"Only the {starts[init_name].card.arch} run starts from it; the other "
+                   "architectures start from random weights.")
+
+
+def _init_for(arch: str) -> str:
+    """What ``arch``'s run starts from: a shipped model by name (the card stays portable), a
+    finished run by its bundle's path; empty for random weights."""
+    entry = starts.get(init_name) if init_name else None
+    if entry is None or entry.card.arch != arch:
+        return ""
+    return entry.name if entry.source == "shipped" else str(entry.path)
 
 
 def make_config(arch: str) -> TrainConfig:
@@ -267,7 +291,8 @@ def make_config(arch: str) -> TrainConfig:
                        speaker_norm="speaker" if spk_norm else "none",
                        teachers=",".join(teachers), distill=float(distill_w),
                        distill_temperature=float(distill_t),
-                       distill_scope="heard" if heard_only else "all", nproc=int(nproc))
+                       distill_scope="heard" if heard_only else "all", nproc=int(nproc),
+                       init=_init_for(arch))
 
 
 if split == "random":
@@ -326,7 +351,7 @@ if st.button("🚀 Launch", type="primary", key="launch",
     else:
         for a in archs:
             try:
-                run_id = runs.start(check_teachers(make_config(a).check()))
+                run_id = runs.start(check_init(check_teachers(make_config(a).check())))
             except ValueError as err:
                 st.error(f"{a}: {err} Not launched.")
                 continue
@@ -418,9 +443,11 @@ def run_card(r: dict) -> None:
     with st.container(border=True):
         head, btn = st.columns([5, 1])
         held_out = f" (test: {cfg['test_corpus']})" if cfg.get("test_corpus") else ""
+        start = (f" · from `{cfg['init']}`" if cfg.get("init")
+                 and not (public() and "/" in cfg["init"]) else "")
         head.markdown(f"{STATE_ICONS[state]} **{cfg['arch']}** · `{rid}` · **{state}** · "
                       f"on **{_corpus_of(cfg)}** · split {cfg['split']}{held_out} · "
-                      f"lr {cfg['lr']:g} · {cfg.get('activation') or ''}")
+                      f"lr {cfg['lr']:g} · {cfg.get('activation') or ''}{start}")
         if state in runs.ACTIVE and allowed and btn.button("Cancel", key=f"cancel-{rid}"):
             runs.cancel(rid)
             st.toast(f"Cancelling {rid}…")

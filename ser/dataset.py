@@ -273,6 +273,11 @@ class Prepared:
     #: Per training row, its speaker (``batches="speaker"``: one speaker per batch); None =
     #: batches mix speakers.
     train_groups: np.ndarray | None = None
+    #: The weights the network starts from (``cfg.init``, set by
+    #: `ser.warmstart.attach_init`); None = random.
+    init_state: dict | None = None
+    #: Where ``init_state`` came from: the starting model's name and weights digest.
+    init_from: dict = field(default_factory=dict)
 
     def data_card(self, cfg: TrainConfig) -> dict:
         c = self.selection.corpus
@@ -284,7 +289,8 @@ class Prepared:
                 **({"enrolment": {"per_speaker": int(cfg.enrol),
                                   **{p: int(len(r)) for p, r in self.selection.enrol.items()}}}
                    if self.selection.enrol else {}),
-                **({"teachers": list(self.teachers)} if self.teachers else {})}
+                **({"teachers": list(self.teachers)} if self.teachers else {}),
+                **({"init": dict(self.init_from)} if self.init_from else {})}
 
 
 def prepare(cfg: TrainConfig, input_space: str, *, store: FeatureStore | None = None,
@@ -312,7 +318,8 @@ def prepare(cfg: TrainConfig, input_space: str, *, store: FeatureStore | None = 
                                        floor=-feats_cfg.top_db)
     # Statistics come from exactly what the model trains on (original + augmented training
     # clips): bands that are empty in 16 kHz originals but filled by the noise copy would
-    # otherwise get a near-zero spread and blow up.
+    # otherwise get a near-zero spread and blow up. (A warm start then swaps in its model's
+    # own statistics: `ser.warmstart.attach_init`.)
     norm = fit_normalisation(raw["train"])
     inputs, labels = {}, {}
     for part, idx in sel.split.parts().items():

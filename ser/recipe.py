@@ -95,6 +95,12 @@ class TrainConfig:
     #: the inverse of scikit-learn's ``C``. lr, schedule and patience do not apply. 0 = off
     #: (epochs with Adam); stored only when on.
     readout_l2: float = 0.0
+    #: Warm start (`ser.warmstart`): one trained model (a shipped model's name, a model
+    #: folder or a bundle) whose weights and input normalisation the network starts from
+    #: instead of random weights and statistics fitted on this run's clips. Same
+    #: architecture, layer sizes and features; it must not have heard the run's validation
+    #: or test clips. Empty = from scratch; stored only when set.
+    init: str = ""
     noise: bool = True  # the seed's noise-augmented copy of each training clip
     pitch: bool = False
     stretch: bool = False
@@ -264,7 +270,7 @@ class TrainConfig:
                              "read-out cannot be fitted in one step (readout_l2); voicelin "
                              "is.")
         clashes = [name for name, on in (
-            ("label_smoothing", self.label_smoothing), ("mixup", self.mixup),
+            ("init", self.init), ("label_smoothing", self.label_smoothing), ("mixup", self.mixup),
             ("teachers", self.teachers), ("adversary", self.adversary), ("swa", self.swa),
             ("spec_augment", self.spec_augment), ("freq_shift", self.freq_shift),
             ("time_shift", self.time_shift), ("random_floor", self.random_floor),
@@ -326,6 +332,8 @@ class TrainConfig:
             del d["adversary"]
         if not d["readout_l2"]:
             del d["readout_l2"]
+        if not d["init"]:
+            del d["init"]
         if not d["teachers"] or d["distill_scope"] == "all":
             del d["distill_scope"]
         if not d["teachers"]:

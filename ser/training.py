@@ -33,6 +33,7 @@ from ser.distributed import Dist, cpu_threads, wrap
 from ser.metrics import classification_metrics, full_report, predictions_frame
 from ser.models import create_model, describe
 from ser.recipe import RunCancelledError, TrainConfig
+from ser.warmstart import attach_init
 
 EventFn = Callable[[dict], None]
 
@@ -153,8 +154,8 @@ def prepared_data(cfg: TrainConfig, input_space: str, dist: Dist, say, should_st
     itself; a rank leaving alone would strand the others); otherwise a cancel ends the
     preparation with `RunCancelledError`."""
     preparing = say if dist.enabled else stoppable(say, should_stop)
-    data = attach_teachers(prepare(cfg, input_space, progress=preparing), cfg,
-                           progress=preparing)
+    data = attach_init(attach_teachers(prepare(cfg, input_space, progress=preparing), cfg,
+                                       progress=preparing), cfg)
     check_parts(data, cfg.batch_size, dist)
     return data
 
@@ -192,6 +193,8 @@ def build_model(cfg: TrainConfig, data: Prepared, device: torch.device, dist: Di
     dropout masks of their own per rank."""
     set_seed(cfg.seed)
     model = create_model(cfg.arch, **cfg.model_kwargs(), **data.features.model_dims())
+    if data.init_state is not None:  # a warm start (`ser.warmstart`), checked in `prepare`
+        model.load_state_dict(data.init_state)
     model.to(device)
     if dist.enabled and dist.rank:
         torch.manual_seed(cfg.seed + 1_000_003 * dist.rank)

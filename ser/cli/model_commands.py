@@ -53,6 +53,9 @@ def add_commands(sub) -> None:
              "random_denoise": "share of training log-mel images whose noise floor is "
                                "subtracted at a random strength (0 = off)",
              "max_clips": "subsample for quick trials",
+             "init": "start from this trained model (a shipped model's name, a model folder "
+                     "or a .pt bundle): its weights and input normalisation instead of "
+                     "random ones; same architecture and features (fine-tuning)",
              "readout_l2": "fit a one-linear-layer model (voicelin) in one step: "
                            "logistic regression by L-BFGS with this L2 strength "
                            "(1/C; 0 = off, epochs of Adam)",
@@ -234,7 +237,10 @@ def cmd_train(args) -> int:
         from ser.fileio import safe_name
 
         safe_name(args.ship, "--ship name")  # refused before hours of training, not after
-    cfg = _config_from_args(args)
+    from ser.distill import check_teachers
+    from ser.warmstart import check_init
+
+    cfg = check_init(check_teachers(_config_from_args(args)))  # refused before a run exists
     run_id = runs.create(cfg)
     if args.detach:
         runs.launch(run_id, max_parallel=args.max_parallel)
