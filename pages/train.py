@@ -269,7 +269,7 @@ def _init_for(arch: str) -> str:
     entry = starts.get(init_name) if init_name else None
     if entry is None or entry.card.arch != arch:
         return ""
-    return entry.name if entry.source == "shipped" else str(entry.path)
+    return entry.name if entry.source == "shipped" else str(entry.bundle)
 
 
 def make_config(arch: str) -> TrainConfig:

@@ -188,6 +188,7 @@ def table(entries: list[ModelEntry]) -> pd.DataFrame:
             "epochs planned": run.get("epochs_planned"), "best epoch": run.get("best_epoch"),
             "augmentation": c.augmentation,
             "teachers": _teachers_text(c),
+            "started from": _init_text(c),
             "weight average": _swa_text(run),
             "corpus adversary": _adversary_text(run),
             HUMAN_COLUMN: e.report.get("human_voice_accuracy"),
@@ -218,6 +219,16 @@ def _swa_text(run: dict) -> str | None:
     verdict = "kept" if swa.get("kept") else "not kept"
     return (f"{verdict}: last {swa.get('epochs')} epochs, val UAR {100 * swa['val_uar']:.1f} % "
             f"vs best epoch {100 * swa.get('best_epoch_val_uar', float('nan')):.1f} %")
+
+
+def _init_text(card) -> str | None:
+    """The model a warm-started run began with (``--init``), e.g. ``"ser2d.crema-si"``, with
+    the first 12 hex digits of its weights' digest; None for a run from random weights."""
+    spec = getattr(card.training, "init", "")
+    if not spec:
+        return None
+    sha = str(card.data.get("init", {}).get("weights_sha256", ""))[:12]
+    return f"{spec} (weights {sha})" if sha else spec
 
 
 def _teachers_text(card) -> str | None:

@@ -63,9 +63,15 @@ def test_a_warm_run_records_where_it_started(start):
     assert res.card.training.init == str(start)
     sha = load_bundle(start).card.extra["weights_sha256"]
     assert res.card.data["init"] == {"model": "lenet2d", "weights_sha256": sha}
+    from ser.zoo import ModelEntry, table
+
+    row = table([ModelEntry("warm", "run", start, res.card, {}, None)]).iloc[0]
+    assert row["started from"] == f"{start} (weights {sha[:12]})"  # the Results table says
     plain = fit(TrainConfig(arch="lenet2d", **COMMON))
     assert "init" not in plain.card.training.as_dict()  # older cards stay as they were
     assert "init" not in plain.card.data
+    assert table([ModelEntry("plain", "run", start, plain.card, {}, None)]).iloc[0][
+        "started from"] is None
 
 
 def test_a_start_that_does_not_fit_the_run_is_named(start):
@@ -150,3 +156,22 @@ def test_train_page_launches_a_run_that_starts_from_a_chosen_model(demo_root, mo
     assert len(new) == 1, [e.value for e in at.error]
     cfg = json.loads((new.pop() / "config.json").read_text())
     assert cfg["init"] == "demo-start"  # a shipped model by name: the card stays portable
+
+
+def test_train_page_starts_a_run_from_a_finished_run(demo_root, models_dir):
+    from app_helpers import open_page
+
+    from ser import runs
+
+    done = runs.create(TrainConfig(arch="lenet2d", name="own-run", **COMMON))
+    assert runs.execute(done) == 0
+    bundle = runs.read_run(done)["bundle"]
+    before = set(runs.root().iterdir())
+    at = open_page("pages/train.py")
+    at.multiselect(key="archs").set_value(["lenet2d"]).run()
+    at.selectbox(key="init").set_value(f"own-run [{done}]")
+    at.button(key="launch").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    new = set(runs.root().iterdir()) - before
+    assert len(new) == 1, [e.value for e in at.error]
+    assert json.loads((new.pop() / "config.json").read_text())["init"] == str(bundle)
