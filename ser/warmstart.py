@@ -97,25 +97,36 @@ def _heard(bundle: Bundle, cfg, selection) -> str:
         if cfg.split == "random":
             return ""
     split = bundle.card.split
-    corpora = list(split.get("corpora") or [])
+    corpora = list(split.get("corpora") or _corpus_keys(bundle.card))
     heard = {_voice(str(s), corpora) for s in split.get("speakers", {}).get("train", [])}
+    anywhere = {spk for corpus, spk in heard if corpus == "*"}
     manifest = selection.manifest
-    rows = [*selection.split.val, *selection.split.test]
     corp = corpus_ids(manifest)
     spk = manifest["speaker"].astype(str).to_numpy()
-    held = {_voice(spk[r], [corp[r]]) for r in rows}
-    n = len(heard & held)
+    held = {_voice(spk[r], [corp[r]]) for r in [*selection.split.val, *selection.split.test]}
+    n = sum(1 for voice in held if voice in heard or voice[1] in anywhere)
     return f"{n} speaker(s)" if n else ""
+
+
+def _corpus_keys(card) -> list[str]:
+    """The corpus key of a card that predates ``split.corpora`` (a single corpus, named in
+    ``data.corpus``); empty when the name is not a known corpus."""
+    from ser.corpora import list_corpora
+
+    keys = {spec.name: spec.key for spec in list_corpora()}
+    name = card.data.get("corpus")
+    return [keys[name]] if name in keys else []
 
 
 def _voice(speaker: str, corpora: list[str]) -> tuple[str, str]:
     """``(corpus key, speaker id)`` of a speaker named as a pool names it
     (``crema-d:1001``) or, in a single corpus, bare (``1001``, the corpus being its one
-    corpus)."""
+    corpus). ``"*"`` stands for a corpus that cannot be told: the id then matches in every
+    corpus, so an unknown start is judged strictly."""
     head, sep, tail = speaker.partition(":")
-    if sep and head in corpora or (sep and len(corpora) != 1):
+    if sep and (head in corpora or len(corpora) != 1):
         return head, tail
-    return (corpora[0] if corpora else ""), speaker
+    return (corpora[0] if len(corpora) == 1 else "*"), speaker
 
 
 def _kwargs_mismatch(start: dict, cfg, features) -> str:

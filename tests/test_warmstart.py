@@ -175,3 +175,31 @@ def test_train_page_starts_a_run_from_a_finished_run(demo_root, models_dir):
     new = set(runs.root().iterdir()) - before
     assert len(new) == 1, [e.value for e in at.error]
     assert json.loads((new.pop() / "config.json").read_text())["init"] == str(bundle)
+
+
+def test_a_start_whose_corpus_is_gone_is_judged_by_its_speakers(tmp_path):
+    import shutil
+
+    from conftest import write_clip
+
+    first = tmp_path / "savee-a"
+    for s_i, spk in enumerate(("DC", "JE", "JK", "KL")):
+        for e_i, code in enumerate(("a", "d", "f", "h", "n", "sa")):
+            for k in range(1, 4):
+                write_clip(first / f"{spk}_{code}{k:02d}.wav", 0.6, 16000,
+                           freq=150 + 30 * e_i + 20 * s_i + 4 * k)
+    res = fit(TrainConfig(arch="lenet2d", data=str(first), **{**COMMON, "max_clips": 0}))
+    path = tmp_path / "savee-start.pt"
+    save_bundle(path, res.model, res.card)
+    # The same recordings elsewhere, one clip fewer (another manifest), the original gone:
+    # the start's training clips cannot be rebuilt, its card still names its voices.
+    second = tmp_path / "savee-b"
+    shutil.copytree(first, second)
+    (second / "KL_sa03.wav").unlink()
+    shutil.rmtree(first)
+    with pytest.raises(ValueError, match=r"trained on \d speaker\(s\)"):
+        check_init(TrainConfig(arch="lenet2d", data=str(second), init=str(path),
+                               split="random", **{**COMMON, "max_clips": 0}))
+    # The same speaker split keeps its unheard voices unheard: allowed.
+    assert check_init(TrainConfig(arch="lenet2d", data=str(second), init=str(path),
+                                  **{**COMMON, "max_clips": 0})).init
