@@ -99,7 +99,8 @@ class TrainConfig:
     #: folder or a bundle) whose weights and input normalisation the network starts from
     #: instead of random weights and statistics fitted on this run's clips. Same
     #: architecture, layer sizes and features; it must not have heard the run's validation
-    #: or test clips. Empty = from scratch; stored only when set.
+    #: or test clips, nor (unless the split is random) their speakers. Empty = from
+    #: scratch; stored only when set.
     init: str = ""
     noise: bool = True  # the seed's noise-augmented copy of each training clip
     pitch: bool = False

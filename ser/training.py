@@ -193,7 +193,7 @@ def build_model(cfg: TrainConfig, data: Prepared, device: torch.device, dist: Di
     dropout masks of their own per rank."""
     set_seed(cfg.seed)
     model = create_model(cfg.arch, **cfg.model_kwargs(), **data.features.model_dims())
-    if data.init_state is not None:  # a warm start (`ser.warmstart`), checked in `prepare`
+    if data.init_state is not None:  # a warm start, checked and set by `attach_init`
         model.load_state_dict(data.init_state)
     model.to(device)
     if dist.enabled and dist.rank:

@@ -10,10 +10,11 @@ uses: fine-tune a shipped model on your own recordings, or carry a model trained
 corpus on to a pool of corpora.
 
 The starting model must fit the run exactly: same architecture and layer sizes, same
-feature settings, the same speaker normalisation and input length, and it must not have
-trained on any clip of the run's validation or test part. The last check is the one
-`ser.distill` makes for teachers: a start that had heard a test clip would carry its label
-into the run's test score.
+feature settings, the same speaker normalisation and input length. It must not have
+trained on any clip of the run's validation or test part (the check `ser.distill` makes for
+teachers: a start that had heard a test clip would carry its label into the run's test
+score) and, unless the run's split is random, on any of their speakers (a model that heard
+a voice cannot begin a speaker-independent test of that voice).
 """
 
 from __future__ import annotations
