@@ -44,12 +44,12 @@ PARTS = {"all 1,792": slice(0, 1792), "speaker embedding": slice(0, 256),
          "layer 1": slice(256, 768), "layer 2": slice(768, 1280), "layer 3": slice(1280, 1792)}
 
 
-def probe(C: float):
+def probe(C: float, max_iter: int = 3000):
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=3000,
+    return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter,
                                                               class_weight="balanced"))
 
 
@@ -92,7 +92,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nested", metavar="C,C,...",
                     help="choose C by nested leave-one-corpus-out inside each training pool")
     ap.add_argument("--draws", type=int, default=5, help="enrolment draws for --nested")
+    ap.add_argument("--max-iter", type=int, default=3000,
+                    help="solver iterations per probe (lower: a quick, less converged look)")
     args = ap.parse_args(argv)
+    if args.max_iter < 3000:
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        print(f"--max-iter {args.max_iter}: probes may stop before they converge; a rough "
+              "look, not figures to report", flush=True)
     store = FeatureStore()
     data = {}
     for item in args.data.split(","):
@@ -110,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{first}: {split.description}; trained on {len(split.train):,} clips, scored on "
           f"{len(split.test):,} test clips (C = {args.C})")
     for name, cols in PARTS.items():
-        clf = probe(args.C).fit(X[split.train][:, cols], y[split.train])
+        clf = probe(args.C, args.max_iter).fit(X[split.train][:, cols], y[split.train])
         report(name, y[split.test], clf.predict(X[split.test][:, cols]))
     rng = np.random.default_rng(args.seed)
     print(f"\nLeave one corpus out (all 1,792; speaker-centred: {args.enrol} enrolment clips "
@@ -120,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         Xtr = np.concatenate([data[k][0] for k in others])
         ytr = np.concatenate([data[k][1] for k in others])
         Xt, yt, st, _ = data[held]
-        report(f"{held}", yt, probe(args.C).fit(Xtr, ytr).predict(Xt))
+        report(f"{held}", yt, probe(args.C, args.max_iter).fit(Xtr, ytr).predict(Xt))
         spread = np.median([len(np.unique(yt[st == s])) for s in np.unique(st)])
         if spread < 3:  # a speaker's mean would be their emotion, not their voice
             print(f"  {held}: no speaker-centred row (a speaker's clips cover a median of "
@@ -128,18 +138,19 @@ def main(argv: list[str] | None = None) -> int:
             continue
         Xc = np.concatenate([centre_by_speaker(data[k][0], data[k][2]) for k in others])
         Xe, ye = centre_by_enrolment(Xt, yt, st, args.enrol, rng)
-        report(f"{held}, speaker-centred", ye, probe(args.C).fit(Xc, ytr).predict(Xe))
+        clf = probe(args.C, args.max_iter).fit(Xc, ytr)
+        report(f"{held}, speaker-centred", ye, clf.predict(Xe))
     Xc = centre_by_speaker(X[split.train], spk[split.train])
     Xe, ye = centre_by_enrolment(X[split.test], y[split.test], spk[split.test], args.enrol, rng)
     report(f"{first} test actors, speaker-centred", ye,
-           probe(args.C).fit(Xc, y[split.train]).predict(Xe))
+           probe(args.C, args.max_iter).fit(Xc, y[split.train]).predict(Xe))
     if args.nested:
         nested_choice(data, [float(c) for c in args.nested.split(",")], args)
     return 0
 
 
-def centred_uar(data: dict, train: list[str], held: str, C: float, k: int, seed: int
-                ) -> tuple[float, float]:
+def centred_uar(data: dict, train: list[str], held: str, C: float, k: int, seed: int,
+                max_iter: int = 3000) -> tuple[float, float]:
     """UAR and most-predicted share on ``held`` (each speaker centred by k random clips,
     not scored) of the speaker-centred probe trained on the corpora ``train``."""
     from sklearn.metrics import recall_score
@@ -148,7 +159,7 @@ def centred_uar(data: dict, train: list[str], held: str, C: float, k: int, seed:
     ytr = np.concatenate([data[c][1] for c in train])
     Xt, yt, st, _ = data[held]
     Xe, ye = centre_by_enrolment(Xt, yt, st, k, np.random.default_rng(seed))
-    pred = probe(C).fit(Xtr, ytr).predict(Xe)
+    pred = probe(C, max_iter).fit(Xtr, ytr).predict(Xe)
     share = np.bincount(pred, minlength=len(config.LABELS)).max() / len(pred)
     return recall_score(ye, pred, labels=np.unique(ye), average="macro"), share
 
@@ -168,14 +179,15 @@ def nested_choice(data: dict, Cs: list[float], args) -> None:
         means = {}
         for C in Cs:
             nested = {v: centred_uar(data, [k for k in rest if k != v], v, C, args.enrol,
-                                     args.seed)[0] for v in rest}
+                                     args.seed, args.max_iter)[0] for v in rest}
             means[C] = float(np.mean(list(nested.values())))
             print(f"  {held} left out, C = {C:g}: nested UAR " + ", ".join(
                 f"{v} {u:.1%}" for v, u in nested.items()) + f"; mean {means[C]:.1%}",
                 flush=True)
         chosen = max(means, key=means.get)
         for C, why in ((chosen, "chosen"), (args.C, "--C")):
-            r = np.array([centred_uar(data, rest, held, C, args.enrol, args.seed + d)
+            r = np.array([centred_uar(data, rest, held, C, args.enrol, args.seed + d,
+                                      args.max_iter)
                           for d in range(args.draws)])
             print(f"  {held} at C = {C:g} ({why}): UAR {r[:, 0].mean():.1%} ± "
                   f"{r[:, 0].std():.1%} over {args.draws} draws, most predicted "

@@ -5,9 +5,28 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
-import pytest
-import soundfile as sf
+
+def _pin_xdist_worker() -> None:
+    # Under pytest-xdist (`-n N`), each worker keeps to its own share of the cores, and so
+    # do the processes it starts (affinity is inherited): the library sizes its torch
+    # threads and feature pools by `ser.parallel.cpu_count()`, so two workers each
+    # believing they own every core would oversubscribe the machine and slow both.
+    # Done before numpy or torch start their thread pools.
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if not worker.startswith("gw") or count < 2 or not hasattr(os, "sched_setaffinity"):
+        return
+    cpus = sorted(os.sched_getaffinity(0))
+    share = cpus[int(worker[2:]) % count::count]
+    if share and len(cpus) >= count:
+        os.sched_setaffinity(0, share)
+
+
+_pin_xdist_worker()
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import soundfile as sf  # noqa: E402
 
 _SESSION_DIR: Path | None = None
 
@@ -104,3 +123,18 @@ def speech(tmp_path_factory) -> list:
     from predict_helpers import utterances
 
     return utterances(tmp_path_factory.mktemp("speech") / "corpus", n=6)
+
+
+@pytest.fixture()
+def every_core():
+    """Let the processes this test starts use every core of the machine, even when an
+    xdist worker keeps the test itself to a share (for tests that need a process pool)."""
+    if not hasattr(os, "sched_setaffinity"):
+        yield
+        return
+    mine = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, range(os.cpu_count() or 1))
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, mine)

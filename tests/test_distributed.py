@@ -31,6 +31,9 @@ from ser import runs
 from ser.fileio import read_json
 from ser.recipe import TrainConfig
 
+# Several ranks that must talk to each other get every core, also under `pytest -n`.
+pytestmark = pytest.mark.usefixtures("every_core")
+
 TINY = dict(arch="gn1d", dropout=0.0, epochs=2, batch_size=32, noise=False, patience=0,
             log_every=5)
 

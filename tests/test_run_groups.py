@@ -19,9 +19,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture()
-def extracting(demo_root, tmp_path, monkeypatch):
-    """A launched run caught while its feature workers are busy (a fresh, empty cache)."""
+def extracting(demo_root, tmp_path, monkeypatch, every_core):
+    """A launched run caught while its feature workers are busy (a fresh, empty cache, and
+    a runs folder of its own, so no other test's run holds the training slot)."""
     monkeypatch.setenv("SER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("SER_RUNS_DIR", str(tmp_path / "runs"))
     run_id = runs.start(TrainConfig(arch="lenet1d", epochs=1, noise=False,
                                     data=str(demo_root)))
     pgid = None

@@ -10,6 +10,9 @@ from streamlit.testing.v1 import AppTest
 
 HOME = str(Path(__file__).resolve().parent.parent / "Home.py")
 
+# Several ranks that must talk to each other get every core, also under `pytest -n`.
+pytestmark = pytest.mark.usefixtures("every_core")
+
 
 @pytest.mark.slow
 def test_train_page_launches_a_two_process_run(demo_root, tmp_path, monkeypatch):
