@@ -101,6 +101,11 @@ def check_teacher(bundle: Bundle, features, selection, held: set[str]) -> set[st
     return taught
 
 
+class TrainingClipsUnknownError(ValueError):
+    """A model's training clips cannot be rebuilt here: its corpus is neither the run's
+    (same manifest) nor on this machine."""
+
+
 def teacher_training_clips(bundle: Bundle, selection) -> set[str]:
     """The pooled names (`pooled_clips`) of the clips ``bundle`` trained on: its split is
     rebuilt on the student's corpus when both cards name the same clips (manifest
@@ -114,10 +119,10 @@ def teacher_training_clips(bundle: Bundle, selection) -> set[str]:
     elif card.training.data and corpus_available(card.training.data):
         sel = select(card_config(card))
     else:
-        raise ValueError(f"Teacher {bundle.name} trained on a corpus this run does not use "
-                         f"and that is not on this machine ({card.training.data or 'unknown'})"
-                         "; its training clips cannot be checked against this run's "
-                         "validation and test parts.")
+        raise TrainingClipsUnknownError(
+            f"Teacher {bundle.name} trained on a corpus this run does not use and that is "
+            f"not on this machine ({card.training.data or 'unknown'}); its training clips "
+            "cannot be checked against this run's validation and test parts.")
     return pooled_clips(sel, ("train",))
 
 

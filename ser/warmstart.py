@@ -84,12 +84,12 @@ def _heard(bundle: Bundle, cfg, selection) -> str:
     its card (corpus and speaker id) unless the run's own split shares speakers (random),
     so a model that heard a voice cannot start a speaker-independent test on that voice;
     they are also the only check when its corpus is not on this machine."""
-    from ser.distill import pooled_clips, teacher_training_clips
+    from ser.distill import TrainingClipsUnknownError, pooled_clips, teacher_training_clips
     from ser.splits import corpus_ids
 
     try:
         taught = teacher_training_clips(bundle, selection)
-    except ValueError:  # its corpus is not on this machine: judged by its speakers
+    except TrainingClipsUnknownError:  # its corpus is not here: judged by its speakers
         taught = None
     if taught is not None:
         n = len(taught & pooled_clips(selection, ("val", "test")))
