@@ -7,6 +7,7 @@ every model meets the training budget (60 samples/s; 250 for ser2d).
 
     python benchmarks/models.py                 # all models, 2 torch threads
     python benchmarks/models.py --models "*2d" --threads 4
+    python benchmarks/models.py --bf16          # also bfloat16 training (--precision bf16)
 """
 
 from __future__ import annotations
@@ -89,12 +90,15 @@ def _run(model: nn.Module, inputs: torch.Tensor | tuple[torch.Tensor, ...]) -> t
 
 
 def training_rate(name: str, batch: int, warmup: int, windows: int, window_seconds: float,
-                  min_steps: int, clock: Callable[[], float] = time.perf_counter) -> float:
+                  min_steps: int, clock: Callable[[], float] = time.perf_counter,
+                  dtype: torch.dtype | None = None) -> float:
     """Training samples per second: forward, cross-entropy, backward, Adam step.
 
     The best of ``windows`` timed windows, so that another process briefly taking a core
     does not understate what the model needs. ``clock`` is wall time by default; with
     ``time.thread_time`` and one torch thread it counts only this thread's CPU time.
+    ``dtype`` (e.g. ``torch.bfloat16``): the forward pass under CPU autocast to it, as
+    training with ``--precision bf16`` does.
     """
     torch.manual_seed(0)
     model = create_model(name).train()
@@ -105,7 +109,9 @@ def training_rate(name: str, batch: int, warmup: int, windows: int, window_secon
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        loss_fn(_run(model, inputs), targets).backward()
+        with torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
+            loss = loss_fn(_run(model, inputs).float(), targets)
+        loss.backward()
         optimizer.step()
 
     for _ in range(warmup):
@@ -194,14 +200,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=1.5, help="minimum seconds per window")
     parser.add_argument("--steps", type=int, default=3, help="minimum steps per window")
     parser.add_argument("--repeats", type=int, default=30, help="inference repeats")
+    parser.add_argument("--bf16", action="store_true", help="also measure training under "
+                        "bfloat16 autocast (--precision bf16): its samples/s and the ratio")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
     names = list_models(args.models)
+    from ser.training import cpu_has_bf16
+
     print(f"torch {torch.__version__}, {_cpu_name()}, {os.cpu_count()} CPUs, batch {args.batch}, "
-          f"FS1 {config.FS1_SHAPE}, FS2 {config.FS2_SHAPE}")
+          f"FS1 {config.FS1_SHAPE}, FS2 {config.FS2_SHAPE}"
+          + (f"; bfloat16 instructions: {'yes' if cpu_has_bf16() else 'no'}"
+             if args.bf16 else ""))
     header = (f"{'model':<10} {'params':>10} {'MMACs':>7} {'train/s':>8} {'1-thr CPU/s':>11} "
-              f"{'infer ms':>8} {'others':>6} {'budget':>6}  ok")
+              f"{'infer ms':>8} {'others':>6} {'budget':>6}  ok"
+              + (f" {'bf16/s':>8} {'ratio':>6}" if args.bf16 else ""))
     print(header)
     print("-" * len(header))
     failures, busiest = [], 0.0
@@ -222,9 +235,14 @@ def main(argv: list[str] | None = None) -> int:
             failures.append(name)
         others = "?" if load.share is None else f"{load.share:.0%}"
         busiest = max(busiest, load.share or 0.0)
+        extra = ""
+        if args.bf16:
+            half = training_rate(name, args.batch, args.warmup, args.windows, args.seconds,
+                                 args.steps, dtype=torch.bfloat16)
+            extra = f" {half:>8.1f} {half / rate:>5.2f}×"
         print(f"{name:<10} {info['total_params']:>10,} {info['macs'] / 1e6:>7.1f} {rate:>8.1f} "
               f"{floor:>11.1f} {latency:>8.2f} {others:>6} {budget:>6.0f}  "
-              f"{'yes' if ok else 'NO'}", flush=True)
+              f"{'yes' if ok else 'NO '}{extra}", flush=True)
     print(f"""
 train/s      wall-clock samples/s with {args.threads} torch threads (best of {args.windows} windows)
 1-thr CPU/s  samples/s per second of one thread's CPU time: a lower bound for train/s on an
@@ -233,6 +251,10 @@ infer ms     median wall-clock latency for one clip, one thread ({args.repeats} 
 others       share of the machine's CPU used by other processes while train/s and infer ms
              were measured; above {QUIET_SHARE:.0%} train/s understates the model and the
              verdict uses 1-thr CPU/s alone""")
+    if args.bf16:
+        print("bf16/s       train/s with the forward pass under bfloat16 autocast "
+              "(training --precision bf16)")
+        print("ratio        bf16/s ÷ train/s (above 1: faster)")
     if any(describe(n)["input_space"] == "voice" for n in names):
         print(f"\nvoice models: infer ms is the read-out alone; the frozen voice encoder that "
               f"makes their input adds {encoder_ms(args.repeats):.1f} ms per 3-s clip (one "

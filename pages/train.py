@@ -13,9 +13,9 @@ from ser import plots, runs, studies
 from ser.devices import device_description
 from ser.distill import check_teachers
 from ser.models import describe, list_models, model_input_space
-from ser.recipe import MAX_COPIES, TrainConfig
+from ser.recipe import MAX_COPIES, PRECISIONS, TrainConfig
 from ser.splits import make_split
-from ser.training import estimate_throughput
+from ser.training import cpu_has_bf16, estimate_throughput
 from ser.warmstart import check_init
 from ser.zoo import all_models, list_pretrained
 from ui.state import (
@@ -39,11 +39,13 @@ pooled = len(corpus_keys) >= 2
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def throughput(arch: str, activation: str, width: float, batch: int, device: str) -> float:
+def throughput(arch: str, activation: str, width: float, batch: int, device: str,
+               precision: str = "auto") -> float:
     # A small batch and one timed step keep the page responsive (< 1 s even for vgg2d on a
     # busy CPU); the figure is an estimate and is labelled as one.
     return estimate_throughput(arch, {"activation": activation, "width": width},
-                               batch_size=min(batch, 16), device=device, steps=1)
+                               batch_size=min(batch, 16), device=device, steps=1,
+                               precision=precision)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -115,6 +117,15 @@ seed = c2.number_input("Seed", 0, 10_000, 0, key="seed",
                             "split.")
 devices = ["auto", "cpu"] + (["cuda"] if "CUDA" in device_description() else [])
 device = c3.selectbox("Device", devices, key="device", help=f"auto = {device_description()}")
+precision = c3.selectbox(
+    "Precision", list(PRECISIONS), key="precision",
+    format_func={"auto": "auto (float16 on CUDA, float32 on CPU)", "bf16": "bfloat16 (mixed)",
+                 "fp32": "float32"}.get,
+    help="The arithmetic of the training steps; validation, test and the saved weights stay "
+         "float32. bfloat16 is about twice as fast on CPUs with bfloat16 instructions "
+         "(AVX512-BF16 or AMX)" + (" — this one has them" if cpu_has_bf16() else
+                                   " — this one has not, so it would be slower here")
+         + "; the README compares the accuracy.")
 nproc = c3.number_input("Processes / GPUs", 1, 64, 1, key="nproc",
                         help="Distributed data-parallel training (torchrun): one process per "
                              "GPU, or several CPU processes (gloo). The batch size stays the "
@@ -292,7 +303,7 @@ def make_config(arch: str) -> TrainConfig:
                        teachers=",".join(teachers), distill=float(distill_w),
                        distill_temperature=float(distill_t),
                        distill_scope="heard" if heard_only else "all", nproc=int(nproc),
-                       init=_init_for(arch))
+                       init=_init_for(arch), precision=precision)
 
 
 if split == "random":
@@ -322,7 +333,7 @@ if archs and sizes:
     rows = []
     for a in archs:
         d = describe(a, activation=activation, width=width)
-        sps = throughput(a, activation, width, batch, device)
+        sps = throughput(a, activation, width, batch, device, precision)
         rows.append({"architecture": a, "input": model_input_space(a).upper(),
                      "parameters": f"{d['total_params']:,}",
                      "MACs / clip": f"{d['macs'] / 1e6:,.1f} M",
@@ -462,7 +473,8 @@ def run_card(r: dict) -> None:
                 c = st.columns(3)
                 c[0].metric("samples/s", f"{steps_[-1]['samples_per_s']:,.0f}")
                 c[1].metric("step loss", f"{steps_[-1]['loss']:.3f}")
-                c[2].metric("device", cfg.get("device", "auto"))
+                c[2].metric("device", cfg.get("device", "auto")
+                            + (" · bfloat16" if cfg.get("precision") == "bf16" else ""))
         if state == "failed":
             st.error(st_.get("error", "failed"))
         if state in ("finished", "cancelled") and r["report"]:

@@ -67,8 +67,11 @@ def fit(cfg: TrainConfig, *, on_event: EventFn | None = None,
     emit, stop, say = callbacks(dist, on_event, should_stop, progress)
     input_space = cfg.input_space()  # fails early, before any feature is extracted
     device = dist.device if dist.enabled else pick_device(cfg.device)
+    note = check_precision(cfg.precision, device)
     use_threads(device, cpu_threads(dist, cfg.threads) if dist.enabled else cfg.threads)
     clock = Clock()
+    if note:
+        say(note, 0, 0)
     data = prepared_data(cfg, input_space, dist, say, should_stop)
     say("building the model", 0, 0)
     model, net = build_model(cfg, data, device, dist)
@@ -79,7 +82,7 @@ def fit(cfg: TrainConfig, *, on_event: EventFn | None = None,
     schedule = Schedule(cfg.schedule, opt, cfg.lr, epochs, batches.steps_per_epoch)
     step = TrainStep(net, opt, class_weights(cfg, data, device), cfg.label_smoothing,
                      cfg.grad_clip, device, world=dist.world, distill=distillation(cfg, data),
-                     adversary=adversary)
+                     adversary=adversary, precision=cfg.precision)
     augment = BatchAugmenter(cfg, data.spaces, batches.augment_generator, device=device,
                              fs2_stats=data.normalisation.get("fs2"))
     best = BestWeights(cfg.patience, average=cfg.swa, epochs=epochs)
@@ -468,20 +471,60 @@ class BatchAugmenter:
         return lam * targets + (1 - lam) * targets[order]
 
 
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast type of a training step (`TrainConfig.precision`), None for float32:
+    "auto" is float16 on CUDA and float32 elsewhere, "bf16" bfloat16 on any device."""
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "auto" and device.type == "cuda":
+        return torch.float16
+    return None
+
+
+def check_precision(precision: str, device: torch.device) -> str:
+    """Refuse (`TrainingError`) a precision this device cannot train in, before any feature
+    is extracted; returns a note for the log ("" when there is nothing to say)."""
+    if precision != "bf16":
+        return ""
+    if not torch.amp.is_autocast_available(device.type):
+        raise TrainingError(f"bfloat16 training (precision bf16) is not available on "
+                            f"{device.type}; use precision auto or fp32.")
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise TrainingError(f"{torch.cuda.get_device_name(device)} has no bfloat16 support; "
+                            "use precision auto (float16 mixed precision) or fp32.")
+    if device.type == "cpu" and not cpu_has_bf16():
+        return ("bfloat16 training on a CPU without bfloat16 instructions (AVX512-BF16 or "
+                "AMX) is emulated: expect it slower than float32, not faster.")
+    return ""
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes in bfloat16 natively (oneDNN's own test)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 class TrainStep:
-    """One optimisation step: forward (float16 autocast on CUDA), loss (class weights,
-    label smoothing, mixup; with ``distill`` = (weight, temperature) the teachers' term,
-    `ser.distill.distill_loss`), backward (scaled on CUDA), gradient clipping, update."""
+    """One optimisation step: forward (under autocast when ``precision`` asks for it:
+    `autocast_dtype`), loss (class weights, label smoothing, mixup; with ``distill`` =
+    (weight, temperature) the teachers' term, `ser.distill.distill_loss`), backward (loss
+    scaled for float16), gradient clipping, update. The weights stay float32."""
 
     def __init__(self, model: torch.nn.Module, opt: torch.optim.Optimizer,
                  weight: torch.Tensor | None, label_smoothing: float, grad_clip: float,
                  device: torch.device, *, world: int = 1,
-                 distill: tuple[float, float] | None = None, adversary=None):
+                 distill: tuple[float, float] | None = None, adversary=None,
+                 precision: str = "auto"):
         self.model, self.opt, self.weight, self.world = model, opt, weight, world
         self.distill, self.adversary = distill, adversary
         self.smoothing, self.clip, self.device = label_smoothing, grad_clip, device
-        self.amp = device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda") if self.amp else None
+        self.dtype = autocast_dtype(precision, device)
+        self.amp = self.dtype is not None
+        # float16 needs the loss scaled against underflow; bfloat16 has float32's range.
+        self.scaler = (torch.amp.GradScaler(device.type) if self.dtype == torch.float16
+                       else None)
         self.count = 0
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor, norm: torch.Tensor | None = None
@@ -522,7 +565,8 @@ class TrainStep:
                  domains=None) -> tuple[torch.Tensor, torch.Tensor]:
         norm = None if self.world == 1 or global_labels is None else self.global_norm(
             global_labels)
-        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+        with torch.autocast(self.device.type, dtype=self.dtype or torch.float32,
+                            enabled=self.amp):
             logits = self.model(*xb)
             loss = self.loss(logits, yb, norm)
             if yb2 is not None:
@@ -964,12 +1008,14 @@ def adversary_summary(cfg: TrainConfig, history: list[dict]) -> dict:
 
 
 def estimate_throughput(arch: str, model_kwargs: dict | None = None, *, batch_size: int = 64,
-                        device: str = "auto", steps: int = 2) -> float:
-    """Measured training samples/s of ``arch`` on ``device`` (random data, after a warm-up).
+                        device: str = "auto", steps: int = 2, precision: str = "auto") -> float:
+    """Measured training samples/s of ``arch`` on ``device`` (random data, after a warm-up),
+    in the autocast type ``precision`` gives (`autocast_dtype`).
 
     Used to show an estimated time per epoch before a run is launched.
     """
     dev = pick_device(device)
+    dtype = autocast_dtype(precision, dev)
     model = create_model(arch, **(model_kwargs or {})).to(dev).train()
     x = model.example_input(batch=batch_size, device=dev)
     xs = x if isinstance(x, tuple) else (x,)
@@ -978,7 +1024,9 @@ def estimate_throughput(arch: str, model_kwargs: dict | None = None, *, batch_si
 
     def one_step():
         opt.zero_grad()
-        F.cross_entropy(model(*xs), y).backward()
+        with torch.autocast(dev.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            loss = F.cross_entropy(model(*xs).float(), y)
+        loss.backward()
         opt.step()
 
     one_step()  # warm-up: allocator, kernels

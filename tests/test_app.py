@@ -386,12 +386,14 @@ def test_train_page_offers_leave_one_corpus_out_only_for_a_pool(demo_root, tess_
     at.multiselect(key="archs").set_value(["lenet1d"])
     at.number_input(key="epochs").set_value(1)
     at.checkbox(key="noise").set_value(False)
+    at.selectbox(key="precision").set_value("bf16")
     at.button(key="launch").click().run()
     assert_clean(at)
     assert not at.error, [e.value for e in at.error]
     run_id = next(r["run_id"] for r in runs.list_runs() if r["config"].get("split") == "loco")
     cfg = json.loads((runs.run_dir(run_id) / "config.json").read_text())
     assert (cfg["split"], cfg["test_corpus"], cfg["balance"]) == ("loco", "tess", "corpus")
+    assert cfg["precision"] == "bf16"
     assert cfg["features"] == {"fs2_norm": "utterance", "top_db": 30.0}
     assert cfg["data"] == f"{demo_root},tess={tess_dir}"
     t0 = time.time()

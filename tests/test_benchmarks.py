@@ -286,3 +286,15 @@ def test_chain_copy_keeps_the_corpus_readable_with_one_chain_per_speaker(tess_po
                               str(src / "inside")], cwd=ROOT, capture_output=True, text=True,
                              timeout=600)
     assert refused.returncode != 0 and "outside" in refused.stderr
+
+
+def test_models_benchmark_measures_bfloat16_training_beside_float32():
+    out = subprocess.run(
+        [sys.executable, "benchmarks/models.py", "--models", "lenet1d", "--bf16", "--windows",
+         "1", "--seconds", "0.05", "--steps", "1", "--warmup", "1", "--repeats", "2"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode in (0, 1), out.stderr[-2000:]  # 1: below budget on a busy machine
+    assert "bfloat16 instructions: " in out.stdout and "bf16/s" in out.stdout
+    row = next(line for line in out.stdout.splitlines() if line.startswith("lenet1d "))
+    assert row.rstrip().endswith("×"), row
+    assert "Traceback" not in out.stderr

@@ -229,7 +229,8 @@ def test_random_denoise_subtracts_each_chosen_images_noise_floor():
     {"freq_shift": 3, "time_shift": 0.2},
     {"random_floor": 30},
     {"random_floor": 30, "random_denoise": 0.5},
-], ids=["shift", "random-floor", "random-denoise"])
+    {"precision": "bf16"},
+], ids=["shift", "random-floor", "random-denoise", "bf16"])
 def test_seeded_runs_with_batch_augmentation_repeat_exactly(demo_root, options):
     cfg = TrainConfig(arch="ser2d", epochs=1, max_clips=120, noise=False, seed=5,
                       batch_size=32, **options)
@@ -456,6 +457,41 @@ def test_adapt_batchnorm_blends_the_measured_statistics_into_a_copy():
     torch.testing.assert_close(half[0].weight, net[0].weight)
     with pytest.raises(ValueError, match="0–1"):
         adapt_batchnorm(net, (x,), 1.5)
+
+
+def test_bf16_steps_compute_in_bfloat16_and_keep_float32_weights():
+    """precision bf16: the forward runs under bfloat16 autocast, the loss is float32, the
+    weights and their update stay float32, with no loss scaler; auto and fp32 on the CPU
+    compute in float32. Unknown precisions are refused; "auto" is not stored."""
+    from ser.models import create_model
+    from ser.training import TrainStep, autocast_dtype, check_precision
+
+    cpu = torch.device("cpu")
+    assert autocast_dtype("auto", cpu) is None and autocast_dtype("fp32", cpu) is None
+    assert autocast_dtype("bf16", cpu) == torch.bfloat16
+    assert autocast_dtype("auto", torch.device("cuda")) == torch.float16
+    assert autocast_dtype("fp32", torch.device("cuda")) is None
+    x = torch.randn(8, 1, 128, 216)
+    y = torch.arange(8) % 6
+    for precision, logits_dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32),
+                                    ("auto", torch.float32)):
+        torch.manual_seed(0)
+        model = create_model("lenet2d")
+        before = [p.detach().clone() for p in model.parameters()]
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        step = TrainStep(model, opt, None, 0.0, 0.0, cpu, precision=precision)
+        assert step.scaler is None
+        loss, logits = step((x,), y)
+        assert loss.dtype == torch.float32 and torch.isfinite(loss)
+        assert logits.dtype == logits_dtype, precision
+        assert all(p.dtype == torch.float32 for p in model.parameters())
+        assert any(not torch.equal(a, p) for a, p in zip(before, model.parameters()))
+    assert isinstance(check_precision("bf16", cpu), str)  # a note at most, never an error
+    assert check_precision("auto", cpu) == check_precision("fp32", cpu) == ""
+    with pytest.raises(ValueError, match="precision must be auto, bf16, fp32"):
+        TrainConfig(arch="lenet2d", precision="fp16").check()
+    assert "precision" not in TrainConfig(arch="lenet2d").as_dict()
+    assert TrainConfig(arch="lenet2d", precision="bf16").as_dict()["precision"] == "bf16"
 
 
 def test_weight_averaging_option_is_checked_and_stored_only_when_on():
