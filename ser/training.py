@@ -66,12 +66,8 @@ def fit(cfg: TrainConfig, *, on_event: EventFn | None = None,
     dist = dist or Dist()
     emit, stop, say = callbacks(dist, on_event, should_stop, progress)
     input_space = cfg.input_space()  # fails early, before any feature is extracted
-    device = dist.device if dist.enabled else pick_device(cfg.device)
-    note = check_precision(cfg.precision, device)
-    use_threads(device, cpu_threads(dist, cfg.threads) if dist.enabled else cfg.threads)
+    device = training_device(cfg, dist, say)
     clock = Clock()
-    if note:
-        say(note, 0, 0)
     data = prepared_data(cfg, input_space, dist, say, should_stop)
     say("building the model", 0, 0)
     model, net = build_model(cfg, data, device, dist)
@@ -177,6 +173,18 @@ def stoppable(progress, should_stop):
             raise RunCancelledError(f"cancelled while {stage}; nothing was trained, so nothing "
                                "is saved")
     return check
+
+
+def training_device(cfg: TrainConfig, dist: Dist, say) -> torch.device:
+    """This process's device (its rank's under torchrun) with its CPU threads set. A
+    precision the device cannot train in is refused here, before any feature is extracted
+    (`check_precision`); a note about it goes to ``say``."""
+    device = dist.device if dist.enabled else pick_device(cfg.device)
+    note = check_precision(cfg.precision, device)
+    use_threads(device, cpu_threads(dist, cfg.threads) if dist.enabled else cfg.threads)
+    if note:
+        say(note, 0, 0)
+    return device
 
 
 def callbacks(dist: Dist, on_event, should_stop, progress):
