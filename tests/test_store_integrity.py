@@ -123,21 +123,31 @@ def test_nan_weights_are_never_saved(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_run_on_a_corrupted_cache_rebuilds_it_and_trains_finite(demo_root):
-    """The reported chain: NaN cache → NaN weights → NaN probabilities labelled 'angry'."""
+def test_a_run_on_a_corrupted_cache_rebuilds_it_and_trains_finite(demo_root, tmp_path,
+                                                                  monkeypatch):
+    """The reported chain: NaN cache → NaN weights → NaN probabilities labelled 'angry'.
+    The cache is this test's own: only what its run wrote is damaged. (Regression: on the
+    shared session cache it also met other tests' integer arrays, which cannot hold NaN,
+    depending on which test files had run before it.)"""
     from ser.recipe import TrainConfig
     from ser.training import fit
 
-    cfg = TrainConfig(arch="lenet1d", epochs=1, noise=False, batch_size=64)
+    monkeypatch.setenv("SER_CACHE_DIR", str(tmp_path / "cache"))
+    cfg = TrainConfig(arch="lenet1d", epochs=1, noise=False, batch_size=64,
+                      data=str(demo_root))
     fit(cfg)
     from ser import config
 
     root = config.cache_dir() / "features"
+    damaged = 0
     for done in root.glob("*/done.json"):
         for f in done.parent.glob("*.npy"):
             arr = np.load(f)
-            arr[:] = np.nan
-            np.save(f, arr)
+            if arr.dtype.kind == "f":  # the features (integer arrays cannot hold NaN)
+                arr[:] = np.nan
+                np.save(f, arr)
+                damaged += 1
+    assert damaged
     result = fit(cfg)
     assert all(torch.isfinite(v).all() for v in result.model.state_dict().values()
                if v.is_floating_point())
