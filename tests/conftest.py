@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+#: The cores this test process may use before an xdist worker keeps to its share of them.
+_ALL_CORES = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+
 
 def _pin_xdist_worker() -> None:
     # Under pytest-xdist (`-n N`), each worker keeps to its own share of the cores, and so
@@ -16,7 +19,7 @@ def _pin_xdist_worker() -> None:
     count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
     if not worker.startswith("gw") or count < 2 or not hasattr(os, "sched_setaffinity"):
         return
-    cpus = sorted(os.sched_getaffinity(0))
+    cpus = _ALL_CORES
     share = cpus[int(worker[2:]) % count::count]
     if share and len(cpus) >= count:
         os.sched_setaffinity(0, share)
@@ -129,11 +132,11 @@ def speech(tmp_path_factory) -> list:
 def every_core():
     """Let the processes this test starts use every core of the machine, even when an
     xdist worker keeps the test itself to a share (for tests that need a process pool)."""
-    if not hasattr(os, "sched_setaffinity"):
+    if not hasattr(os, "sched_setaffinity") or not _ALL_CORES:
         yield
         return
     mine = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, range(os.cpu_count() or 1))
+    os.sched_setaffinity(0, _ALL_CORES)
     try:
         yield
     finally:
