@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ser import config
 from ser.models import create_model, describe, list_models
+from ser.training import autocast
 
 #: Training throughput every model must reach at default size (samples/s, batch 64).
 MIN_TRAIN_RATE = 60.0
@@ -109,7 +110,7 @@ def training_rate(name: str, batch: int, warmup: int, windows: int, window_secon
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
+        with autocast(torch.device("cpu"), dtype):
             loss = loss_fn(_run(model, inputs).float(), targets)
         loss.backward()
         optimizer.step()

@@ -44,7 +44,11 @@ PARTS = {"all 1,792": slice(0, 1792), "speaker embedding": slice(0, 256),
          "layer 1": slice(256, 768), "layer 2": slice(768, 1280), "layer 3": slice(1280, 1792)}
 
 
-def probe(C: float, max_iter: int = 3000):
+#: Solver iterations per probe: enough for every probe to converge.
+MAX_ITER = 3000
+
+
+def probe(C: float, max_iter: int = MAX_ITER):
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -92,10 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nested", metavar="C,C,...",
                     help="choose C by nested leave-one-corpus-out inside each training pool")
     ap.add_argument("--draws", type=int, default=5, help="enrolment draws for --nested")
-    ap.add_argument("--max-iter", type=int, default=3000,
+    ap.add_argument("--max-iter", type=int, default=MAX_ITER,
                     help="solver iterations per probe (lower: a quick, less converged look)")
     args = ap.parse_args(argv)
-    if args.max_iter < 3000:
+    if args.max_iter < MAX_ITER:
         import warnings
 
         from sklearn.exceptions import ConvergenceWarning
@@ -150,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def centred_uar(data: dict, train: list[str], held: str, C: float, k: int, seed: int,
-                max_iter: int = 3000) -> tuple[float, float]:
+                max_iter: int = MAX_ITER) -> tuple[float, float]:
     """UAR and most-predicted share on ``held`` (each speaker centred by k random clips,
     not scored) of the speaker-centred probe trained on the corpora ``train``."""
     from sklearn.metrics import recall_score

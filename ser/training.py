@@ -489,6 +489,12 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return None
 
 
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    """The autocast context of a training forward pass: to ``dtype`` on ``device``, or
+    nothing (float32) when ``dtype`` is None (`autocast_dtype`)."""
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
 def check_precision(precision: str, device: torch.device) -> str:
     """Refuse (`TrainingError`) a precision this device cannot train in, before any feature
     is extracted; returns a note for the log ("" when there is nothing to say)."""
@@ -529,7 +535,6 @@ class TrainStep:
         self.distill, self.adversary = distill, adversary
         self.smoothing, self.clip, self.device = label_smoothing, grad_clip, device
         self.dtype = autocast_dtype(precision, device)
-        self.amp = self.dtype is not None
         # float16 needs the loss scaled against underflow; bfloat16 has float32's range.
         self.scaler = (torch.amp.GradScaler(device.type) if self.dtype == torch.float16
                        else None)
@@ -573,8 +578,7 @@ class TrainStep:
                  domains=None) -> tuple[torch.Tensor, torch.Tensor]:
         norm = None if self.world == 1 or global_labels is None else self.global_norm(
             global_labels)
-        with torch.autocast(self.device.type, dtype=self.dtype or torch.float32,
-                            enabled=self.amp):
+        with autocast(self.device, self.dtype):
             logits = self.model(*xb)
             loss = self.loss(logits, yb, norm)
             if yb2 is not None:
@@ -1032,7 +1036,7 @@ def estimate_throughput(arch: str, model_kwargs: dict | None = None, *, batch_si
 
     def one_step():
         opt.zero_grad()
-        with torch.autocast(dev.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        with autocast(dev, dtype):
             loss = F.cross_entropy(model(*xs).float(), y)
         loss.backward()
         opt.step()
