@@ -250,6 +250,38 @@ def random_denoise(x, mean, std, *, p: float, top_db: float, percentile: float =
     return res
 
 
+def freq_mixstyle(x, rng, *, p: float, alpha: float = 0.3, eps: float = 1e-5):
+    """Frequency-wise MixStyle on a batch of log-mel images ``(B, 1, F, T)`` (torch).
+
+    With probability ``p`` per batch, every image keeps its course in time within each
+    mel band but takes on a mixed "colour": its per-band mean and standard deviation over
+    time are replaced by ``lam`` times its own plus ``1 - lam`` times those of another
+    image of the batch (a random pairing), ``lam`` drawn per image from Beta(``alpha``,
+    ``alpha``). The per-band level and spread are where a microphone, a room and a voice's
+    timbre show in a log-mel image; mixing them between clips of different speakers and
+    corpora makes them an unreliable cue, while the label stays with the image's own
+    course in time. After Zhou et al. (2021, MixStyle), applied to frequency bands as in
+    acoustic scene classification across recording devices (Schmid et al., DCASE 2022).
+
+    ``rng`` (a NumPy Generator) draws the coin, the pairing and the ``lam`` values, so a
+    seeded run repeats on any device; statistics are taken in float32.
+    """
+    import torch
+
+    b = x.shape[0]
+    if b < 2 or p <= 0 or rng.random() >= p:
+        return x
+    lam = torch.as_tensor(rng.beta(alpha, alpha, size=b), dtype=torch.float32,
+                          device=x.device).view(b, 1, 1, 1)
+    perm = torch.as_tensor(rng.permutation(b), device=x.device)
+    xf = x.float()
+    mu = xf.mean(dim=3, keepdim=True)  # (B, 1, F, 1)
+    sig = (xf.var(dim=3, keepdim=True) + eps).sqrt()
+    mu_mix = lam * mu + (1 - lam) * mu[perm]
+    sig_mix = lam * sig + (1 - lam) * sig[perm]
+    return ((xf - mu) / sig * sig_mix + mu_mix).to(x.dtype)
+
+
 def spec_augment(x, *, freq_masks: int = 2, freq_width: int = 12, time_masks: int = 2,
                  time_width: int = 24, generator=None):
     """SpecAugment on a batch of spectrograms ``(B, 1, F, T)`` (torch), masks set to 0.

@@ -69,6 +69,11 @@ class TrainConfig:
     #: has its stationary noise floor subtracted at a random strength (`random_denoise`),
     #: so a clean recording's near-silence is seen with every emotion; 0 disables.
     random_denoise: float = 0.0
+    #: Frequency-wise MixStyle (2D models): the probability, per training batch, that every
+    #: image's per-band mean and spread over time are mixed with another image's
+    #: (`ser.augment.freq_mixstyle`), so a recording's or a voice's spectral colour is not
+    #: a reliable cue; 0 disables.
+    mixstyle: float = 0.0
     grad_clip: float = 0.0  # max gradient norm; 0 disables
     #: Knowledge distillation (`ser.distill`): comma-separated teachers — shipped model
     #: names, bundle paths or model folders, or ``ensemble`` (the shipped ensemble's
@@ -226,6 +231,9 @@ class TrainConfig:
         if not 0 <= float(self.random_denoise) <= 1:
             raise ValueError(f"random_denoise is the share of training images denoised: "
                              f"0 (off) to 1, not {self.random_denoise}.")
+        if not 0 <= float(self.mixstyle) <= 1:
+            raise ValueError(f"mixstyle is the share of training batches whose images mix "
+                             f"their band statistics: 0 (off) to 1, not {self.mixstyle}.")
         for option in ("random_floor", "random_denoise"):
             if getattr(self, option) and (self.speaker_norm != "none" or fc.fs2_norm != "none"):
                 raise ValueError(f"{option} works on globally standardised log-mel images; it "
@@ -286,7 +294,8 @@ class TrainConfig:
             ("teachers", self.teachers), ("adversary", self.adversary), ("swa", self.swa),
             ("spec_augment", self.spec_augment), ("freq_shift", self.freq_shift),
             ("time_shift", self.time_shift), ("random_floor", self.random_floor),
-            ("random_denoise", self.random_denoise), ("batches=speaker",
+            ("random_denoise", self.random_denoise), ("mixstyle", self.mixstyle),
+            ("batches=speaker",
                                                        self.batches == "speaker"),
             ("balance=corpus", self.balance == "corpus"),
             ("several processes", self.distributed)) if on]
@@ -315,6 +324,9 @@ class TrainConfig:
         if self.random_denoise and "fs2" not in space:
             raise ValueError(f"Random denoising works on log-mel (2D) images; {self.arch} "
                              "reads the FS1 vector only.")
+        if self.mixstyle and "fs2" not in space:
+            raise ValueError(f"MixStyle mixes the band statistics of log-mel (2D) images; "
+                             f"{self.arch} reads {space.upper()}.")
         return space
 
     @property
@@ -338,6 +350,8 @@ class TrainConfig:
             del d["swa"]
         if not d["random_denoise"]:  # absent when off, so older configs compare equal
             del d["random_denoise"]
+        if not d["mixstyle"]:
+            del d["mixstyle"]
         if d["batches"] == "mixed":
             del d["batches"]
         if not d["adversary"]:

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from ser import config
 from ser.adversary import corpus_adversary
-from ser.augment import random_denoise, random_floor, shift_augment, spec_augment
+from ser.augment import freq_mixstyle, random_denoise, random_floor, shift_augment, spec_augment
 from ser.bundle import library_versions
 from ser.card import Card
 from ser.dataset import Prepared, input_lengths, predict_proba, prepare, trim
@@ -429,8 +429,8 @@ class Schedule:
 
 
 class BatchAugmenter:
-    """Per-batch augmentation of standardised inputs: band/time shifts and SpecAugment on
-    the spectrogram, then mixup of whole examples. Returns ``(inputs, lam, second_labels)``;
+    """Per-batch augmentation of standardised inputs: random denoising and floor, MixStyle
+    of the band statistics, band/time shifts and SpecAugment on the spectrogram, then mixup of whole examples. Returns ``(inputs, lam, second_labels)``;
     without mixup ``lam`` is 1 and ``second_labels`` None. `mixed` applies the last batch's
     mixing to per-row targets (the teachers' probabilities)."""
 
@@ -443,6 +443,7 @@ class BatchAugmenter:
         self.gen = generator
         self.spec_gen = None if on_gpu else generator  # a CPU generator cannot drive CUDA
         self.mix_rng = np.random.default_rng(cfg.seed)
+        self.style_rng = np.random.default_rng([cfg.seed, 1])  # MixStyle's own stream
         self.last_mix: tuple[float, torch.Tensor] | None = None
         self.floor = None  # (mean, std, top_db) of the FS2 standardisation
         if self.fs2 is not None and (cfg.random_floor or cfg.random_denoise):
@@ -458,6 +459,8 @@ class BatchAugmenter:
         if self.floor is not None and cfg.random_floor:
             xb[self.fs2] = random_floor(xb[self.fs2], *self.floor, low_db=cfg.random_floor,
                                         high_db=self.top_db, generator=self.spec_gen)
+        if self.fs2 is not None and cfg.mixstyle:
+            xb[self.fs2] = freq_mixstyle(xb[self.fs2], self.style_rng, p=cfg.mixstyle)
         if self.fs2 is not None and (cfg.freq_shift or cfg.time_shift):
             xb[self.fs2] = shift_augment(xb[self.fs2], freq=cfg.freq_shift, time=cfg.time_shift,
                                          generator=self.spec_gen)

@@ -224,13 +224,56 @@ def test_random_denoise_subtracts_each_chosen_images_noise_floor():
     torch.testing.assert_close(random_denoise(zs, mean, std, p=1.0, top_db=80), zs)
 
 
+def test_freq_mixstyle_gives_each_image_a_mix_of_two_band_colours():
+    from ser.augment import freq_mixstyle
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(12, 1, 128, 216, generator=gen)
+    # Every image its own band colour: a level and a spread per band.
+    x = x * (torch.rand(12, 1, 128, 1, generator=gen) * 3 + 0.5) + torch.randn(12, 1, 128, 1,
+                                                                      generator=gen) * 4
+    out = freq_mixstyle(x, np.random.default_rng(3), p=1.0)
+    again = freq_mixstyle(x, np.random.default_rng(3), p=1.0)
+    assert torch.equal(out, again)  # the NumPy generator alone decides: seeded runs repeat
+    rng = np.random.default_rng(3)
+    rng.random()  # the batch's coin
+    lam = torch.as_tensor(rng.beta(0.3, 0.3, size=12), dtype=torch.float32).view(12, 1, 1, 1)
+    perm = torch.as_tensor(rng.permutation(12))
+    mu, sig = x.mean(3, keepdim=True), (x.var(3, keepdim=True) + 1e-5).sqrt()
+    torch.testing.assert_close(out.mean(3, keepdim=True), lam * mu + (1 - lam) * mu[perm],
+                               atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(out.std(3, keepdim=True), lam * sig + (1 - lam) * sig[perm],
+                               atol=1e-3, rtol=1e-3)
+    # The course in time inside each band is the image's own.
+    z = (out - out.mean(3, keepdim=True)) / out.std(3, keepdim=True)
+    torch.testing.assert_close(z, (x - mu) / x.std(3, keepdim=True), atol=1e-3, rtol=1e-3)
+    assert freq_mixstyle(x, np.random.default_rng(0), p=0.0) is x
+    assert torch.equal(freq_mixstyle(x[:1], np.random.default_rng(0), p=1.0), x[:1])
+    half = freq_mixstyle(x.bfloat16(), np.random.default_rng(3), p=1.0)
+    assert half.dtype == torch.bfloat16  # under bf16 autocast the batch keeps its type
+    # About half the batches mixed at p = 0.5.
+    rng = np.random.default_rng(7)
+    mixed = sum(not torch.equal(freq_mixstyle(x, rng, p=0.5), x) for _ in range(200))
+    assert 70 < mixed < 130
+
+
+def test_mixstyle_is_refused_where_it_cannot_apply():
+    with pytest.raises(ValueError, match="mixstyle is the share"):
+        TrainConfig(arch="ser2d", mixstyle=1.5).check()
+    with pytest.raises(ValueError, match="MixStyle mixes the band statistics"):
+        TrainConfig(arch="lenet1d", mixstyle=0.5).input_space()
+    TrainConfig(arch="ser2d", mixstyle=0.5).check()
+    assert TrainConfig(arch="ser2d", mixstyle=0.5).as_dict()["mixstyle"] == 0.5
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("options", [
     {"freq_shift": 3, "time_shift": 0.2},
     {"random_floor": 30},
     {"random_floor": 30, "random_denoise": 0.5},
     {"precision": "bf16"},
-], ids=["shift", "random-floor", "random-denoise", "bf16"])
+    {"random_floor": 30, "mixstyle": 0.5},
+], ids=["shift", "random-floor", "random-denoise", "bf16", "mixstyle"])
 def test_seeded_runs_with_batch_augmentation_repeat_exactly(demo_root, options):
     cfg = TrainConfig(arch="ser2d", epochs=1, max_clips=120, noise=False, seed=5,
                       batch_size=32, **options)
@@ -241,6 +284,7 @@ def test_seeded_runs_with_batch_augmentation_repeat_exactly(demo_root, options):
     # Predictions use the card's full feature floor: floor and denoising are training only.
     assert a.card.features.top_db == 80
     assert "random_denoise" not in TrainConfig(arch="ser2d").as_dict()  # absent when off
+    assert "mixstyle" not in TrainConfig(arch="ser2d").as_dict()
 
 
 def test_random_floor_is_refused_where_it_cannot_apply():

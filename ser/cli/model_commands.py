@@ -55,6 +55,9 @@ def add_commands(sub) -> None:
                              "this many dB below its peak and the feature floor (0 = off)",
              "random_denoise": "share of training log-mel images whose noise floor is "
                                "subtracted at a random strength (0 = off)",
+             "mixstyle": "probability per training batch that the log-mel images mix their "
+                         "per-band mean and spread with another image's (frequency-wise "
+                         "MixStyle; 0 = off)",
              "max_clips": "subsample for quick trials",
              "init": "start from this trained model (a shipped model's name, a model folder "
                      "or a .pt bundle): its weights and input normalisation instead of "
