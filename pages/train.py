@@ -15,7 +15,7 @@ from ser.distill import check_teachers
 from ser.models import describe, list_models, model_input_space
 from ser.recipe import MAX_COPIES, PRECISIONS, TrainConfig
 from ser.splits import make_split
-from ser.training import cpu_has_bf16, estimate_throughput
+from ser.training import cpu_has_bf16, estimate_throughput, precision_problem
 from ser.warmstart import check_init
 from ser.zoo import all_models, list_pretrained
 from ui.state import (
@@ -125,7 +125,11 @@ precision = c3.selectbox(
          "float32. bfloat16 is about twice as fast on CPUs with bfloat16 instructions "
          "(AVX512-BF16 or AMX)" + (" — this one has them" if cpu_has_bf16() else
                                    " — this one has not, so it would be slower here")
-         + "; the README compares the accuracy.")
+         + ", and runs on NVIDIA GPUs from the Ampere generation on; the README compares "
+           "the accuracy.")
+precision_note = precision_problem(precision, device)
+if precision_note:
+    c3.warning(precision_note, icon="⚠️")
 nproc = c3.number_input("Processes / GPUs", 1, 64, 1, key="nproc",
                         help="Distributed data-parallel training (torchrun): one process per "
                              "GPU, or several CPU processes (gloo). The batch size stays the "

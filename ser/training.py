@@ -430,9 +430,10 @@ class Schedule:
 
 class BatchAugmenter:
     """Per-batch augmentation of standardised inputs: random denoising and floor, MixStyle
-    of the band statistics, band/time shifts and SpecAugment on the spectrogram, then mixup of whole examples. Returns ``(inputs, lam, second_labels)``;
-    without mixup ``lam`` is 1 and ``second_labels`` None. `mixed` applies the last batch's
-    mixing to per-row targets (the teachers' probabilities)."""
+    of the band statistics, band/time shifts and SpecAugment on the spectrogram, then
+    mixup of whole examples. Returns ``(inputs, lam, second_labels)``; without mixup
+    ``lam`` is 1 and ``second_labels`` None. `mixed` applies the last batch's mixing to
+    per-row targets (the teachers' probabilities)."""
 
     def __init__(self, cfg: TrainConfig, spaces: tuple[str, ...], generator: torch.Generator,
                  *, on_gpu: bool | None = None, fs2_stats: dict | None = None, device=None):
@@ -513,6 +514,17 @@ def check_precision(precision: str, device: torch.device) -> str:
         return ("bfloat16 training on a CPU without bfloat16 instructions (AVX512-BF16 or "
                 "AMX) is emulated: expect it slower than float32, not faster.")
     return ""
+
+
+def precision_problem(precision: str, device: str = "auto") -> str:
+    """What a run with ``precision`` on ``device`` (a Train-page choice: auto, cpu, cuda)
+    would be told before it starts: `check_precision`'s refusal or note, "" when none."""
+    from ser.devices import pick_device
+
+    try:
+        return check_precision(precision, pick_device(device))
+    except (TrainingError, ValueError) as exc:
+        return str(exc)
 
 
 def cpu_has_bf16() -> bool:

@@ -532,6 +532,14 @@ def test_bf16_steps_compute_in_bfloat16_and_keep_float32_weights():
         assert any(not torch.equal(a, p) for a, p in zip(before, model.parameters()))
     assert isinstance(check_precision("bf16", cpu), str)  # a note at most, never an error
     assert check_precision("auto", cpu) == check_precision("fp32", cpu) == ""
+    # What the Train page shows under its Precision choice, before a launch.
+    from ser.training import cpu_has_bf16, precision_problem
+
+    note = precision_problem("bf16", "cpu")
+    assert ("is emulated" in note) == (not cpu_has_bf16())
+    assert precision_problem("fp32", "cpu") == precision_problem("auto", "auto") == ""
+    if not torch.cuda.is_available():
+        assert "no CUDA GPU is available" in precision_problem("bf16", "cuda")
     with pytest.raises(ValueError, match="precision must be auto, bf16, fp32"):
         TrainConfig(arch="lenet2d", precision="fp16").check()
     assert "precision" not in TrainConfig(arch="lenet2d").as_dict()
