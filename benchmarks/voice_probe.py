@@ -20,6 +20,13 @@ not scored); the C with the best mean over those nested corpora is chosen, and t
 corpus is then scored at that C and at ``--C`` (``--draws`` draws of the enrolment clips).
 Corpora whose speakers mostly speak in fewer than three emotions are left out of that part.
 
+``--nap K,K,...`` adds a correction that needs no enrolment: the directions in which the
+training speakers' mean vectors differ most (the top K principal directions of those means,
+from corpora whose speakers cover three or more emotions) are projected out of every vector,
+training and test alike, before the probe (nuisance attribute projection, as in speaker
+verification). For each left-out corpus K is chosen by nested leave-one-corpus-out inside
+its pool, as ``--nested`` chooses C, and the left-out corpus is scored at every K.
+
     python benchmarks/voice_probe.py --data crema-d=../shared/datasets/crema-d,\
 tess=../shared/datasets/tess,savee=../shared/datasets/savee,emovo=../shared/datasets/emovo,\
 urdu=../shared/datasets/urdu
@@ -96,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nested", metavar="C,C,...",
                     help="choose C by nested leave-one-corpus-out inside each training pool")
     ap.add_argument("--draws", type=int, default=5, help="enrolment draws for --nested")
+    ap.add_argument("--nap", metavar="K,K,...",
+                    help="project out the top K directions of the speakers' means (no "
+                         "enrolment); K chosen by nested leave-one-corpus-out")
     ap.add_argument("--max-iter", type=int, default=MAX_ITER,
                     help="solver iterations per probe (lower: a quick, less converged look)")
     args = ap.parse_args(argv)
@@ -150,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
            probe(args.C, args.max_iter).fit(Xc, y[split.train]).predict(Xe))
     if args.nested:
         nested_choice(data, [float(c) for c in args.nested.split(",")], args)
+    if args.nap:
+        nap_choice(data, [int(k) for k in args.nap.split(",")], args)
     return 0
 
 
@@ -168,11 +180,72 @@ def centred_uar(data: dict, train: list[str], held: str, C: float, k: int, seed:
     return recall_score(ye, pred, labels=np.unique(ye), average="macro"), share
 
 
+def spread_pool(data: dict) -> list[str]:
+    """The corpora whose speakers mostly speak in three or more emotions (their means are
+    voices, not emotions)."""
+    return [k for k, (_, y, spk, _) in data.items()
+            if np.median([len(np.unique(y[spk == s])) for s in np.unique(spk)]) >= 3]
+
+
+def speaker_directions(X: np.ndarray, spk: np.ndarray, k: int) -> np.ndarray:
+    """The top ``k`` principal directions ``(k, d)`` of the speakers' mean vectors."""
+    means = np.stack([X[spk == s].mean(0) for s in np.unique(spk)])
+    means -= means.mean(0)
+    _, _, vt = np.linalg.svd(means, full_matrices=False)
+    return vt[:k]
+
+
+def nap_uar(data: dict, train: list[str], held: str, k: int, C: float, max_iter: int
+            ) -> tuple[float, float]:
+    """UAR and most-predicted share on every clip of ``held`` of the probe trained on
+    ``train`` after the top ``k`` directions of the speakers' means are projected out."""
+    from sklearn.metrics import recall_score
+    from sklearn.preprocessing import StandardScaler
+
+    Xtr = np.concatenate([data[c][0] for c in train])
+    ytr = np.concatenate([data[c][1] for c in train])
+    scaler = StandardScaler().fit(Xtr)
+    Xs, Xt = scaler.transform(Xtr), scaler.transform(data[held][0])
+    if k:
+        voices = set(spread_pool({c: data[c] for c in train}))
+        rows = np.concatenate([np.full(len(data[c][1]), c in voices) for c in train])
+        spk = np.concatenate([data[c][2] for c in train])
+        V = speaker_directions(Xs[rows], spk[rows], k)
+        Xs, Xt = Xs - (Xs @ V.T) @ V, Xt - (Xt @ V.T) @ V
+    pred = probe(C, max_iter).fit(Xs, ytr).predict(Xt)
+    yt = data[held][1]
+    share = np.bincount(pred, minlength=len(config.LABELS)).max() / len(pred)
+    return recall_score(yt, pred, labels=np.unique(yt), average="macro"), share
+
+
+def nap_choice(data: dict, Ks: list[int], args) -> None:
+    """For each left-out corpus: K chosen by nested leave-one-corpus-out inside its pool,
+    then the left-out corpus scored at every K (its own pool trains, every corpus but it)."""
+    pool = spread_pool(data)
+    print(f"\nSpeaker directions projected out, no enrolment (K directions of the training "
+          f"speakers' means, from {', '.join(pool)}; C = {args.C:g})", flush=True)
+    for held in pool[1:]:
+        rest = [k for k in pool if k != held]
+        means = {}
+        for K in Ks:
+            nested = {v: nap_uar(data, [k for k in rest if k != v], v, K, args.C,
+                                 args.max_iter)[0] for v in rest}
+            means[K] = float(np.mean(list(nested.values())))
+            print(f"  {held} left out, K = {K}: nested UAR " + ", ".join(
+                f"{v} {u:.1%}" for v, u in nested.items()) + f"; mean {means[K]:.1%}",
+                flush=True)
+        chosen = max(means, key=means.get)
+        train = [k for k in data if k != held]
+        for K in Ks:
+            uar, share = nap_uar(data, train, held, K, args.C, args.max_iter)
+            print(f"  {held} at K = {K}{' (chosen)' if K == chosen else ''}: UAR {uar:.1%}, "
+                  f"most predicted {share:.0%}", flush=True)
+
+
 def nested_choice(data: dict, Cs: list[float], args) -> None:
     """For each left-out corpus: C chosen by nested leave-one-corpus-out inside its pool,
     then the left-out corpus scored at that C and at ``args.C``."""
-    pool = [k for k, (_, y, spk, _) in data.items()
-            if np.median([len(np.unique(y[spk == s])) for s in np.unique(spk)]) >= 3]
+    pool = spread_pool(data)
     print(f"\nNested choice of C (pool: {', '.join(pool)}; speaker-centred, {args.enrol} "
           "enrolment clips per scored speaker, not scored)")
     for held in pool[1:]:

@@ -232,14 +232,16 @@ def test_voice_probe_prints_every_part_and_chooses_c_without_the_left_out_corpus
     """benchmarks/voice_probe.py on the demo corpus and three TESS-named corpora: a row per
     part of the voice vector, each corpus left out (plain and speaker-centred), then
     --nested: a row per C for each left-out corpus (the other corpora left out in turn),
-    and the left-out corpus at the chosen C and at --C."""
+    and the left-out corpus at the chosen C and at --C; --nap: the same nested choice of
+    how many directions of the speakers' means are projected out, and a row per K."""
     tess = tess_pool.split("tess=", 1)[1]
     out = subprocess.run(
         [sys.executable, "benchmarks/voice_probe.py", "--data",
          f"demo={demo_root},tess={tess},tess2={tess},tess3={tess}", "--enrol", "3",
-         "--nested", "0.001,0.01", "--draws", "1", "--max-iter", "60"],
+         "--nested", "0.001,0.01", "--draws", "1", "--max-iter", "60", "--nap", "0,2"],
         cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-2000:]
+    out.stdout, nap = out.stdout.split("Speaker directions projected out", 1)
     head, text = out.stdout.split("Nested choice of C", 1)
     for row in ("all 1,792", "speaker embedding", "layer 1", "layer 2", "layer 3",
                 "tess ", "tess, speaker-centred", "demo test actors, speaker-centred"):
@@ -252,7 +254,11 @@ def test_voice_probe_prints_every_part_and_chooses_c_without_the_left_out_corpus
         assert f"  {held} left out, C = 0.001: nested UAR" in text, text
         assert f"  {held} at C = 0.003 (--C): UAR" in text, text
         assert text.count(f"  {held} at C = ") == 2 and "(chosen)" in text, text
-    assert "nan" not in text
+        for k in (0, 2):
+            assert f"  {held} left out, K = {k}: nested UAR" in nap, nap
+            assert f"  {held} at K = {k}" in nap, nap
+    assert nap.count("(chosen)") == 3
+    assert "nan" not in text and "nan" not in nap
 
 
 def test_chain_copy_keeps_the_corpus_readable_with_one_chain_per_speaker(tess_pool, tmp_path):
