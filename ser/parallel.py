@@ -10,6 +10,10 @@ from typing import Any
 
 ProgressFn = Callable[[int, int], None]
 
+#: Chunks in flight per worker: enough to keep every worker busy while the caller takes
+#: results, few enough that results are not held twice for long.
+WINDOW = 2
+
 
 def cpu_count() -> int:
     try:
@@ -53,21 +57,38 @@ def map_unordered(fn: Callable[[Any], Any], items: Iterable[Any], *, workers: in
             if progress:
                 progress(i, total)
         return
-    chunks = [items[i:i + chunksize] for i in range(0, total, chunksize)]
+    chunks = iter([items[i:i + chunksize] for i in range(0, total, chunksize)])
     ctx = mp.get_context("spawn")  # fork after torch/OpenMP initialised can deadlock
     done = 0
-    from concurrent.futures import as_completed
+    from concurrent.futures import FIRST_COMPLETED, wait
 
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=ctx,
+    n_workers = min(workers, -(-total // chunksize))
+    pool = ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx,
                                initializer=_init_worker)
+    # A window of chunks in flight, not all of them: a future keeps its result for as long
+    # as it is referenced, so submitting every chunk at once held every result a second
+    # time (beside the caller's copy) until the last one arrived. For a feature extraction
+    # that is GBs, and the run was killed for memory on a 24 GiB machine.
+    pending: set = set()
+
+    def top_up() -> None:
+        for chunk in chunks:
+            pending.add(pool.submit(_run_chunk, fn, chunk))
+            if len(pending) >= WINDOW * n_workers:
+                return
     try:
-        futures = [pool.submit(_run_chunk, fn, chunk) for chunk in chunks]
-        for fut in as_completed(futures):
-            results = fut.result()
-            yield from results
-            done += len(results)
-            if progress:
-                progress(done, total)
+        top_up()
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            pending.difference_update(finished)
+            while finished:
+                results = finished.pop().result()
+                done += len(results)
+                yield from results
+                del results
+                if progress:
+                    progress(done, total)
+            top_up()
     except BaseException:
         # A failure, a cancel raised by ``progress`` or a caller that stops reading: the
         # chunks not yet started are dropped instead of all being computed first.
