@@ -187,6 +187,18 @@ def spread_pool(data: dict) -> list[str]:
             if np.median([len(np.unique(y[spk == s])) for s in np.unique(spk)]) >= 3]
 
 
+def nested_pools(pool: list[str]):
+    """``(left-out corpus, the rest of the pool)`` for every corpus of ``pool`` but the
+    first; one the nested choice cannot serve (fewer than three others, so leaving one of
+    them out would train on one corpus or none) gets a line saying so instead."""
+    for held in pool[1:]:
+        rest = [k for k in pool if k != held]
+        if len(rest) < 3:
+            print(f"  {held}: needs at least three other corpora to leave one out inside")
+            continue
+        yield held, rest
+
+
 def speaker_directions(X: np.ndarray, spk: np.ndarray, k: int) -> np.ndarray:
     """The top ``k`` principal directions ``(k, d)`` of the speakers' mean vectors."""
     means = np.stack([X[spk == s].mean(0) for s in np.unique(spk)])
@@ -224,8 +236,7 @@ def nap_choice(data: dict, Ks: list[int], args) -> None:
     pool = spread_pool(data)
     print(f"\nSpeaker directions projected out, no enrolment (K directions of the training "
           f"speakers' means, from {', '.join(pool)}; C = {args.C:g})", flush=True)
-    for held in pool[1:]:
-        rest = [k for k in pool if k != held]
+    for held, rest in nested_pools(pool):
         means = {}
         for K in Ks:
             nested = {v: nap_uar(data, [k for k in rest if k != v], v, K, args.C,
@@ -248,11 +259,7 @@ def nested_choice(data: dict, Cs: list[float], args) -> None:
     pool = spread_pool(data)
     print(f"\nNested choice of C (pool: {', '.join(pool)}; speaker-centred, {args.enrol} "
           "enrolment clips per scored speaker, not scored)")
-    for held in pool[1:]:
-        rest = [k for k in pool if k != held]
-        if len(rest) < 3:
-            print(f"  {held}: needs at least three other corpora to leave one out inside")
-            continue
+    for held, rest in nested_pools(pool):
         means = {}
         for C in Cs:
             nested = {v: centred_uar(data, [k for k in rest if k != v], v, C, args.enrol,

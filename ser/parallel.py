@@ -57,7 +57,7 @@ def map_unordered(fn: Callable[[Any], Any], items: Iterable[Any], *, workers: in
             if progress:
                 progress(i, total)
         return
-    chunks = iter([items[i:i + chunksize] for i in range(0, total, chunksize)])
+    chunks = (items[i:i + chunksize] for i in range(0, total, chunksize))
     ctx = mp.get_context("spawn")  # fork after torch/OpenMP initialised can deadlock
     done = 0
     from concurrent.futures import FIRST_COMPLETED, wait

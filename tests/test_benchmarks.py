@@ -261,6 +261,34 @@ def test_voice_probe_prints_every_part_and_chooses_c_without_the_left_out_corpus
     assert "nan" not in text and "nan" not in nap
 
 
+def test_voice_probe_nap_on_a_small_pool_says_what_it_cannot_do(capsys):
+    """Regression: with fewer than three other corpora in the pool, --nap's nested choice
+    chose K from probes trained on a single corpus (on none with a pool of two, which
+    crashed), where --nested says it cannot choose; both now share that guard. Three
+    corpora of random vectors, two speakers each, six emotions."""
+    import importlib.util
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    spec = importlib.util.spec_from_file_location("voice_probe", ROOT / "benchmarks" /
+                                                  "voice_probe.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rng = np.random.default_rng(0)
+    data = {}
+    for key in ("a", "b", "c"):
+        y = np.tile(np.arange(6), 8)
+        spk = np.repeat([f"{key}:1", f"{key}:2"], 24)
+        data[key] = (rng.standard_normal((48, 12)) + y[:, None] * 0.5, y, spk, None)
+    assert bench.spread_pool(data) == ["a", "b", "c"]
+    bench.nap_choice(data, [0, 2], SimpleNamespace(C=0.01, max_iter=50))
+    out = capsys.readouterr().out
+    for held in ("b", "c"):
+        assert f"  {held}: needs at least three other corpora to leave one out inside" in out
+    assert "UAR" not in out
+
+
 def test_chain_copy_keeps_the_corpus_readable_with_one_chain_per_speaker(tess_pool, tmp_path):
     import numpy as np
     import soundfile as sf
