@@ -308,14 +308,19 @@ def prepare(cfg: TrainConfig, input_space: str, *, store: FeatureStore | None = 
     aug = cfg.augment()
     n_copies = int(cfg.copies) if aug.enabled else 0
     train_paths = list(sel.manifest["path"].iloc[sel.split.train])
-    feats, aug_feats = training_features(cfg, sel, store=store, progress=progress)
+    feats, aug_parts = training_features(cfg, sel, store=store, progress=progress,
+                                         stacked=False)
     raw = {part: {s: np.asarray(feats[s])[idx] for s in keys}
            for part, idx in sel.split.parts().items()}
     if cfg.speaker_norm == "speaker":
-        aug_feats = _speaker_normalise(sel, raw, feats, aug_feats, spaces, len(train_paths))
-    if aug_feats is not None:
-        raw["train"] = concat_variable([raw["train"], aug_feats], spaces,
+        aug_parts = _speaker_normalise(sel, raw, feats, aug_parts, spaces)
+    has_copies = bool(aug_parts)
+    if has_copies:
+        # One concatenation of the originals and every copy (the copies come memory-mapped
+        # from the cache): stacking the copies first would hold them twice at the peak.
+        raw["train"] = concat_variable([raw["train"], *aug_parts], spaces,
                                        floor=-feats_cfg.top_db)
+        del aug_parts
     # Statistics come from exactly what the model trains on (original + augmented training
     # clips): bands that are empty in 16 kHz originals but filled by the noise copy would
     # otherwise get a near-zero spread and blow up. (A warm start then swaps in its model's
@@ -328,7 +333,7 @@ def prepare(cfg: TrainConfig, input_space: str, *, store: FeatureStore | None = 
         inputs[part] = Inputs([normalise(s, raw[part][s], norm[s], inplace=True)
                                for s in spaces], raw[part].get(LENGTH_KEY))
         y = encode_labels(sel.manifest["emotion"].iloc[idx])
-        if part == "train" and aug_feats is not None:
+        if part == "train" and has_copies:
             y = np.tile(y, 1 + n_copies)
         labels[part] = torch.from_numpy(y)
     weights = None
@@ -343,10 +348,12 @@ def prepare(cfg: TrainConfig, input_space: str, *, store: FeatureStore | None = 
 
 
 def training_features(cfg: TrainConfig, sel: Selection, *, store: FeatureStore | None = None,
-                      progress: Progress | None = None) -> tuple[dict, dict | None]:
+                      progress: Progress | None = None, stacked: bool = True
+                      ) -> tuple[dict, dict | list | None]:
     """``(features of every clip, features of the augmented training copies or None)``,
     both spaces, extracted once and cached: the copies are stacked copy after copy, in the
-    order of the training part."""
+    order of the training part (``stacked=False``: a list of one dict per copy, each in
+    that order, memory-mapped when cached)."""
     store = store or FeatureStore(cfg=cfg.feature_config(), length=cfg.length)
     aug = cfg.augment()
     n_copies = int(cfg.copies) if aug.enabled else 0
@@ -363,7 +370,7 @@ def training_features(cfg: TrainConfig, sel: Selection, *, store: FeatureStore |
     spaces = ("voice",) if model_input_space(cfg.arch) == "voice" else SPACES
     return store.with_copies(list(sel.manifest["path"]), train_paths if aug.enabled else [],
                              augment=aug, copies=max(n_copies, 1), spaces=spaces,
-                             progress=stage)
+                             progress=stage, stacked=stacked)
 
 
 def check_length(cfg: TrainConfig) -> None:
@@ -386,12 +393,12 @@ def check_length(cfg: TrainConfig) -> None:
         raise ValueError("Variable-length input is not available for distributed training.")
 
 
-def _speaker_normalise(sel: Selection, raw: dict, feats: dict, aug_feats: dict | None,
-                       spaces: tuple[str, ...], n_train: int) -> dict | None:
+def _speaker_normalise(sel: Selection, raw: dict, feats: dict, aug_parts: list | None,
+                       spaces: tuple[str, ...]) -> list | None:
     """Normalise every FS2 image (or voice vector) in ``raw`` (in place) and of the
-    augmented copies by its speaker's statistics: training speakers from their own training
-    clips (each copy set from its own copies), held-out speakers from their enrolment
-    clips."""
+    augmented copies (one dict per copy) by its speaker's statistics: training speakers
+    from their own training clips (each copy set from its own copies), held-out speakers
+    from their enrolment clips."""
     s = norm_space(spaces)
     spk = sel.manifest["speaker"].astype(str).to_numpy()
     train_spk = spk[sel.split.train]
@@ -402,15 +409,14 @@ def _speaker_normalise(sel: Selection, raw: dict, feats: dict, aug_feats: dict |
         if len(rows):
             stats = stats_by_group(np.asarray(feats[s])[enrol], spk[enrol], s)
             raw[part][s] = normalise_by_group(raw[part][s], spk[rows], stats)
-    if aug_feats is None:
-        return None
-    copies = np.asarray(aug_feats[s])
-    out = np.empty(copies.shape, np.float32)
-    for start in range(0, len(copies), n_train):
-        block = copies[start:start + n_train]
-        out[start:start + n_train] = normalise_by_group(block, train_spk,
-                                                        stats_by_group(block, train_spk, s))
-    return {**aug_feats, s: out}
+    if not aug_parts:
+        return aug_parts
+    out = []
+    for part in aug_parts:
+        block = np.asarray(part[s])
+        out.append({**part, s: normalise_by_group(block, train_spk,
+                                                  stats_by_group(block, train_spk, s))})
+    return out
 
 
 # ------------------------------------------------------------------------ scoring a card

@@ -147,9 +147,10 @@ def attach_teachers(data, cfg, *, progress: Progress | None = None):
 
     checked = _checked_teachers(cfg, data.selection, data.features)
     teachers = [b for b, _ in checked]
-    feats, aug_feats = training_features(cfg, data.selection)
-    sources = [(feats, data.selection.split.train)] + (
-        [(aug_feats, None)] if aug_feats is not None else [])
+    # The copies one by one (memory-mapped from the cache), not stacked into a new array
+    # beside the run's own training tensors.
+    feats, aug_parts = training_features(cfg, data.selection, stacked=False)
+    sources = [(feats, data.selection.split.train)] + [(p, None) for p in aug_parts or []]
     n_rows = len(data.labels["train"])
     masks = None
     if cfg.distill_scope == "heard":

@@ -142,15 +142,18 @@ class FeatureStore:
 
     def with_copies(self, paths: list[str], aug_paths: list[str], *,
                     augment: AugmentConfig | None = None, copies: int = 1,
-                    spaces: tuple[str, ...] = SPACES, progress=None
-                    ) -> tuple[dict[str, np.ndarray] | None, dict[str, np.ndarray] | None]:
+                    spaces: tuple[str, ...] = SPACES, progress=None, stacked: bool = True
+                    ) -> tuple[dict[str, np.ndarray] | None, dict | list | None]:
         """Features of ``paths`` and of ``copies`` augmented copies of ``aug_paths``, in one
         pass that decodes each clip once (decoding is a third of the cost).
 
         Each batch, and each copy, is cached on its own, so any can later be loaded alone
         and adding a copy re-uses the others. Returns ``(plain, augmented)``; the copies are
         stacked copy after copy (``copies * len(aug_paths)`` rows, the first numbered
-        ``augment.copy``). An empty list gives ``None`` in its place.
+        ``augment.copy``), or with ``stacked=False`` given as a list of one dict per copy
+        (memory-mapped from the cache when cached), so a caller that stacks them with other
+        rows builds its array once instead of holding the copies twice. An empty list gives
+        ``None`` in its place.
         """
         paths = [str(p) for p in paths]
         enabled = augment is not None and augment.enabled
@@ -180,6 +183,8 @@ class FeatureStore:
         augmented = None
         if aug_paths:
             parts = [results[f"aug{k}"] for k in range(copies)]
+            if not stacked:
+                return self._finish(results["plain"]), [self._finish(p) for p in parts]
             augmented = parts[0] if copies == 1 else concat_variable(
                 parts, spaces, floor=-self.cfg.top_db)
         return self._finish(results["plain"]), self._finish(augmented)
