@@ -248,12 +248,17 @@ class FeatureStore:
                 out[k]["fs2"], out[k][LENGTH_KEY] = stack_padded(out[k]["fs2"],
                                                                  floor=-cfg.top_db)
         for k in todo:
+            results[k] = out.pop(k)
             if self.cache:
                 plist, aug = jobs[k]
-                _write_cache(folders[k], out[k], {"n": len(plist), "cfg": cfg.as_dict(),
-                                                  "spaces": spaces, "length": self.length,
-                                                  "augment": aug.as_dict() if aug else None})
-            results[k] = out[k]
+                _write_cache(folders[k], results[k], {"n": len(plist), "cfg": cfg.as_dict(),
+                                                      "spaces": spaces, "length": self.length,
+                                                      "augment": aug.as_dict() if aug else None})
+                # Read back memory-mapped, as a warm cache gives it: the batch then lives in
+                # the page cache, not a second time in this process beside the run's own
+                # training arrays (a cold general-recipe run peaked about 4 GB higher).
+                results[k] = _open_cache(folders[k], spaces, len(plist), cfg,
+                                         variable=variable) or results[k]
 
 
     def _copy_dir(self, aug: AugmentConfig | None, spaces: tuple[str, ...]) -> Path | None:
