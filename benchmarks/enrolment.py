@@ -109,6 +109,8 @@ def candidates(clips, k: int, seed: int, draw: str) -> tuple[dict, np.ndarray]:
     "random"), ``k`` per speaker and emotion ("balanced") or enough per speaker and emotion
     for ``k`` guided takes ("guided"); every other clip of those speakers is scored."""
     spk = clips["speaker"].astype(str).to_numpy()
+    if k == 0:  # no enrolment (``--ks 0``): every clip is scored
+        return {}, np.arange(len(clips))
     if draw != "random":
         per = k if draw == "balanced" else -(-k // len(GUIDE_ORDER))
         emo = clips["emotion"].astype(str).to_numpy()

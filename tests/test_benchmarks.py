@@ -195,6 +195,25 @@ def test_guided_enrolment_draws_the_takes_the_page_asks_for():
     assert not set(scored) & set(np.concatenate(list(cand.values())))
 
 
+def test_enrolment_benchmark_without_enrolment_scores_every_clip():
+    """Regression: ``--ks 0`` alone (the models as they are, no voice) crashed while
+    drawing enrolment clips ("enrolment needs at least one clip per speaker, not 0")."""
+    import importlib.util
+
+    import numpy as np
+    import pandas as pd
+
+    spec = importlib.util.spec_from_file_location("enrolment", ROOT / "benchmarks" /
+                                                  "enrolment.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    clips = pd.DataFrame([{"speaker": s, "emotion": e, "path": f"{s}-{e}-{i}.wav"}
+                          for s in ("a", "b") for e in ("angry", "sad") for i in range(3)])
+    for draw in ("random", "balanced", "guided"):
+        cand, scored = bench.candidates(clips, 0, 0, draw)
+        assert cand == {} and np.array_equal(scored, np.arange(len(clips)))
+
+
 @pytest.mark.parametrize("script, good, cells, bad, refusal", [
     # a log-mel floor at prediction time: as is, 30, 50 dB, the mean of all
     ("floor_at_test.py", ["--floors", "30,50"], 4, ["--floors", "5"], "between 10 and 79"),
