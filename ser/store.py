@@ -254,11 +254,10 @@ class FeatureStore:
                 _write_cache(folders[k], results[k], {"n": len(plist), "cfg": cfg.as_dict(),
                                                       "spaces": spaces, "length": self.length,
                                                       "augment": aug.as_dict() if aug else None})
-                # Read back memory-mapped, as a warm cache gives it: the batch then lives in
-                # the page cache, not a second time in this process beside the run's own
-                # training arrays (a cold general-recipe run peaked about 4 GB higher).
-                results[k] = _open_cache(folders[k], spaces, len(plist), cfg,
-                                         variable=variable) or results[k]
+                # Mapped back from the files just written (and checksummed), as a warm cache
+                # gives it: the batch then lives in the page cache, not in this process
+                # beside the run's own training arrays.
+                results[k] = _map_written(folders[k], results[k])
 
 
     def _copy_dir(self, aug: AugmentConfig | None, spaces: tuple[str, ...]) -> Path | None:
@@ -370,6 +369,17 @@ def _open_cache(folder: Path, spaces: tuple[str, ...], n: int,
                 reason)
     shutil.rmtree(folder, ignore_errors=True)
     return None
+
+
+def _map_written(folder: Path, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``arrays`` as memory maps of the cache entry `_write_cache` just wrote for them, or
+    ``arrays`` themselves when it cannot be read back (not checksummed again)."""
+    try:
+        mapped = {s: np.load(folder / f"{s}.npy", mmap_mode="r") for s in arrays}
+    except (OSError, ValueError):
+        return arrays
+    same = all(m.shape == np.shape(arrays[s]) for s, m in mapped.items())
+    return mapped if same else arrays
 
 
 def _file_records(folder: Path, spaces) -> dict[str, dict]:
