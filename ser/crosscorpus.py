@@ -41,6 +41,12 @@ class Cell:
     #: Speaker-normalised models: enrolment clips per speaker behind the statistics (not
     #: scored); 0 for a model that scores each clip on its own.
     enrol: int = 0
+    #: The label shares as they would be on a balanced version of the corpus: each true
+    #: class weighted equally (the mean of the row-normalised confusion matrix). Equal to
+    #: ``predicted_share`` when the corpus is balanced; on an unbalanced one (SAVEE's
+    #: neutral is twice any other emotion) it keeps a class that is merely frequent in the
+    #: corpus from looking like a collapse.
+    balanced_share: dict[str, float] = field(default_factory=dict)
 
     @property
     def top_share(self) -> float:
@@ -78,8 +84,11 @@ def cell(corpus: str, kind: str, y: np.ndarray, pred: np.ndarray) -> Cell:
     present = sorted(set(y.tolist()))
     recall = {config.LABELS[c]: float(np.mean(pred[y == c] == c)) for c in present}
     share = {lab: float(np.mean(pred == i)) for i, lab in enumerate(config.LABELS)}
+    balanced = {lab: float(np.mean([np.mean(pred[y == c] == i) for c in present]))
+                for i, lab in enumerate(config.LABELS)} if present else {}
     return Cell(corpus, kind, int(len(y)), float(np.mean(pred == y)),
-                float(np.mean(list(recall.values()))), recall, share)
+                float(np.mean(list(recall.values()))), recall, share,
+                balanced_share=balanced)
 
 
 def score(bundle: Bundle, corpora: dict[str, str], *, own_data: str | None = None,

@@ -272,6 +272,25 @@ def test_cross_corpus_cells_say_when_speakers_were_enrolled(tmp_path):
     assert "10 enrolment clips/speaker" in fig.data[0].text[0][0]
 
 
+def test_label_shares_as_on_a_balanced_corpus():
+    """On an unbalanced corpus the share of a frequent class is not a collapse: the
+    balanced share weighs each true emotion equally (SAVEE: neutral is twice any other)."""
+    import numpy as np
+
+    from ser import crosscorpus
+
+    # 4 neutral clips, 2 angry: all neutral right, one angry called neutral
+    y = np.array([4, 4, 4, 4, 0, 0])
+    pred = np.array([4, 4, 4, 4, 0, 4])
+    cell = crosscorpus.cell("savee", "unseen", y, pred)
+    assert cell.predicted_share["neutral"] == 5 / 6
+    assert cell.balanced_share["neutral"] == (1 + 0.5) / 2
+    assert cell.balanced_share["angry"] == (0 + 0.5) / 2
+    assert abs(sum(cell.balanced_share.values()) - 1) < 1e-9
+    even = crosscorpus.cell("x", "unseen", np.array([0, 4]), np.array([4, 4]))
+    assert even.balanced_share == even.predicted_share
+
+
 def test_unseen_summary_names_the_corpora_of_a_pooled_model(tmp_path):
     """A model that heard every corpus has no unseen cell: the Predict caption says so and
     names its corpora instead of saying nothing (regression: it said nothing)."""
