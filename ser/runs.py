@@ -347,11 +347,17 @@ def log_tail(run_id: str, lines: int = 20) -> str:
 
 # ------------------------------------------------------------------ inside the run process
 
-def _wait_for_slot(d: Path, max_parallel: int):
-    """Block until this run may start; returns the held lock file (or None if cancelled)."""
+def _wait_for_slot(d: Path, max_parallel: int, on_wait=None):
+    """Block until this run may start; returns the held lock file (or None if cancelled).
+
+    ``on_wait`` is called once with a sentence saying why, if the run has to wait at all
+    (the CLI prints it: a run that sits queued behind another without a word looks hung).
+    """
     lock_dir = root() / ".slots"
     lock_dir.mkdir(parents=True, exist_ok=True)
     my_created = read_json(d / "status.json").get("created_ts", 0)
+    slots = max(1, max_parallel)
+    announced = False
     while True:
         if cancel_requested(d):
             return None
@@ -368,13 +374,21 @@ def _wait_for_slot(d: Path, max_parallel: int):
                 older_waiting = True
                 break
         if not older_waiting:
-            for slot in range(max(1, max_parallel)):
+            for slot in range(slots):
                 f = open(lock_dir / f"slot{slot}.lock", "w")
                 try:
                     fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     return f
                 except OSError:
                     f.close()
+        if on_wait is not None and not announced:
+            announced = True
+            why = ("an older queued run goes first" if older_waiting else
+                   f"{'the training slot is' if slots == 1 else f'all {slots} training slots are'}"
+                   " taken")
+            on_wait(f"is queued: {why} (at most {slots} run{'s' * (slots > 1)} of "
+                    f"{root()} train at once; the CLI's --max-parallel). It starts as soon "
+                    "as it may.")
         time.sleep(0.5)
 
 
@@ -387,7 +401,12 @@ def execute(run_id: str, *, max_parallel: int = 1, on_event=None, progress=None)
     d = run_dir(run_id)
     _set_status(d, pid=os.getpid())
     signal.signal(signal.SIGTERM, lambda *_: (d / "cancel").write_text(_now()))
-    slot = _wait_for_slot(d, max_parallel)
+    try:
+        slot = _wait_for_slot(d, max_parallel,
+                              on_wait=lambda why: print(f"run {run_id} {why}", flush=True))
+    except KeyboardInterrupt:  # Ctrl-C while queued: the run never started
+        _set_status(d, state="cancelled", ended=_now())
+        raise
     if slot is None:
         _set_status(d, state="cancelled", ended=_now())
         return 0

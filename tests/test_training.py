@@ -641,3 +641,54 @@ def test_a_run_with_one_speaker_batches_trains_and_records_it(demo_root, tmp_pat
     assert r.returncode == 0, r.stderr[-2000:]
     card = load_bundle(out).card
     assert card.training.batches == "speaker"
+
+
+def test_a_cli_run_waiting_for_a_training_slot_says_so(demo_root, tmp_path):
+    """Regression: a second `train` started while the only slot (--max-parallel 1) was taken
+    sat queued without a word, looking hung. It now says it is queued and why, starts when
+    the slot frees, and Ctrl-C while queued leaves the run cancelled rather than queued."""
+    import fcntl
+    import queue
+    import signal
+    import threading
+
+    env = dict(os.environ, SER_RUNS_DIR=str(tmp_path / "runs"))
+    slots = tmp_path / "runs" / ".slots"
+    slots.mkdir(parents=True)
+    cmd = [sys.executable, "-m", "ser", "train", "--data", str(demo_root), "--arch", "lenet1d",
+           "--epochs", "1", "--no-noise", "--max-parallel", "1"]
+
+    def start_queued():
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        lines: queue.Queue = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True).start()
+        t0 = time.time()
+        while True:
+            try:
+                line = lines.get(timeout=1)
+            except queue.Empty:
+                assert proc.poll() is None and time.time() - t0 < 120, proc.stderr.read()
+                continue
+            if "is queued" in line:
+                return proc, line
+
+    held = open(slots / "slot0.lock", "w")  # another run holds the only slot
+    fcntl.flock(held, fcntl.LOCK_EX)
+    proc, line = start_queued()
+    assert "the training slot is taken" in line and "--max-parallel" in line
+    held.close()  # the other run ends: this one starts and finishes
+    assert proc.wait(timeout=300) == 0, proc.stderr.read()[-2000:]
+    (run_id,) = [p.name for p in (tmp_path / "runs").iterdir() if not p.name.startswith(".")]
+    assert json.loads((tmp_path / "runs" / run_id / "status.json").read_text())["state"] \
+        == "finished"
+
+    held = open(slots / "slot0.lock", "w")
+    fcntl.flock(held, fcntl.LOCK_EX)
+    proc, _ = start_queued()
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=60)
+    held.close()
+    states = {json.loads((p / "status.json").read_text())["state"]
+              for p in (tmp_path / "runs").iterdir() if not p.name.startswith(".")}
+    assert states == {"finished", "cancelled"}
