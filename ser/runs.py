@@ -386,9 +386,9 @@ def _wait_for_slot(d: Path, max_parallel: int, on_wait=None):
             why = ("an older queued run goes first" if older_waiting else
                    f"{'the training slot is' if slots == 1 else f'all {slots} training slots are'}"
                    " taken")
-            on_wait(f"is queued: {why} (at most {slots} run{'s' * (slots > 1)} of "
-                    f"{root()} train at once; the CLI's --max-parallel). It starts as soon "
-                    "as it may.")
+            on_wait(f"is queued: {why} (--max-parallel {slots}: at most {slots} "
+                    f"run{'s' * (slots > 1)} in {root()} train{'s' * (slots == 1)} at a "
+                    "time). It starts as soon as it may.")
         time.sleep(0.5)
 
 
