@@ -384,11 +384,10 @@ def _wait_for_slot(d: Path, max_parallel: int, on_wait=None):
         if on_wait is not None and not announced:
             announced = True
             why = ("an older queued run goes first" if older_waiting else
-                   f"{'the training slot is' if slots == 1 else f'all {slots} training slots are'}"
-                   " taken")
-            on_wait(f"is queued: {why} (--max-parallel {slots}: at most {slots} "
-                    f"run{'s' * (slots > 1)} in {root()} train{'s' * (slots == 1)} at a "
-                    "time). It starts as soon as it may.")
+                   "the training slot is taken" if slots == 1 else
+                   f"all {slots} training slots are taken")
+            on_wait(f"is queued: {why} (--max-parallel {slots}: runs in {root()} train at "
+                    f"most {slots} at a time). It starts as soon as it may.")
         time.sleep(0.5)
 
 
