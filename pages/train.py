@@ -74,6 +74,7 @@ FS2_NORM_LABELS = {
     "none": "None (the seeds' log-mel)",
     "denoise": "Noise floor removed",
     "utterance": "Per-utterance channel normalisation",
+    "lowpass": "Bands above 8 kHz silenced",
 }
 
 
@@ -224,7 +225,9 @@ with st.expander("Feature settings (default: the seeds' FS1/FS2)"):
              "so pauses fall to the floor whatever the room. Per-utterance: each band's "
              "mean over the clip is removed, i.e. what a microphone, room or codec adds to "
              "every frame. Both measured worse on unseen corpora than none; a 30-dB floor "
-             "did better (README, cross-corpus).")
+             "did better (README, cross-corpus). Bands above 8 kHz silenced: every clip "
+             "looks as if recorded at CREMA-D's 16 kHz, so a pool of corpora cannot be told "
+             "apart by its top bands.")
     spk_norm = st.checkbox(
         "Speaker normalisation", False, key="speaker_norm",
         help="Standardises each log-mel image (2D models) by its speaker's own statistics "

@@ -83,9 +83,11 @@ def check_teacher(bundle: Bundle, features, selection, held: set[str]) -> set[st
     """Raise ``ValueError`` when ``bundle`` cannot teach this run (see `load_teachers`);
     otherwise return the clips it trained on (pooled names)."""
     card, name = bundle.card, bundle.name
-    if card.features != features:
+    if card.features.extraction() != features.extraction():
         raise ValueError(f"Teacher {name} was trained on other features than this run "
-                         "(feature settings differ); teachers must share the student's.")
+                         "(feature settings differ); teachers must share the student's "
+                         "(the log-mel normalisation may differ: each teacher scores the "
+                         "clips with its own).")
     if card.speaker_normalised:
         raise ValueError(f"Teacher {name} is speaker-normalised: it needs each speaker's "
                          "statistics and cannot score training clips one by one.")
@@ -144,13 +146,23 @@ def attach_teachers(data, cfg, *, progress: Progress | None = None):
     if not cfg.teachers:
         return data
     from ser.dataset import training_features
+    from ser.store import FeatureStore
 
     checked = _checked_teachers(cfg, data.selection, data.features)
     teachers = [b for b, _ in checked]
-    # The copies one by one (memory-mapped from the cache), not stacked into a new array
-    # beside the run's own training tensors.
-    feats, aug_parts = training_features(cfg, data.selection, stacked=False)
-    sources = [(feats, data.selection.split.train)] + [(p, None) for p in aug_parts or []]
+
+    def rows_as(features) -> list:
+        # The copies one by one (memory-mapped from the cache), not stacked into a new
+        # array beside the run's own training tensors; in the teacher's own log-mel
+        # normalisation (one cache entry serves every normalisation).
+        feats, aug_parts = training_features(
+            cfg, data.selection, stacked=False,
+            store=FeatureStore(cfg=features, length=cfg.length))
+        return [(feats, data.selection.split.train)] + [(p, None) for p in aug_parts or []]
+
+    kinds = {t.card.features for t in teachers}
+    by_kind = {k: rows_as(k) for k in kinds}
+    sources = by_kind.get(data.features) or next(iter(by_kind.values()))
     n_rows = len(data.labels["train"])
     masks = None
     if cfg.distill_scope == "heard":
@@ -159,7 +171,8 @@ def attach_teachers(data, cfg, *, progress: Progress | None = None):
         row_corpus = np.tile(np.asarray(train, dtype=object), copies)
         masks = [np.isin(row_corpus, sorted({corpus_of(c) for c in taught}))
                  for _, taught in checked]
-    data.soft = soft_targets(teachers, sources, progress=progress, masks=masks)
+    data.soft = soft_targets(teachers, sources, progress=progress, masks=masks,
+                             per_teacher=[by_kind[t.card.features] for t in teachers])
     data.teachers = [t.name for t in teachers]
     if len(data.soft) != n_rows:
         raise ValueError(f"The teachers scored {len(data.soft)} training rows but the run "
@@ -180,11 +193,14 @@ def _ordered_pooled(selection, part: str) -> list[str]:
 
 def soft_targets(bundles: list[Bundle], sources: list[tuple[dict, np.ndarray | None]], *,
                  progress: Progress | None = None,
-                 masks: list[np.ndarray] | None = None) -> np.ndarray:
+                 masks: list[np.ndarray] | None = None,
+                 per_teacher: list[list] | None = None) -> np.ndarray:
     """The teachers' averaged calibrated probabilities ``(N, C)`` for the rows of
     ``sources`` in order: each source is ``(arrays, rows)``, feature arrays by space and
     the row indices to take (None = every row). ``masks`` (one boolean ``(N,)`` per
-    teacher) limits each teacher to its rows; a row no teacher answers is all zeros."""
+    teacher) limits each teacher to its rows; a row no teacher answers is all zeros.
+    ``per_teacher`` (one sources list per teacher, the same rows in each) gives a teacher
+    the rows as its own features see them."""
     from ser.dataset import spaces_for
 
     sizes = [len(rows) if rows is not None else len(next(iter(arrays.values())))
@@ -197,7 +213,8 @@ def soft_targets(bundles: list[Bundle], sources: list[tuple[dict, np.ndarray | N
     for i, b in enumerate(bundles):
         mask = None if masks is None else np.asarray(masks[i], np.float64)
         keys, offset = spaces_for(b.input_space), 0
-        for (arrays, rows), n in zip(sources, sizes):
+        for (arrays, rows), n in zip(sources if per_teacher is None else per_teacher[i],
+                                     sizes):
             for start in range(0, n, CHUNK):
                 take = (np.arange(start, min(start + CHUNK, n)) if rows is None
                         else np.asarray(rows)[start:start + CHUNK])

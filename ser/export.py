@@ -37,7 +37,7 @@ from torch import nn
 
 from ser import config
 from ser.bundle import Bundle
-from ser.features import FLOOR_OVERSUBTRACT, FLOOR_PERCENTILE, FeatureConfig
+from ser.features import FLOOR_OVERSUBTRACT, FLOOR_PERCENTILE, FeatureConfig, lowpass_bands
 
 #: The opset written (the ONNX STFT operator needs 17).
 OPSET = 17
@@ -84,10 +84,12 @@ class LogMelFrontEnd(nn.Module):
         super().__init__()
         import librosa
 
-        if cfg.fs2_norm not in ("none", "denoise"):
+        if cfg.fs2_norm not in ("none", "denoise", "lowpass"):
             raise ExportError(f"The front end of models trained with fs2_norm={cfg.fs2_norm!r} "
                               "is not exported yet; export the feature graph (--onnx) alone.")
         self.denoise = cfg.fs2_norm == "denoise"
+        self.keep = (lowpass_bands(cfg.sample_rate, cfg.n_mels) if cfg.fs2_norm == "lowpass"
+                     else None)
         self.n_fft, self.hop = cfg.n_fft, cfg.hop_length
         self.frames, self.top_db = cfg.fs2_frames, float(cfg.top_db)
         mel = librosa.filters.mel(sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels)
@@ -134,7 +136,20 @@ class LogMelFrontEnd(nn.Module):
         db = torch.cat([db, fill], dim=-1)[..., :self.frames]  # pad with silence, or crop
         if self.denoise:
             db = self.floor_subtract(db)
+        if self.keep is not None:
+            db = self.lowpass(db)
         return ((db - self.mean) / self.std).unsqueeze(1)
+
+    def lowpass(self, db: torch.Tensor) -> torch.Tensor:
+        """`ser.features.lowpass` in torch operations."""
+        floor = -self.top_db
+        low = db[:, :self.keep]
+        peak = low.amax(dim=(1, 2), keepdim=True)
+        shift = torch.where(peak > floor + 1e-3, peak, torch.zeros_like(peak))
+        low = torch.where(low > floor, (low - shift).clamp(min=floor),
+                          torch.full_like(low, floor))
+        high = torch.full_like(db[:, self.keep:], floor)
+        return torch.cat([low, high], dim=1)
 
     def floor_subtract(self, db: torch.Tensor) -> torch.Tensor:
         """`ser.features.floor_subtract` in torch operations (a sort and a gather stand

@@ -30,7 +30,7 @@ SPACES = ("fs1", "fs2")
 #: Every space a model can read: the seeds' two and ``voice``, the pretrained voice
 #: encoder's statistics (`ser.voice`). ``voice`` is computed only when asked for by name.
 ALL_SPACES = ("fs1", "fs2", "voice")
-FS2_NORMS = ("none", "utterance", "denoise")
+FS2_NORMS = ("none", "utterance", "denoise", "lowpass")
 #: How FS2 images get their time axis: ``fixed`` = cropped/padded to ``fs2_frames`` (the
 #: seeds); ``variable`` = each clip's own frames (see `variable_frames`).
 LENGTHS = ("fixed", "variable")
@@ -54,7 +54,8 @@ class FeatureConfig:
     version: int = FEATURE_VERSION
     #: ``"utterance"`` removes each mel band's mean over the clip's own sounding frames from
     #: FS2 (see `utterance_normalise`); ``"denoise"`` removes each band's stationary noise
-    #: floor (see `floor_subtract`); ``"none"`` keeps the seeds' FS2.
+    #: floor (see `floor_subtract`); ``"lowpass"`` silences the mel bands above 8 kHz (see
+    #: `lowpass`); ``"none"`` keeps the seeds' FS2.
     fs2_norm: str = "none"
 
     def __post_init__(self) -> None:
@@ -424,8 +425,58 @@ def _floor_subtract(x: np.ndarray, floor: float, percentile: float,
     return np.where(peak > 0, np.maximum(out, floor), floor).astype(np.float32)
 
 
+#: `lowpass`: the cutoff, the Nyquist frequency of CREMA-D's 16 kHz audio (the bands above
+#: it are empty in every CREMA-D clip and full in every other corpus's).
+LOWPASS_HZ = 8000.0
+
+
+@lru_cache(maxsize=8)
+def lowpass_bands(sr: int, n_mels: int, cutoff: float = LOWPASS_HZ) -> int:
+    """How many of the lowest mel bands lie wholly below ``cutoff`` Hz (librosa's Slaney
+    mel scale from 0 Hz to ``sr / 2``; band ``i`` spans edges ``i`` to ``i + 2``). 115 of
+    128 with the seeds' config."""
+    import librosa
+
+    edges = librosa.mel_frequencies(n_mels + 2, fmin=0.0, fmax=sr / 2)
+    return int(np.count_nonzero(edges[2:] <= cutoff))
+
+
+def lowpass(db: np.ndarray, *, sr: int = config.SAMPLE_RATE,
+            top_db: float = config.FS2_TOP_DB) -> np.ndarray:
+    """Silence the mel bands above `LOWPASS_HZ` in log-mel images, as if every recording
+    had been made at CREMA-D's 16 kHz.
+
+    ``db`` is one ``(n_mels, frames)`` image or a batch ``(N, n_mels, frames)`` in dB
+    relative to each clip's maximum, in [-top_db, 0]. Bands that reach above the cutoff are
+    set to ``-top_db``; the rest is put back relative to its own maximum (a clip whose peak
+    lay above the cutoff has its loudest remaining bin at 0 dB again) and clipped at
+    ``-top_db``; bins already at the floor (padding, or quieter than it) stay there.
+    Silent clips stay silent.
+
+    Why: in a pool of corpora the empty top bands tell CREMA-D (most of the training clips)
+    from every other corpus, so a network can learn one set of rules for "CREMA-D" and one
+    for "the rest" instead of rules about emotion.
+    """
+    src = np.asarray(db)
+    single = src.ndim == 2
+    src = src[None] if single else src
+    out = np.empty(src.shape, np.float32)
+    keep = lowpass_bands(int(sr), src.shape[1])
+    floor = -float(top_db)
+    out[:, keep:, :] = floor
+    for a in range(0, len(src), 256):  # a few hundred images at a time: flat memory
+        low = np.asarray(src[a:a + 256, :keep, :], dtype=np.float32)
+        peak = low.max(axis=(1, 2), keepdims=True) if keep else low[:, :0, :1]
+        shift = np.where(peak > floor + 1e-3, peak, 0.0).astype(np.float32)
+        out[a:a + 256, :keep, :] = np.where(low > floor, np.maximum(low - shift, floor),
+                                            floor)
+    return out[0] if single else out
+
+
 def apply_fs2_norm(fs2_db: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     """``cfg``'s FS2 normalisation on one image or a batch (identity for ``"none"``)."""
+    if cfg.fs2_norm == "lowpass":
+        return lowpass(fs2_db, sr=cfg.sample_rate, top_db=cfg.top_db)
     if cfg.fs2_norm == "utterance":
         return utterance_normalise(fs2_db, top_db=cfg.top_db)
     if cfg.fs2_norm == "denoise":

@@ -235,7 +235,9 @@ class TrainConfig:
             raise ValueError(f"mixstyle is the share of training batches whose images mix "
                              f"their band statistics: 0 (off) to 1, not {self.mixstyle}.")
         for option in ("random_floor", "random_denoise"):
-            if getattr(self, option) and (self.speaker_norm != "none" or fc.fs2_norm != "none"):
+            # the low-pass keeps images in dB re their peak, which is all these need
+            if getattr(self, option) and (self.speaker_norm != "none"
+                                          or fc.fs2_norm not in ("none", "lowpass")):
                 raise ValueError(f"{option} works on globally standardised log-mel images; it "
                                  "cannot be combined with speaker normalisation or fs2_norm.")
         if self.readout_l2:

@@ -44,6 +44,52 @@ def test_soft_targets_are_the_teachers_probabilities_on_every_training_row(teach
     assert not np.allclose(data.soft[n_train:], expected, atol=1e-3)
 
 
+def test_a_low_pass_student_learns_from_a_full_band_teacher_on_the_teachers_images(
+        demo_root, tmp_path):
+    # The teachers score each training row as their own features see it (here the full
+    # band), the student trains on its own (bands above 8 kHz silenced, random floor).
+    # The demo corpus is 16 kHz (nothing above 8 kHz), so the pool gets a TESS-named
+    # corpus of 24.4-kHz clips with hiss up to its Nyquist frequency.
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    for spk in ("OAF", "YAF"):
+        for w_i, word in enumerate(("back", "dog", "keen")):
+            for e_i, emo in enumerate(("angry", "disgust", "fear", "happy", "neutral", "sad")):
+                t = np.arange(int(0.8 * 24414)) / 24414
+                y = 0.3 * np.sin(2 * np.pi * (150 + 20 * e_i + 7 * w_i) * t)
+                y += (0.02 + 0.01 * e_i) * rng.standard_normal(len(t))
+                folder = tmp_path / "tess" / f"{spk}_{emo}"
+                folder.mkdir(parents=True, exist_ok=True)
+                sf.write(folder / f"{spk}_{word}_{emo}.wav", y.astype(np.float32), 24414)
+    res = fit(TrainConfig(arch="lenet2d", noise=False, epochs=1, seed=3, data=str(demo_root)))
+    path = tmp_path / "teacher.pt"
+    save_bundle(path, res.model, res.card)
+    cfg = TrainConfig(arch="lenet2d", noise=True, teachers=str(path), random_floor=30,
+                      features={"fs2_norm": "lowpass"}, epochs=1, seed=3, batch_size=32,
+                      data=f"{demo_root},tess={tmp_path / 'tess'}")
+    cfg.check()
+    data = prepare(cfg, "fs2")
+    attach_teachers(data, cfg)
+    clips = data.selection.part("train")
+    n_train = len(clips)
+    expected = predict_proba(res.model, featurise(res.card, clips))
+    np.testing.assert_allclose(data.soft[:n_train], expected, atol=1e-4)
+    from dataclasses import replace
+
+    lowpassed = predict_proba(res.model, featurise(
+        replace(res.card, features=replace(res.card.features, fs2_norm="lowpass")), clips))
+    assert not np.allclose(data.soft[:n_train], lowpassed, atol=1e-3)  # the test can tell
+    student = fit(cfg)
+    assert student.card.features.fs2_norm == "lowpass"
+    assert student.card.data["teachers"] == ["lenet2d"]
+    # a teacher of other extraction settings (here 64 mel bands) is still refused
+    other = TrainConfig(arch="lenet2d", noise=False, teachers=str(path),
+                        features={"n_mels": 64}, **COMMON)
+    with pytest.raises(ValueError, match="other features than this run"):
+        attach_teachers(prepare(other, "fs2"), other)
+
+
 def test_teacher_term_changes_training_and_is_recorded(teacher):
     path, _ = teacher
     plain = fit(TrainConfig(arch="lenet1d", noise=False, mixup=0.2, **COMMON))

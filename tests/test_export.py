@@ -259,3 +259,30 @@ def test_front_end_removes_the_noise_floor_like_the_features(clips, tmp_path):
             loud = (want > -60) | (have > -60)
             assert np.abs(have - want)[loud].max(initial=0) < 0.05
             assert np.mean(np.abs(have - want) < 0.05) > 0.99
+
+
+def test_front_end_silences_the_bands_above_8_khz_like_the_features(tmp_path):
+    """fs2_norm=lowpass in the waveform graph: eager and ONNX equal `clip_features`, on
+    full-band clips (hiss up to 11 kHz, one whose loudest bin lies above 8 kHz) and silence."""
+    from ser.export import _to_onnx
+    from ser.features import FeatureConfig
+
+    cfg = FeatureConfig(fs2_norm="lowpass")
+    front = LogMelFrontEnd(cfg, np.zeros(cfg.n_mels), np.ones(cfg.n_mels)).eval()
+    path = tmp_path / "front.onnx"
+    path.write_bytes(_to_onnx(front, (torch.zeros(1, 22050),), ["waveform"],
+                              {"waveform": {0: "batch", 1: "samples"}}, output="probs"))
+    session = OnnxModel(path)
+    rng = np.random.default_rng(1)
+    t = np.arange(33075) / 22050
+    voiced = (0.3 * np.sin(2 * np.pi * 200 * t) + 0.02 * rng.standard_normal(len(t)))
+    whistle = 0.5 * np.sin(2 * np.pi * 9500 * t) + 0.05 * np.sin(2 * np.pi * 300 * t)
+    for y in (voiced.astype(np.float32), whistle.astype(np.float32),
+              np.zeros(22050, np.float32)):
+        want = clip_features(y, cfg=cfg, spaces=("fs2",))["fs2"]
+        assert (want[115:] == -80).all()  # the 13 bands above 8 kHz
+        with torch.no_grad():
+            eager = front(torch.from_numpy(y)[None]).numpy()[0, 0]
+        got = session(y[None])[0, 0]
+        for have in (eager, got):
+            assert np.abs(have - want).max() < 1e-2

@@ -409,6 +409,56 @@ def test_denoised_config_shares_the_cache_and_predicts_like_training(tmp_path):
                                atol=1e-3)
 
 
+def _voiced_with_hiss(sr: int, seconds: float = 1.5) -> np.ndarray:
+    """A buzzy vowel-like tone plus hiss that reaches up to the Nyquist frequency."""
+    t = np.arange(int(seconds * sr)) / sr
+    voice = sum(np.sin(2 * np.pi * 160 * k * t) / k for k in range(1, 25))
+    hiss = 0.05 * np.random.default_rng(0).standard_normal(len(t))
+    return (0.2 * voice + hiss).astype(np.float32)
+
+
+def test_lowpass_makes_a_full_band_and_a_16khz_recording_look_alike():
+    # The same sound recorded at 44.1 kHz and through a 16 kHz chain (CREMA-D's): the seeds'
+    # log-mel tells them apart by the bands above 8 kHz; the low-pass image does not.
+    wide = _voiced_with_hiss(44100)
+    full = librosa.resample(wide, orig_sr=44100, target_sr=22050)
+    narrow = librosa.resample(librosa.resample(wide, orig_sr=44100, target_sr=16000),
+                              orig_sr=16000, target_sr=22050)
+    a, b = features.fs2(full), features.fs2(narrow)
+    keep = features.lowpass_bands(22050, 128)
+    assert keep == 115
+    sounding = slice(0, 60)  # 1.5 s of 5; the rest is padding
+    assert a[keep:, sounding].mean() - b[keep:, sounding].mean() > 20  # hiss against ~nothing
+    la, lb = features.lowpass(a), features.lowpass(b)
+    assert (la[keep:] == -80).all() and (lb[keep:] == -80).all()
+    assert np.abs(la[:keep - 3] - lb[:keep - 3]).mean() < 1.0  # below the cutoff: the same
+    assert la.max() == 0 and la.min() >= -80
+    # a clip whose loudest bin lay above the cutoff is put back relative to what is left
+    hi = np.full((128, 216), -80.0, np.float32)
+    hi[:keep, :100] = -30.0
+    hi[120, 10] = 0.0
+    out = features.lowpass(hi)
+    assert out.max() == 0 and (out[:keep, :100] == 0).all() and (out[:keep, 100:] == -80).all()
+    # batch = one by one; silence stays silence; the input is left as it was
+    np.testing.assert_array_equal(features.lowpass(np.stack([a, hi])), np.stack([la, out]))
+    assert hi[120, 10] == 0.0
+    silent = np.full((128, 216), -80.0, np.float32)
+    np.testing.assert_array_equal(features.lowpass(silent), silent)
+
+
+def test_lowpass_config_shares_the_cache_and_predicts_like_training(tmp_path):
+    paths = [write_clip(tmp_path / "1001_DFA_ANG_XX.wav", 1.2, sr=44100)]
+    cfg = features.FeatureConfig(fs2_norm="lowpass")
+    assert features.FeatureConfig.from_dict(cfg.as_dict()) == cfg and cfg.key() != DEFAULT.key()
+    plain = plain_store(tmp_path, workers=1).features(paths)
+    normed = plain_store(tmp_path, cfg=cfg, workers=1).features(paths)
+    assert len(batch_entries(tmp_path / "features")) == 1
+    np.testing.assert_array_equal(normed["fs2"], features.lowpass(plain["fs2"]))
+    y, _ = load_audio(paths[0], sr=22050)
+    np.testing.assert_allclose(features.clip_features(y, cfg=cfg)["fs2"], normed["fs2"][0],
+                               atol=1e-3)
+
+
 def test_augmented_copies_are_reused_clip_by_clip_across_batches(tmp_path):
     paths = [write_clip(tmp_path / f"100{i}_DFA_SAD_XX.wav", 1.0, freq=150 + 30 * i)
              for i in range(3)]
