@@ -438,6 +438,20 @@ def decode(source: AudioSource, sr: int | None = None, *,
     return y, int(native_sr), tuple(notes)
 
 
+#: The shortest clip a model scores: a spoken word takes longer; anything shorter is a
+#: stray click of a record button, and a prediction on it would be a guess.
+MIN_SCORE_SECONDS = 0.2
+
+
+def check_scorable(y: np.ndarray, sr: int, name: str = "the clip") -> None:
+    """Raise `AudioError` when decoded ``y`` (at ``sr`` Hz) is too short to score."""
+    seconds = len(y) / sr if sr else 0.0
+    if seconds < MIN_SCORE_SECONDS:
+        shown = f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
+        raise AudioError(f"{name} lasts {shown}: too short to hold speech (a model needs at "
+                         f"least {MIN_SCORE_SECONDS:g} s). Record or upload a longer clip.")
+
+
 def _too_long(name: str, seconds: float, limit: float) -> str:
     return (f"{name} lasts {seconds / 60:.1f} min; the limit is {limit / 60:.1f} min. "
             "Trim it to the part you want analysed.")
@@ -490,8 +504,8 @@ def quality_report(y: np.ndarray, sr: int, channels: int = 1,
     if n:
         frame_rms = np.sqrt(np.mean(y[: n * frame].reshape(n, frame) ** 2, axis=1))
         silent = float(np.mean(frame_rms < 10 ** (-50 / 20)))
-    else:
-        silent = 1.0
+    else:  # shorter than one frame: the clip is the frame
+        silent = float(rms < 10 ** (-50 / 20)) if len(y) else 1.0
     notes = list(notes)
     if peak == 0.0:
         notes.append("The clip is digital silence: every model will only be guessing.")
@@ -501,14 +515,11 @@ def quality_report(y: np.ndarray, sr: int, channels: int = 1,
         notes.append(f"{clipped:.1%} of samples are clipped (at full scale); loud distortion "
                      "can look like anger to a model.")
     if duration < 1.0:
-        notes.append(f"The clip is short ({duration:.2f} s); CREMA-D clips last 1.3–5 s.")
+        shown = f"{duration * 1000:.0f} ms" if duration < 0.1 else f"{duration:.2f} s"
+        notes.append(f"The clip is short ({shown}); CREMA-D clips last 1.3–5 s.")
     if peak > 0 and silent > 0.8:
         notes.append(f"{silent:.0%} of the clip is near-silent.")
     if sr < 16000:
         notes.append(f"Low sample rate ({sr} Hz): frequencies above {sr // 2} Hz are missing.")
     return QualityReport(duration, int(sr), int(channels), peak, rms_db, clipped, silent,
                          tuple(notes))
-
-
-# Temporary alias while the corpus adapters move over; removed before landing.
-load = load_audio

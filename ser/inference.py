@@ -42,6 +42,7 @@ from ser import config
 from ser.audio import (
     AudioError,
     QualityReport,
+    check_scorable,
     decode,
     info,
     load_audio,
@@ -619,6 +620,7 @@ def open_clip(source, name: str = "clip", *,
     if meta.duration_s > max_seconds:
         raise AudioError(_too_long_message(name, meta.duration_s, max_seconds))
     y, sr, notes = decode(source, sr=None, max_seconds=max_seconds)
+    check_scorable(y, sr, name)
     y_model = resample(y, sr, config.SAMPLE_RATE)
     return Clip(name, y, sr, meta.channels, quality_report(y, sr, meta.channels, notes),
                 y_model, fs2(mel=mel_power_chunked(y_model), frames=0))

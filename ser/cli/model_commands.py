@@ -589,9 +589,10 @@ def _score_clip(clip: str, predictors, voice=None, adapt: bool = True
     """Calibrated predictions of every model for one clip, decoded once (and resampled
     once per rate the models use), and the clip's quality warnings. With ``voice`` a
     speaker-normalised model is normalised by it, any other adapted to it (``adapt``)."""
-    from ser.audio import decode, quality_report, resample
+    from ser.audio import check_scorable, decode, quality_report, resample
 
     y, sr, notes = decode(clip)
+    check_scorable(y, sr, Path(clip).name)
     warnings = quality_report(y, sr, notes=notes).warnings
     by_rate: dict[int, object] = {}
     features: dict[int, dict] = {}  # per rate: features shared by models with equal configs

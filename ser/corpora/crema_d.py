@@ -267,10 +267,10 @@ def _write_stats_cache(cache: dict) -> None:
 def _clip_stats(path: str) -> tuple[str, tuple[str, float]]:
     import hashlib
 
-    from ser.audio import AudioError, load
+    from ser.audio import AudioError, load_audio
 
     try:
-        y, _ = load(path)
+        y, _ = load_audio(path)
     except AudioError:
         return path, ("unreadable:" + path, float("nan"))
     # Hash the decoded samples, not the bytes: the same audio stored as WAV and Opus, or

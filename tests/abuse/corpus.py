@@ -58,8 +58,10 @@ def make_corpus(folder: Path) -> dict[str, str]:
         "too-long.wav": (_wav(np.zeros(601 * 1000, np.float32), 1000, "PCM_U8"), "refused"),
         "fake.m4a": (b"\x00\x00\x00\x20ftypM4A " + b"\x00" * 2000, "refused"),
         "silence.wav": (_wav(np.zeros(16000, np.float32), 16000), "warned"),
-        "one-sample.wav": (_wav(np.array([0.5], np.float32), 16000), "warned"),
-        "50ms.wav": (_wav(_tone(0.05), 16000), "warned"),
+        # a stray click of a record button: refused, not given a verdict
+        "one-sample.wav": (_wav(np.array([0.5], np.float32), 16000), "refused"),
+        "50ms.wav": (_wav(_tone(0.05), 16000), "refused"),
+        "300ms.wav": (_wav(_tone(0.3), 16000), "warned"),  # a word: scored, called short
         "opposite-phase.wav": (_wav(np.stack([y, -y], axis=1), 16000), "warned"),
         "float-20.wav": (_wav(loud, 16000, "FLOAT"), "warned"),
         "good.wav": (good, "ok"),
