@@ -236,17 +236,22 @@ def test_front_end_with_a_hop_that_does_not_divide_n_fft(clips, tmp_path):
         assert np.abs(got - want).max() < 1e-2
 
 
-def test_front_end_removes_the_noise_floor_like_the_features(clips, tmp_path):
-    """fs2_norm=denoise in the waveform graph: eager and ONNX equal `clip_features`."""
+def _front_end_pair(fs2_norm: str, tmp_path):
+    """``(config, eager front end, its ONNX session)`` for one log-mel normalisation."""
     from ser.export import _to_onnx
     from ser.features import FeatureConfig
 
-    cfg = FeatureConfig(fs2_norm="denoise")
+    cfg = FeatureConfig(fs2_norm=fs2_norm)
     front = LogMelFrontEnd(cfg, np.zeros(cfg.n_mels), np.ones(cfg.n_mels)).eval()
     path = tmp_path / "front.onnx"
     path.write_bytes(_to_onnx(front, (torch.zeros(1, 22050),), ["waveform"],
                               {"waveform": {0: "batch", 1: "samples"}}, output="probs"))
-    session = OnnxModel(path)
+    return cfg, front, OnnxModel(path)
+
+
+def test_front_end_removes_the_noise_floor_like_the_features(clips, tmp_path):
+    """fs2_norm=denoise in the waveform graph: eager and ONNX equal `clip_features`."""
+    cfg, front, session = _front_end_pair("denoise", tmp_path)
     silent = np.zeros(22050, np.float32)
     for y in [sf.read(p, dtype="float32")[0] for p in clips[:6]] + [silent]:
         want = clip_features(y, cfg=cfg, spaces=("fs2",))["fs2"]
@@ -264,15 +269,7 @@ def test_front_end_removes_the_noise_floor_like_the_features(clips, tmp_path):
 def test_front_end_silences_the_bands_above_8_khz_like_the_features(tmp_path):
     """fs2_norm=lowpass in the waveform graph: eager and ONNX equal `clip_features`, on
     full-band clips (hiss up to 11 kHz, one whose loudest bin lies above 8 kHz) and silence."""
-    from ser.export import _to_onnx
-    from ser.features import FeatureConfig
-
-    cfg = FeatureConfig(fs2_norm="lowpass")
-    front = LogMelFrontEnd(cfg, np.zeros(cfg.n_mels), np.ones(cfg.n_mels)).eval()
-    path = tmp_path / "front.onnx"
-    path.write_bytes(_to_onnx(front, (torch.zeros(1, 22050),), ["waveform"],
-                              {"waveform": {0: "batch", 1: "samples"}}, output="probs"))
-    session = OnnxModel(path)
+    cfg, front, session = _front_end_pair("lowpass", tmp_path)
     rng = np.random.default_rng(1)
     t = np.arange(33075) / 22050
     voiced = (0.3 * np.sin(2 * np.pi * 200 * t) + 0.02 * rng.standard_normal(len(t)))
