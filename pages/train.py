@@ -227,8 +227,8 @@ with st.expander("Feature settings (default: the seeds' FS1/FS2)"):
              "every frame. Both measured worse on unseen corpora than none; a 30-dB floor "
              "did better (README, cross-corpus). Bands above 8 kHz silenced: every clip "
              "looks as if recorded at CREMA-D's 16 kHz, so a pool of corpora cannot be told "
-             "apart by its top bands; measured 3 points worse on never-heard SAVEE and "
-             "EMOVO (README, cross-corpus).")
+             "apart by its top bands; measured worse on never-heard SAVEE, EMOVO and TESS "
+             "(README, cross-corpus).")
     spk_norm = st.checkbox(
         "Speaker normalisation", False, key="speaker_norm",
         help="Standardises each log-mel image (2D models) by its speaker's own statistics "
