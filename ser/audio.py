@@ -447,9 +447,9 @@ def check_scorable(y: np.ndarray, sr: int, name: str = "the clip") -> None:
     """Raise `AudioError` when decoded ``y`` (at ``sr`` Hz) is too short to score."""
     seconds = len(y) / sr if sr else 0.0
     if seconds < MIN_SCORE_SECONDS:
-        shown = f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
-        raise AudioError(f"{name} lasts {shown}: too short to hold speech (a model needs at "
-                         f"least {MIN_SCORE_SECONDS:g} s). Record or upload a longer clip.")
+        raise AudioError(f"{name} lasts {seconds * 1000:.0f} ms: too short to hold speech "
+                         f"(a model needs at least {MIN_SCORE_SECONDS:g} s). Record or upload "
+                         "a longer clip.")
 
 
 def _too_long(name: str, seconds: float, limit: float) -> str:

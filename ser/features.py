@@ -466,7 +466,7 @@ def lowpass(db: np.ndarray, *, sr: int = config.SAMPLE_RATE,
     out[:, keep:, :] = floor
     for a in range(0, len(src), 256):  # a few hundred images at a time: flat memory
         low = np.asarray(src[a:a + 256, :keep, :], dtype=np.float32)
-        peak = low.max(axis=(1, 2), keepdims=True) if keep else low[:, :0, :1]
+        peak = low.max(axis=(1, 2), keepdims=True, initial=floor)
         shift = np.where(peak > floor + 1e-3, peak, 0.0).astype(np.float32)
         out[a:a + 256, :keep, :] = np.where(low > floor, np.maximum(low - shift, floor),
                                             floor)

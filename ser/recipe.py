@@ -239,7 +239,8 @@ class TrainConfig:
             if getattr(self, option) and (self.speaker_norm != "none"
                                           or fc.fs2_norm not in ("none", "lowpass")):
                 raise ValueError(f"{option} works on globally standardised log-mel images; it "
-                                 "cannot be combined with speaker normalisation or fs2_norm.")
+                                 "cannot be combined with speaker normalisation or "
+                                 "fs2_norm=utterance/denoise.")
         if self.readout_l2:
             self.check_readout()
         if not 0 <= int(self.swa) <= self.resolved_epochs():
