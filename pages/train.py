@@ -153,6 +153,18 @@ adversary = c3.number_input(
          "not show the corpus (its microphone, room, actors' style), so it cannot use the "
          "corpus as a shortcut to the emotion. The weight ramps up from 0 over the run; "
          "0 = off. " + ("" if pooled else "Needs a pool of at least two corpora."))
+has_votes = "human_vote" in corpus.manifest and bool(
+    corpus.manifest["human_vote"].fillna("").astype(str).ne("").any())
+vote_weight = c3.number_input(
+    "Weight of clips the raters did not hear as meant", 0.05, 1.0, 1.0, 0.05,
+    key="vote_weight", disabled=not has_votes,
+    help="CREMA-D's crowd raters named the emotion they heard in each clip's voice alone; "
+         "for about half the clips it was not the emotion the actor meant (most were heard "
+         "as neutral). Below 1, those clips are drawn this many times as often as the ones "
+         "the raters heard as meant; every emotion and corpus keeps its share of the "
+         "draws. 1 = every clip alike. Measured on voices from other corpora: see the "
+         "README. " + ("" if has_votes else "Needs the raters' votes (CREMA-D's "
+                       "summaryTable.csv beside its audio)."))
 st.markdown("**Augmentation and regularisation**")
 c = st.columns(5)
 noise = c[0].checkbox("White noise copy", True, key="noise",
@@ -304,6 +316,7 @@ def make_config(arch: str) -> TrainConfig:
                        random_floor=30.0 if rfloor else 0.0,
                        patience=int(patience), schedule=schedule, swa=int(swa),
                        adversary=float(adversary) if pooled else 0.0,
+                       vote_weight=float(vote_weight) if has_votes else 1.0,
                        readout_l2=float(readout_l2),
                        data=corpus_dir(),
                        features=feature_settings(n_mels, n_mfcc, hop, fs2_norm, top_db),

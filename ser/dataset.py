@@ -29,7 +29,7 @@ from ser.corpora import Corpus, corpus_available, load_corpus
 from ser.features import LENGTH_KEY, SPACES, FeatureConfig, concat_variable
 from ser.recipe import TrainConfig
 from ser.speakers import norm_space, normalise_by_group, split_enrolment, stats_by_group
-from ser.splits import Split, class_balance_weights, make_split
+from ser.splits import Split, class_balance_weights, make_split, vote_weights
 from ser.store import FeatureStore
 
 LABEL_INDEX = {label: i for i, label in enumerate(config.LABELS)}
@@ -263,7 +263,8 @@ class Prepared:
     labels: dict[str, torch.Tensor]
     normalisation: dict[str, dict[str, np.ndarray]]
     n_augmented: int = 0
-    #: Per training row, the weight of its draw (``balance="corpus"``); None = uniform.
+    #: Per training row, the weight of its draw (``balance="corpus"``, ``vote_weight``);
+    #: None = uniform.
     train_weights: np.ndarray | None = None
     #: Per training row, the teachers' averaged probabilities (set by
     #: `ser.distill.attach_teachers`); None = no teacher.
@@ -336,15 +337,39 @@ def prepare(cfg: TrainConfig, input_space: str, *, store: FeatureStore | None = 
         if part == "train" and has_copies:
             y = np.tile(y, 1 + n_copies)
         labels[part] = torch.from_numpy(y)
-    weights = None
-    if cfg.balance == "corpus":
-        weights = np.tile(class_balance_weights(sel.manifest, sel.split.train), 1 + n_copies)
+    weights = draw_weights(cfg, sel)
+    if weights is not None:
+        weights = np.tile(weights, 1 + n_copies)
     groups = None
     if cfg.batches == "speaker":
         groups = np.tile(sel.manifest["speaker"].astype(str).to_numpy()[sel.split.train],
                          1 + n_copies)
     return Prepared(sel, feats_cfg, spaces, inputs, labels, norm, len(train_paths) * n_copies,
                     weights, train_groups=groups)
+
+
+def draw_weights(cfg: TrainConfig, sel: Selection) -> np.ndarray | None:
+    """How often each training clip (in split order) is drawn relative to the others:
+    corpus balance (``balance="corpus"``) times the raters' votes (``vote_weight``); None
+    = every clip alike. ``ValueError`` when ``vote_weight`` is on and no training clip has
+    a vote."""
+    weights = None
+    if cfg.balance == "corpus":
+        weights = class_balance_weights(sel.manifest, sel.split.train)
+    if float(cfg.vote_weight) != 1:
+        heard = vote_weights(sel.manifest, sel.split.train, cfg.vote_weight)
+        if heard is None:
+            raise ValueError(f"vote_weight {cfg.vote_weight:g} needs the crowd raters' votes "
+                             "(CREMA-D's summaryTable.csv beside its audio), and no training "
+                             f"clip of {sel.corpus.name} has one.")
+        weights = heard if weights is None else weights * heard
+    return weights
+
+
+def check_votes(cfg: TrainConfig) -> None:
+    """Refuse a ``vote_weight`` run whose training clips have no raters' votes."""
+    if float(cfg.vote_weight) != 1:
+        draw_weights(cfg, select(cfg))
 
 
 def training_features(cfg: TrainConfig, sel: Selection, *, store: FeatureStore | None = None,

@@ -46,6 +46,11 @@ class TrainConfig:
     #: statistics in training, as voice adaptation does at prediction time
     #: (`ser.training.adapt_batchnorm`). Stored only when "speaker".
     batches: str = "mixed"
+    #: Crowd raters' votes (CREMA-D's voice-only ``VoiceVote``): a training clip whose
+    #: intended emotion the raters did not hear in the voice is drawn this many times as
+    #: often as one whose emotion they heard, each corpus and emotion keeping its share of
+    #: the draws (`ser.splits.vote_weights`). 1 = off (every clip alike); stored when not 1.
+    vote_weight: float = 1.0
     #: "speaker": standardise each log-mel image by its speaker's own statistics
     #: (`ser.speakers`); held-out speakers give ``enrol`` clips for them, never scored.
     speaker_norm: str = "none"
@@ -205,6 +210,14 @@ class TrainConfig:
                                            or self.length != "fixed"):
             raise ValueError("One-speaker batches work with balance none, fixed-length input "
                              "and one process.")
+        if not 0 < float(self.vote_weight) <= 1:
+            raise ValueError("vote_weight (how often a clip whose emotion the raters did not "
+                             "hear is drawn, against one whose they did) must be in (0, 1]; "
+                             f"1 = off, not {self.vote_weight}.")
+        if float(self.vote_weight) != 1 and self.batches == "speaker":
+            raise ValueError("Vote weights set how often each clip is drawn; one-speaker "
+                             "batches take every clip once per epoch, so they cannot be "
+                             "combined.")
         if self.speaker_norm == "speaker" and not 1 <= int(self.enrol) <= 100:
             raise ValueError(f"enrol must be 1–100 clips per speaker, not {self.enrol}.")
         if self.split == "loco" and not self.test_corpus:
@@ -301,6 +314,7 @@ class TrainConfig:
             ("batches=speaker",
                                                        self.batches == "speaker"),
             ("balance=corpus", self.balance == "corpus"),
+            ("vote_weight", float(self.vote_weight) != 1),
             ("several processes", self.distributed)) if on]
         if clashes:
             raise ValueError("The one-step read-out fit (readout_l2) minimises the plain "
@@ -357,6 +371,8 @@ class TrainConfig:
             del d["mixstyle"]
         if d["batches"] == "mixed":
             del d["batches"]
+        if float(d["vote_weight"]) == 1:
+            del d["vote_weight"]
         if not d["adversary"]:
             del d["adversary"]
         if not d["readout_l2"]:

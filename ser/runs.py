@@ -56,6 +56,10 @@ def create(cfg) -> str:
         from ser.dataset import check_length
 
         check_length(cfg)  # e.g. a fixed-input architecture asked for variable length
+    if float(cfg.vote_weight) != 1:
+        from ser.dataset import check_votes
+
+        check_votes(cfg)  # e.g. raters' votes asked of a corpus that has none
     run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.arch}-{secrets.token_hex(2)}"
     d = root() / run_id
     d.mkdir(parents=True, exist_ok=False)

@@ -411,6 +411,31 @@ def class_balance_weights(manifest: pd.DataFrame, rows,
     return w * (len(rows) / w.sum())
 
 
+def vote_weights(manifest: pd.DataFrame, rows, unheard: float) -> np.ndarray | None:
+    """Per-row sample weights from the crowd raters' voice-only votes (``human_vote``,
+    CREMA-D's summaryTable.csv): a clip whose intended emotion is not among the voted labels
+    (the raters did not hear it in the voice) is drawn ``unheard`` times as often as one
+    whose emotion they heard. Inside each corpus and emotion the weights are scaled back to
+    one per clip on average, so every emotion and corpus keeps its share of the draws;
+    clips without a vote (other corpora) keep weight 1. None when no row has a vote.
+    """
+    rows = np.asarray(rows, dtype=int)
+    if "human_vote" not in manifest or not len(rows):
+        return None
+    votes = manifest["human_vote"].iloc[rows].fillna("").astype(str).to_numpy()
+    voted = votes != ""
+    if not voted.any():
+        return None
+    emotion = manifest["emotion"].iloc[rows].astype(str).to_numpy()
+    heard = np.array([e in v.split(":") for e, v in zip(emotion, votes)])
+    w = np.where(voted & ~heard, float(unheard), 1.0)
+    corpus = (corpus_ids(manifest)[rows].astype(str) if "corpus" not in manifest
+              else manifest["corpus"].iloc[rows].fillna("").astype(str).to_numpy())
+    df = pd.DataFrame({"g": corpus, "e": emotion, "w": w})
+    mean = df.groupby(["g", "e"])["w"].transform("mean").to_numpy()
+    return w / mean
+
+
 @dataclass
 class LeakageReport:
     """What train/validation and test have in common. ``clean`` when nothing."""

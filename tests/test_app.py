@@ -49,6 +49,31 @@ def test_train_page_refuses_a_random_floor_for_a_1d_model(demo_root, models_dir)
     assert at.button(key="launch").disabled  # refused before launch, not after
 
 
+def test_train_page_weights_by_the_raters_votes_only_where_there_are_votes(
+        demo_root, models_dir, tmp_path):
+    from conftest import crema_with_votes
+
+    from ser import runs
+
+    at = open_page("pages/train.py")
+    assert at.number_input(key="vote_weight").disabled  # the demo corpus has no votes
+    at.session_state["corpus_dir"] = str(crema_with_votes(tmp_path / "crema"))
+    at.run()
+    assert_clean(at)
+    assert not at.number_input(key="vote_weight").disabled
+    at.number_input(key="vote_weight").set_value(0.25)
+    at.multiselect(key="archs").set_value(["lenet1d"])
+    at.number_input(key="epochs").set_value(1)
+    at.checkbox(key="noise").set_value(False)
+    at.radio(key="split").set_value("random").run()
+    at.button(key="launch").click().run()
+    assert_clean(at)
+    assert not at.error, [e.value for e in at.error]
+    run_id = next(r["run_id"] for r in runs.list_runs()
+                  if r["config"].get("vote_weight") == 0.25)
+    runs.cancel(run_id)
+
+
 def test_train_page_offers_the_one_step_read_out_for_voicelin_only(demo_root, models_dir):
     at = open_page("pages/train.py")
     at.multiselect(key="archs").set_value(["lenet2d"])

@@ -246,3 +246,32 @@ def test_pool_from_environment(folders, monkeypatch):
     monkeypatch.setenv("SER_DATA_DIR", f"{folders['tess']},{folders['emovo']}")
     c = load_corpus()
     assert c.name == "TESS + EMOVO" and c.source == "SER_DATA_DIR"
+
+
+def test_vote_weights_favour_the_clips_whose_emotion_the_raters_heard():
+    """``vote_weight``: a CREMA-D clip whose intended emotion is not among the raters'
+    voice-only votes is drawn ``unheard`` times as often as one whose emotion they heard (a
+    tie that names it counts as heard); every corpus and emotion keeps one draw per clip on
+    average; clips without a vote weigh 1."""
+    m = fake_pool()
+    crema = m["corpus"] == "crema-d"
+    votes = np.where(m["emotion"] == "sad", "neutral", m["emotion"]).astype(object)
+    votes[(m["emotion"] == "sad").to_numpy() & (m["speaker"] < "crema-d:1031").to_numpy()] = \
+        "neutral:sad"
+    m["human_vote"] = np.where(crema, votes, np.nan)
+    rows = np.arange(len(m))
+    w = splits.vote_weights(m, rows, 0.25)
+    df = pd.DataFrame({"w": w, "corpus": m["corpus"], "emotion": m["emotion"],
+                       "vote": m["human_vote"]})
+    assert np.allclose(df.groupby(["corpus", "emotion"])["w"].mean(), 1.0)
+    sad = df[crema & (df["emotion"] == "sad")]
+    heard, unheard = sad[sad["vote"] == "neutral:sad"], sad[sad["vote"] == "neutral"]
+    assert len(heard) == 30 and len(unheard) == 61
+    assert np.allclose(unheard["w"] / heard["w"].iloc[0], 0.25)
+    assert np.allclose(df.loc[crema & (df["emotion"] != "sad"), "w"], 1.0)  # all heard
+    assert np.allclose(df.loc[~crema, "w"], 1.0)
+    # weights follow the rows asked for; no votes anywhere → None
+    back = splits.vote_weights(m, rows[::-1], 0.25)
+    np.testing.assert_allclose(back, w[::-1])
+    assert splits.vote_weights(m.drop(columns="human_vote"), rows, 0.25) is None
+    assert splits.vote_weights(m.assign(human_vote=""), rows, 0.25) is None

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import write_clip
+from conftest import crema_with_votes, write_clip
 
 from ser import runs
 from ser.bundle import BundleError, load_bundle, save_bundle
@@ -692,3 +692,33 @@ def test_a_cli_run_waiting_for_a_training_slot_says_so(demo_root, tmp_path):
     states = {json.loads((p / "status.json").read_text())["state"]
               for p in (tmp_path / "runs").iterdir() if not p.name.startswith(".")}
     assert states == {"finished", "cancelled"}
+
+
+def test_vote_weight_option_is_checked_and_stored_only_when_on():
+    assert "vote_weight" not in TrainConfig(arch="ser2d").as_dict()
+    assert TrainConfig(arch="ser2d", vote_weight=0.25).check().as_dict()["vote_weight"] == 0.25
+    for bad in (0, -1, 1.5):
+        with pytest.raises(ValueError, match=r"vote_weight .* must be in \(0, 1\]"):
+            TrainConfig(arch="ser2d", vote_weight=bad).check()
+    with pytest.raises(ValueError, match="one-speaker batches"):
+        TrainConfig(arch="ser2d", vote_weight=0.5, batches="speaker").check()
+
+
+@pytest.mark.slow
+def test_a_run_weighted_by_the_raters_votes_trains_and_records_it(demo_root, tmp_path):
+    """Through the command line: the run draws by the raters' votes and its card keeps the
+    option; a corpus without votes is refused with a message naming what is missing."""
+    env = {**os.environ, "SER_RUNS_DIR": str(tmp_path / "runs")}
+    crema_with_votes(tmp_path / "crema")
+    out = tmp_path / "m.pt"
+    common = [sys.executable, "-m", "ser", "train", "--arch", "lenet1d", "--epochs", "1",
+              "--no-noise", "--batch-size", "16", "--split", "random", "--vote-weight", "0.25"]
+    r = subprocess.run([*common, "--data", str(tmp_path / "crema"), "--out", str(out)],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert load_bundle(out).card.training.vote_weight == 0.25
+    r = subprocess.run([*common, "--data", str(demo_root), "--max-clips", "60"],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode != 0
+    assert "needs the crowd raters' votes" in r.stderr and "Traceback" not in r.stdout + r.stderr
+    assert len(list((tmp_path / "runs").iterdir())) == 1  # refused before a run existed
