@@ -211,9 +211,9 @@ class TrainConfig:
             raise ValueError("One-speaker batches work with balance none, fixed-length input "
                              "and one process.")
         if not 0 < float(self.vote_weight) <= 1:
-            raise ValueError("vote_weight (how often a clip whose emotion the raters did not "
-                             "hear is drawn, against one whose they did) must be in (0, 1]; "
-                             f"1 = off, not {self.vote_weight}.")
+            raise ValueError("vote_weight (how often a clip is drawn whose meant emotion the "
+                             "raters did not hear, against one whose emotion they heard) must "
+                             f"be in (0, 1]; 1 = off, not {self.vote_weight}.")
         if float(self.vote_weight) != 1 and self.batches == "speaker":
             raise ValueError("Vote weights set how often each clip is drawn; one-speaker "
                              "batches take every clip once per epoch, so they cannot be "
