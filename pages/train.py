@@ -171,7 +171,12 @@ noise = c[0].checkbox("White noise copy", True, key="noise",
                       help="The seed's noise-augmented copy of every training clip "
                            "(factor 0.01).")
 pitch = c[1].checkbox("Pitch shift", False, key="pitch",
-                      help="The copy is also shifted by up to ±2 semitones.")
+                      help="The copy is also shifted in pitch (and formants), by up to the "
+                           "range below.")
+pitch_range = c[1].number_input("± semitones", 0.5, 12.0, 2.0, 0.5, key="pitch_range",
+                                disabled=not pitch,
+                                help="Each copy's shift is drawn uniformly in this range; "
+                                     "the shipped models used ±2.")
 stretch = c[2].checkbox("Time stretch", False, key="stretch",
                         help="The copy is also sped up or slowed down by up to 10 %.")
 channel = c[3].checkbox("Recording chain", False, key="channel",
@@ -309,7 +314,8 @@ def make_config(arch: str) -> TrainConfig:
                        test_corpus=test_corpus, balance="corpus" if balance and pooled
                        else "none", seed=int(seed), device=device, noise=noise,
                        batches="speaker" if speaker_batches else "mixed",
-                       pitch=pitch, stretch=stretch, channel=channel,
+                       pitch=pitch, pitch_range=float(pitch_range), stretch=stretch,
+                       channel=channel,
                        copies=int(copies),
                        spec_augment=specaug, mixup=0.2 if mixup else 0.0,
                        freq_shift=4 if shift else 0, time_shift=0.25 if shift else 0.0,

@@ -116,6 +116,9 @@ class TrainConfig:
     init: str = ""
     noise: bool = True  # the seed's noise-augmented copy of each training clip
     pitch: bool = False
+    #: The pitch shift of each copy is drawn uniformly in ± this many semitones (the shifted
+    #: voice's formants move with it). Stored when not 2, the range of the shipped models.
+    pitch_range: float = 2.0
     stretch: bool = False
     #: The copy also goes through a random recording chain (EQ, band limits, room,
     #: companding, background noise; `ser.augment.channel_chain`).
@@ -168,7 +171,8 @@ class TrainConfig:
         return FeatureConfig.from_dict(self.features)
 
     def augment(self) -> AugmentConfig:
-        return AugmentConfig(noise=self.noise, pitch=self.pitch, stretch=self.stretch,
+        return AugmentConfig(noise=self.noise, pitch=self.pitch,
+                             pitch_semitones=float(self.pitch_range), stretch=self.stretch,
                              channel=self.channel, seed=self.seed)
 
     def describe_augmentation(self) -> str:
@@ -210,6 +214,9 @@ class TrainConfig:
                                            or self.length != "fixed"):
             raise ValueError("One-speaker batches work with balance none, fixed-length input "
                              "and one process.")
+        if not 0 < float(self.pitch_range) <= 12:
+            raise ValueError("pitch_range (the copies' pitch shift, ± semitones) must be in "
+                             f"(0, 12], not {self.pitch_range}.")
         if not 0 < float(self.vote_weight) <= 1:
             raise ValueError("vote_weight (how often a clip is drawn whose meant emotion the "
                              "raters did not hear, against one whose emotion they heard) must "
@@ -373,6 +380,8 @@ class TrainConfig:
             del d["batches"]
         if float(d["vote_weight"]) == 1:
             del d["vote_weight"]
+        if float(d["pitch_range"]) == 2:  # absent at its default (older configs and cards)
+            del d["pitch_range"]
         if not d["adversary"]:
             del d["adversary"]
         if not d["readout_l2"]:

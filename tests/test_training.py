@@ -1,5 +1,6 @@
 """Training engine: real subprocess runs on the demo corpus, bundles, reproducibility."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -722,3 +723,34 @@ def test_a_run_weighted_by_the_raters_votes_trains_and_records_it(demo_root, tmp
     assert r.returncode != 0
     assert "needs the crowd raters' votes" in r.stderr and "Traceback" not in r.stdout + r.stderr
     assert len(list((tmp_path / "runs").iterdir())) == 1  # refused before a run existed
+
+
+def test_pitch_range_option_widens_the_copies_shift_and_keys_its_own_cache():
+    """``pitch_range``: each copy's pitch shift is drawn in ± that many semitones. The
+    default keeps the shipped models' ±2 and their cached copies; another range is stored on
+    the card and caches its copies apart."""
+    from ser.augment import AugmentConfig, augment_waveform
+
+    default = TrainConfig(arch="ser2d", pitch=True)
+    assert "pitch_range" not in default.as_dict()
+    assert default.augment().as_dict() == AugmentConfig(noise=True, pitch=True).as_dict()
+    wide = TrainConfig(arch="ser2d", pitch=True, pitch_range=4).check()
+    assert wide.as_dict()["pitch_range"] == 4
+    assert wide.augment().as_dict() == {**default.augment().as_dict(), "pitch_semitones": 4}
+    assert "pitch ±4 st" in wide.describe_augmentation()
+    for bad in (0, -1, 13):
+        with pytest.raises(ValueError, match="pitch_range"):
+            TrainConfig(arch="ser2d", pitch=True, pitch_range=bad).check()
+    # On a real tone: every shift stays inside ±4 semitones and some go past ±2.
+    sr = 22050
+    t = np.arange(sr) / sr
+    y = (0.5 * np.sin(2 * np.pi * 220.0 * t)).astype(np.float32)
+
+    def semitones(z):
+        spec = np.abs(np.fft.rfft(z * np.hanning(len(z))))
+        return 12 * np.log2(np.fft.rfftfreq(len(z), 1 / sr)[spec.argmax()] / 220.0)
+
+    pitch_only = dataclasses.replace(wide.augment(), noise=False)
+    shifts = [semitones(augment_waveform(y, sr, pitch_only, f"clip{i}"))
+              for i in range(8)]
+    assert all(abs(s) <= 4.2 for s in shifts) and max(map(abs, shifts)) > 2.2, shifts

@@ -49,6 +49,11 @@ def add_commands(sub) -> None:
                           "(bfloat16 mixed precision on any device: about twice as fast on "
                           "CPUs with bfloat16 instructions) | fp32",
              "mixup": "mixup alpha (0 = off)",
+             "pitch_range": "with --pitch: each copy's pitch shift is drawn in ± this many "
+                            "semitones (default 2)",
+             "vote_weight": "draw weight of the CREMA-D clips whose meant emotion the crowd "
+                            "raters did not hear in the voice (0-1; 1 = off); needs "
+                            "summaryTable.csv",
              "freq_shift": "shift spectrograms by up to N mel bands (0 = off)",
              "time_shift": "rotate spectrograms in time by up to this fraction (0 = off)",
              "random_floor": "clip each training log-mel image at a floor drawn between "
