@@ -74,6 +74,16 @@ def test_train_page_weights_by_the_raters_votes_only_where_there_are_votes(
     runs.cancel(run_id)
 
 
+def test_train_page_pitch_range_follows_the_pitch_shift(demo_root, models_dir):
+    at = open_page("pages/train.py")
+    assert at.number_input(key="pitch_range").disabled
+    at.checkbox(key="pitch").set_value(True).run()
+    assert not at.number_input(key="pitch_range").disabled
+    at.number_input(key="pitch_range").set_value(4.0).run()
+    assert_clean(at)
+    assert not at.error, [e.value for e in at.error]
+
+
 def test_train_page_offers_the_one_step_read_out_for_voicelin_only(demo_root, models_dir):
     at = open_page("pages/train.py")
     at.multiselect(key="archs").set_value(["lenet2d"])
