@@ -219,6 +219,8 @@ def test_enrolment_benchmark_without_enrolment_scores_every_clip():
     ("floor_at_test.py", ["--floors", "30,50"], 4, ["--floors", "5"], "between 10 and 79"),
     # each clip's own BatchNorm statistics: as is, W = 0.25, W = 1
     ("clip_batchnorm.py", ["--weights", "0.25,1"], 3, ["--weights", "0"], "lie in (0, 1]"),
+    # every clip shifted in pitch: as recorded, -3 semitones
+    ("pitch_at_test.py", ["--shifts", "-3"], 2, ["--shifts", "13"], "within ±12 semitones"),
 ])
 def test_rescoring_benchmarks_print_a_cell_per_variant(demo_root, pooled, script, good, cells,
                                                        bad, refusal):
@@ -237,6 +239,9 @@ def test_rescoring_benchmarks_print_a_cell_per_variant(demo_root, pooled, script
     assert out.returncode == 0, out.stderr[-2000:]
     row = next(line for line in out.stdout.splitlines() if line.startswith("demo "))
     assert row.split()[1] == "held-out" and row.count("%") == 2 * cells
+    if script == "pitch_at_test.py":  # then each speaker of the corpus on a row of its own
+        assert any(line.startswith("  speaker ") and line.count("%") == 2 * cells
+                   for line in out.stdout.splitlines()), out.stdout
     refused = run(*bad, timeout=120)
     assert refused.returncode == 2 and refusal in refused.stderr
     # Regression: a missing corpus folder ended in a CorpusError traceback
