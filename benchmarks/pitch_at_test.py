@@ -2,15 +2,17 @@
 move when every clip is shifted up or down in pitch?
 
     python benchmarks/pitch_at_test.py MODEL --corpus emovo=/data/emovo [--corpus ...] \
-        [--shifts -3,3]
+        [--shifts=-3,3]
 
 Each scored clip (`ser.crosscorpus.scored_clips`: a corpus the model heard on its held-out
 speakers only, any other corpus whole) is scored as recorded and after
 `librosa.effects.pitch_shift` by each of ``--shifts`` semitones (the formants move with the
-pitch), through the Predict page's own path (`ser.inference.Predictor.predict_samples`,
-windows averaged). Prints UAR (most-predicted share) per variant for the whole corpus, then
-for each sex (where the corpus names it) and each speaker, so a voice whose answers lean one
-way shows, and whether moving its height moves them. A diagnosis, not a cure: a shift
+pitch; write ``--shifts=-3,3`` with the ``=``, as a list that starts with a minus sign is
+otherwise taken for an option), through the Predict page's own path
+(`ser.inference.Predictor.predict_samples`, windows averaged). Prints UAR (most-predicted
+share) per variant for the whole corpus, then for each sex (where the corpus names it) and
+each speaker, so a voice whose answers lean one way shows, and whether moving its height
+moves them. A diagnosis, not a cure: a shift
 chosen per clip would need to know the voice (README, *Voices from other corpora*).
 """
 
@@ -49,7 +51,8 @@ def main(argv=None) -> int:
 
     ap, name, shifts, corpora, bundle = arguments(
         __doc__, "a shipped name, a folder or a .pt file", "--shifts", "-3,3",
-        "semitones, comma-separated (non-zero, within ±12)", lambda s: s != 0 and abs(s) <= 12,
+        "semitones, comma-separated (non-zero, within ±12); --shifts=-3,3",
+        lambda s: s != 0 and abs(s) <= 12,
         "lie within ±12 semitones and not be 0", argv)
     if bundle.card.speaker_normalised:
         ap.error(f"{name} is speaker-normalised: it needs each voice's takes, not one clip")
