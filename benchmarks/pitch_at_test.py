@@ -25,11 +25,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rescore import arguments  # noqa: E402
+from rescore import arguments, scored_corpora  # noqa: E402
 
 from ser import crosscorpus  # noqa: E402
 from ser.audio import load_audio  # noqa: E402
-from ser.dataset import encode_labels  # noqa: E402
 from ser.inference import Predictor  # noqa: E402
 
 
@@ -60,16 +59,10 @@ def main(argv=None) -> int:
     predictor = Predictor(bundle)
     sr = predictor.cfg.sample_rate
     headers = ["as recorded", *(f"{s:+g} st" for s in shifts)]
-    print(f"{bundle.card.name or name}: UAR (most-predicted share) with every clip shifted "
+    print(f"{name}: UAR (most-predicted share) with every clip shifted "
           "in pitch")
     print(f"{'corpus':<22}{'kind':<10}{'n':>6}" + "".join(f"{h:>16}" for h in headers))
-    for key, folder in corpora.items():
-        clips, kind = crosscorpus.scored_clips(bundle, key, folder)
-        if not len(clips):
-            print(f"{key}: skipped — none of its speakers is a test speaker of the "
-                  "model's split")
-            continue
-        y = encode_labels(clips["emotion"])
+    for key, kind, clips, y in scored_corpora(bundle, corpora):
         preds = np.zeros((len(headers), len(clips)), int)
         for i, path in enumerate(tqdm(clips["path"], desc=key, unit="clip", file=sys.stderr,
                                       disable=None)):

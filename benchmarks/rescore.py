@@ -55,19 +55,25 @@ def arguments(doc: str, model_help: str, flag: str, default: str, flag_help: str
     return ap, a.model, values, corpora, load_bundle(bundle_paths(a.model)[0])
 
 
-def table(bundle, corpora: dict[str, str], headers: list[str],
-          variants: Callable[[Inputs], list[np.ndarray]]) -> None:
-    """Print, for every corpus, the UAR (most-predicted share) of each of the probabilities
-    ``variants`` gives for its scored clips' model inputs (`crosscorpus.scored_clips`: a
-    corpus the model heard on its held-out speakers only, any other whole)."""
-    print(f"{'corpus':<10}{'kind':<10}{'n':>6}" + "".join(f"{h:>16}" for h in headers))
+def scored_corpora(bundle, corpora: dict[str, str]):
+    """``(key, kind, clips, labels)`` for every corpus with clips to score
+    (`crosscorpus.scored_clips`: a corpus the model heard on its held-out speakers only, any
+    other whole); a corpus without any is named as skipped."""
     for key, folder in corpora.items():
         clips, kind = crosscorpus.scored_clips(bundle, key, folder)
         if not len(clips):
             print(f"{key}: skipped — none of its speakers is a test speaker of the "
                   "model's split")
             continue
-        y = encode_labels(clips["emotion"])
+        yield key, kind, clips, encode_labels(clips["emotion"])
+
+
+def table(bundle, corpora: dict[str, str], headers: list[str],
+          variants: Callable[[Inputs], list[np.ndarray]]) -> None:
+    """Print, for every corpus, the UAR (most-predicted share) of each of the probabilities
+    ``variants`` gives for its scored clips' model inputs (`scored_corpora`)."""
+    print(f"{'corpus':<10}{'kind':<10}{'n':>6}" + "".join(f"{h:>16}" for h in headers))
+    for key, kind, clips, y in scored_corpora(bundle, corpora):
         cells = [crosscorpus.cell(key, kind, y, p.argmax(1))
                  for p in variants(featurise(bundle.card, clips))]
         print(f"{key:<10}{kind:<10}{len(y):>6}" + "".join(
