@@ -12,8 +12,8 @@ otherwise taken for an option), through the Predict page's own path
 (`ser.inference.Predictor.predict_samples`, windows averaged). Prints UAR (most-predicted
 share) per variant for the whole corpus, then for each sex (where the corpus names it) and
 each speaker, so a voice whose answers lean one way shows, and whether moving its height
-moves them. A diagnosis, not a cure: a shift
-chosen per clip would need to know the voice (README, *Voices from other corpora*).
+moves them. A diagnosis, not a cure: a shift chosen per clip would need to know the voice
+(README, *Voices from other corpora*).
 """
 
 from __future__ import annotations
@@ -59,8 +59,7 @@ def main(argv=None) -> int:
     predictor = Predictor(bundle)
     sr = predictor.cfg.sample_rate
     headers = ["as recorded", *(f"{s:+g} st" for s in shifts)]
-    print(f"{name}: UAR (most-predicted share) with every clip shifted "
-          "in pitch")
+    print(f"{name}: UAR (most-predicted share) with every clip shifted in pitch")
     print(f"{'corpus':<22}{'kind':<10}{'n':>6}" + "".join(f"{h:>16}" for h in headers))
     for key, kind, clips, y in scored_corpora(bundle, corpora):
         preds = np.zeros((len(headers), len(clips)), int)

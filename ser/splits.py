@@ -366,6 +366,14 @@ def split_from_card(manifest: pd.DataFrame, card: dict) -> Split:
                       test_corpus=card.get("test_corpus"))
 
 
+def _row_column(manifest: pd.DataFrame, rows: np.ndarray, name: str) -> np.ndarray:
+    """Column ``name`` of ``rows`` as strings ("" where missing); ``corpus`` falls back to
+    `corpus_ids` when the manifest has no such column."""
+    if name == "corpus" and "corpus" not in manifest:
+        return corpus_ids(manifest)[rows].astype(str)
+    return manifest[name].iloc[rows].fillna("").astype(str).to_numpy()
+
+
 def class_balance_weights(manifest: pd.DataFrame, rows,
                           by: tuple[str, ...] = ("corpus", "emotion")) -> np.ndarray:
     """Per-row sample weights: equal total weight per ``by[0]`` group, and inside each group
@@ -396,9 +404,7 @@ def class_balance_weights(manifest: pd.DataFrame, rows,
         return np.ones(len(rows))
 
     def column(name: str) -> np.ndarray:
-        if name == "corpus" and "corpus" not in manifest:
-            return corpus_ids(manifest)[rows].astype(str)
-        return manifest[name].iloc[rows].fillna("").astype(str).to_numpy()
+        return _row_column(manifest, rows, name)
 
     group = column(by[0])
     inner = (pd.DataFrame({c: column(c) for c in by[1:]}).agg("|".join, axis=1).to_numpy()
@@ -422,16 +428,14 @@ def vote_weights(manifest: pd.DataFrame, rows, unheard: float) -> np.ndarray | N
     rows = np.asarray(rows, dtype=int)
     if "human_vote" not in manifest or not len(rows):
         return None
-    votes = manifest["human_vote"].iloc[rows].fillna("").astype(str).to_numpy()
+    votes = _row_column(manifest, rows, "human_vote")
     voted = votes != ""
     if not voted.any():
         return None
-    emotion = manifest["emotion"].iloc[rows].astype(str).to_numpy()
+    emotion = _row_column(manifest, rows, "emotion")
     heard = np.array([e in v.split(":") for e, v in zip(emotion, votes)])
     w = np.where(voted & ~heard, float(unheard), 1.0)
-    corpus = (corpus_ids(manifest)[rows].astype(str) if "corpus" not in manifest
-              else manifest["corpus"].iloc[rows].fillna("").astype(str).to_numpy())
-    df = pd.DataFrame({"g": corpus, "e": emotion, "w": w})
+    df = pd.DataFrame({"g": _row_column(manifest, rows, "corpus"), "e": emotion, "w": w})
     mean = df.groupby(["g", "e"])["w"].transform("mean").to_numpy()
     return w / mean
 
